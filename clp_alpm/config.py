@@ -1,0 +1,179 @@
+"""clp.conf (pacman.conf style INI) and the paths of the target system under --root."""
+
+from __future__ import annotations
+
+import glob
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from .errors import ConfigError
+from .paths import under_root
+
+DEFAULT_CONFIG = "/etc/CLP/clp.conf"
+SIGLEVELS = ("Required", "Optional", "Never")
+MAX_INCLUDE_DEPTH = 10
+
+# key in clp.conf -> (Config field, kind)
+_OPTIONS: dict[str, tuple[str, str]] = {
+    "PatchDir": ("patch_dir", "path"),
+    "StateDir": ("state_dir", "path"),
+    "LogFile": ("log_file", "path"),
+    "SigLevel": ("siglevel", "siglevel"),
+    "Keyring": ("keyring", "path"),
+    "Interpreter": ("interpreter", "path"),
+    "ScriptTimeout": ("script_timeout", "seconds"),
+    "Architecture": ("architecture", "word"),
+    "DBPath": ("dbpath", "path"),
+    "ArchiveServer": ("archive_servers", "list"),
+    "Server": ("servers", "list"),
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    """Settings of one clp run. Paths are paths of the target system unless named host_*."""
+
+    root: Path = Path("/")
+    config_file: Path | None = None
+    patch_dir: str = "/opt/CLP"
+    state_dir: str = "/var/lib/clp"
+    log_file: str = "/var/log/CLP.log"
+    siglevel: str = "Required"
+    keyring: str = "/etc/pacman.d/gnupg"
+    interpreter: str = "/usr/bin/pwsh"
+    script_timeout: int = 600
+    architecture: str = field(default_factory=lambda: os.uname().machine)
+    dbpath: str = "/var/lib/pacman"
+    archive_servers: tuple[str, ...] = ()
+    servers: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+    def host(self, target_path: str) -> Path:
+        """Where the target path lives on the machine clp runs on."""
+        return under_root(self.root, target_path)
+
+    @property
+    def host_patch_dir(self) -> Path:
+        return self.host(self.patch_dir)
+
+    @property
+    def host_state_dir(self) -> Path:
+        return self.host(self.state_dir)
+
+    @property
+    def host_log_file(self) -> Path:
+        return self.host(self.log_file)
+
+    @property
+    def host_keyring(self) -> Path:
+        return self.host(self.keyring)
+
+    @property
+    def chrooted(self) -> bool:
+        return self.root.resolve() != Path("/")
+
+    def patch_path(self, patch_id: str) -> str:
+        """Target path of a patch's extracted directory."""
+        return f"{self.patch_dir.rstrip('/')}/{patch_id}"
+
+
+def load_config(
+    root: Path | str = "/",
+    config_file: Path | str | None = None,
+    overrides: dict[str, object] | None = None,
+) -> Config:
+    """Read clp.conf for the system at `root`. A missing default file means defaults.
+
+    `config_file` is a host path, as pacman's --config; the default lives inside the root.
+    """
+    root_path = Path(root).absolute()
+    if not root_path.is_dir():
+        raise ConfigError(f"{root_path}: root directory does not exist")
+    explicit = config_file is not None
+    path = Path(config_file) if explicit else under_root(root_path, DEFAULT_CONFIG)
+    config = Config(root=root_path, config_file=path)
+    if path.exists() or explicit:
+        values, warnings = _read_options(path, root_path)
+        config = replace(config, **values, warnings=tuple(warnings))
+    if overrides:
+        config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
+    return config
+
+
+def _read_options(path: Path, root: Path) -> tuple[dict[str, object], list[str]]:
+    values: dict[str, object] = {}
+    lists: dict[str, list[str]] = {}
+    warnings: list[str] = []
+    for source, key, value in _iter_lines(path, root, depth=0):
+        spec = _OPTIONS.get(key)
+        if spec is None:
+            warnings.append(f"{source}: unknown option '{key}' ignored")
+            continue
+        name, kind = spec
+        if kind == "list":
+            lists.setdefault(name, []).extend(value.split())
+        else:
+            values[name] = _convert(source, key, value, kind)
+    for name, items in lists.items():
+        values[name] = tuple(items)
+    return values, warnings
+
+
+def _convert(source: str, key: str, value: str, kind: str) -> object:
+    if not value:
+        raise ConfigError(f"{source}: {key} needs a value")
+    if kind == "path":
+        if not value.startswith("/") or "\0" in value or ".." in value.split("/"):
+            raise ConfigError(f"{source}: {key} must be an absolute path, got '{value}'")
+        return value.rstrip("/") or "/"
+    if kind == "siglevel":
+        if value not in SIGLEVELS:
+            raise ConfigError(f"{source}: SigLevel must be one of {', '.join(SIGLEVELS)}")
+        return value
+    if kind == "seconds":
+        if not value.isdigit() or not 1 <= int(value) <= 86400:
+            raise ConfigError(f"{source}: {key} must be a number of seconds (1-86400)")
+        return int(value)
+    if not value.replace("_", "").isalnum():
+        raise ConfigError(f"{source}: {key} has a bad value '{value}'")
+    return value
+
+
+def _iter_lines(path: Path, root: Path, depth: int, section: str | None = None):
+    """Yield (file:line, key, value) of [options], following Include lines under root.
+
+    An included file continues the section it was included from, as in pacman.conf.
+    """
+    if depth > MAX_INCLUDE_DEPTH:
+        raise ConfigError(f"{path}: Include nested more than {MAX_INCLUDE_DEPTH} deep")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: cannot read config file ({err})") from None
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.split("#", 1)[0].strip()
+        source = f"{path}:{number}"
+        if not line:
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1].strip()
+            continue
+        key, equal, value = (part.strip() for part in line.partition("="))
+        if not equal:
+            raise ConfigError(f"{source}: expected 'Key = Value', got '{line}'")
+        if section != "options":
+            raise ConfigError(f"{source}: '{key}' must be in the [options] section")
+        if key == "Include":
+            yield from _iter_include(source, value, root, depth, section)
+            continue
+        yield source, key, value
+
+
+def _iter_include(source: str, pattern: str, root: Path, depth: int, section: str | None):
+    if not pattern.startswith("/"):
+        raise ConfigError(f"{source}: Include needs an absolute path")
+    for match in sorted(glob.glob(str(under_root(root, pattern)))):
+        yield from _iter_lines(Path(match), root, depth + 1, section)

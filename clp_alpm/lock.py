@@ -1,0 +1,69 @@
+"""The one lock that guards clp's state: an flock on StateDir/lock, held by one process."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from pathlib import Path
+
+from .errors import LockError
+
+LOCK_NAME = "lock"
+DEFAULT_WAIT = 5.0
+# Set in the environment of everything clp runs while it holds the lock (pacman -U and so the
+# hooks it fires): a clp started there must not wait for the lock its own parent holds.
+HELD_ENV = "CLP_LOCK_HELD_BY"
+
+
+class StateLock:
+    """Exclusive lock on `<state_dir>/lock`. The kernel drops it when the process dies."""
+
+    def __init__(self, state_dir: Path, wait: float = DEFAULT_WAIT) -> None:
+        self.path = state_dir / LOCK_NAME
+        self.wait = wait
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        deadline = time.monotonic() + self.wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    holder = _read_holder(fd)
+                    os.close(fd)
+                    who = f" (pid {holder})" if holder else ""
+                    raise LockError(
+                        f"another clp process{who} is running: {self.path} is locked; "
+                        "try again when it has finished"
+                    ) from None
+                time.sleep(0.05)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> StateLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def _read_holder(fd: int) -> int | None:
+    try:
+        text = os.pread(fd, 32, 0).decode().strip()
+        return int(text) if text else None
+    except (OSError, ValueError):
+        return None

@@ -1,0 +1,285 @@
+"""SQLite state under StateDir: patches, operations and their journal."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ClpError
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS patches (
+    id TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    version TEXT NOT NULL,
+    description TEXT NOT NULL,
+    source TEXT,
+    sha256 TEXT,
+    signer TEXT,
+    snapshot_before TEXT,
+    snapshot_after TEXT,
+    meta TEXT NOT NULL,
+    applied_at REAL,
+    rolled_back_at REAL,
+    failed_at REAL,
+    updated_at REAL NOT NULL,
+    message TEXT
+);
+CREATE TABLE IF NOT EXISTS operations (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    target TEXT NOT NULL,
+    status TEXT NOT NULL,
+    started REAL NOT NULL,
+    finished REAL,
+    pid INTEGER,
+    message TEXT
+);
+CREATE TABLE IF NOT EXISTS journal (
+    op_id INTEGER NOT NULL REFERENCES operations(id),
+    seq INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    args TEXT NOT NULL,
+    data TEXT NOT NULL,
+    status TEXT NOT NULL,
+    at REAL NOT NULL,
+    PRIMARY KEY (op_id, seq)
+);
+"""
+
+PATCH_STATES = ("applied", "rolled-back", "failed")
+
+
+@dataclass(frozen=True)
+class PatchRecord:
+    id: str
+    state: str
+    version: str
+    description: str
+    meta: dict[str, Any]
+    updated_at: float
+    source: str | None = None
+    sha256: str | None = None
+    signer: str | None = None
+    snapshot_before: str | None = None
+    snapshot_after: str | None = None
+    applied_at: float | None = None
+    rolled_back_at: float | None = None
+    failed_at: float | None = None
+    message: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.description,
+            "version": self.version,
+            "state": self.state,
+            "severity": self.meta.get("severity"),
+            "applied_at": _iso(self.applied_at),
+            "rolled_back_at": _iso(self.rolled_back_at),
+            "failed_at": _iso(self.failed_at),
+            "updated_at": _iso(self.updated_at),
+            "source": self.source,
+            "sha256": self.sha256,
+            "signer": self.signer,
+            "files": list(self.meta.get("files", [])),
+            "message": self.message,
+        }
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    op_id: int
+    seq: int
+    kind: str
+    args: dict[str, Any]
+    data: dict[str, Any]
+    status: str
+
+
+@dataclass(frozen=True)
+class Operation:
+    id: int
+    kind: str
+    target: str
+    status: str
+    started: float
+    pid: int | None
+    finished: float | None = None
+    message: str | None = None
+    entries: tuple[JournalEntry, ...] = field(default=())
+
+
+def _iso(stamp: float | None) -> str | None:
+    if stamp is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(stamp))
+
+
+class StateDB:
+    """The one SQLite database of clp. Every write is its own committed, fsynced transaction."""
+
+    FILENAME = "clp.db"
+
+    def __init__(self, state_dir: Path, readonly: bool = False) -> None:
+        self.path = state_dir / self.FILENAME
+        self.readonly = readonly
+        try:
+            if readonly:
+                self._conn = self._connect_readonly()
+            else:
+                state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+                self._conn = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                self._conn.execute("PRAGMA synchronous=FULL")
+                self._conn.executescript(_SCHEMA)
+                self._check_version()
+        except sqlite3.DatabaseError as err:
+            raise ClpError(f"{self.path}: state database is unreadable ({err})") from None
+        except OSError as err:
+            raise ClpError(
+                f"{state_dir}: cannot create the state directory ({err.strerror})"
+            ) from None
+        self._conn.row_factory = sqlite3.Row
+
+    def _connect_readonly(self) -> sqlite3.Connection:
+        if not self.path.exists():
+            conn = sqlite3.connect(":memory:", isolation_level=None)
+            conn.executescript(_SCHEMA)
+            return conn
+        uri = f"file:{self.path}?mode=ro"
+        return sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30)
+
+    def _check_version(self) -> None:
+        row = self._conn.execute("SELECT value FROM settings WHERE key='schema'").fetchone()
+        if row is None:
+            self._conn.execute(
+                "INSERT INTO settings(key, value) VALUES('schema', ?)", (str(SCHEMA_VERSION),)
+            )
+        elif int(row[0]) > SCHEMA_VERSION:
+            raise ClpError(
+                f"{self.path}: state database was written by a newer clp (schema {row[0]})"
+            )
+
+    def close(self) -> None:
+        self._conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._conn
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    # -- patches -------------------------------------------------------------
+
+    def get_patch(self, patch_id: str) -> PatchRecord | None:
+        row = self._conn.execute("SELECT * FROM patches WHERE id = ?", (patch_id,)).fetchone()
+        return _patch_from_row(row) if row else None
+
+    def list_patches(self) -> list[PatchRecord]:
+        rows = self._conn.execute("SELECT * FROM patches ORDER BY updated_at, id").fetchall()
+        return [_patch_from_row(row) for row in rows]
+
+    def put_patch(self, record: PatchRecord) -> None:
+        values = record.__dict__ | {"meta": json.dumps(record.meta, sort_keys=True)}
+        columns = ", ".join(values)
+        marks = ", ".join(f":{name}" for name in values)
+        with self.transaction() as conn:
+            conn.execute(f"INSERT OR REPLACE INTO patches ({columns}) VALUES ({marks})", values)
+
+    def delete_patch(self, patch_id: str) -> None:
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM patches WHERE id = ?", (patch_id,))
+
+    # -- operations and journal ---------------------------------------------
+
+    def begin_operation(self, kind: str, target: str, pid: int) -> int:
+        with self.transaction() as conn:
+            cursor = conn.execute(
+                "INSERT INTO operations(kind, target, status, started, pid) "
+                "VALUES (?, ?, 'running', ?, ?)",
+                (kind, target, time.time(), pid),
+            )
+            return int(cursor.lastrowid)
+
+    def finish_operation(self, op_id: int, status: str, message: str | None = None) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                "UPDATE operations SET status = ?, finished = ?, message = ? WHERE id = ?",
+                (status, time.time(), message, op_id),
+            )
+
+    def add_entry(self, op_id: int, seq: int, kind: str, args: dict[str, Any]) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO journal(op_id, seq, kind, args, data, status, at) "
+                "VALUES (?, ?, ?, ?, '{}', 'started', ?)",
+                (op_id, seq, kind, json.dumps(args, sort_keys=True), time.time()),
+            )
+
+    def update_entry(
+        self, op_id: int, seq: int, *, status: str | None = None, data: dict | None = None
+    ) -> None:
+        with self.transaction() as conn:
+            if data is not None:
+                conn.execute(
+                    "UPDATE journal SET data = ?, at = ? WHERE op_id = ? AND seq = ?",
+                    (json.dumps(data, sort_keys=True), time.time(), op_id, seq),
+                )
+            if status is not None:
+                conn.execute(
+                    "UPDATE journal SET status = ?, at = ? WHERE op_id = ? AND seq = ?",
+                    (status, time.time(), op_id, seq),
+                )
+
+    def unfinished_operations(self) -> list[Operation]:
+        rows = self._conn.execute(
+            "SELECT * FROM operations WHERE status IN ('running', 'undoing') ORDER BY id"
+        ).fetchall()
+        return [self.operation(row["id"]) for row in rows]
+
+    def operation(self, op_id: int) -> Operation:
+        row = self._conn.execute("SELECT * FROM operations WHERE id = ?", (op_id,)).fetchone()
+        entries = self._conn.execute(
+            "SELECT * FROM journal WHERE op_id = ? ORDER BY seq", (op_id,)
+        ).fetchall()
+        return Operation(
+            id=row["id"],
+            kind=row["kind"],
+            target=row["target"],
+            status=row["status"],
+            started=row["started"],
+            pid=row["pid"],
+            finished=row["finished"],
+            message=row["message"],
+            entries=tuple(
+                JournalEntry(
+                    op_id=e["op_id"],
+                    seq=e["seq"],
+                    kind=e["kind"],
+                    args=json.loads(e["args"]),
+                    data=json.loads(e["data"]),
+                    status=e["status"],
+                )
+                for e in entries
+            ),
+        )
+
+
+def _patch_from_row(row: sqlite3.Row) -> PatchRecord:
+    values = dict(row)
+    values["meta"] = json.loads(values["meta"])
+    return PatchRecord(**values)
