@@ -79,7 +79,7 @@ class Journal:
                 self.state.update_entry(op_id, seq, status="failed")
                 undo_errors = self._undo(self.state.operation(op_id))
                 self._finish_undone(op_id, reason, undo_errors)
-                if isinstance(err, (ClpError, OSError)):
+                if isinstance(err, (ClpError, OSError, KeyboardInterrupt)):
                     raise OperationFailed(_failure_message(step, reason, undo_errors)) from err
                 raise
             _maybe_die(step.kind, "after")

@@ -157,7 +157,9 @@ class StateDB:
             conn.executescript(_SCHEMA)
             return conn
         uri = f"file:{self.path}?mode=ro"
-        return sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30)
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30)
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # fails now, not later
+        return conn
 
     def _check_version(self) -> None:
         row = self._conn.execute("SELECT value FROM settings WHERE key='schema'").fetchone()
@@ -175,13 +177,16 @@ class StateDB:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        self._conn.execute("BEGIN IMMEDIATE")
         try:
-            yield self._conn
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        self._conn.execute("COMMIT")
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+        except sqlite3.Error as err:
+            raise ClpError(f"{self.path}: cannot write the state database ({err})") from None
 
     # -- patches -------------------------------------------------------------
 

@@ -1,0 +1,785 @@
+"""The .clp patch lifecycle: verify, plan, apply, roll back, recover — through the journal."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from . import scripts
+from .alpm import installed_versions
+from .config import Config
+from .errors import (
+    ClpError,
+    ConflictError,
+    NotApplicableError,
+    NotRootError,
+    OperationFailed,
+    PatchFormatError,
+    SignatureError,
+    UsageError,
+)
+from .journal import Journal, Step, StepRun
+from .lock import StateLock
+from .logfile import LogFile
+from .meta import PatchMeta
+from .patchfile import DEFAULT_LIMITS, PatchArchive, extract_patch, inspect_patch
+from .signature import SignatureInfo, check_signature
+from .snapshots import Snapshot, SnapshotStore
+from .state import Operation, PatchRecord, StateDB
+
+LOG_TAG = "CLP"
+
+
+def _ignore(_: str) -> None:
+    return None
+
+
+@dataclass
+class Events:
+    """How the library tells the front end what happens. Every callback defaults to silence."""
+
+    output: Callable[[str], None] = _ignore  # a line a script printed
+    info: Callable[[str], None] = _ignore  # a step begins
+    warning: Callable[[str], None] = _ignore
+    step: Callable[[int, int, str], None] = lambda number, total, description: None
+
+
+# -- verification ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VerifiedPatch:
+    """A patch whose private staged copy passed the signature and structure checks."""
+
+    source: Path  # what the user named
+    archive: PatchArchive  # the staged copy: what was verified is what gets extracted
+    signer: SignatureInfo | None
+    siglevel: str
+
+    @property
+    def meta(self) -> PatchMeta:
+        return self.archive.meta
+
+    def to_dict(self) -> dict[str, Any]:
+        signature: dict[str, Any] = {"siglevel": self.siglevel, "verified": self.signer is not None}
+        if self.signer is not None:
+            signature |= {"fingerprint": self.signer.fingerprint, "uid": self.signer.uid}
+        return self.archive.to_dict() | {"path": str(self.source), "signature": signature}
+
+
+def verify_patch(config: Config, path: Path, staging: Path) -> VerifiedPatch:
+    """Copy the patch and its signature into `staging` (a private dir), then check the
+    signature over the whole copy first, and the archive's structure after."""
+    staged = stage_patch(path, staging)
+    signer = check_signature(staged, config.siglevel, config.host_keyring)
+    return VerifiedPatch(path, inspect_patch(staged), signer, config.siglevel)
+
+
+def stage_patch(path: Path, staging: Path) -> Path:
+    """A private copy of `path` (and `path.sig`), so that nobody can swap the file between
+    the checks and the extraction."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such patch file") from None
+    except OSError as err:
+        raise UsageError(f"{path}: cannot read the patch file ({err.strerror})") from None
+    if not path.is_file():
+        raise UsageError(f"{path}: not a regular file")
+    if size > DEFAULT_LIMITS.max_total_size:
+        raise PatchFormatError(
+            f"{path}: the file is larger than {DEFAULT_LIMITS.max_total_size} bytes"
+        )
+    staged = staging / path.name
+    try:
+        shutil.copyfile(path, staged)
+        signature = Path(f"{path}.sig")
+        if signature.is_file():
+            shutil.copyfile(signature, Path(f"{staged}.sig"))
+    except OSError as err:
+        raise ClpError(f"{path}: cannot copy the patch to {staging} ({err.strerror})") from None
+    return staged
+
+
+def describe_patch_file(config: Config, path: Path) -> dict[str, Any]:
+    """What `clp info FILE` shows: the archive and its metadata, and the signature's verdict.
+
+    A bad signature does not hide the metadata here (info changes nothing); `verify` refuses.
+    """
+    with tempfile.TemporaryDirectory(prefix="clp-info-") as staging:
+        staged = stage_patch(path, Path(staging))
+        archive = inspect_patch(staged)
+        status = _signature_status(config, staged)
+    return archive.to_dict() | {
+        "path": str(path),
+        "install_script": archive.install_script,
+        "remove_script": archive.remove_script,
+        "signature": {"status": status},
+    }
+
+
+def _signature_status(config: Config, staged: Path) -> str:
+    try:
+        signer = check_signature(staged, config.siglevel, config.host_keyring)
+        status = (
+            f"signed by {signer.uid or '?'} ({signer.fingerprint})"
+            if signer
+            else f"not checked (SigLevel = {config.siglevel})"
+        )
+    except SignatureError as err:
+        return f"INVALID: {err}"
+    return status
+
+
+def describe_record(session: Session, patch_id: str) -> dict[str, Any]:
+    """What `clp info ID` shows: the state record and which declared files changed since."""
+    record = session.state.get_patch(patch_id)
+    if record is None:
+        raise UsageError(f"patch '{patch_id}' is not known to clp (see 'clp list')")
+    changed: list[str] = []
+    if record.state == "applied" and record.snapshot_after:
+        after = session.store.load(record.snapshot_after)
+        changed = session.store.changed_paths(session.config.root, after)
+    return record.to_dict() | {"meta": record.meta, "changed_since_apply": changed}
+
+
+# -- session: lock, state, recovery ------------------------------------------------------
+
+
+class Session:
+    """Everything one clp command needs: config, state, snapshot store, log and the lock.
+
+    A writing session holds the lock and first rolls back whatever a killed clp left behind.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        events: Events | None = None,
+        write: bool = True,
+        lock_wait: float | None = None,
+    ) -> None:
+        self.config = config
+        self.events = events or Events()
+        self.write = write
+        self.log = LogFile(config.host_log_file)
+        self.store = SnapshotStore(config.host_state_dir / "snapshots")
+        self.recovered: list[str] = []
+        self._lock = StateLock(config.host_state_dir, **({"wait": lock_wait} if lock_wait else {}))
+        self._locked = False
+        self.state: StateDB
+
+    def __enter__(self) -> Session:
+        if self.write:
+            require_root()
+            self._lock.acquire()
+            self._locked = True
+            try:
+                self.state = StateDB(self.config.host_state_dir)
+                self.recover()
+                empty_trash(self.config)
+            except BaseException:
+                self.close()
+                raise
+        else:
+            self.state = StateDB(self.config.host_state_dir, readonly=True)
+            self._recover_if_abandoned()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._locked:
+            shutil.rmtree(self.config.host_state_dir / "incoming", ignore_errors=True)
+        if getattr(self, "state", None) is not None:
+            self.state.close()
+        if self._locked:
+            self._lock.release()
+            self._locked = False
+
+    def _recover_if_abandoned(self) -> None:
+        """A read-only command still rolls back an interrupted operation when it can."""
+        if not self.state.unfinished_operations():
+            return
+        if os.geteuid() != 0:
+            self.events.warning(
+                "an interrupted clp operation needs recovery: run 'clp recover' as root"
+            )
+            return
+        probe = StateLock(self.config.host_state_dir, wait=0.5)
+        try:
+            probe.acquire()
+        except ClpError:
+            return  # its owner is alive: an operation in progress, not an abandoned one
+        try:
+            self.state.close()
+            self.state = StateDB(self.config.host_state_dir)
+            self.recover()
+            self.state.close()
+            self.state = StateDB(self.config.host_state_dir, readonly=True)
+        finally:
+            probe.release()
+
+    def incoming(self) -> Path:
+        """A fresh private dir under StateDir for staged patch copies (emptied at the end)."""
+        base = self.config.host_state_dir / "incoming"
+        base.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return Path(tempfile.mkdtemp(dir=base))
+
+    def journal(self) -> Journal:
+        def on_step(number: int, total: int, step: Step) -> None:
+            self.events.step(number, total, step.description)
+
+        return Journal(self.state, _handlers(self), on_step)
+
+    def recover(self) -> list[str]:
+        """Roll back every operation a killed process left unfinished; say so."""
+        reports = []
+        for operation in self.state.unfinished_operations():
+            reports.append(self._recover_one(operation))
+        self.recovered.extend(reports)
+        return reports
+
+    def _recover_one(self, operation: Operation) -> str:
+        what = f"interrupted {operation.kind} of {operation.target} (pid {operation.pid})"
+        self.events.warning(f"rolling back an {what}")
+        self.log.write(LOG_TAG, f"recovering {what}")
+        errors = self.journal().recover(operation)
+        if operation.kind == "apply" and operation.entries:
+            _record_failure(
+                self,
+                operation.target,
+                "interrupted; rolled back by recovery",
+                operation.entries[0].args.get("record"),
+            )
+        if errors:
+            message = f"{what} could not be fully rolled back: " + "; ".join(errors)
+            self.log.write(LOG_TAG, message)
+            raise OperationFailed(message)
+        self.log.write(LOG_TAG, f"{what} rolled back")
+        return f"{what} rolled back"
+
+
+def require_root() -> None:
+    if os.geteuid() != 0:
+        raise NotRootError("you cannot perform this operation unless you are root.")
+
+
+# -- apply -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ApplyPlan:
+    patch: VerifiedPatch
+    patch_dir: str
+    interpreter: str
+    steps: tuple[Step, ...]
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def meta(self) -> PatchMeta:
+        return self.patch.meta
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "patch": self.meta.name,
+            "patch_dir": self.patch_dir,
+            "files": list(self.meta.files),
+            "scripts": [self.patch.archive.install_script, self.patch.archive.remove_script],
+            "health_check": self.meta.health_check.command if self.meta.health_check else None,
+            "steps": [step.description for step in self.steps],
+            "notes": list(self.notes),
+        }
+
+
+def plan_apply(session: Session, path: Path) -> ApplyPlan:
+    """Decide everything `apply` will do, changing nothing."""
+    config = session.config
+    patch = verify_patch(config, path, session.incoming())
+    meta = patch.meta
+    _check_applicable(session, meta)
+    patch_dir = config.patch_path(meta.name)
+    if config.host(patch_dir).exists():
+        raise NotApplicableError(
+            f"{config.host(patch_dir)} already exists but clp has no record of applying "
+            f"{meta.name} (left by clpctl?); roll it back or move it away first"
+        )
+    scripts.find_interpreter(config.root, config.interpreter)
+    archive = patch.archive
+    files = list(meta.files)
+    steps = [
+        Step(
+            "extract",
+            {
+                "archive": str(patch.archive.path),
+                "sha256": archive.sha256,
+                "patch_dir": patch_dir,
+                "record": _applied_record(patch),
+            },
+            f"extract {path.name} to {patch_dir}",
+        ),
+        Step("snapshot-before", {"files": files}, f"snapshot {len(files)} declared file(s)"),
+        Step(
+            "install-script",
+            _script_args(
+                meta.name, patch_dir, archive.install_script, "install", archive.remove_script
+            ),
+            f"run {archive.install_script}",
+        ),
+    ]
+    if meta.health_check is not None:
+        steps.append(
+            Step(
+                "health-check",
+                {
+                    "patch_id": meta.name,
+                    "patch_dir": patch_dir,
+                    "command": meta.health_check.command,
+                    "timeout": meta.health_check.timeout,
+                },
+                f"health check '{meta.health_check.command}'",
+            )
+        )
+    steps += [
+        Step("snapshot-after", {"files": files}, "snapshot the patched files"),
+        Step(
+            "record",
+            {"patch_id": meta.name, "state": "applied", "record": _applied_record(patch)},
+            f"record {meta.name} as applied",
+        ),
+    ]
+    notes = []
+    if meta.restart:
+        notes.append(
+            "services to restart are not restarted by this version: " + ", ".join(meta.restart)
+        )
+    return ApplyPlan(patch, patch_dir, config.interpreter, tuple(steps), tuple(notes))
+
+
+def _check_applicable(session: Session, meta: PatchMeta) -> None:
+    config = session.config
+    if meta.architecture not in ("any", config.architecture):
+        raise NotApplicableError(
+            f"{meta.name} is built for {meta.architecture}, this system is {config.architecture}"
+        )
+    existing = session.state.get_patch(meta.name)
+    if existing is not None and existing.state == "applied":
+        raise NotApplicableError(
+            f"{meta.name} is already applied (since {existing.to_dict()['applied_at']}); "
+            f"roll it back first with 'clp rollback {meta.name}'"
+        )
+    if meta.reverts:
+        raise NotApplicableError(
+            f"{meta.name} reverts packages ({', '.join(r.name for r in meta.reverts)}); "
+            "package reverts are not supported by this version of clp"
+        )
+    _check_applies_to(config, meta)
+
+
+def _check_applies_to(config: Config, meta: PatchMeta) -> None:
+    if not meta.applies_to:
+        return
+    installed = installed_versions(config, [rule.name for rule in meta.applies_to])
+    for rule in meta.applies_to:
+        version = installed[rule.name]
+        if version is None:
+            raise NotApplicableError(f"{meta.name} applies to {rule.name}, which is not installed")
+        if rule.constraint is not None and not rule.constraint.matches(version):
+            raise NotApplicableError(
+                f"{meta.name} applies to {rule.name}{rule.constraint.op}"
+                f"{rule.constraint.version}; installed is {version}"
+            )
+
+
+def _script_args(
+    patch_id: str, patch_dir: str, script: str, action: str, remove_script: str
+) -> dict[str, Any]:
+    return {
+        "patch_id": patch_id,
+        "patch_dir": patch_dir,
+        "script": f"{patch_dir}/{script}",
+        "action": action,
+        "remove_script": remove_script,
+    }
+
+
+def _applied_record(patch: VerifiedPatch) -> dict[str, Any]:
+    return {
+        "version": patch.meta.version,
+        "description": patch.meta.description,
+        "meta": patch.meta.to_dict()
+        | {
+            "install_script": patch.archive.install_script,
+            "remove_script": patch.archive.remove_script,
+        },
+        "source": str(patch.source.absolute()),
+        "sha256": patch.archive.sha256,
+        "signer": patch.signer.fingerprint if patch.signer else None,
+    }
+
+
+def apply(session: Session, plan: ApplyPlan) -> PatchRecord:
+    """Commit an apply plan. On failure everything is undone and the patch recorded failed."""
+    patch_id = plan.meta.name
+    session.log.write(LOG_TAG, f"applying {patch_id} ({plan.patch.archive.sha256})")
+    try:
+        session.journal().commit("apply", patch_id, list(plan.steps))
+    except OperationFailed as err:
+        session.log.write(LOG_TAG, f"{patch_id}: {err}")
+        _record_failure(session, patch_id, str(err), plan.steps[0].args["record"])
+        raise
+    session.log.write(LOG_TAG, f"applied {patch_id}")
+    record = session.state.get_patch(patch_id)
+    assert record is not None
+    return record
+
+
+def _record_failure(
+    session: Session, patch_id: str, message: str, values: dict[str, Any] | None
+) -> None:
+    """Mark a patch failed; an applied one stays applied (only a re-apply could have failed)."""
+    now = time.time()
+    previous = session.state.get_patch(patch_id)
+    if previous is not None:
+        if previous.state != "applied":
+            session.state.put_patch(
+                replace(previous, state="failed", failed_at=now, updated_at=now, message=message)
+            )
+        return
+    if values is not None:
+        session.state.put_patch(
+            PatchRecord(
+                id=patch_id,
+                state="failed",
+                failed_at=now,
+                updated_at=now,
+                message=message,
+                **values,
+            )
+        )
+
+
+# -- rollback ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RollbackPlan:
+    record: PatchRecord
+    steps: tuple[Step, ...]
+    overwritten: tuple[str, ...]  # files changed by someone else, overwritten because of --force
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "patch": self.record.id,
+            "files": list(self.record.meta.get("files", [])),
+            "steps": [step.description for step in self.steps],
+            "overwritten": list(self.overwritten),
+        }
+
+
+def plan_rollback(session: Session, patch_id: str, force: bool = False) -> RollbackPlan:
+    record = session.state.get_patch(patch_id)
+    if record is None:
+        raise UsageError(f"patch '{patch_id}' is not known to clp (see 'clp list')")
+    if record.state != "applied":
+        raise UsageError(f"patch '{patch_id}' is not applied (it is {record.state})")
+    files = list(record.meta.get("files", []))
+    changed = []
+    if record.snapshot_after:
+        after = session.store.load(record.snapshot_after)
+        changed = session.store.changed_paths(session.config.root, after)
+    if changed and not force:
+        raise ConflictError(
+            f"rollback of {patch_id} stopped: {', '.join(changed)} changed since the patch "
+            "was applied; look at the change, then use --force to overwrite it"
+        )
+    patch_dir = session.config.patch_path(patch_id)
+    remove_script = record.meta.get("remove_script", "Remove-Script.ps1")
+    steps = (
+        Step("snapshot-current", {"files": files}, f"snapshot {len(files)} declared file(s)"),
+        Step(
+            "remove-script",
+            _script_args(patch_id, patch_dir, remove_script, "remove", remove_script),
+            f"run {remove_script}",
+        ),
+        Step(
+            "restore-files",
+            {"snapshot": record.snapshot_before},
+            "restore the declared files as they were before the patch",
+        ),
+        Step("retire-patch-dir", {"patch_dir": patch_dir}, f"remove {patch_dir}"),
+        Step(
+            "record",
+            {"patch_id": patch_id, "state": "rolled-back", "record": {}},
+            f"record {patch_id} as rolled back",
+        ),
+    )
+    return RollbackPlan(record, steps, tuple(changed))
+
+
+def rollback(session: Session, plan: RollbackPlan) -> PatchRecord:
+    patch_id = plan.record.id
+    session.log.write(LOG_TAG, f"rolling back {patch_id}")
+    try:
+        session.journal().commit("rollback", patch_id, list(plan.steps))
+    except OperationFailed as err:
+        session.log.write(LOG_TAG, f"{patch_id}: {err}")
+        raise
+    empty_trash(session.config)
+    session.log.write(LOG_TAG, f"rolled back {patch_id}")
+    record = session.state.get_patch(patch_id)
+    assert record is not None
+    return record
+
+
+def empty_trash(config: Config) -> None:
+    """Delete patch dirs retired by finished rollbacks (only ever called under the lock)."""
+    trash = config.host_state_dir / "trash"
+    if trash.is_dir():
+        shutil.rmtree(trash, ignore_errors=True)
+
+
+# -- step handlers ------------------------------------------------------------------------
+
+
+class _Handler:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.config = session.config
+
+    def undo(self, run: StepRun) -> None:
+        return None
+
+
+class ExtractStep(_Handler):
+    """Extract into a private staging dir inside PatchDir, then rename into place."""
+
+    def do(self, run: StepRun) -> None:
+        final = self.config.host(run.args["patch_dir"])
+        final.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+        if final.exists():
+            raise ClpError(f"{final} already exists")
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=final.parent))
+        run.save(staging=str(staging), final=str(final))
+        archive = inspect_patch(Path(run.args["archive"]))
+        if archive.sha256 != run.args["sha256"]:
+            raise ClpError(f"{run.args['archive']} changed after it was verified")
+        extract_patch(archive, staging)
+        os.chmod(staging, 0o755)
+        os.rename(staging, final)
+
+    def undo(self, run: StepRun) -> None:
+        for key in ("staging", "final"):
+            if key in run.data and os.path.lexists(run.data[key]):
+                shutil.rmtree(run.data[key])
+
+
+class SnapshotStep(_Handler):
+    def do(self, run: StepRun) -> None:
+        snapshot = self.session.store.take(self.config.root, run.args["files"])
+        run.save(snapshot=snapshot.id)
+
+
+class ScriptStep(_Handler):
+    """Run a patch script; undo kills what may still run and puts the files back."""
+
+    restore_from = "snapshot-before"
+
+    def do(self, run: StepRun) -> None:
+        args = run.args
+        self.session.events.info(f"running {Path(args['script']).name}")
+        result = scripts.run_script(
+            self.config.interpreter,
+            args["script"],
+            root=self.config.root,
+            cwd=args["patch_dir"],
+            env=self._environment(args),
+            timeout=self.config.script_timeout,
+            on_output=self.session.events.output,
+            log=self.session.log,
+            log_tag=f"{LOG_TAG}:{args['patch_id']}",
+            on_start=lambda pid: run.save(pgid=pid),
+        )
+        if not result.ok:
+            raise ClpError(f"{Path(args['script']).name} {result.describe()}")
+
+    def _environment(self, args: dict[str, Any]) -> dict[str, str]:
+        return scripts.script_environment(
+            args["patch_id"], args["patch_dir"], self.config.root, args["action"]
+        )
+
+    def undo(self, run: StepRun) -> None:
+        if "pgid" in run.data:
+            scripts.kill_process_group(run.data["pgid"])
+        snapshot = _earlier_snapshot(self.session, run, self.restore_from)
+        if "pgid" in run.data:
+            self._run_remove_script(run.args)
+        if snapshot is not None:
+            _restore_exactly(self.session, snapshot)
+
+    def _run_remove_script(self, args: dict[str, Any]) -> None:
+        remove_name = args["remove_script"]
+        script = f"{args['patch_dir']}/{remove_name}"
+        self.session.events.info(f"running {remove_name}")
+        result = scripts.run_script(
+            self.config.interpreter,
+            script,
+            root=self.config.root,
+            cwd=args["patch_dir"],
+            env=scripts.script_environment(
+                args["patch_id"], args["patch_dir"], self.config.root, "remove"
+            ),
+            timeout=self.config.script_timeout,
+            on_output=self.session.events.output,
+            log=self.session.log,
+            log_tag=f"{LOG_TAG}:{args['patch_id']}",
+        )
+        if not result.ok:
+            self.session.events.warning(
+                f"{remove_name} {result.describe()}; restoring the files from CLP's snapshot"
+            )
+
+
+class RemoveScriptStep(ScriptStep):
+    """Rollback's Remove script: its failure is a warning, CLP's snapshot is the authority."""
+
+    restore_from = "snapshot-current"
+
+    def do(self, run: StepRun) -> None:
+        try:
+            super().do(run)
+        except ClpError as err:
+            self.session.events.warning(f"{err}; restoring the files from CLP's snapshot")
+
+    def undo(self, run: StepRun) -> None:
+        if "pgid" in run.data:
+            scripts.kill_process_group(run.data["pgid"])
+        snapshot = _earlier_snapshot(self.session, run, self.restore_from)
+        if snapshot is not None:
+            _restore_exactly(self.session, snapshot)
+
+
+class HealthCheckStep(_Handler):
+    def do(self, run: StepRun) -> None:
+        args = run.args
+        self.session.events.info(f"health check: {args['command']}")
+        result = scripts.run_health_check(
+            args["command"],
+            root=self.config.root,
+            env=scripts.script_environment(
+                args["patch_id"], args["patch_dir"], self.config.root, "health-check"
+            ),
+            timeout=args["timeout"],
+            on_output=self.session.events.output,
+            log=self.session.log,
+            log_tag=f"{LOG_TAG}:{args['patch_id']}",
+        )
+        if not result.ok:
+            raise ClpError(f"health check '{args['command']}' {result.describe()}")
+
+
+class RestoreFilesStep(_Handler):
+    def do(self, run: StepRun) -> None:
+        if run.args["snapshot"]:
+            _restore_exactly(self.session, self.session.store.load(run.args["snapshot"]))
+
+    def undo(self, run: StepRun) -> None:
+        snapshot = _earlier_snapshot(self.session, run, "snapshot-current")
+        if snapshot is not None:
+            _restore_exactly(self.session, snapshot)
+
+
+class RetirePatchDirStep(_Handler):
+    """Move the patch dir to StateDir/trash, so that undo can put it back."""
+
+    def do(self, run: StepRun) -> None:
+        source = self.config.host(run.args["patch_dir"])
+        trash = self.config.host_state_dir / "trash"
+        trash.mkdir(parents=True, exist_ok=True, mode=0o700)
+        target = trash / f"{int(time.time() * 1000)}-{source.name}"
+        run.save(source=str(source), trash=str(target))
+        if source.exists():
+            os.rename(source, target)
+
+    def undo(self, run: StepRun) -> None:
+        trash, source = run.data.get("trash"), run.data.get("source")
+        if trash and source and os.path.lexists(trash) and not os.path.lexists(source):
+            os.rename(trash, source)
+
+
+class RecordStep(_Handler):
+    def do(self, run: StepRun) -> None:
+        state = self.session.state
+        previous = state.get_patch(run.args["patch_id"])
+        run.save(previous=_record_to_json(previous))
+        state.put_patch(self._new_record(run, previous))
+
+    def _new_record(self, run: StepRun, previous: PatchRecord | None) -> PatchRecord:
+        now = time.time()
+        patch_id, target_state = run.args["patch_id"], run.args["state"]
+        if target_state == "applied":
+            values = dict(run.args["record"])
+            return PatchRecord(
+                id=patch_id,
+                state="applied",
+                applied_at=now,
+                updated_at=now,
+                snapshot_before=run.earlier["snapshot-before"]["snapshot"],
+                snapshot_after=run.earlier["snapshot-after"]["snapshot"],
+                **values,
+            )
+        assert previous is not None
+        return replace(
+            previous, state=target_state, rolled_back_at=now, updated_at=now, message=None
+        )
+
+    def undo(self, run: StepRun) -> None:
+        if "previous" not in run.data:
+            return
+        previous = run.data["previous"]
+        if previous is None:
+            self.session.state.delete_patch(run.args["patch_id"])
+        else:
+            self.session.state.put_patch(PatchRecord(**previous))
+
+
+def _record_to_json(record: PatchRecord | None) -> dict[str, Any] | None:
+    return None if record is None else dict(record.__dict__)
+
+
+def _earlier_snapshot(session: Session, run: StepRun, kind: str) -> Snapshot | None:
+    snapshot_id = run.earlier.get(kind, {}).get("snapshot")
+    return session.store.load(snapshot_id) if snapshot_id else None
+
+
+def _restore_exactly(session: Session, snapshot: Snapshot) -> None:
+    """Restore a snapshot and check that every file now matches it."""
+    session.store.restore(session.config.root, snapshot)
+    different = session.store.changed_paths(session.config.root, snapshot)
+    if different:
+        raise ClpError(
+            "files still differ from the snapshot after restoring: " + ", ".join(different)
+        )
+
+
+def _handlers(session: Session) -> dict[str, Any]:
+    snapshot = SnapshotStep(session)
+    return {
+        "extract": ExtractStep(session),
+        "snapshot-before": snapshot,
+        "snapshot-after": snapshot,
+        "snapshot-current": snapshot,
+        "install-script": ScriptStep(session),
+        "health-check": HealthCheckStep(session),
+        "remove-script": RemoveScriptStep(session),
+        "restore-files": RestoreFilesStep(session),
+        "retire-patch-dir": RetirePatchDirStep(session),
+        "record": RecordStep(session),
+    }

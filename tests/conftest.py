@@ -1,0 +1,57 @@
+"""Fixtures shared by the end-to-end tests: a sandbox root, a trusted keyring, the clp command."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import gpgkit  # noqa: E402
+import rootkit  # noqa: E402
+
+CLP = Path(sys.executable).parent / "clp"
+
+
+@pytest.fixture(scope="session")
+def keyring(tmp_path_factory: pytest.TempPathFactory) -> Iterator[gpgkit.Keyring]:
+    ring = gpgkit.make_keyring(tmp_path_factory.mktemp("gpg"))
+    yield ring
+    ring.cleanup()
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path, keyring: gpgkit.Keyring) -> Iterator[Path]:
+    """A chroot-able root with busybox, the stand-in pwsh and pacman's keyring trusting
+    the test packager key (lsigned by the keyring's master key, as pacman-key does)."""
+    root = rootkit.make_sandbox_root(tmp_path / "root")
+    (root / "etc/pacman.d").mkdir(parents=True, exist_ok=True)
+    gpgkit.copy_ring(keyring, root / "etc/pacman.d/gnupg")
+    yield root
+    gpgkit.kill_agent(root / "etc/pacman.d/gnupg")
+
+
+def run_clp(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120, **kwargs
+) -> subprocess.CompletedProcess[str]:
+    """Run the installed `clp` command as a user would, in its own process."""
+    full_env = dict(os.environ) | (env or {})
+    return subprocess.run(
+        [str(CLP), *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        **kwargs,
+    )
+
+
+@pytest.fixture
+def clp():
+    return run_clp

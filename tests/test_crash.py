@@ -1,0 +1,154 @@
+"""SIGKILL at every journal step of apply and rollback: the next clp command rolls back."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from conftest import CLP
+from test_lifecycle import BROKEN_REMOVE, INSTALL_OK, PATCH_ID, SCRIBBLE, make_patch, tree
+
+from clp_alpm.journal import FAULT_ENV
+
+HEALTH = '<HealthCheck timeout="5">grep -q sha2 /etc/app.conf</HealthCheck>'
+APPLY_STEPS = ["extract", "snapshot-before", "install-script", "health-check", "snapshot-after",
+               "record"]  # fmt: skip
+ROLLBACK_STEPS = ["snapshot-current", "remove-script", "restore-files", "retire-patch-dir",
+                  "record"]  # fmt: skip
+
+
+@pytest.fixture
+def app_conf(sandbox: Path) -> Path:
+    conf = sandbox / "etc/app.conf"
+    conf.write_text("MACs hmac-sha1\n")
+    conf.chmod(0o640)
+    return conf
+
+
+def killed(result: subprocess.CompletedProcess) -> bool:
+    return result.returncode == -signal.SIGKILL
+
+
+def recover_with_list(clp, sandbox: Path) -> list[dict]:
+    result = clp("--root", str(sandbox), "list", "--json")
+    assert result.returncode == 0, result.stderr
+    assert "rolling back an interrupted" in result.stderr
+    return json.loads(result.stdout)
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+@pytest.mark.parametrize("step", APPLY_STEPS)
+def test_kill_during_apply_then_next_command_rolls_back(
+    tmp_path, sandbox, keyring, app_conf, clp, step, when
+):
+    before = tree(sandbox)
+    patch = make_patch(tmp_path, keyring, INSTALL_OK + "touch /etc/extra.conf\n",
+                       files=("/etc/app.conf", "/etc/extra.conf"), extra=HEALTH)  # fmt: skip
+    result = clp("--root", str(sandbox), "apply", str(patch), "--noconfirm",
+                 env={FAULT_ENV: f"{step}:{when}"})  # fmt: skip
+    assert killed(result), result.stderr
+    listed = recover_with_list(clp, sandbox)
+    assert tree(sandbox) == before
+    assert [(p["id"], p["state"]) for p in listed] == [(PATCH_ID, "failed")]
+    # and the system is usable again: the same patch now applies
+    result = clp("--root", str(sandbox), "apply", str(patch), "--noconfirm")
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("step", ["install-script", "snapshot-before", "extract"])
+def test_kill_while_undoing_a_failed_apply(tmp_path, sandbox, keyring, app_conf, clp, step):
+    before = tree(sandbox)
+    patch = make_patch(tmp_path, keyring, SCRIBBLE + "exit 4\n", BROKEN_REMOVE)
+    result = clp("--root", str(sandbox), "apply", str(patch), "--noconfirm",
+                 env={FAULT_ENV: f"{step}:undo"})  # fmt: skip
+    assert killed(result), result.stderr
+    recover_with_list(clp, sandbox)
+    assert tree(sandbox) == before
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+@pytest.mark.parametrize("step", ROLLBACK_STEPS)
+def test_kill_during_rollback_leaves_the_patch_applied(
+    tmp_path, sandbox, keyring, app_conf, clp, step, when
+):
+    original = tree(sandbox)
+    patch = make_patch(tmp_path, keyring, INSTALL_OK, "echo removing\n")
+    assert clp("--root", str(sandbox), "apply", str(patch), "--noconfirm").returncode == 0
+    patched = tree(sandbox)
+    result = clp("--root", str(sandbox), "rollback", PATCH_ID, "--noconfirm",
+                 env={FAULT_ENV: f"{step}:{when}"})  # fmt: skip
+    assert killed(result), result.stderr
+    listed = recover_with_list(clp, sandbox)
+    assert tree(sandbox) == patched
+    assert [(p["id"], p["state"]) for p in listed] == [(PATCH_ID, "applied")]
+    result = clp("--root", str(sandbox), "rollback", PATCH_ID, "--noconfirm")
+    assert result.returncode == 0, result.stderr
+    assert tree(sandbox) == original
+
+
+def test_sigkill_mid_script_kills_the_script_and_recovers(
+    tmp_path, sandbox, keyring, app_conf, clp
+):
+    before = tree(sandbox)
+    install = SCRIBBLE + "touch /tmp/started\nsleep 600 &\nsleep 600\n"
+    patch = make_patch(tmp_path, keyring, install)
+    process = subprocess.Popen(
+        [str(CLP), "--root", str(sandbox), "apply", str(patch), "--noconfirm"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    marker = sandbox / "tmp/started"
+    deadline = time.monotonic() + 30
+    while not marker.exists():
+        assert time.monotonic() < deadline, "the install script never started"
+        assert process.poll() is None
+        time.sleep(0.05)
+    marker.unlink()
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+
+    recover_with_list(clp, sandbox)
+    assert tree(sandbox) == before
+    assert not scripts_still_running(sandbox)
+
+
+def scripts_still_running(sandbox: Path) -> list[int]:
+    """Processes whose root is the sandbox (the chrooted script and its children)."""
+    alive = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.readlink(entry / "root") == str(sandbox):
+                    alive.append(int(entry.name))
+            except OSError:
+                continue
+    return alive
+
+
+def test_sigterm_mid_script_rolls_back_at_once(tmp_path, sandbox, keyring, app_conf, clp):
+    before = tree(sandbox)
+    patch = make_patch(tmp_path, keyring, SCRIBBLE + "touch /tmp/started\nsleep 600\n")
+    process = subprocess.Popen(
+        [str(CLP), "--root", str(sandbox), "apply", str(patch), "--noconfirm"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while not (sandbox / "tmp/started").exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    (sandbox / "tmp/started").unlink()
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode != 0
+    assert "rolled back" in stderr
+    assert tree(sandbox) == before
+    assert not scripts_still_running(sandbox)

@@ -1,0 +1,344 @@
+"""End to end: `clp apply`, `list`, `info`, `rollback` on a sandbox root, as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import gpgkit
+import pytest
+
+from clp_alpm.patchfile import build_patch
+
+PATCH_ID = "CLPR261125"
+
+
+def meta_xml(files: list[str], extra: str = "", name: str = PATCH_ID, arch: str = "any") -> str:
+    file_elements = "".join(f'<File path="{path}"/>' for path in files)
+    return (
+        f"<Package><Name>{name}</Name><Version>1</Version><Architecture>{arch}</Architecture>"
+        f"<Description>Test patch</Description><Files>{file_elements}</Files>{extra}</Package>"
+    )
+
+
+def make_patch(
+    tmp: Path,
+    keyring: gpgkit.Keyring | None,
+    install: str,
+    remove: str = "exit 0\n",
+    files: tuple[str, ...] = ("/etc/app.conf",),
+    extra: str = "",
+    name: str = PATCH_ID,
+    arch: str = "any",
+) -> Path:
+    """Write a patch directory, build it with clp's builder and sign it with the packager key."""
+    src = tmp / f"src-{name}"
+    src.mkdir()
+    (src / "PKGINFO.meta").write_text(meta_xml(list(files), extra, name, arch))
+    (src / "Install-Script.ps1").write_text(install)
+    (src / "Remove-Script.ps1").write_text(remove)
+    out = tmp / f"{name}.clp"
+    build_patch(src, out)
+    if keyring is not None:
+        gpgkit.sign(keyring, out, keyring.packager_fpr)
+    return out
+
+
+def file_state(path: Path) -> tuple | None:
+    """What a user compares: content, mode, owner and mtime (or absence)."""
+    if not os.path.lexists(path):
+        return None
+    info = os.lstat(path)
+    content = os.readlink(path) if stat.S_ISLNK(info.st_mode) else path.read_bytes()
+    return (content, info.st_mode, info.st_uid, info.st_gid, info.st_mtime_ns)
+
+
+CLP_OWN = ("var/lib/clp", "etc/pacman.d/gnupg", "var/log/CLP.log", "opt/CLP")
+
+
+def tree(root: Path) -> dict[str, tuple | str | None]:
+    """Every file under root, for before/after comparison. clp's own state, its log and the
+    PatchDir directory itself are left out (PatchDir's contents are not)."""
+    result: dict[str, tuple | str | None] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in filenames + dirnames:
+            path = Path(dirpath) / name
+            rel = str(path.relative_to(root))
+            if rel in CLP_OWN or rel.startswith(CLP_OWN[:2]):
+                continue
+            is_dir = path.is_dir() and not path.is_symlink()
+            result[rel] = "dir" if is_dir else file_state(path)
+    return result
+
+
+@pytest.fixture
+def app_conf(sandbox: Path) -> Path:
+    conf = sandbox / "etc/app.conf"
+    conf.write_text("MACs hmac-sha1\n")
+    os.chown(conf, 0, 0)
+    conf.chmod(0o640)
+    return conf
+
+
+INSTALL_OK = "echo installing $CLP_PATCH_ID\nsed -i s/sha1/sha2/ /etc/app.conf\n"
+
+
+def test_apply_list_info_rollback_round_trip(tmp_path, sandbox, keyring, app_conf, clp):
+    before = tree(sandbox)
+    install = INSTALL_OK + "mkdir -p /etc/new.d && echo new > /etc/new.d/x.conf\n"
+    patch = make_patch(tmp_path, keyring, install, files=("/etc/app.conf", "/etc/new.d/x.conf"))
+
+    result = clp("--root", str(sandbox), "apply", str(patch), "--noconfirm")
+    assert result.returncode == 0, result.stderr
+    assert "installing CLPR261125" in result.stdout
+    assert app_conf.read_text() == "MACs hmac-sha2\n"
+    assert (sandbox / "etc/new.d/x.conf").read_text() == "new\n"
+    assert (sandbox / "opt/CLP" / PATCH_ID / "Install-Script.ps1").is_file()
+    assert "installing CLPR261125" in (sandbox / "var/log/CLP.log").read_text()
+
+    listed = json.loads(clp("--root", str(sandbox), "list", "--json").stdout)
+    assert [(p["id"], p["state"]) for p in listed] == [(PATCH_ID, "applied")]
+    assert listed[0]["applied_at"]
+    info = clp("info", PATCH_ID, "--root", str(sandbox))
+    assert info.returncode == 0, info.stderr
+    assert "applied" in info.stdout and "/etc/app.conf" in info.stdout
+
+    result = clp("--root", str(sandbox), "rollback", PATCH_ID, "--noconfirm")
+    assert result.returncode == 0, result.stderr
+    assert tree(sandbox) == before  # bytes, mode, owner, mtime; /etc/new.d removed again
+    listed = json.loads(clp("--root", str(sandbox), "list", "--json").stdout)
+    assert [(p["id"], p["state"]) for p in listed] == [(PATCH_ID, "rolled-back")]
+    assert listed[0]["rolled_back_at"]
+
+
+def apply_args(sandbox: Path, patch: Path) -> list[str]:
+    return ["--root", str(sandbox), "apply", str(patch), "--noconfirm"]
+
+
+def assert_failed_cleanly(result, sandbox: Path, before: dict, words: str) -> None:
+    assert result.returncode == 1, result.stderr
+    assert words in result.stderr
+    assert "Traceback" not in result.stderr
+    assert tree(sandbox) == before
+    assert not (sandbox / "opt/CLP" / PATCH_ID).exists()
+
+
+# Each failing install also scribbles on the declared file first, and the Remove script is broken:
+# it exits non-zero and damages the file more. CLP's own snapshot must still win.
+SCRIBBLE = "echo broken > /etc/app.conf\nchmod 777 /etc/app.conf\nchown 1234 /etc/app.conf\n"
+BROKEN_REMOVE = "echo worse > /etc/app.conf\nexit 9\n"
+
+
+@pytest.mark.parametrize(
+    ("install", "extra", "config", "words"),
+    [
+        (SCRIBBLE + "exit 3\n", "", "", "Install-Script.ps1 exited with status 3"),
+        (SCRIBBLE + "sleep 600\n", "", "ScriptTimeout = 2\n", "timed out"),
+        (SCRIBBLE + "kill -SEGV $$\n", "", "", "SIGSEGV"),
+        (
+            SCRIBBLE,
+            '<HealthCheck timeout="5">test -e /etc/missing</HealthCheck>',
+            "",
+            "health check 'test -e /etc/missing'",
+        ),
+        (SCRIBBLE, '<HealthCheck timeout="1">sleep 30</HealthCheck>', "", "timed out"),
+    ],
+    ids=["exit-status", "timeout", "signal", "health-check", "health-check-hangs"],
+)
+def test_failed_install_restores_every_declared_file(
+    tmp_path, sandbox, keyring, app_conf, clp, install, extra, config, words
+):
+    if config:
+        (sandbox / "etc/CLP").mkdir(parents=True, exist_ok=True)
+        (sandbox / "etc/CLP/clp.conf").write_text("[options]\n" + config)
+    before = tree(sandbox)
+    patch = make_patch(tmp_path, keyring, install, BROKEN_REMOVE, extra=extra)
+    result = clp(*apply_args(sandbox, patch))
+    assert_failed_cleanly(result, sandbox, before, words)
+    assert "exited with status 9" in result.stderr  # the broken Remove script is reported
+    listed = json.loads(clp("--root", str(sandbox), "list", "--json").stdout)
+    assert [(p["id"], p["state"]) for p in listed] == [(PATCH_ID, "failed")]
+    assert words in listed[0]["message"]
+
+
+def test_failed_patch_can_be_applied_again_once_fixed(tmp_path, sandbox, keyring, app_conf, clp):
+    (tmp_path / "bad").mkdir()
+    bad = make_patch(tmp_path / "bad", keyring, "exit 1\n")
+    assert clp(*apply_args(sandbox, bad)).returncode == 1
+    (tmp_path / "good").mkdir()
+    good = make_patch(tmp_path / "good", keyring, INSTALL_OK)
+    result = clp(*apply_args(sandbox, good))
+    assert result.returncode == 0, result.stderr
+    assert app_conf.read_text() == "MACs hmac-sha2\n"
+
+
+def test_applying_an_applied_patch_is_refused(tmp_path, sandbox, keyring, app_conf, clp):
+    patch = make_patch(tmp_path, keyring, INSTALL_OK)
+    assert clp(*apply_args(sandbox, patch)).returncode == 0
+    content = app_conf.read_bytes()
+    result = clp(*apply_args(sandbox, patch))
+    assert result.returncode == 2
+    assert "already applied" in result.stderr
+    assert app_conf.read_bytes() == content
+
+
+def test_rollback_stops_on_a_file_changed_since_apply(tmp_path, sandbox, keyring, app_conf, clp):
+    patch = make_patch(tmp_path, keyring, INSTALL_OK)
+    assert clp(*apply_args(sandbox, patch)).returncode == 0
+    app_conf.write_text("edited by the admin\n")
+    result = clp("--root", str(sandbox), "rollback", PATCH_ID, "--noconfirm")
+    assert result.returncode == 1
+    assert "/etc/app.conf" in result.stderr and "--force" in result.stderr
+    assert app_conf.read_text() == "edited by the admin\n"
+    assert "applied" in clp("--root", str(sandbox), "info", PATCH_ID).stdout
+
+    result = clp("--root", str(sandbox), "rollback", PATCH_ID, "--noconfirm", "--force")
+    assert result.returncode == 0, result.stderr
+    assert app_conf.read_text() == "MACs hmac-sha1\n"
+
+
+def test_rollback_with_a_broken_remove_script_still_restores(
+    tmp_path, sandbox, keyring, app_conf, clp
+):
+    before = tree(sandbox)
+    patch = make_patch(tmp_path, keyring, INSTALL_OK, BROKEN_REMOVE)
+    assert clp(*apply_args(sandbox, patch)).returncode == 0
+    result = clp("--root", str(sandbox), "rollback", PATCH_ID, "--noconfirm")
+    assert result.returncode == 0, result.stderr
+    assert "exited with status 9" in result.stderr
+    assert tree(sandbox) == before
+
+
+@pytest.mark.parametrize("case", ["unsigned", "untrusted", "stranger", "tampered", "garbage"])
+def test_bad_signatures_are_refused(tmp_path, sandbox, keyring, app_conf, clp, case):
+    before = tree(sandbox)
+    patch = make_patch(tmp_path, None, INSTALL_OK)
+    if case == "untrusted":
+        gpgkit.sign(keyring, patch, keyring.untrusted_fpr)
+    elif case == "stranger":
+        gpgkit.sign(keyring, patch, keyring.stranger_fpr)
+    elif case == "tampered":
+        gpgkit.sign(keyring, patch, keyring.packager_fpr)
+        with patch.open("ab") as handle:
+            handle.write(b"\0")
+    elif case == "garbage":
+        Path(f"{patch}.sig").write_bytes(b"not a signature")
+    result = clp(*apply_args(sandbox, patch))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("error: ") and len(result.stderr.splitlines()) == 1
+    assert tree(sandbox) == before
+    assert (
+        not (sandbox / "var/lib/clp/clp.db").exists()
+        or "[]" in clp("--root", str(sandbox), "list", "--json").stdout
+    )
+
+
+def test_siglevel_never_accepts_an_unsigned_patch(tmp_path, sandbox, app_conf, clp):
+    (sandbox / "etc/CLP").mkdir(parents=True)
+    (sandbox / "etc/CLP/clp.conf").write_text("[options]\nSigLevel = Never\n")
+    patch = make_patch(tmp_path, None, INSTALL_OK)
+    result = clp(*apply_args(sandbox, patch))
+    assert result.returncode == 0, result.stderr
+
+
+def test_wrong_architecture_is_refused(tmp_path, sandbox, keyring, app_conf, clp):
+    patch = make_patch(
+        tmp_path,
+        keyring,
+        INSTALL_OK,
+        arch="aarch64" if os.uname().machine != "aarch64" else "x86_64",
+    )
+    result = clp(*apply_args(sandbox, patch))
+    assert result.returncode == 2
+    assert "built for" in result.stderr
+
+
+def test_applies_to_a_package_that_is_not_installed_is_refused(
+    tmp_path, sandbox, keyring, app_conf, clp
+):
+    extra = '<AppliesTo><Pkg name="openssh" version="&lt;9.9p2-1"/></AppliesTo>'
+    patch = make_patch(tmp_path, keyring, INSTALL_OK, extra=extra)
+    result = clp(*apply_args(sandbox, patch))
+    assert result.returncode == 2
+    assert "openssh, which is not installed" in result.stderr
+
+
+def test_missing_interpreter_is_bad_input(tmp_path, sandbox, keyring, app_conf, clp):
+    (sandbox / "usr/bin/pwsh").unlink()
+    before = tree(sandbox)
+    patch = make_patch(tmp_path, keyring, INSTALL_OK)
+    result = clp(*apply_args(sandbox, patch))
+    assert result.returncode == 2
+    assert "/usr/bin/pwsh not found" in result.stderr
+    assert tree(sandbox) == before
+
+
+def test_not_root_is_refused_before_anything(tmp_path, sandbox, keyring, app_conf, clp):
+    patch = make_patch(tmp_path, keyring, INSTALL_OK)
+    os.chmod(tmp_path, 0o755)
+    result = run_as_nobody(clp, "--root", str(sandbox), "apply", str(patch), "--noconfirm")
+    assert result.returncode == 2
+    assert "unless you are root" in result.stderr
+
+
+def run_as_nobody(clp, *args):
+    import subprocess
+
+    from conftest import CLP
+
+    return subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", str(CLP), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_second_clp_waits_then_exits_3(tmp_path, sandbox, keyring, app_conf, clp):
+    import fcntl
+
+    state = sandbox / "var/lib/clp"
+    state.mkdir(parents=True)
+    with open(state / "lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        held.write("4242\n")
+        held.flush()
+        patch = make_patch(tmp_path, keyring, INSTALL_OK)
+        result = clp(*apply_args(sandbox, patch))
+    assert result.returncode == 3
+    assert "pid 4242" in result.stderr and "lock" in result.stderr
+    assert app_conf.read_text() == "MACs hmac-sha1\n"
+
+
+def test_options_are_accepted_after_the_command(tmp_path, sandbox, keyring, app_conf, clp):
+    patch = make_patch(tmp_path, keyring, INSTALL_OK)
+    result = clp("apply", str(patch), "--noconfirm", "--root", str(sandbox), "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["patch"]["state"] == "applied"
+
+
+def test_without_noconfirm_and_no_terminal_nothing_changes(
+    tmp_path, sandbox, keyring, app_conf, clp
+):
+    patch = make_patch(tmp_path, keyring, INSTALL_OK)
+    result = clp("--root", str(sandbox), "apply", str(patch))
+    assert result.returncode != 0
+    assert "--noconfirm" in result.stderr
+    assert app_conf.read_text() == "MACs hmac-sha1\n"
+
+
+def test_unknown_patch_id_and_missing_file(sandbox, clp):
+    result = clp("--root", str(sandbox), "rollback", "CLPR000000", "--noconfirm")
+    assert result.returncode == 2 and "not known" in result.stderr
+    result = clp("--root", str(sandbox), "apply", "/nonexistent.clp", "--noconfirm")
+    assert result.returncode == 2 and "no such patch file" in result.stderr
+
+
+def test_a_corrupt_state_database_is_one_line(sandbox, clp):
+    (sandbox / "var/lib/clp").mkdir(parents=True)
+    (sandbox / "var/lib/clp/clp.db").write_bytes(b"garbage" * 1000)
+    result = clp("--root", str(sandbox), "list")
+    assert result.returncode == 1
+    assert len(result.stderr.strip().splitlines()) == 1 and "clp.db" in result.stderr
