@@ -68,8 +68,13 @@ class Options:
         self.debug: bool = values.get("debug", False)
 
 
+_last_options = Options({})
+
+
 def options() -> Options:
-    return Options(click.get_current_context().meta.get(_GLOBAL_KEY, {}))
+    global _last_options
+    _last_options = Options(click.get_current_context().meta.get(_GLOBAL_KEY, {}))
+    return _last_options
 
 
 # -- output in pacman's conventions -----------------------------------------------------
@@ -78,12 +83,18 @@ def options() -> Options:
 class Printer:
     def __init__(self, opts: Options) -> None:
         self.json = opts.json
-        self.color = opts.color == "always" or (
-            opts.color == "auto" and sys.stdout.isatty() and not opts.json
-        )
+        self.color = self._wants_color(opts, sys.stdout) and not opts.json
+        self.color_err = self._wants_color(opts, sys.stderr)
+
+    @staticmethod
+    def _wants_color(opts: Options, stream: Any) -> bool:
+        return opts.color == "always" or (opts.color == "auto" and stream.isatty())
 
     def _style(self, text: str, **style: Any) -> str:
         return click.style(text, **style) if self.color else text
+
+    def _style_err(self, text: str, **style: Any) -> str:
+        return click.style(text, **style) if self.color_err else text
 
     def section(self, text: str) -> None:
         if not self.json:
@@ -106,10 +117,10 @@ class Printer:
         click.echo(line, err=self.json)
 
     def warning(self, text: str) -> None:
-        click.echo(self._style("warning:", fg="yellow", bold=True) + " " + text, err=True)
+        click.echo(self._style_err("warning:", fg="yellow", bold=True) + " " + text, err=True)
 
     def error(self, text: str) -> None:
-        click.echo(self._style("error:", fg="red", bold=True) + " " + text, err=True)
+        click.echo(self._style_err("error:", fg="red", bold=True) + " " + text, err=True)
 
     def data(self, value: Any) -> None:
         click.echo(json.dumps(value, indent=2, sort_keys=True))
@@ -149,7 +160,8 @@ def _confirm(printer: Printer, question: str) -> None:
         raise ClpError(
             "cannot ask for confirmation: standard input is not a terminal (use --noconfirm)"
         )
-    if not click.confirm(printer._style("::", fg="blue", bold=True) + f" {question}", default=True):
+    prompt = printer._style("::", fg="blue", bold=True) + " " + printer._style(question, bold=True)
+    if not click.confirm(prompt, default=True, prompt_suffix=" "):
         raise Declined()
 
 
@@ -278,7 +290,7 @@ def apply_command(patch_file: str) -> None:
     with _session(printer) as session:
         plan = plan_apply(session, Path(patch_file))
         _show_apply_plan(printer, plan)
-        _confirm(printer, "Proceed with apply? [Y/n]")
+        _confirm(printer, "Proceed with apply?")
         record = apply(session, plan)
     if printer.json:
         printer.data({"plan": plan.to_dict(), "patch": record.to_dict()})
@@ -344,7 +356,7 @@ def rollback_command(patch_id: str, force: bool) -> None:
                     f"{path} was changed since {patch_id} was applied; --force overwrites it"
                 )
             click.echo()
-        _confirm(printer, "Proceed with rollback? [Y/n]")
+        _confirm(printer, "Proceed with rollback?")
         record = rollback(session, plan)
     if printer.json:
         printer.data({"plan": plan.to_dict(), "patch": record.to_dict()})
@@ -437,7 +449,7 @@ def main(argv: list[str] | None = None) -> int:
         cli.main(args=argv, prog_name="clp", standalone_mode=False)
         return 0
     except ClpError as err:
-        Printer(Options({})).error(str(err))
+        Printer(_last_options).error(str(err))
         return err.exit_code
     except click.exceptions.Exit as exit_:
         return exit_.exit_code
@@ -445,15 +457,15 @@ def main(argv: list[str] | None = None) -> int:
         err.show()
         return EXIT_USAGE
     except click.Abort:
-        Printer(Options({})).error("aborted; nothing was changed")
+        Printer(_last_options).error("aborted; nothing was changed")
         return EXIT_FAILED
     except KeyboardInterrupt:
-        Printer(Options({})).error("interrupted")
+        Printer(_last_options).error("interrupted")
         return 130
     except Exception as err:  # a bug: say so in one line unless --debug
         if debug:
             raise
-        Printer(Options({})).error(
+        Printer(_last_options).error(
             f"internal error: {type(err).__name__}: {err} (run with --debug for details)"
         )
         return EXIT_FAILED

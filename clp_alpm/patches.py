@@ -605,7 +605,7 @@ class ScriptStep(_Handler):
             on_output=self.session.events.output,
             log=self.session.log,
             log_tag=f"{LOG_TAG}:{args['patch_id']}",
-            on_start=lambda pid: run.save(pgid=pid),
+            on_start=lambda pid: run.save(pgid=pid, boot_id=scripts.boot_id()),
         )
         if not result.ok:
             raise ClpError(f"{Path(args['script']).name} {result.describe()}")
@@ -616,8 +616,7 @@ class ScriptStep(_Handler):
         )
 
     def undo(self, run: StepRun) -> None:
-        if "pgid" in run.data:
-            scripts.kill_process_group(run.data["pgid"])
+        _kill_leftover_script(run)
         snapshot = _earlier_snapshot(self.session, run, self.restore_from)
         if "pgid" in run.data:
             self._run_remove_script(run.args)
@@ -659,8 +658,7 @@ class RemoveScriptStep(ScriptStep):
             self.session.events.warning(f"{err}; restoring the files from CLP's snapshot")
 
     def undo(self, run: StepRun) -> None:
-        if "pgid" in run.data:
-            scripts.kill_process_group(run.data["pgid"])
+        _kill_leftover_script(run)
         snapshot = _earlier_snapshot(self.session, run, self.restore_from)
         if snapshot is not None:
             _restore_exactly(self.session, snapshot)
@@ -680,9 +678,13 @@ class HealthCheckStep(_Handler):
             on_output=self.session.events.output,
             log=self.session.log,
             log_tag=f"{LOG_TAG}:{args['patch_id']}",
+            on_start=lambda pid: run.save(pgid=pid, boot_id=scripts.boot_id()),
         )
         if not result.ok:
             raise ClpError(f"health check '{args['command']}' {result.describe()}")
+
+    def undo(self, run: StepRun) -> None:
+        _kill_leftover_script(run)
 
 
 class RestoreFilesStep(_Handler):
@@ -748,6 +750,13 @@ class RecordStep(_Handler):
             self.session.state.delete_patch(run.args["patch_id"])
         else:
             self.session.state.put_patch(PatchRecord(**previous))
+
+
+def _kill_leftover_script(run: StepRun) -> None:
+    """A script a killed clp started may still run; its process group id means nothing after
+    a reboot, so it is only used within the same boot."""
+    if "pgid" in run.data and run.data.get("boot_id") == scripts.boot_id():
+        scripts.kill_process_group(run.data["pgid"])
 
 
 def _record_to_json(record: PatchRecord | None) -> dict[str, Any] | None:

@@ -213,6 +213,14 @@ def _signal_group(pgid: int, signum: int) -> bool:
     return True
 
 
+def boot_id() -> str:
+    """This boot's id: a process group id saved in one boot means nothing in the next."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
 def kill_process_group(pgid: int) -> bool:
     """SIGKILL every process of group `pgid`; return whether a live process was there to kill.
 

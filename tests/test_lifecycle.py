@@ -32,10 +32,14 @@ def make_patch(
     extra: str = "",
     name: str = PATCH_ID,
     arch: str = "any",
+    payload: dict[str, bytes] | None = None,
 ) -> Path:
     """Write a patch directory, build it with clp's builder and sign it with the packager key."""
     src = tmp / f"src-{name}"
     src.mkdir()
+    for relpath, data in (payload or {}).items():
+        (src / relpath).parent.mkdir(parents=True, exist_ok=True)
+        (src / relpath).write_bytes(data)
     (src / "PKGINFO.meta").write_text(meta_xml(list(files), extra, name, arch))
     (src / "Install-Script.ps1").write_text(install)
     (src / "Remove-Script.ps1").write_text(remove)

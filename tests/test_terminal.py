@@ -1,0 +1,89 @@
+"""clp at a terminal: the plan, the pacman-style question, the answer, colour only on a tty."""
+
+from __future__ import annotations
+
+import os
+import pty
+import select
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from conftest import CLP
+from test_lifecycle import INSTALL_OK, make_patch
+
+
+def run_in_terminal(args: list[str], answer: bytes | None, timeout: float = 60) -> tuple[int, str]:
+    """Run clp with a pseudo-terminal as stdin/stdout/stderr; type `answer` at the question."""
+    leader, follower = pty.openpty()
+    process = subprocess.Popen([str(CLP), *args], stdin=follower, stdout=follower,
+                               stderr=follower, close_fds=True)  # fmt: skip
+    os.close(follower)
+    output = b""
+    answered = answer is None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([leader], [], [], 0.1)
+        if ready:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # the terminal closed: clp has exited
+                break
+            if not chunk:
+                break
+            output += chunk
+        if not answered and b"[Y/n]" in output:
+            os.write(leader, answer)
+            answered = True
+        if process.poll() is not None and not ready:
+            break
+    process.wait(timeout=10)
+    os.close(leader)
+    return process.returncode, output.decode(errors="replace")
+
+
+@pytest.fixture
+def app_conf(sandbox: Path) -> Path:
+    conf = sandbox / "etc/app.conf"
+    conf.write_text("MACs hmac-sha1\n")
+    return conf
+
+
+def test_answering_no_changes_nothing(tmp_path, sandbox, keyring, app_conf):
+    patch = make_patch(tmp_path, keyring, INSTALL_OK)
+    code, screen = run_in_terminal(["--root", str(sandbox), "apply", str(patch)], b"n\n")
+    assert code == 1
+    assert ":: Patch CLPR261125 1: Test patch" in strip_colour(screen)
+    assert "/etc/app.conf" in screen and "Proceed with apply? [Y/n]" in strip_colour(screen)
+    assert "cancelled" in screen
+    assert app_conf.read_text() == "MACs hmac-sha1\n"
+    assert not (sandbox / "opt/CLP/CLPR261125").exists()
+
+
+def test_answering_yes_applies_and_shows_steps_and_output(tmp_path, sandbox, keyring, app_conf):
+    patch = make_patch(tmp_path, keyring, INSTALL_OK)
+    code, screen = run_in_terminal(["--root", str(sandbox), "apply", str(patch)], b"y\n")
+    assert code == 0, screen
+    text = strip_colour(screen)
+    assert "(3/5) run Install-Script.ps1" in text
+    assert "installing CLPR261125" in text
+    assert ":: CLPR261125 applied" in text
+    assert app_conf.read_text() == "MACs hmac-sha2\n"
+
+
+def test_colour_on_a_terminal_and_never_in_a_pipe(tmp_path, sandbox, keyring, app_conf, clp):
+    patch = make_patch(tmp_path, keyring, INSTALL_OK)
+    _, screen = run_in_terminal(["--root", str(sandbox), "apply", str(patch)], b"n\n")
+    assert "\x1b[" in screen
+    _, screen = run_in_terminal(["--root", str(sandbox), "--color", "never", "apply", str(patch)],
+                                b"n\n")  # fmt: skip
+    assert "\x1b[" not in screen
+    piped = clp("--root", str(sandbox), "apply", str(patch), "--noconfirm")
+    assert "\x1b[" not in piped.stdout + piped.stderr
+
+
+def strip_colour(text: str) -> str:
+    import re
+
+    return re.sub(r"\x1b\[[0-9;]*m", "", text).replace("\r\n", "\n")
