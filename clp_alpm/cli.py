@@ -332,8 +332,9 @@ def list_command() -> None:
     for record in records:
         info = record.to_dict()
         when = (info["applied_at"] if record.state == "applied" else info["updated_at"]) or ""
+        when = when[:16].replace("T", " ")
         printer.item(
-            f"{record.id:<16} {record.version:<6} {record.state:<12} {when[:16]:<16}  "
+            f"{record.id:<16} {record.version:<6} {record.state:<12} {when:<16}  "
             f"{record.description}"
         )
 

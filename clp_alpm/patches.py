@@ -171,6 +171,8 @@ class Session:
         self.log = LogFile(config.host_log_file)
         self.store = SnapshotStore(config.host_state_dir / "snapshots")
         self.recovered: list[str] = []
+        # staged patch copies this session inspected, so a commit need not read them again
+        self.inspected: dict[str, PatchArchive] = {}
         self._lock = StateLock(config.host_state_dir, **({"wait": lock_wait} if lock_wait else {}))
         self._locked = False
         self.state: StateDB
@@ -303,6 +305,7 @@ def plan_apply(session: Session, path: Path) -> ApplyPlan:
     """Decide everything `apply` will do, changing nothing."""
     config = session.config
     patch = verify_patch(config, path, session.incoming())
+    session.inspected[str(patch.archive.path)] = patch.archive
     meta = patch.meta
     _check_applicable(session, meta)
     patch_dir = config.patch_path(meta.name)
@@ -568,7 +571,9 @@ class ExtractStep(_Handler):
             raise ClpError(f"{final} already exists")
         staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=final.parent))
         run.save(staging=str(staging), final=str(final))
-        archive = inspect_patch(Path(run.args["archive"]))
+        archive = self.session.inspected.get(run.args["archive"]) or inspect_patch(
+            Path(run.args["archive"])
+        )
         if archive.sha256 != run.args["sha256"]:
             raise ClpError(f"{run.args['archive']} changed after it was verified")
         extract_patch(archive, staging)
@@ -594,7 +599,6 @@ class ScriptStep(_Handler):
 
     def do(self, run: StepRun) -> None:
         args = run.args
-        self.session.events.info(f"running {Path(args['script']).name}")
         result = scripts.run_script(
             self.config.interpreter,
             args["script"],
@@ -667,7 +671,6 @@ class RemoveScriptStep(ScriptStep):
 class HealthCheckStep(_Handler):
     def do(self, run: StepRun) -> None:
         args = run.args
-        self.session.events.info(f"health check: {args['command']}")
         result = scripts.run_health_check(
             args["command"],
             root=self.config.root,
