@@ -431,16 +431,26 @@ def _applied_record(patch: VerifiedPatch) -> dict[str, Any]:
 def apply(session: Session, plan: ApplyPlan) -> PatchRecord:
     """Commit an apply plan. On failure everything is undone and the patch recorded failed."""
     patch_id = plan.meta.name
-    session.log.write(LOG_TAG, f"applying {patch_id} ({plan.patch.archive.sha256})")
     try:
-        session.journal().commit("apply", patch_id, list(plan.steps))
+        return _commit(session, "apply", patch_id, plan.steps, plan.patch.archive.sha256)
     except OperationFailed as err:
-        session.log.write(LOG_TAG, f"{patch_id}: {err}")
         _record_failure(session, patch_id, str(err), plan.steps[0].args["record"])
         raise
-    session.log.write(LOG_TAG, f"applied {patch_id}")
+
+
+def _commit(
+    session: Session, kind: str, patch_id: str, steps: tuple[Step, ...], detail: str = ""
+) -> PatchRecord:
+    """Run an operation's steps through the journal, logging its start and its outcome."""
+    session.log.write(LOG_TAG, f"{kind} {patch_id} {detail}".rstrip())
+    try:
+        session.journal().commit(kind, patch_id, list(steps))
+    except OperationFailed as err:
+        session.log.write(LOG_TAG, f"{kind} {patch_id} failed: {err}")
+        raise
+    session.log.write(LOG_TAG, f"{kind} {patch_id} done")
     record = session.state.get_patch(patch_id)
-    assert record is not None
+    assert record is not None, "the record step always leaves a record"
     return record
 
 
@@ -528,17 +538,8 @@ def plan_rollback(session: Session, patch_id: str, force: bool = False) -> Rollb
 
 
 def rollback(session: Session, plan: RollbackPlan) -> PatchRecord:
-    patch_id = plan.record.id
-    session.log.write(LOG_TAG, f"rolling back {patch_id}")
-    try:
-        session.journal().commit("rollback", patch_id, list(plan.steps))
-    except OperationFailed as err:
-        session.log.write(LOG_TAG, f"{patch_id}: {err}")
-        raise
+    record = _commit(session, "rollback", plan.record.id, plan.steps)
     empty_trash(session.config)
-    session.log.write(LOG_TAG, f"rolled back {patch_id}")
-    record = session.state.get_patch(patch_id)
-    assert record is not None
     return record
 
 
@@ -598,52 +599,41 @@ class ScriptStep(_Handler):
     restore_from = "snapshot-before"
 
     def do(self, run: StepRun) -> None:
-        args = run.args
-        result = scripts.run_script(
-            self.config.interpreter,
-            args["script"],
-            root=self.config.root,
-            cwd=args["patch_dir"],
-            env=self._environment(args),
-            timeout=self.config.script_timeout,
-            on_output=self.session.events.output,
-            log=self.session.log,
-            log_tag=f"{LOG_TAG}:{args['patch_id']}",
-            on_start=lambda pid: run.save(pgid=pid, boot_id=scripts.boot_id()),
-        )
+        script = Path(run.args["script"]).name
+        result = self._run(run, script, run.args["action"], "pgid")
         if not result.ok:
-            raise ClpError(f"{Path(args['script']).name} {result.describe()}")
+            raise ClpError(f"{script} {result.describe()}")
 
-    def _environment(self, args: dict[str, Any]) -> dict[str, str]:
-        return scripts.script_environment(
-            args["patch_id"], args["patch_dir"], self.config.root, args["action"]
-        )
-
-    def undo(self, run: StepRun) -> None:
-        _kill_leftover_script(run)
-        snapshot = _earlier_snapshot(self.session, run, self.restore_from)
-        if "pgid" in run.data:
-            self._run_remove_script(run.args)
-        if snapshot is not None:
-            _restore_exactly(self.session, snapshot)
-
-    def _run_remove_script(self, args: dict[str, Any]) -> None:
-        remove_name = args["remove_script"]
-        script = f"{args['patch_dir']}/{remove_name}"
-        self.session.events.info(f"running {remove_name}")
-        result = scripts.run_script(
+    def _run(self, run: StepRun, script: str, action: str, pgid_key: str) -> scripts.ProcessResult:
+        """Run one of the patch's scripts, journaling its process group before it can act."""
+        args = run.args
+        return scripts.run_script(
             self.config.interpreter,
-            script,
+            f"{args['patch_dir']}/{script}",
             root=self.config.root,
             cwd=args["patch_dir"],
             env=scripts.script_environment(
-                args["patch_id"], args["patch_dir"], self.config.root, "remove"
+                args["patch_id"], args["patch_dir"], self.config.root, action
             ),
             timeout=self.config.script_timeout,
             on_output=self.session.events.output,
             log=self.session.log,
             log_tag=f"{LOG_TAG}:{args['patch_id']}",
+            on_start=lambda pid: run.save(**{pgid_key: pid, "boot_id": scripts.boot_id()}),
         )
+
+    def undo(self, run: StepRun) -> None:
+        _kill_leftover_scripts(run)
+        snapshot = _earlier_snapshot(self.session, run, self.restore_from)
+        if "pgid" in run.data:  # the Install script started: give its Remove script a go
+            self._run_remove_script(run)
+        if snapshot is not None:
+            _restore_exactly(self.session, snapshot)
+
+    def _run_remove_script(self, run: StepRun) -> None:
+        remove_name = run.args["remove_script"]
+        self.session.events.info(f"running {remove_name}")
+        result = self._run(run, remove_name, "remove", "remove_pgid")
         if not result.ok:
             self.session.events.warning(
                 f"{remove_name} {result.describe()}; restoring the files from CLP's snapshot"
@@ -662,7 +652,7 @@ class RemoveScriptStep(ScriptStep):
             self.session.events.warning(f"{err}; restoring the files from CLP's snapshot")
 
     def undo(self, run: StepRun) -> None:
-        _kill_leftover_script(run)
+        _kill_leftover_scripts(run)
         snapshot = _earlier_snapshot(self.session, run, self.restore_from)
         if snapshot is not None:
             _restore_exactly(self.session, snapshot)
@@ -687,7 +677,7 @@ class HealthCheckStep(_Handler):
             raise ClpError(f"health check '{args['command']}' {result.describe()}")
 
     def undo(self, run: StepRun) -> None:
-        _kill_leftover_script(run)
+        _kill_leftover_scripts(run)
 
 
 class RestoreFilesStep(_Handler):
@@ -755,11 +745,14 @@ class RecordStep(_Handler):
             self.session.state.put_patch(PatchRecord(**previous))
 
 
-def _kill_leftover_script(run: StepRun) -> None:
-    """A script a killed clp started may still run; its process group id means nothing after
-    a reboot, so it is only used within the same boot."""
-    if "pgid" in run.data and run.data.get("boot_id") == scripts.boot_id():
-        scripts.kill_process_group(run.data["pgid"])
+def _kill_leftover_scripts(run: StepRun) -> None:
+    """Scripts a killed clp started may still run; a process group id means nothing after a
+    reboot, so it is only used within the boot that saved it."""
+    if run.data.get("boot_id") != scripts.boot_id():
+        return
+    for key in ("pgid", "remove_pgid"):
+        if key in run.data:
+            scripts.kill_process_group(run.data[key])
 
 
 def _record_to_json(record: PatchRecord | None) -> dict[str, Any] | None:
