@@ -346,3 +346,64 @@ def test_a_corrupt_state_database_is_one_line(sandbox, clp):
     result = clp("--root", str(sandbox), "list")
     assert result.returncode == 1
     assert len(result.stderr.strip().splitlines()) == 1 and "clp.db" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("constraint", "applies"),
+    [("&lt;9.9p2-1", True), ("=9.9p1-1", True), ("&gt;=10.0-1", False), ("&lt;9.9p1-1", False)],
+)
+def test_applies_to_checks_the_installed_version_with_libalpm(
+    tmp_path, sandbox, keyring, app_conf, clp, constraint, applies
+):
+    from pkgkit import make_package, pacman_install
+
+    pacman_install(sandbox, make_package(tmp_path, "openssh", "9.9p1-1"))
+    extra = f'<AppliesTo><Pkg name="openssh" version="{constraint}"/></AppliesTo>'
+    patch = make_patch(tmp_path, keyring, INSTALL_OK, extra=extra)
+    result = clp(*apply_args(sandbox, patch))
+    if applies:
+        assert result.returncode == 0, result.stderr
+    else:
+        assert result.returncode == 2
+        assert "installed is 9.9p1-1" in result.stderr
+        assert app_conf.read_text() == "MACs hmac-sha1\n"
+
+
+def test_config_option_is_a_host_path(tmp_path, sandbox, app_conf, clp):
+    conf = tmp_path / "host-clp.conf"
+    conf.write_text("[options]\nSigLevel = Never\nLogFile = /var/log/other.log\n")
+    patch = make_patch(tmp_path, None, INSTALL_OK)
+    result = clp("--config", str(conf), *apply_args(sandbox, patch))
+    assert result.returncode == 0, result.stderr
+    assert "installing" in (sandbox / "var/log/other.log").read_text()
+
+
+@pytest.mark.parametrize(
+    ("text", "code", "words"),
+    [
+        ("[options]\nSigLevel = Sometimes\n", 2, "SigLevel must be one of"),
+        ("[options]\nScriptTimeout = soon\n", 2, "ScriptTimeout must be a number"),
+        ("[options]\nPatchDir = opt/CLP\n", 2, "PatchDir must be an absolute path"),
+        ("SigLevel = Never\n", 2, "must be in the [options] section"),
+        ("[options]\nSigLevel\n", 2, "expected 'Key = Value'"),
+        ("[options]\nInclude = /etc/CLP/nowhere\nSigLevel = Never\n", 0, ""),
+    ],
+)
+def test_bad_config_is_one_line_naming_file_and_line(
+    tmp_path, sandbox, app_conf, clp, text, code, words
+):
+    (sandbox / "etc/CLP").mkdir(parents=True)
+    (sandbox / "etc/CLP/clp.conf").write_text(text)
+    result = clp("--root", str(sandbox), "list")
+    assert result.returncode == code, result.stderr
+    if code:
+        assert words in result.stderr and "clp.conf:" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_unknown_config_option_is_a_warning(sandbox, clp):
+    (sandbox / "etc/CLP").mkdir(parents=True)
+    (sandbox / "etc/CLP/clp.conf").write_text("[options]\nColour = yes\n")
+    result = clp("--root", str(sandbox), "list")
+    assert result.returncode == 0
+    assert "warning:" in result.stderr and "unknown option 'Colour'" in result.stderr

@@ -1,0 +1,42 @@
+"""Tiny real pacman packages for tests, installed into a sandbox root with real pacman."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import tarfile
+import time
+from pathlib import Path
+
+
+def make_package(
+    directory: Path, name: str, version: str, files: dict[str, bytes] | None = None
+) -> Path:
+    """A `.pkg.tar.xz` with a .PKGINFO and `files` ({relative path: content})."""
+    files = files or {}
+    pkginfo = (
+        f"pkgname = {name}\npkgbase = {name}\npkgver = {version}\npkgdesc = test package\n"
+        f"builddate = {int(time.time())}\npackager = Tests <tests@localhost>\n"
+        f"size = {sum(len(data) for data in files.values())}\narch = any\n"
+    ).encode()
+    path = Path(directory) / f"{name}-{version}-any.pkg.tar.xz"
+    with tarfile.open(path, "w:xz") as archive:
+        for member, data in [(".PKGINFO", pkginfo), *files.items()]:
+            info = tarfile.TarInfo(member)
+            info.size, info.mode, info.mtime = len(data), 0o644, int(time.time())
+            archive.addfile(info, io.BytesIO(data))
+    return path
+
+
+def pacman_install(root: Path, *packages: Path) -> None:
+    """`pacman -U` into root, with the root's own database and cache and no signatures."""
+    conf = root / "etc/pacman.conf"
+    if not conf.exists():
+        conf.write_text("[options]\nSigLevel = Never\nArchitecture = auto\n")
+    (root / "var/cache/pacman/pkg").mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        ["pacman", "-U", "--noconfirm", "--root", str(root), "--dbpath",
+         str(root / "var/lib/pacman"), "--config", str(conf), "--cachedir",
+         str(root / "var/cache/pacman/pkg"), *map(str, packages)],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
