@@ -30,16 +30,22 @@ CLP = Path(sys.executable).parent / "clp"
 
 
 def measure(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
-    """Wall seconds and peak RSS in MiB of one run of argv (its own peak, via wait4)."""
-    start = time.perf_counter()
-    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                               stdin=subprocess.DEVNULL, env=env)  # fmt: skip
-    _, status, usage = os.wait4(process.pid, 0)
-    elapsed = time.perf_counter() - start
-    stderr = process.stderr.read().decode() if process.stderr else ""
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{argv[0]} failed: {stderr.strip()}")
-    return elapsed, usage.ru_maxrss / 1024
+    """Wall seconds and peak RSS in MiB of one run of argv.
+
+    The peak comes from GNU time: a child's ru_maxrss starts at its parent's RSS at fork, so
+    measured straight from this Python process every command would look at least this big.
+    """
+    with tempfile.NamedTemporaryFile("r") as peak:
+        start = time.perf_counter()
+        result = subprocess.run(
+            ["/usr/bin/time", "-o", peak.name, "-f", "%M", *argv],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+            env=env, text=True,
+        )  # fmt: skip
+        elapsed = time.perf_counter() - start
+        if result.returncode != 0:
+            raise SystemExit(f"{argv[0]} failed: {result.stderr.strip()}")
+        return elapsed, int(peak.read().split()[-1]) / 1024
 
 
 def write_patch(path: Path, size_mb: int) -> None:

@@ -7,7 +7,8 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 if command -v apt-get >/dev/null 2>&1; then
     packages=(pacman-package-manager libalpm-dev libarchive-dev libcurl4-openssl-dev libgpgme-dev
-              pkg-config libarchive-tools gnupg zstd busybox-static python3-venv python3-dev gcc)
+              pkg-config libarchive-tools gnupg zstd busybox-static python3-venv python3-dev gcc
+              time)
     missing=()
     for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
     if [ ${#missing[@]} -gt 0 ]; then
@@ -26,7 +27,7 @@ fi
 python=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
     echo ":: Creating .venv"
-    "$python" -m venv --system-site-packages .venv
+    "$python" -m venv .venv
 fi
 echo ":: Installing clp and its test tools into .venv"
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
