@@ -7,7 +7,7 @@ from .config import Config
 
 def installed_versions(config: Config, names: list[str]) -> dict[str, str | None]:
     """Installed version of each package name (None when not installed), from the local db."""
-    dbpath = config.host(config.dbpath)
+    dbpath = config.host_dbpath
     if not (dbpath / "local").is_dir():
         return {name: None for name in names}
     import pyalpm  # lazy: libalpm is only loaded when a package question is asked

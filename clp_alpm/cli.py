@@ -34,7 +34,9 @@ def _global(*names: str, **kwargs: Any) -> Callable:
 _GLOBAL_OPTIONS = [
     _global("--root", "-r", type=click.Path(file_okay=False), help="Target system root."),
     _global("--config", type=click.Path(dir_okay=False), help="clp.conf to read (host path)."),
-    _global("--dbpath", "-b", type=click.Path(file_okay=False), help="pacman database dir."),
+    _global(
+        "--dbpath", "-b", type=click.Path(file_okay=False), help="pacman database dir (host path)."
+    ),
     _global("--noconfirm", is_flag=True, help="Do not ask for confirmation."),
     _global("--json", "json_output", is_flag=True, help="Machine-readable output."),
     _global("--color", type=click.Choice(["auto", "always", "never"]), help="Colorize output."),
@@ -138,7 +140,7 @@ def _config():
     from .config import load_config
 
     opts = options()
-    overrides = {"dbpath": opts.dbpath}
+    overrides = {"dbpath_override": Path(opts.dbpath).absolute() if opts.dbpath else None}
     return load_config(opts.root, opts.config, overrides)
 
 
@@ -367,7 +369,7 @@ def rollback_command(patch_id: str, force: bool) -> None:
 
 @command("recover")
 def recover_command() -> None:
-    """Finish or undo whatever a killed clp left behind (also done by every command)."""
+    """Roll back what a killed clp left unfinished (every command does this first)."""
     printer = Printer(options())
     with _session(printer) as session:
         reports = session.recovered
@@ -438,6 +440,10 @@ def _size(count: int) -> str:
 # -- entry point ---------------------------------------------------------------------------
 
 
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:].rstrip(".")
+
+
 def _terminate(signum: int, frame: Any) -> None:
     # SIGTERM (systemctl stop, a timeout) undoes like Ctrl-C instead of leaving a half state
     raise KeyboardInterrupt
@@ -454,8 +460,16 @@ def main(argv: list[str] | None = None) -> int:
         return err.exit_code
     except click.exceptions.Exit as exit_:
         return exit_.exit_code
+    except click.UsageError as err:
+        where = (
+            f"clp {err.ctx.command_path.split(' ', 1)[1]}"
+            if err.ctx and " " in err.ctx.command_path
+            else "clp"
+        )
+        Printer(_last_options).error(f"{_lower_first(err.format_message())} (see '{where} --help')")
+        return EXIT_USAGE
     except click.ClickException as err:
-        err.show()
+        Printer(_last_options).error(_lower_first(err.format_message()))
         return EXIT_USAGE
     except click.Abort:
         Printer(_last_options).error("aborted; nothing was changed")

@@ -48,6 +48,7 @@ class Config:
     archive_servers: tuple[str, ...] = ()
     servers: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    dbpath_override: Path | None = None  # pacman's --dbpath: a host path, not under the root
 
     def host(self, target_path: str) -> Path:
         """Where the target path lives on the machine clp runs on."""
@@ -64,6 +65,10 @@ class Config:
     @property
     def host_log_file(self) -> Path:
         return self.host(self.log_file)
+
+    @property
+    def host_dbpath(self) -> Path:
+        return self.dbpath_override or self.host(self.dbpath)
 
     @property
     def host_keyring(self) -> Path:

@@ -407,3 +407,32 @@ def test_unknown_config_option_is_a_warning(sandbox, clp):
     result = clp("--root", str(sandbox), "list")
     assert result.returncode == 0
     assert "warning:" in result.stderr and "unknown option 'Colour'" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["bogus"], "no such command 'bogus'"),
+        (["apply"], "missing argument 'PATCH_FILE'"),
+        (["list", "--color", "purple"], "invalid value for '--color'"),
+        (["apply", "--root", "/nonexistent-root", "x.clp"], "root directory does not exist"),
+    ],
+)
+def test_usage_errors_are_one_line(clp, args, words):
+    result = clp(*args)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: ") and words in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_dbpath_is_a_host_path(tmp_path, sandbox, keyring, app_conf, clp):
+    from pkgkit import make_package, pacman_install
+
+    pacman_install(sandbox, make_package(tmp_path, "openssh", "9.9p1-1"))
+    elsewhere = tmp_path / "db"
+    (sandbox / "var/lib/pacman").rename(elsewhere)
+    extra = '<AppliesTo><Pkg name="openssh" version="=9.9p1-1"/></AppliesTo>'
+    patch = make_patch(tmp_path, keyring, INSTALL_OK, extra=extra)
+    assert clp(*apply_args(sandbox, patch)).returncode == 2  # not installed in the root's db
+    result = clp("--dbpath", str(elsewhere), *apply_args(sandbox, patch))
+    assert result.returncode == 0, result.stderr
