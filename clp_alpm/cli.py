@@ -14,7 +14,12 @@ from typing import Any
 import click
 
 from . import __version__
-from .errors import EXIT_FAILED, EXIT_USAGE, ClpError
+from .errors import EXIT_FAILED, EXIT_USAGE, ClpError, UsageError
+
+EPILOG = (
+    "Exit status: 0 success; 1 the operation failed (and was rolled back) or was declined; "
+    "2 bad input or usage, nothing changed; 3 another clp holds the lock."
+)
 
 # -- global options, accepted before or after the command name (as pacman accepts them) ----
 
@@ -27,32 +32,39 @@ def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
     return value
 
 
-def _global(*names: str, **kwargs: Any) -> Callable:
-    return click.option(*names, expose_value=False, callback=_remember, **kwargs)
+def _global_options(hidden: bool) -> list[Callable]:
+    def option(*names: str, **kwargs: Any) -> Callable:
+        return click.option(*names, expose_value=False, callback=_remember, hidden=hidden, **kwargs)
+
+    return [
+        option("--root", "-r", type=click.Path(file_okay=False), help="Target system root."),
+        option("--config", type=click.Path(dir_okay=False), help="clp.conf to read (host path)."),
+        option(
+            "--dbpath",
+            "-b",
+            type=click.Path(file_okay=False),
+            help="pacman database directory (host path).",
+        ),  # fmt: skip
+        option("--noconfirm", is_flag=True, help="Do not ask for confirmation."),
+        option("--json", "json_output", is_flag=True, help="Machine-readable output."),
+        option("--color", type=click.Choice(["auto", "always", "never"]), help="Colorize output."),
+        option("--debug", is_flag=True, help="Show tracebacks of internal errors."),
+    ]
 
 
-_GLOBAL_OPTIONS = [
-    _global("--root", "-r", type=click.Path(file_okay=False), help="Target system root."),
-    _global("--config", type=click.Path(dir_okay=False), help="clp.conf to read (host path)."),
-    _global(
-        "--dbpath", "-b", type=click.Path(file_okay=False), help="pacman database dir (host path)."
-    ),
-    _global("--noconfirm", is_flag=True, help="Do not ask for confirmation."),
-    _global("--json", "json_output", is_flag=True, help="Machine-readable output."),
-    _global("--color", type=click.Choice(["auto", "always", "never"]), help="Colorize output."),
-    _global("--debug", is_flag=True, help="Show tracebacks of internal errors."),
-]
-
-
-def global_options(function: Callable) -> Callable:
-    for option in reversed(_GLOBAL_OPTIONS):
+def with_global_options(function: Callable, hidden: bool) -> Callable:
+    for option in reversed(_global_options(hidden)):
         function = option(function)
     return function
 
 
 def command(name: str, **kwargs: Any) -> Callable:
+    """A subcommand that also accepts every global option (listed in `clp --help` only)."""
+
     def decorate(function: Callable) -> click.Command:
-        return cli.command(name, **kwargs)(global_options(function))
+        return cli.command(name, epilog="Global options: see 'clp --help'.", **kwargs)(
+            with_global_options(function, hidden=True)
+        )
 
     return decorate
 
@@ -95,34 +107,48 @@ class Printer:
     def _style(self, text: str, **style: Any) -> str:
         return click.style(text, **style) if self.color else text
 
-    def _style_err(self, text: str, **style: Any) -> str:
-        return click.style(text, **style) if self.color_err else text
+    def _echo(self, text: str = "") -> None:
+        click.echo(text, color=self.color)
+
+    def _echo_err(self, label: str, colour: str, text: str) -> None:
+        styled = click.style(label, fg=colour, bold=True) if self.color_err else label
+        click.echo(f"{styled} {text}", err=True, color=self.color_err)
 
     def section(self, text: str) -> None:
         if not self.json:
-            click.echo(self._style("::", fg="blue", bold=True) + " " + self._style(text, bold=True))
+            self._echo(self._style("::", fg="blue", bold=True) + " " + self._style(text, bold=True))
 
-    def item(self, text: str) -> None:
+    def item(self, text: str = "") -> None:
         if not self.json:
-            click.echo(text)
+            self._echo(text)
 
     def arrow(self, text: str) -> None:
         if not self.json:
-            click.echo(self._style("->", fg="blue", bold=True) + " " + text)
+            self._echo(self._style("->", fg="blue", bold=True) + " " + text)
 
     def step(self, number: int, total: int, text: str) -> None:
         if not self.json:
-            click.echo(f"({number}/{total}) {text}")
+            self._echo(f"({number}/{total}) {text}")
 
     def output(self, line: str) -> None:
-        # script output: to stderr under --json so that stdout stays parseable
+        # script output goes to stderr under --json, so that stdout stays one JSON document
         click.echo(line, err=self.json)
 
+    def rows(self, rows: list[tuple[str, str]]) -> None:
+        if self.json:
+            return
+        width = max(len(label) for label, _ in rows)
+        for label, value in rows:
+            lines = str(value).splitlines() or ["-"]
+            self._echo(f"{label:<{width}} : {lines[0]}")
+            for line in lines[1:]:
+                self._echo(f"{'':<{width}}   {line}")
+
     def warning(self, text: str) -> None:
-        click.echo(self._style_err("warning:", fg="yellow", bold=True) + " " + text, err=True)
+        self._echo_err("warning:", "yellow", text)
 
     def error(self, text: str) -> None:
-        click.echo(self._style_err("error:", fg="red", bold=True) + " " + text, err=True)
+        self._echo_err("error:", "red", text)
 
     def data(self, value: Any) -> None:
         click.echo(json.dumps(value, indent=2, sort_keys=True))
@@ -132,7 +158,11 @@ def _events(printer: Printer):
     from .patches import Events
 
     return Events(
-        output=printer.output, info=printer.arrow, warning=printer.warning, step=printer.step
+        output=printer.output,
+        info=printer.arrow,
+        warning=printer.warning,
+        step=printer.step,
+        waiting=lambda text: printer.item(f":: {text}") if not printer.json else None,
     )
 
 
@@ -140,8 +170,8 @@ def _config():
     from .config import load_config
 
     opts = options()
-    overrides = {"dbpath_override": Path(opts.dbpath).absolute() if opts.dbpath else None}
-    return load_config(opts.root, opts.config, overrides)
+    dbpath = Path(opts.dbpath).absolute() if opts.dbpath else None
+    return load_config(opts.root, opts.config, {"dbpath_override": dbpath})
 
 
 def _session(printer: Printer, write: bool = True):
@@ -155,31 +185,61 @@ def _session(printer: Printer, write: bool = True):
     return Session(config, _events(printer), write=write)
 
 
-def _confirm(printer: Printer, question: str) -> None:
-    if options().noconfirm:
-        return
-    if not sys.stdin.isatty():
-        raise ClpError(
-            "cannot ask for confirmation: standard input is not a terminal (use --noconfirm)"
-        )
-    prompt = printer._style("::", fg="blue", bold=True) + " " + printer._style(question, bold=True)
-    if not click.confirm(prompt, default=True, prompt_suffix=" "):
-        raise Declined()
-
-
 class Declined(ClpError):
     def __init__(self) -> None:
-        super().__init__("operation cancelled; nothing was changed")
+        super().__init__("nothing was changed")
+
+
+def _confirm(printer: Printer, question: str) -> None:
+    """pacman's question: Enter or y proceeds; an answer may also come from a pipe."""
+    if options().noconfirm:
+        return
+    prompt = printer._style("::", fg="blue", bold=True) + " " + printer._style(question, bold=True)
+    if sys.stdin.isatty():
+        try:
+            answer = click.confirm(prompt, default=True, prompt_suffix=" ")
+        except click.Abort:
+            click.echo(err=True)
+            raise Declined() from None
+        if not answer:
+            raise Declined()
+        return
+    click.echo(f"{prompt} [Y/n] ", nl=False)
+    line = sys.stdin.readline()
+    click.echo(line.strip())
+    if not line:
+        raise UsageError("no answer on standard input (use --noconfirm to proceed without asking)")
+    if line.strip().lower() not in ("", "y", "yes"):
+        raise Declined()
 
 
 # -- commands ------------------------------------------------------------------------------
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, "-V", "--version", prog_name="clp")
-@global_options
-def cli() -> None:
-    """Core LivePatch: apply signed live patches and roll them back, without a reboot."""
+def _main_group() -> None:
+    """Core LivePatch: apply signed live patches and roll them back, without a reboot.
+
+    Global options may stand before or after the command, as in pacman.
+    """
+
+
+cli = click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EPILOG)(
+    click.version_option(__version__, "-V", "--version", prog_name="clp")(
+        with_global_options(_main_group, hidden=False)
+    )
+)
+
+
+def _signature_text(report: dict[str, Any], name: str) -> str:
+    status = report["status"]
+    if status == "verified":
+        return f"signed by {report['uid'] or 'unknown user id'} ({report['fingerprint']})"
+    if status == "invalid":
+        return f"INVALID: {report['message']}"
+    if status in ("unsigned", "missing"):
+        verdict = "apply refuses it" if report["siglevel"] == "Required" else "accepted"
+        return f"none ({name}.sig missing; SigLevel = {report['siglevel']}: {verdict})"
+    return f"not checked (SigLevel = {report['siglevel']})"
 
 
 @command("verify")
@@ -191,19 +251,20 @@ def verify_command(patch_file: str) -> None:
     printer = Printer(options())
     with tempfile.TemporaryDirectory(prefix="clp-verify-") as staging:
         patch = verify_patch(_config(), Path(patch_file), Path(staging))
+        report = patch.to_dict()
     if printer.json:
-        printer.data(patch.to_dict())
+        printer.data(report)
         return
-    signer = _describe_signer(patch)
-    printer.item(f"{patch_file}: OK ({patch.archive.container}, {signer})")
+    signature = _signature_text(report["signature"], Path(patch_file).name)
+    printer.item(f"{patch_file}: OK ({patch.archive.container}, {signature})")
 
 
 @command("info")
 @click.argument("patch")
 def info_command(patch: str) -> None:
-    """Show a patch file's metadata, or what clp knows of an applied patch ID."""
+    """Show a patch file's metadata, or what clp knows of the patch with that ID."""
     printer = Printer(options())
-    if patch.endswith(".clp") or os.path.isfile(patch):
+    if patch.endswith(".clp") or "/" in patch or os.path.lexists(patch):
         _info_file(printer, Path(patch))
     else:
         _info_record(printer, patch)
@@ -216,18 +277,17 @@ def _info_file(printer: Printer, path: Path) -> None:
     if printer.json:
         printer.data(info)
         return
-    meta = info["meta"]
-    rows = _meta_rows(meta) + [
-        ("Container", info["container"]),
-        ("Scripts", f"{info['install_script']}, {info['remove_script']}"),
-        (
-            "Payload",
-            f"{len(info['entries'])} entries, {_size(sum(e['size'] for e in info['entries']))}",
-        ),
-        ("SHA-256", info["sha256"]),
-        ("Signature", info["signature"]["status"]),
-    ]
-    _print_rows(rows)
+    payload = sum(entry["size"] for entry in info["entries"])
+    printer.rows(
+        _meta_rows(info["meta"])
+        + [
+            ("Container", info["container"]),
+            ("Scripts", f"{info['scripts']['install']}, {info['scripts']['remove']}"),
+            ("Payload", f"{len(info['entries'])} entries, {_size(payload)}"),
+            ("SHA-256", info["sha256"]),
+            ("Signature", _signature_text(info["signature"], path.name)),
+        ]
+    )
 
 
 def _info_record(printer: Printer, patch_id: str) -> None:
@@ -238,17 +298,19 @@ def _info_record(printer: Printer, patch_id: str) -> None:
     if printer.json:
         printer.data(info)
         return
-    rows = _meta_rows(info["meta"]) + [
-        ("State", info["state"]),
-        ("Applied", info["applied_at"] or "-"),
-        ("Rolled back", info["rolled_back_at"] or "-"),
-        ("Failed", info["failed_at"] or "-"),
-        ("Source", info["source"] or "-"),
-        ("Signed by", info["signer"] or "-"),
-        ("Changed since", ", ".join(info["changed_since_apply"]) or "-"),
-        ("Message", info["message"] or "-"),
-    ]
-    _print_rows(rows)
+    printer.rows(
+        _meta_rows(info["meta"])
+        + [
+            ("State", info["state"]),
+            ("Applied", info["applied_at"] or "-"),
+            ("Rolled Back", info["rolled_back_at"] or "-"),
+            ("Failed", info["failed_at"] or "-"),
+            ("Source", info["source"] or "-"),
+            ("Signature", f"signed by {info['signer']}" if info["signer"] else "not checked"),
+            ("Changed Since", "\n".join(info["changed_since_apply"]) or "-"),
+            ("Message", info["message"] or "-"),
+        ]
+    )
 
 
 def _meta_rows(meta: dict[str, Any]) -> list[tuple[str, str]]:
@@ -273,15 +335,6 @@ def _meta_rows(meta: dict[str, Any]) -> list[tuple[str, str]]:
     ]
 
 
-def _print_rows(rows: list[tuple[str, str]]) -> None:
-    width = max(len(label) for label, _ in rows)
-    for label, value in rows:
-        lines = str(value).splitlines() or ["-"]
-        click.echo(f"{label:<{width}} : {lines[0]}")
-        for line in lines[1:]:
-            click.echo(f"{'':<{width}}   {line}")
-
-
 @command("apply")
 @click.argument("patch_file", type=click.Path(dir_okay=False))
 def apply_command(patch_file: str) -> None:
@@ -303,23 +356,18 @@ def apply_command(patch_file: str) -> None:
 def _show_apply_plan(printer: Printer, plan) -> None:
     meta = plan.meta
     printer.section(f"Patch {meta.name} {meta.version}: {meta.description}")
-    rows = [("Signature", _describe_signer(plan.patch))]
-    rows.append(("Files", "\n".join(meta.files) or "(none declared)"))
-    rows.append(("Scripts", f"{plan.patch.archive.install_script} via {plan.interpreter}"))
+    signature = plan.patch.to_dict()["signature"]
+    rows = [
+        ("Signature", _signature_text(signature, plan.patch.source.name)),
+        ("Files", "\n".join(meta.files) or "(none declared)"),
+        ("Scripts", f"{plan.patch.archive.install_script} via {plan.interpreter}"),
+    ]
     if meta.health_check:
         rows.append(("Health Check", meta.health_check.command))
-    if not printer.json:
-        _print_rows(rows)
-        for note in plan.notes:
-            printer.warning(note)
-        click.echo()
-
-
-def _describe_signer(patch) -> str:
-    if patch.signer is None:
-        return f"not checked (SigLevel = {patch.siglevel})"
-    who = patch.signer.uid or "unknown user id"
-    return f"signed by {who} ({patch.signer.fingerprint})"
+    printer.rows(rows)
+    for note in plan.notes:
+        printer.warning(note)
+    printer.item()
 
 
 @command("list")
@@ -352,13 +400,10 @@ def rollback_command(patch_id: str, force: bool) -> None:
     with _session(printer) as session:
         plan = plan_rollback(session, patch_id, force=force)
         printer.section(f"Rolling back {patch_id}")
-        if not printer.json:
-            _print_rows([("Files", "\n".join(plan.record.meta.get("files", [])) or "(none)")])
-            for path in plan.overwritten:
-                printer.warning(
-                    f"{path} was changed since {patch_id} was applied; --force overwrites it"
-                )
-            click.echo()
+        printer.rows([("Files", "\n".join(plan.record.meta.get("files", [])) or "(none)")])
+        for change in plan.overwritten:
+            printer.warning(f"{change} since {patch_id} was applied; --force overwrites it")
+        printer.item()
         _confirm(printer, "Proceed with rollback?")
         record = rollback(session, plan)
     if printer.json:
@@ -381,28 +426,26 @@ def recover_command() -> None:
 
 @command("new")
 @click.argument("patch_id")
-@click.option(
-    "-C",
-    "--directory",
-    type=click.Path(file_okay=False),
-    default=".",
-    help="Where to create the patch directory.",
-)
+@click.option("-C", "--directory", type=click.Path(file_okay=False, exists=True), default=".",
+              help="Existing directory to create the patch directory in.")  # fmt: skip
 def new_command(patch_id: str, directory: str) -> None:
     """Write a patch directory with template metadata and scripts."""
     from .patchfile import write_template
 
+    printer = Printer(options())
     dest = Path(directory) / patch_id
     write_template(dest, patch_id)
-    Printer(options()).item(
-        f"created {dest}: edit PKGINFO.meta and the scripts, then 'clp build {dest}'"
-    )
+    if printer.json:
+        printer.data({"created": str(dest)})
+        return
+    printer.item(f"created {dest}: edit PKGINFO.meta and the scripts, then")
+    printer.item(f"  clp build {dest} -o {patch_id}.clp --sign YOUR-KEY-ID")
 
 
 @command("build")
 @click.argument("directory", type=click.Path(file_okay=False))
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Output .clp file.")
-@click.option("--sign", "sign_key", help="Sign with this gpg key id.")
+@click.option("--sign", "sign_key", metavar="KEYID", help="Sign with this gpg key.")
 @click.option("--gpg-homedir", type=click.Path(file_okay=False), help="gpg home for --sign.")
 def build_command(
     directory: str, output: str | None, sign_key: str | None, gpg_homedir: str | None
@@ -413,19 +456,29 @@ def build_command(
 
     printer = Printer(options())
     src = Path(directory)
+    if not src.is_dir():
+        raise UsageError(f"{src}: no such patch directory")
     out = Path(output) if output else Path(f"{src.absolute().name}.clp")
+    if not out.absolute().parent.is_dir():
+        raise UsageError(f"{out.absolute().parent}: no such directory for the output")
     archive = build_patch(src, out)
-    sig = (
-        sign_detached(out, sign_key, Path(gpg_homedir) if gpg_homedir else None)
-        if sign_key
-        else None
-    )
+    signature = Path(f"{out}.sig")
+    signature.unlink(missing_ok=True)  # a signature of an earlier build would not match
+    if sign_key:
+        try:
+            sign_detached(out, sign_key, Path(gpg_homedir) if gpg_homedir else None)
+        except ClpError:
+            out.unlink(missing_ok=True)  # nothing half-made: no unsigned patch left behind
+            raise
     if printer.json:
-        printer.data(archive.to_dict() | {"signature": str(sig) if sig else None})
+        printer.data(archive.to_dict() | {"signature": str(signature) if sign_key else None})
         return
     printer.item(f"built {out} ({archive.meta.name} {archive.meta.version}, {_size(archive.size)})")
-    if sig:
-        printer.item(f"signed {sig}")
+    if sign_key:
+        printer.item(f"signed {signature}")
+    if out.name != f"{archive.meta.name}.clp":
+        printer.warning(f"the patch is named {archive.meta.name}: call the file "
+                        f"{archive.meta.name}.clp, as the patch feed does")  # fmt: skip
 
 
 def _size(count: int) -> str:
@@ -449,41 +502,40 @@ def _terminate(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+def _fail(message: str, code: int) -> int:
+    printer = Printer(_last_options)
+    printer.error(message)
+    if _last_options.json:
+        printer.data({"error": message, "exit_code": code})
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
         cli.main(args=argv, prog_name="clp", standalone_mode=False)
         return 0
+    except Declined as declined:
+        Printer(_last_options).item(str(declined))
+        return EXIT_FAILED
     except ClpError as err:
-        Printer(_last_options).error(str(err))
-        return err.exit_code
+        return _fail(str(err), err.exit_code)
     except click.exceptions.Exit as exit_:
         return exit_.exit_code
     except click.UsageError as err:
-        where = (
-            f"clp {err.ctx.command_path.split(' ', 1)[1]}"
-            if err.ctx and " " in err.ctx.command_path
-            else "clp"
-        )
-        Printer(_last_options).error(f"{_lower_first(err.format_message())} (see '{where} --help')")
-        return EXIT_USAGE
+        path = err.ctx.command_path if err.ctx else "clp"
+        where = "clp" + path[len(path.split(" ")[0]) :]
+        return _fail(f"{_lower_first(err.format_message())} (see '{where} --help')", EXIT_USAGE)
     except click.ClickException as err:
-        Printer(_last_options).error(_lower_first(err.format_message()))
-        return EXIT_USAGE
-    except click.Abort:
-        Printer(_last_options).error("aborted; nothing was changed")
-        return EXIT_FAILED
-    except KeyboardInterrupt:
-        Printer(_last_options).error("interrupted")
-        return 130
+        return _fail(_lower_first(err.format_message()), EXIT_USAGE)
+    except (click.Abort, KeyboardInterrupt):
+        click.echo(err=True)
+        return _fail("interrupted", 130)
     except Exception as err:  # a bug: say so in one line unless --debug
         if debug:
             raise
-        Printer(_last_options).error(
-            f"internal error: {type(err).__name__}: {err} (run with --debug for details)"
-        )
-        return EXIT_FAILED
+        return _fail(f"internal error: {type(err).__name__}: {err} (run with --debug)", EXIT_FAILED)
 
 
 if __name__ == "__main__":

@@ -5,9 +5,10 @@ from __future__ import annotations
 import fcntl
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from .errors import LockError
+from .errors import ClpError, LockError
 
 LOCK_NAME = "lock"
 DEFAULT_WAIT = 5.0
@@ -19,20 +20,30 @@ HELD_ENV = "CLP_LOCK_HELD_BY"
 class StateLock:
     """Exclusive lock on `<state_dir>/lock`. The kernel drops it when the process dies."""
 
-    def __init__(self, state_dir: Path, wait: float = DEFAULT_WAIT) -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        wait: float = DEFAULT_WAIT,
+        on_wait: Callable[[str], None] | None = None,
+    ) -> None:
         self.path = state_dir / LOCK_NAME
         self.wait = wait
+        self.on_wait = on_wait
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        fd = self._open()
         deadline = time.monotonic() + self.wait
+        told = False
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
+                if not told and self.on_wait is not None:
+                    holder = _read_holder(fd)
+                    self.on_wait(f"waiting for the lock held by pid {holder or '?'} ({self.path})")
+                    told = True
                 if time.monotonic() >= deadline:
                     holder = _read_holder(fd)
                     os.close(fd)
@@ -45,6 +56,14 @@ class StateLock:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd
+
+    def _open(self) -> int:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        except OSError as err:
+            where = err.filename or self.path
+            raise ClpError(f"{where}: cannot open the lock ({err.strerror})") from None
 
     def release(self) -> None:
         if self._fd is not None:

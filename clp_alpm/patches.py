@@ -30,7 +30,7 @@ from .logfile import LogFile
 from .meta import PatchMeta
 from .patchfile import DEFAULT_LIMITS, PatchArchive, extract_patch, inspect_patch
 from .signature import SignatureInfo, check_signature
-from .snapshots import Snapshot, SnapshotStore
+from .snapshots import FileState, Snapshot, SnapshotStore
 from .state import Operation, PatchRecord, StateDB
 
 LOG_TAG = "CLP"
@@ -48,6 +48,7 @@ class Events:
     info: Callable[[str], None] = _ignore  # a step begins
     warning: Callable[[str], None] = _ignore
     step: Callable[[int, int, str], None] = lambda number, total, description: None
+    waiting: Callable[[str], None] = _ignore  # the lock is held by someone else, for now
 
 
 # -- verification ------------------------------------------------------------------------
@@ -67,10 +68,28 @@ class VerifiedPatch:
         return self.archive.meta
 
     def to_dict(self) -> dict[str, Any]:
-        signature: dict[str, Any] = {"siglevel": self.siglevel, "verified": self.signer is not None}
-        if self.signer is not None:
-            signature |= {"fingerprint": self.signer.fingerprint, "uid": self.signer.uid}
-        return self.archive.to_dict() | {"path": str(self.source), "signature": signature}
+        report = signature_report(self.siglevel, self.signer, None, self.archive.path)
+        return self.archive.to_dict() | {"path": str(self.source), "signature": report}
+
+
+def signature_report(
+    siglevel: str, signer: SignatureInfo | None, error: str | None, staged: Path
+) -> dict[str, Any]:
+    """The one JSON shape of a patch's signature verdict (verify, info, build)."""
+    present = Path(f"{staged}.sig").is_file()
+    if error is not None:
+        status = "invalid" if present else "missing"
+    elif signer is not None:
+        status = "verified"
+    else:
+        status = "not-checked" if present else "unsigned"
+    return {
+        "siglevel": siglevel,
+        "status": status,
+        "fingerprint": signer.fingerprint if signer else None,
+        "uid": signer.uid if signer else None,
+        "message": error,
+    }
 
 
 def verify_patch(config: Config, path: Path, staging: Path) -> VerifiedPatch:
@@ -115,37 +134,19 @@ def describe_patch_file(config: Config, path: Path) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="clp-info-") as staging:
         staged = stage_patch(path, Path(staging))
         archive = inspect_patch(staged)
-        status = _signature_status(config, staged)
-    return archive.to_dict() | {
-        "path": str(path),
-        "install_script": archive.install_script,
-        "remove_script": archive.remove_script,
-        "signature": {"status": status},
-    }
-
-
-def _signature_status(config: Config, staged: Path) -> str:
-    try:
-        signer = check_signature(staged, config.siglevel, config.host_keyring)
-        status = (
-            f"signed by {signer.uid or '?'} ({signer.fingerprint})"
-            if signer
-            else f"not checked (SigLevel = {config.siglevel})"
-        )
-    except SignatureError as err:
-        return f"INVALID: {err}"
-    return status
+        signer, error = None, None
+        try:
+            signer = check_signature(staged, config.siglevel, config.host_keyring)
+        except SignatureError as err:
+            error = str(err)
+        report = signature_report(config.siglevel, signer, error, staged)
+    return archive.to_dict() | {"path": str(path), "signature": report}
 
 
 def describe_record(session: Session, patch_id: str) -> dict[str, Any]:
     """What `clp info ID` shows: the state record and which declared files changed since."""
-    record = session.state.get_patch(patch_id)
-    if record is None:
-        raise UsageError(f"patch '{patch_id}' is not known to clp (see 'clp list')")
-    changed: list[str] = []
-    if record.state == "applied" and record.snapshot_after:
-        after = session.store.load(record.snapshot_after)
-        changed = session.store.changed_paths(session.config.root, after)
+    record = _known_record(session, patch_id)
+    changed = _changes_since_apply(session, record)
     return record.to_dict() | {"meta": record.meta, "changed_since_apply": changed}
 
 
@@ -163,7 +164,6 @@ class Session:
         config: Config,
         events: Events | None = None,
         write: bool = True,
-        lock_wait: float | None = None,
     ) -> None:
         self.config = config
         self.events = events or Events()
@@ -173,7 +173,7 @@ class Session:
         self.recovered: list[str] = []
         # staged patch copies this session inspected, so a commit need not read them again
         self.inspected: dict[str, PatchArchive] = {}
-        self._lock = StateLock(config.host_state_dir, **({"wait": lock_wait} if lock_wait else {}))
+        self._lock = StateLock(config.host_state_dir, on_wait=self.events.waiting)
         self._locked = False
         self.state: StateDB
 
@@ -294,8 +294,11 @@ class ApplyPlan:
             "patch": self.meta.name,
             "patch_dir": self.patch_dir,
             "files": list(self.meta.files),
-            "scripts": [self.patch.archive.install_script, self.patch.archive.remove_script],
-            "health_check": self.meta.health_check.command if self.meta.health_check else None,
+            "scripts": {
+                "install": self.patch.archive.install_script,
+                "remove": self.patch.archive.remove_script,
+            },
+            "health_check": self.meta.to_dict()["health_check"],
             "steps": [step.description for step in self.steps],
             "notes": list(self.notes),
         }
@@ -498,20 +501,16 @@ class RollbackPlan:
 
 
 def plan_rollback(session: Session, patch_id: str, force: bool = False) -> RollbackPlan:
-    record = session.state.get_patch(patch_id)
-    if record is None:
-        raise UsageError(f"patch '{patch_id}' is not known to clp (see 'clp list')")
+    record = _known_record(session, patch_id)
     if record.state != "applied":
-        raise UsageError(f"patch '{patch_id}' is not applied (it is {record.state})")
+        raise UsageError(f"patch '{patch_id}' is {record.state}, not applied: nothing to roll back")
     files = list(record.meta.get("files", []))
-    changed = []
-    if record.snapshot_after:
-        after = session.store.load(record.snapshot_after)
-        changed = session.store.changed_paths(session.config.root, after)
+    changed = _changes_since_apply(session, record)
     if changed and not force:
         raise ConflictError(
-            f"rollback of {patch_id} stopped: {', '.join(changed)} changed since the patch "
-            "was applied; look at the change, then use --force to overwrite it"
+            f"rollback of {patch_id} stopped: changed since the patch was applied: "
+            f"{'; '.join(changed)}. Look at the changes, then run "
+            f"'clp rollback --force {patch_id}' to overwrite them"
         )
     patch_dir = session.config.patch_path(patch_id)
     remove_script = record.meta.get("remove_script", "Remove-Script.ps1")
@@ -535,6 +534,46 @@ def plan_rollback(session: Session, patch_id: str, force: bool = False) -> Rollb
         ),
     )
     return RollbackPlan(record, steps, tuple(changed))
+
+
+def _known_record(session: Session, patch_id: str) -> PatchRecord:
+    record = session.state.get_patch(patch_id)
+    if record is not None:
+        return record
+    hint = "see 'clp list'"
+    if patch_id.endswith(".clp"):
+        hint = f"patches are named by their ID, e.g. '{Path(patch_id).name[:-4]}'"
+    raise UsageError(f"patch '{patch_id}' is not known to clp ({hint})")
+
+
+def _changes_since_apply(session: Session, record: PatchRecord) -> list[str]:
+    """Each declared file someone changed after the patch was applied, with what changed."""
+    if record.state != "applied" or not record.snapshot_after:
+        return []
+    after = session.store.load(record.snapshot_after)
+    root = session.config.root
+    return [
+        f"{path} ({describe_change(after.get(path), session.store.current_state(root, path))})"
+        for path in session.store.changed_paths(root, after)
+    ]
+
+
+def describe_change(then: FileState | None, now: FileState) -> str:
+    """In a few words, how a file differs from what clp recorded."""
+    if then is None or then.kind == "absent":
+        return "created"
+    if now.kind == "absent":
+        return "deleted"
+    if then.kind != now.kind:
+        return f"{then.kind} replaced by a {now.kind}"
+    changes = []
+    if (then.digest, then.target) != (now.digest, now.target):
+        changes.append("content changed")
+    if then.mode != now.mode:
+        changes.append(f"mode {then.mode:o} -> {now.mode:o}")
+    if (then.uid, then.gid) != (now.uid, now.gid):
+        changes.append(f"owner {then.uid}:{then.gid} -> {now.uid}:{now.gid}")
+    return ", ".join(changes) or "changed"
 
 
 def rollback(session: Session, plan: RollbackPlan) -> PatchRecord:

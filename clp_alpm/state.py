@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +81,7 @@ class PatchRecord:
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
-            "name": self.description,
+            "description": self.description,
             "version": self.version,
             "state": self.state,
             "severity": self.meta.get("severity"),
@@ -122,7 +123,7 @@ class Operation:
 def _iso(stamp: float | None) -> str | None:
     if stamp is None:
         return None
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(stamp))
+    return datetime.fromtimestamp(stamp).astimezone().isoformat(timespec="seconds")
 
 
 class StateDB:

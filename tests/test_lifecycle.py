@@ -436,3 +436,40 @@ def test_dbpath_is_a_host_path(tmp_path, sandbox, keyring, app_conf, clp):
     assert clp(*apply_args(sandbox, patch)).returncode == 2  # not installed in the root's db
     result = clp("--dbpath", str(elsewhere), *apply_args(sandbox, patch))
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(("answer", "code"), [("y\n", 0), ("\n", 0), ("n\n", 1), ("no\n", 1)])
+def test_answer_from_a_pipe_as_pacman_reads_it(tmp_path, sandbox, keyring, app_conf, answer, code):
+    import subprocess
+
+    from conftest import CLP
+
+    patch = make_patch(tmp_path, keyring, INSTALL_OK)
+    result = subprocess.run([str(CLP), "--root", str(sandbox), "apply", str(patch)],
+                            input=answer, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert result.returncode == code, result.stderr
+    assert "Proceed with apply? [Y/n]" in result.stdout
+    expected = "MACs hmac-sha2\n" if code == 0 else "MACs hmac-sha1\n"
+    assert app_conf.read_text() == expected
+
+
+def test_json_errors_are_json_too(tmp_path, sandbox, clp):
+    result = clp("--root", str(sandbox), "apply", str(tmp_path / "none.clp"), "--json")
+    assert result.returncode == 2
+    assert json.loads(result.stdout) == {
+        "error": f"{tmp_path / 'none.clp'}: no such patch file",
+        "exit_code": 2,
+    }
+
+
+def test_rollback_refusal_says_what_changed(tmp_path, sandbox, keyring, app_conf, clp):
+    patch = make_patch(tmp_path, keyring, INSTALL_OK + "echo n > /etc/b.conf\n",
+                       files=("/etc/app.conf", "/etc/b.conf"))  # fmt: skip
+    assert clp(*apply_args(sandbox, patch)).returncode == 0
+    app_conf.chmod(0o600)
+    (sandbox / "etc/b.conf").unlink()
+    result = clp("--root", str(sandbox), "rollback", PATCH_ID, "--noconfirm")
+    assert result.returncode == 1
+    assert "/etc/app.conf (mode 640 -> 600)" in result.stderr
+    assert "/etc/b.conf (deleted)" in result.stderr
+    assert f"clp rollback --force {PATCH_ID}" in result.stderr

@@ -56,7 +56,7 @@ def test_answering_no_changes_nothing(tmp_path, sandbox, keyring, app_conf):
     assert code == 1
     assert ":: Patch CLPR261125 1: Test patch" in strip_colour(screen)
     assert "/etc/app.conf" in screen and "Proceed with apply? [Y/n]" in strip_colour(screen)
-    assert "cancelled" in screen
+    assert "nothing was changed" in screen
     assert app_conf.read_text() == "MACs hmac-sha1\n"
     assert not (sandbox / "opt/CLP/CLPR261125").exists()
 
