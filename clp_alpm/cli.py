@@ -185,6 +185,14 @@ def _session(printer: Printer, write: bool = True):
     return Session(config, _events(printer), write=write)
 
 
+def _config_checking_recovery(printer: Printer):
+    """For commands that read no state: root still rolls back what a killed clp left."""
+    if os.geteuid() != 0:
+        return _config()
+    with _session(printer, write=False) as session:
+        return session.config
+
+
 class Declined(ClpError):
     def __init__(self) -> None:
         super().__init__("nothing was changed")
@@ -249,8 +257,9 @@ def verify_command(patch_file: str) -> None:
     from .patches import verify_patch
 
     printer = Printer(options())
+    config = _config_checking_recovery(printer)
     with tempfile.TemporaryDirectory(prefix="clp-verify-") as staging:
-        patch = verify_patch(_config(), Path(patch_file), Path(staging))
+        patch = verify_patch(config, Path(patch_file), Path(staging))
         report = patch.to_dict()
     if printer.json:
         printer.data(report)
@@ -273,7 +282,7 @@ def info_command(patch: str) -> None:
 def _info_file(printer: Printer, path: Path) -> None:
     from .patches import describe_patch_file
 
-    info = describe_patch_file(_config(), path)
+    info = describe_patch_file(_config_checking_recovery(printer), path)
     if printer.json:
         printer.data(info)
         return
@@ -498,7 +507,7 @@ def _lower_first(text: str) -> str:
 
 
 def _terminate(signum: int, frame: Any) -> None:
-    # SIGTERM (systemctl stop, a timeout) undoes like Ctrl-C instead of leaving a half state
+    # SIGTERM/SIGHUP undo like Ctrl-C instead of leaving a half state for the next run
     raise KeyboardInterrupt
 
 
@@ -511,7 +520,8 @@ def _fail(message: str, code: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    signal.signal(signal.SIGTERM, _terminate)
+    for signum in (signal.SIGTERM, signal.SIGHUP):  # a stop, a lost ssh session: undo
+        signal.signal(signum, _terminate)
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
         cli.main(args=argv, prog_name="clp", standalone_mode=False)

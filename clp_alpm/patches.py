@@ -6,6 +6,7 @@ import os
 import shutil
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -17,6 +18,7 @@ from .config import Config
 from .errors import (
     ClpError,
     ConflictError,
+    LockError,
     NotApplicableError,
     NotRootError,
     OperationFailed,
@@ -25,7 +27,7 @@ from .errors import (
     UsageError,
 )
 from .journal import Journal, Step, StepRun
-from .lock import StateLock
+from .lock import HELD_ENV, StateLock
 from .logfile import LogFile
 from .meta import PatchMeta
 from .patchfile import DEFAULT_LIMITS, PatchArchive, extract_patch, inspect_patch
@@ -185,7 +187,6 @@ class Session:
             try:
                 self.state = StateDB(self.config.host_state_dir)
                 self.recover()
-                empty_trash(self.config)
             except BaseException:
                 self.close()
                 raise
@@ -243,10 +244,9 @@ class Session:
 
     def recover(self) -> list[str]:
         """Roll back every operation a killed process left unfinished; say so."""
-        reports = []
-        for operation in self.state.unfinished_operations():
-            reports.append(self._recover_one(operation))
+        reports = [self._recover_one(op) for op in self.state.unfinished_operations()]
         self.recovered.extend(reports)
+        empty_trash(self.config)  # nothing unfinished is left that could need it
         return reports
 
     def _recover_one(self, operation: Operation) -> str:
@@ -386,7 +386,38 @@ def _check_applicable(session: Session, meta: PatchMeta) -> None:
             f"{meta.name} reverts packages ({', '.join(r.name for r in meta.reverts)}); "
             "package reverts are not supported by this version of clp"
         )
+    _check_own_files(config, meta)
     _check_applies_to(config, meta)
+    _check_pacman_lock(config)
+
+
+def _check_own_files(config: Config, meta: PatchMeta) -> None:
+    """A patch may not manage clp's own files: restoring them would pull the state, the lock
+    or the snapshots from under clp (and the log would stop every rollback)."""
+    own = {
+        "StateDir": config.state_dir,
+        "PatchDir": config.patch_dir,
+        "LogFile": config.log_file,
+        "Keyring": config.keyring,
+        "DBPath": config.dbpath,
+    }
+    for path in meta.files:
+        for setting, mine in own.items():
+            if path == mine or path.startswith(mine + "/") or mine.startswith(path + "/"):
+                raise NotApplicableError(
+                    f"{meta.name} declares {path}, which is clp's own ({setting} = {mine}); "
+                    "a patch cannot manage it"
+                )
+
+
+def _check_pacman_lock(config: Config) -> None:
+    """Another package transaction in progress: patching under it is a race (exit 3)."""
+    lock = config.host_dbpath / "db.lck"
+    if lock.exists() and HELD_ENV not in os.environ:
+        raise LockError(
+            f"pacman is running ({lock} exists); wait for it to finish, "
+            "or remove the file if no pacman is running"
+        )
 
 
 def _check_applies_to(config: Config, meta: PatchMeta) -> None:
@@ -463,13 +494,16 @@ def _record_failure(
     """Mark a patch failed; an applied one stays applied (only a re-apply could have failed)."""
     now = time.time()
     previous = session.state.get_patch(patch_id)
-    if previous is not None:
-        if previous.state != "applied":
-            session.state.put_patch(
-                replace(previous, state="failed", failed_at=now, updated_at=now, message=message)
-            )
+    if previous is not None and previous.state == "applied":
         return
-    if values is not None:
+    if previous is not None:
+        update = dict(values or {})  # the failed version's metadata, not the earlier one's
+        session.state.put_patch(
+            replace(
+                previous, state="failed", failed_at=now, updated_at=now, message=message, **update
+            )  # fmt: skip
+        )
+    elif values is not None:
         session.state.put_patch(
             PatchRecord(
                 id=patch_id,
@@ -582,11 +616,17 @@ def rollback(session: Session, plan: RollbackPlan) -> PatchRecord:
     return record
 
 
+def _trash_dir(config: Config) -> Path:
+    return config.host_patch_dir / ".trash"
+
+
 def empty_trash(config: Config) -> None:
-    """Delete patch dirs retired by finished rollbacks (only ever called under the lock)."""
-    trash = config.host_state_dir / "trash"
-    if trash.is_dir():
-        shutil.rmtree(trash, ignore_errors=True)
+    """Delete patch dirs retired by finished rollbacks and staging dirs of killed extractions
+    (only ever called under the lock, with no operation left unfinished)."""
+    shutil.rmtree(_trash_dir(config), ignore_errors=True)
+    if config.host_patch_dir.is_dir():
+        for leftover in config.host_patch_dir.glob(".staging-*"):
+            shutil.rmtree(leftover, ignore_errors=True)
 
 
 # -- step handlers ------------------------------------------------------------------------
@@ -639,40 +679,43 @@ class ScriptStep(_Handler):
 
     def do(self, run: StepRun) -> None:
         script = Path(run.args["script"]).name
-        result = self._run(run, script, run.args["action"], "pgid")
+        result = self._run(run, script, run.args["action"], "script")
         if not result.ok:
             raise ClpError(f"{script} {result.describe()}")
 
-    def _run(self, run: StepRun, script: str, action: str, pgid_key: str) -> scripts.ProcessResult:
-        """Run one of the patch's scripts, journaling its process group before it can act."""
+    def _run(self, run: StepRun, script: str, action: str, key: str) -> scripts.ProcessResult:
+        """Run one of the patch's scripts. Its marker is journaled before it starts, so that
+        recovery can find it and all it spawned if clp is killed meanwhile."""
         args = run.args
         return scripts.run_script(
             self.config.interpreter,
             f"{args['patch_dir']}/{script}",
             root=self.config.root,
             cwd=args["patch_dir"],
-            env=scripts.script_environment(
-                args["patch_id"], args["patch_dir"], self.config.root, action
-            ),
+            env=_marked_environment(self.config, run, action, f"{key}_marker"),
             timeout=self.config.script_timeout,
             on_output=self.session.events.output,
             log=self.session.log,
             log_tag=f"{LOG_TAG}:{args['patch_id']}",
-            on_start=lambda pid: run.save(**{pgid_key: pid, "boot_id": scripts.boot_id()}),
+            on_start=lambda pid: run.save(**{f"{key}_started": True}),
         )
 
     def undo(self, run: StepRun) -> None:
         _kill_leftover_scripts(run)
         snapshot = _earlier_snapshot(self.session, run, self.restore_from)
-        if "pgid" in run.data:  # the Install script started: give its Remove script a go
-            self._run_remove_script(run)
-        if snapshot is not None:
-            _restore_exactly(self.session, snapshot)
+        try:
+            if run.data.get("script_started"):  # give the patch's own Remove script a go
+                self._run_remove_script(run)
+        except (ClpError, OSError) as err:
+            self.session.events.warning(f"{run.args['remove_script']} could not run: {err}")
+        finally:
+            if snapshot is not None:
+                _restore_exactly(self.session, snapshot)
 
     def _run_remove_script(self, run: StepRun) -> None:
         remove_name = run.args["remove_script"]
         self.session.events.info(f"running {remove_name}")
-        result = self._run(run, remove_name, "remove", "remove_pgid")
+        result = self._run(run, remove_name, "remove", "remove")
         if not result.ok:
             self.session.events.warning(
                 f"{remove_name} {result.describe()}; restoring the files from CLP's snapshot"
@@ -703,14 +746,11 @@ class HealthCheckStep(_Handler):
         result = scripts.run_health_check(
             args["command"],
             root=self.config.root,
-            env=scripts.script_environment(
-                args["patch_id"], args["patch_dir"], self.config.root, "health-check"
-            ),
+            env=_marked_environment(self.config, run, "health-check", "script_marker"),
             timeout=args["timeout"],
             on_output=self.session.events.output,
             log=self.session.log,
             log_tag=f"{LOG_TAG}:{args['patch_id']}",
-            on_start=lambda pid: run.save(pgid=pid, boot_id=scripts.boot_id()),
         )
         if not result.ok:
             raise ClpError(f"health check '{args['command']}' {result.describe()}")
@@ -731,11 +771,12 @@ class RestoreFilesStep(_Handler):
 
 
 class RetirePatchDirStep(_Handler):
-    """Move the patch dir to StateDir/trash, so that undo can put it back."""
+    """Move the patch dir into PatchDir/.trash (same file system: a rename, never a copy),
+    so that undo can put it back; the trash is emptied once the rollback is done."""
 
     def do(self, run: StepRun) -> None:
         source = self.config.host(run.args["patch_dir"])
-        trash = self.config.host_state_dir / "trash"
+        trash = _trash_dir(self.config)
         trash.mkdir(parents=True, exist_ok=True, mode=0o700)
         target = trash / f"{int(time.time() * 1000)}-{source.name}"
         run.save(source=str(source), trash=str(target))
@@ -784,14 +825,24 @@ class RecordStep(_Handler):
             self.session.state.put_patch(PatchRecord(**previous))
 
 
+def _marked_environment(config: Config, run: StepRun, action: str, key: str) -> dict[str, str]:
+    """The script environment plus a fresh marker, journaled (under `key`) before the start."""
+    marker = uuid.uuid4().hex
+    run.save(**{key: marker})
+    return scripts.script_environment(
+        run.args["patch_id"],
+        run.args["patch_dir"],
+        config.root,
+        action,
+        {scripts.RUN_MARKER_ENV: marker},
+    )
+
+
 def _kill_leftover_scripts(run: StepRun) -> None:
-    """Scripts a killed clp started may still run; a process group id means nothing after a
-    reboot, so it is only used within the boot that saved it."""
-    if run.data.get("boot_id") != scripts.boot_id():
-        return
-    for key in ("pgid", "remove_pgid"):
+    """Scripts a killed clp started may still run: stop them before touching their files."""
+    for key in ("script_marker", "remove_marker"):
         if key in run.data:
-            scripts.kill_process_group(run.data[key])
+            scripts.kill_marked_processes(run.data[key])
 
 
 def _record_to_json(record: PatchRecord | None) -> dict[str, Any] | None:

@@ -8,8 +8,9 @@ A script must not leave processes behind: when the interpreter exits, whatever i
 in its process group is killed with SIGKILL. A process that leaves the group on purpose (setsid,
 a double fork into a new session) escapes this; clp then stops reading its output after a short
 wait instead of hanging on the pipe it still holds. The death signal only reaches the
-interpreter itself, not its children: the caller journals the process group that `on_start`
-reports and kills it with `kill_process_group` when it recovers from a crash.
+interpreter itself, not its children: the caller puts a marker (CLP_RUN_ID) in the script's
+environment and journals it before the start; `kill_marked_processes` finds the script and all
+it spawned by that marker when clp recovers from a crash.
 
 The death signal is tied to the thread that started the child: call these functions from a
 thread that outlives the script (they block until it ends, so any caller does).
@@ -17,6 +18,7 @@ thread that outlives the script (they block until it ends, so any caller does).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import os
@@ -213,26 +215,42 @@ def _signal_group(pgid: int, signum: int) -> bool:
     return True
 
 
-def boot_id() -> str:
-    """This boot's id: a process group id saved in one boot means nothing in the next."""
-    try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    except OSError:
-        return ""
+RUN_MARKER_ENV = "CLP_RUN_ID"
 
 
-def kill_process_group(pgid: int) -> bool:
-    """SIGKILL every process of group `pgid`; return whether a live process was there to kill.
+def kill_marked_processes(marker: str, rounds: int = 5) -> list[int]:
+    """SIGKILL every process whose environment carries CLP_RUN_ID=<marker>.
 
-    Refuses (returns False for) the groups 0 and 1 and clp's own group, which a stale journal
-    entry could name after the pid was reused.
+    clp journals the marker before a script starts, so a crashed clp's next run can find the
+    script and everything it spawned (children inherit the environment) with no window in
+    which a pid is unknown, and can never hit an unrelated process that reused a pid.
     """
-    if pgid <= 1 or pgid == os.getpgrp():
-        return False
-    members = _live_group_members(pgid)
-    if members == []:
-        return False
-    return _signal_group(pgid, signal.SIGKILL)
+    needle = f"{RUN_MARKER_ENV}={marker}".encode()
+    killed: set[int] = set()
+    for _ in range(rounds):  # a process may fork while its siblings are being killed
+        found = [p for p in _pids() if p not in killed and needle in _environment_of(p)]
+        for pid in found:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        killed.update(found)
+        if not found:
+            break
+        time.sleep(0.01)
+    return sorted(killed)
+
+
+def _pids() -> list[int]:
+    return [
+        int(name) for name in os.listdir("/proc") if name.isdigit() and int(name) != os.getpid()
+    ]
+
+
+def _environment_of(pid: int) -> list[bytes]:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as handle:
+            return handle.read().split(b"\0")
+    except OSError:
+        return []
 
 
 # --- the child's setup (runs between fork and exec) --------------------------------------------

@@ -147,9 +147,9 @@ class StateDB:
         except sqlite3.DatabaseError as err:
             raise ClpError(f"{self.path}: state database is unreadable ({err})") from None
         except OSError as err:
-            raise ClpError(
-                f"{state_dir}: cannot create the state directory ({err.strerror})"
-            ) from None
+            doing = "read clp's state" if readonly else "create the state directory"
+            hint = "; run as root" if isinstance(err, PermissionError) else ""
+            raise ClpError(f"{state_dir}: cannot {doing} ({err.strerror}){hint}") from None
         self._conn.row_factory = sqlite3.Row
 
     def _connect_readonly(self) -> sqlite3.Connection:

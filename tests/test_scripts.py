@@ -23,7 +23,7 @@ from clp_alpm.scripts import (
     MAX_LINE_BYTES,
     ProcessResult,
     find_interpreter,
-    kill_process_group,
+    kill_marked_processes,
     run_health_check,
     run_process,
     run_script,
@@ -527,18 +527,21 @@ def test_health_check_runs_chrooted(root: Path) -> None:
 # --- process groups and crashes ----------------------------------------------------------------
 
 
-def test_kill_process_group(tmp_path: Path) -> None:
-    child = subprocess.Popen(["sleep", "1000"], start_new_session=True)
+def test_kill_marked_processes_finds_children_and_spares_others(tmp_path: Path) -> None:
+    marked_env = dict(os.environ, CLP_RUN_ID="abc123")
+    marked = subprocess.Popen(["sh", "-c", "sleep 1000 & sleep 1000"], env=marked_env)
+    other = subprocess.Popen(["sleep", "1000"], env=dict(os.environ, CLP_RUN_ID="other"))
     try:
-        assert kill_process_group(child.pid) is True
-        assert child.wait(timeout=5) == -signal.SIGKILL
+        time.sleep(0.2)  # let the shell start its background child
+        killed = kill_marked_processes("abc123")
+        assert marked.pid in killed and len(killed) == 3  # the shell and its two sleeps
+        assert marked.wait(timeout=5) == -signal.SIGKILL
+        assert other.poll() is None
+        assert kill_marked_processes("abc123") == []
     finally:
-        child.kill()
-        child.wait()
-    assert kill_process_group(child.pid) is False  # gone now
-    assert kill_process_group(0) is False
-    assert kill_process_group(1) is False
-    assert kill_process_group(os.getpgrp()) is False  # never clp's own group
+        for process in (marked, other):
+            process.kill()
+            process.wait()
 
 
 CRASHING_CALLER = """
@@ -548,7 +551,8 @@ from clp_alpm.scripts import run_script
 
 root = Path(sys.argv[1])
 run_script(
-    "/usr/bin/pwsh", sys.argv[2], root=root, cwd=sys.argv[3], env={}, timeout=60,
+    "/usr/bin/pwsh", sys.argv[2], root=root, cwd=sys.argv[3], env={"CLP_RUN_ID": sys.argv[4]},
+    timeout=60,
     on_start=lambda pid: print(pid, flush=True),
 )
 """
@@ -557,7 +561,7 @@ run_script(
 def test_interpreter_dies_with_a_killed_clp(root: Path) -> None:
     script = write_script(root, "sleep 1000\necho not reached\n")
     caller = subprocess.Popen(
-        [sys.executable, "-c", CRASHING_CALLER, str(root), script, PATCH_DIR],
+        [sys.executable, "-c", CRASHING_CALLER, str(root), script, PATCH_DIR, "m-42"],
         stdout=subprocess.PIPE,
         env={**os.environ, "PYTHONPATH": str(REPO)},
         text=True,
@@ -570,9 +574,9 @@ def test_interpreter_dies_with_a_killed_clp(root: Path) -> None:
         caller.kill()
         caller.wait()
         assert wait_until(lambda: not is_running(pgid), 5), "interpreter survived clp"
-        # Its child (the sleep) survives the interpreter: recovery kills the journaled group.
+        # Its child (the sleep) survives the interpreter: recovery finds it by its marker.
         assert live_group_members(pgid)
-        assert kill_process_group(pgid) is True
+        assert len(kill_marked_processes("m-42")) == 1
         assert wait_until(lambda: not live_group_members(pgid), 5)
     finally:
         caller.kill()
