@@ -1,8 +1,11 @@
 """Plan/commit executor: every step writes its intent, acts, then writes done.
 
 A step that fails undoes the started steps before it, in reverse. A process killed mid-commit
-leaves an operation in state 'running'; `recover()` undoes it the same way in the next run.
-Steps are named kinds with JSON arguments, so a new process can undo them from the journal alone.
+leaves an operation in state 'running'; `recover()` finishes it in the next run: it undoes the
+started steps the same way, unless the operation had passed a step marked `forward` (after it,
+the way back is forward: the remaining planned steps are run). Steps are named kinds with JSON
+arguments and the whole plan is journaled, so a new process can do either from the journal
+alone. An operation whose undo or roll-forward failed is 'stuck': every recovery retries it.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from .errors import ClpError, OperationFailed
@@ -22,11 +25,15 @@ FAULT_ENV = "CLP_FAULT_KILL"
 
 @dataclass(frozen=True)
 class Step:
-    """One planned action. `kind` names its handler; `args` must be JSON-serialisable."""
+    """One planned action. `kind` names its handler; `args` must be JSON-serialisable.
+
+    `forward`: once this step has started, an interrupted operation is finished, not undone.
+    """
 
     kind: str
     args: dict[str, Any]
     description: str
+    forward: bool = False
 
 
 @dataclass
@@ -39,7 +46,7 @@ class StepRun:
     _save: Callable[[dict[str, Any]], None] = field(repr=False, default=lambda data: None)
 
     def save(self, **values: Any) -> None:
-        """Record values in the journal before acting on them (e.g. a pid, a temp path)."""
+        """Record values in the journal before acting on them (e.g. a marker, a temp path)."""
         self.data.update(values)
         self._save(self.data)
 
@@ -48,6 +55,13 @@ class StepHandler(Protocol):
     def do(self, run: StepRun) -> None: ...
 
     def undo(self, run: StepRun) -> None: ...
+
+
+class _StepFailed(Exception):
+    def __init__(self, step: Step, error: BaseException) -> None:
+        super().__init__(_describe(error))
+        self.step = step
+        self.error = error
 
 
 class Journal:
@@ -63,45 +77,74 @@ class Journal:
 
     def commit(self, kind: str, target: str, steps: list[Step]) -> int:
         """Run `steps` in order; on any failure undo what started and raise OperationFailed."""
-        op_id = self.state.begin_operation(kind, target, os.getpid())
-        earlier: dict[str, dict[str, Any]] = {}
-        for seq, step in enumerate(steps):
-            if self.on_step is not None:
-                self.on_step(seq + 1, len(steps), step)
-            self.state.add_entry(op_id, seq, step.kind, step.args)
-            run = self._step_run(op_id, seq, step.args, {}, earlier)
-            _maybe_die(step.kind, "before")
-            try:
-                self.handlers[step.kind].do(run)
-            except BaseException as err:
-                # Ctrl-C, SIGTERM and bugs undo too; only what the user can act on is rewritten.
-                reason = _describe(err)
-                self.state.update_entry(op_id, seq, status="failed")
-                undo_errors = self._undo(self.state.operation(op_id))
-                self._finish_undone(op_id, reason, undo_errors)
-                if isinstance(err, (ClpError, OSError, KeyboardInterrupt)):
-                    raise OperationFailed(_failure_message(step, reason, undo_errors)) from err
-                raise
-            _maybe_die(step.kind, "after")
-            self.state.update_entry(op_id, seq, status="done")
-            earlier[step.kind] = run.data
+        plan = [asdict(step) for step in steps]
+        op_id = self.state.begin_operation(kind, target, os.getpid(), plan)
+        try:
+            self._run_steps(self.state.operation(op_id), steps)
+        except _StepFailed as failure:
+            # Ctrl-C, SIGTERM and bugs undo too; only what the user can act on is rewritten.
+            undo_errors = self._undo(self.state.operation(op_id))
+            self._finish(op_id, str(failure), undo_errors)
+            if isinstance(failure.error, (ClpError, OSError, KeyboardInterrupt)):
+                message = _failure_message(target, str(failure), undo_errors)
+                raise OperationFailed(message) from failure.error
+            raise failure.error from None
         self.state.finish_operation(op_id, "done")
         return op_id
 
     def recover(self, operation: Operation) -> list[str]:
-        """Undo an operation a killed process left running. Returns undo errors (empty: clean)."""
+        """Finish an operation a killed process left (or a stuck one): roll it forward if it
+        passed a `forward` step, else undo it. Returns the errors left (empty: clean)."""
+        steps = [Step(**step) for step in operation.plan]
+        if self._passed_forward_step(operation, steps):
+            try:
+                self._run_steps(operation, steps)
+            except _StepFailed as failure:
+                errors = [f"finishing '{failure.step.kind}': {failure}"]
+                self._finish(operation.id, "interrupted", errors)
+                return errors
+            self.state.finish_operation(operation.id, "done", "interrupted; finished by recovery")
+            return []
         errors = self._undo(operation)
-        self._finish_undone(operation.id, "interrupted", errors)
+        self._finish(operation.id, "interrupted", errors)
         return errors
+
+    @staticmethod
+    def _passed_forward_step(operation: Operation, steps: list[Step]) -> bool:
+        started = {entry.seq for entry in operation.entries if entry.status != "undone"}
+        return any(step.forward and seq in started for seq, step in enumerate(steps))
+
+    def _run_steps(self, operation: Operation, steps: list[Step]) -> None:
+        """Run every step not yet done, in order (all of them for a new operation)."""
+        entries = {entry.seq: entry for entry in operation.entries}
+        earlier = {entry.kind: entry.data for entry in operation.entries if entry.status == "done"}
+        for seq, step in enumerate(steps):
+            entry = entries.get(seq)
+            if entry is not None and entry.status == "done":
+                continue
+            if self.on_step is not None:
+                self.on_step(seq + 1, len(steps), step)
+            if entry is None:
+                self.state.add_entry(operation.id, seq, step.kind, step.args)
+            run = self._step_run(operation.id, seq, step.args, dict(entry.data) if entry else {},
+                                 earlier)  # fmt: skip
+            _maybe_die(step.kind, "before")
+            try:
+                self.handlers[step.kind].do(run)
+            except BaseException as err:
+                self.state.update_entry(operation.id, seq, status="failed")
+                raise _StepFailed(step, err) from err
+            _maybe_die(step.kind, "after")
+            self.state.update_entry(operation.id, seq, status="done")
+            earlier[step.kind] = run.data
 
     def _undo(self, operation: Operation) -> list[str]:
         self.state.finish_operation(operation.id, "undoing")
         earlier = {e.kind: e.data for e in operation.entries}
         errors: list[str] = []
         for entry in reversed(operation.entries):
-            if entry.status in ("undone", "undo-failed"):
-                continue
-            errors.extend(self._undo_entry(entry, earlier))
+            if entry.status != "undone":  # an undo that failed before is tried again
+                errors.extend(self._undo_entry(entry, earlier))
         return errors
 
     def _undo_entry(self, entry: JournalEntry, earlier: dict[str, dict[str, Any]]) -> list[str]:
@@ -115,9 +158,9 @@ class Journal:
         self.state.update_entry(entry.op_id, entry.seq, status="undone")
         return []
 
-    def _finish_undone(self, op_id: int, reason: str, undo_errors: list[str]) -> None:
-        status = "undo-failed" if undo_errors else "undone"
-        self.state.finish_operation(op_id, status, "; ".join([reason, *undo_errors]))
+    def _finish(self, op_id: int, reason: str, errors: list[str]) -> None:
+        status = "stuck" if errors else "undone"
+        self.state.finish_operation(op_id, status, "; ".join([reason, *errors]))
 
     def _step_run(
         self,
@@ -141,12 +184,13 @@ def _describe(err: BaseException) -> str:
     return str(err)
 
 
-def _failure_message(step: Step, reason: str, undo_errors: list[str]) -> str:
+def _failure_message(target: str, reason: str, undo_errors: list[str]) -> str:
     if undo_errors:
-        return f"{step.description} failed: {reason}; rolling back was incomplete: " + "; ".join(
-            undo_errors
+        return (
+            f"{target}: {reason}; rolling back was incomplete: {'; '.join(undo_errors)}. "
+            "Fix the cause, then run 'clp recover'"
         )
-    return f"{step.description} failed: {reason}; everything was rolled back"
+    return f"{target}: {reason}; everything was rolled back"
 
 
 def _maybe_die(kind: str, when: str) -> None:

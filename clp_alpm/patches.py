@@ -225,9 +225,11 @@ class Session:
             self.state.close()
             self.state = StateDB(self.config.host_state_dir)
             self.recover()
+        except OperationFailed as err:
+            self.events.warning(str(err))  # a listing still lists; writing commands refuse
+        finally:
             self.state.close()
             self.state = StateDB(self.config.host_state_dir, readonly=True)
-        finally:
             probe.release()
 
     def incoming(self) -> Path:
@@ -250,10 +252,14 @@ class Session:
         return reports
 
     def _recover_one(self, operation: Operation) -> str:
-        what = f"interrupted {operation.kind} of {operation.target} (pid {operation.pid})"
-        self.events.warning(f"rolling back an {what}")
+        what = f"{operation.kind} of {operation.target} (pid {operation.pid})"
+        if operation.status == "stuck":
+            self.events.warning(f"retrying the recovery of the {what}")
+        else:
+            self.events.warning(f"recovering from an interrupted {what}")
         self.log.write(LOG_TAG, f"recovering {what}")
         errors = self.journal().recover(operation)
+        finished = self.state.operation(operation.id).status == "done"
         if operation.kind == "apply" and operation.entries:
             _record_failure(
                 self,
@@ -262,11 +268,16 @@ class Session:
                 operation.entries[0].args.get("record"),
             )
         if errors:
-            message = f"{what} could not be fully rolled back: " + "; ".join(errors)
+            message = (
+                f"the {what} could not be recovered: {'; '.join(errors)}. "
+                "Fix the cause, then run 'clp recover'"
+            )
             self.log.write(LOG_TAG, message)
             raise OperationFailed(message)
-        self.log.write(LOG_TAG, f"{what} rolled back")
-        return f"{what} rolled back"
+        outcome = "finished" if finished else "rolled back"
+        self.log.write(LOG_TAG, f"{what} {outcome}")
+        self.events.warning(f"the interrupted {what} was {outcome}")
+        return f"{what} {outcome}"
 
 
 def require_root() -> None:
@@ -554,6 +565,7 @@ def plan_rollback(session: Session, patch_id: str, force: bool = False) -> Rollb
             "remove-script",
             _script_args(patch_id, patch_dir, remove_script, "remove", remove_script),
             f"run {remove_script}",
+            forward=True,  # once the Remove script ran, finishing the rollback is the way back
         ),
         Step(
             "restore-files",
@@ -728,6 +740,7 @@ class RemoveScriptStep(ScriptStep):
     restore_from = "snapshot-current"
 
     def do(self, run: StepRun) -> None:
+        _kill_leftover_scripts(run)  # when recovery runs it again after a crash
         try:
             super().do(run)
         except ClpError as err:

@@ -43,7 +43,8 @@ CREATE TABLE IF NOT EXISTS operations (
     started REAL NOT NULL,
     finished REAL,
     pid INTEGER,
-    message TEXT
+    message TEXT,
+    plan TEXT NOT NULL DEFAULT '[]'
 );
 CREATE TABLE IF NOT EXISTS journal (
     op_id INTEGER NOT NULL REFERENCES operations(id),
@@ -117,6 +118,7 @@ class Operation:
     pid: int | None
     finished: float | None = None
     message: str | None = None
+    plan: tuple[dict[str, Any], ...] = field(default=())
     entries: tuple[JournalEntry, ...] = field(default=())
 
 
@@ -212,12 +214,12 @@ class StateDB:
 
     # -- operations and journal ---------------------------------------------
 
-    def begin_operation(self, kind: str, target: str, pid: int) -> int:
+    def begin_operation(self, kind: str, target: str, pid: int, plan: list[dict]) -> int:
         with self.transaction() as conn:
             cursor = conn.execute(
-                "INSERT INTO operations(kind, target, status, started, pid) "
-                "VALUES (?, ?, 'running', ?, ?)",
-                (kind, target, time.time(), pid),
+                "INSERT INTO operations(kind, target, status, started, pid, plan) "
+                "VALUES (?, ?, 'running', ?, ?, ?)",
+                (kind, target, time.time(), pid, json.dumps(plan, sort_keys=True)),
             )
             return int(cursor.lastrowid)
 
@@ -253,7 +255,7 @@ class StateDB:
 
     def unfinished_operations(self) -> list[Operation]:
         rows = self._conn.execute(
-            "SELECT * FROM operations WHERE status IN ('running', 'undoing') ORDER BY id"
+            "SELECT * FROM operations WHERE status IN ('running', 'undoing', 'stuck') ORDER BY id"
         ).fetchall()
         return [self.operation(row["id"]) for row in rows]
 
@@ -271,6 +273,7 @@ class StateDB:
             pid=row["pid"],
             finished=row["finished"],
             message=row["message"],
+            plan=tuple(json.loads(row["plan"])),
             entries=tuple(
                 JournalEntry(
                     op_id=e["op_id"],

@@ -37,7 +37,7 @@ def killed(result: subprocess.CompletedProcess) -> bool:
 def recover_with_list(clp, sandbox: Path) -> list[dict]:
     result = clp("--root", str(sandbox), "list", "--json")
     assert result.returncode == 0, result.stderr
-    assert "rolling back an interrupted" in result.stderr
+    assert "recovering from an interrupted" in result.stderr
     return json.loads(result.stdout)
 
 
@@ -73,9 +73,12 @@ def test_kill_while_undoing_a_failed_apply(tmp_path, sandbox, keyring, app_conf,
 
 @pytest.mark.parametrize("when", ["before", "after"])
 @pytest.mark.parametrize("step", ROLLBACK_STEPS)
-def test_kill_during_rollback_leaves_the_patch_applied(
+def test_kill_during_rollback_is_undone_or_finished(
     tmp_path, sandbox, keyring, app_conf, clp, step, when
 ):
+    """Before the Remove script starts, an interrupted rollback is undone (the patch stays
+    applied); once it has started, recovery finishes the rollback instead, since what the
+    script did outside the declared files cannot be undone."""
     original = tree(sandbox)
     patch = make_patch(tmp_path, keyring, INSTALL_OK, "echo removing\n")
     assert clp("--root", str(sandbox), "apply", str(patch), "--noconfirm").returncode == 0
@@ -84,11 +87,28 @@ def test_kill_during_rollback_leaves_the_patch_applied(
                  env={FAULT_ENV: f"{step}:{when}"})  # fmt: skip
     assert killed(result), result.stderr
     listed = recover_with_list(clp, sandbox)
-    assert tree(sandbox) == patched
-    assert [(p["id"], p["state"]) for p in listed] == [(PATCH_ID, "applied")]
-    result = clp("--root", str(sandbox), "rollback", PATCH_ID, "--noconfirm")
-    assert result.returncode == 0, result.stderr
+    if ROLLBACK_STEPS.index(step) < ROLLBACK_STEPS.index("remove-script"):
+        assert tree(sandbox) == patched
+        assert [(p["id"], p["state"]) for p in listed] == [(PATCH_ID, "applied")]
+        result = clp("--root", str(sandbox), "rollback", PATCH_ID, "--noconfirm")
+        assert result.returncode == 0, result.stderr
+    else:
+        assert [(p["id"], p["state"]) for p in listed] == [(PATCH_ID, "rolled-back")]
     assert tree(sandbox) == original
+
+
+def test_rollback_of_a_patch_without_declared_files_is_finished_not_undone(
+    tmp_path, sandbox, keyring, app_conf, clp
+):
+    patch = make_patch(tmp_path, keyring, INSTALL_OK, "sed -i s/sha2/sha1/ /etc/app.conf\n",
+                       files=())  # fmt: skip
+    assert clp("--root", str(sandbox), "apply", str(patch), "--noconfirm").returncode == 0
+    result = clp("--root", str(sandbox), "rollback", PATCH_ID, "--noconfirm",
+                 env={FAULT_ENV: "record:before"})  # fmt: skip
+    assert killed(result)
+    listed = recover_with_list(clp, sandbox)
+    assert [(p["id"], p["state"]) for p in listed] == [(PATCH_ID, "rolled-back")]
+    assert app_conf.read_text() == "MACs hmac-sha1\n"  # the Remove script's work stands
 
 
 def test_sigkill_mid_script_kills_the_script_and_recovers(
