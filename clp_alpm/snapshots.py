@@ -27,7 +27,7 @@ import re
 import secrets
 import stat
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -47,6 +47,7 @@ _BOUNDARY_BELOW = 4
 _MAX_CHUNK_RECORDS = 1024
 _OBSERVE_ATTEMPTS = 3
 
+_HEX_RE = re.compile(r"(?:[0-9a-f]{2})*")
 _DIGEST_RE = re.compile(r"[0-9a-f]{64}")
 _ID_RE = re.compile(r"\d{8}T\d{6}\.\d{6}-[0-9a-f]{8}")
 _TEMP_PREFIX = ".clp-restore-"
@@ -82,6 +83,9 @@ class FileState:
     digest: str | None = None
     target: str | None = None
     created_dirs: tuple[str, ...] = ()
+    # extended attributes of files and directories (file capabilities, ACLs, SELinux labels):
+    # sorted (name, hex value) pairs
+    xattrs: tuple[tuple[str, str], ...] = ()
     # Only for the stat shortcut of the next snapshot; never compared.
     ino: int = 0
     ctime_ns: int = 0
@@ -98,6 +102,7 @@ class FileState:
             "digest": self.digest,
             "target": self.target,
             "created_dirs": list(self.created_dirs),
+            "xattrs": [list(pair) for pair in self.xattrs],
             "ino": self.ino,
             "ctime_ns": self.ctime_ns,
         }
@@ -159,18 +164,28 @@ class FileState:
             digest=digest,
             target=target,
             created_dirs=tuple(created),
+            xattrs=_parse_xattrs(data.get("xattrs", []), bad),
             **numbers,
         )
 
     def same_content_as(self, other: FileState) -> bool:
         """Same kind, content or link target, mode and owner; timestamps do not count."""
-        return (self.kind, self.digest, self.target, self.mode, self.uid, self.gid) == (
+        return (
+            self.kind,
+            self.digest,
+            self.target,
+            self.mode,
+            self.uid,
+            self.gid,
+            self.xattrs,
+        ) == (
             other.kind,
             other.digest,
             other.target,
             other.mode,
             other.uid,
             other.gid,
+            other.xattrs,
         )
 
 
@@ -343,7 +358,7 @@ class SnapshotStore:
                     raise
                 return _state_from_stat(clean, "symlink", st, target=target)
             if stat.S_ISDIR(st.st_mode):
-                return _state_from_stat(clean, "dir", st)
+                return _state_from_stat(clean, "dir", st, host=host)
             if not stat.S_ISREG(st.st_mode):
                 raise SpecialFileError(
                     f"{clean}: is a {_special_kind(st.st_mode)}; clp only snapshots regular "
@@ -355,7 +370,7 @@ class SnapshotStore:
                 and _stat_matches(hint, st, trust_before_ns)
                 and (not keep or self._has_object(hint.digest))
             ):
-                return _state_from_stat(clean, "file", st, digest=hint.digest)
+                return _state_from_stat(clean, "file", st, digest=hint.digest, host=host)
             state = self._read_regular_file(clean, host, st, keep)
             if state is not None:
                 return state
@@ -388,7 +403,7 @@ class SnapshotStore:
             os.close(fd)
         if _stat_key(before) != _stat_key(after) or length != after.st_size:
             return None
-        return _state_from_stat(clean, "file", after, digest=digest)
+        return _state_from_stat(clean, "file", after, digest=digest, host=host)
 
     def _hash_stream(self, fd: int, keep: bool) -> tuple[str, int]:
         sha = hashlib.sha256()
@@ -518,6 +533,7 @@ class SnapshotStore:
             self._copy_object(str(record.digest), temp_fd)
             os.fchown(temp_fd, record.uid, record.gid)
             os.fchmod(temp_fd, record.mode)  # after fchown: chown clears setuid/setgid
+            _write_xattrs(temp_fd, record.xattrs)  # after fchown: it clears capabilities
             os.utime(temp_fd, ns=(record.mtime_ns, record.mtime_ns))
             os.fsync(temp_fd)
             os.close(temp_fd)
@@ -844,8 +860,10 @@ def _state_from_stat(
     st: os.stat_result,
     digest: str | None = None,
     target: str | None = None,
+    host: str | None = None,
 ) -> FileState:
     return FileState(
+        xattrs=_read_xattrs(host) if host is not None and kind in ("file", "dir") else (),
         path=clean,
         kind=kind,
         mode=stat.S_IMODE(st.st_mode),
@@ -996,6 +1014,7 @@ def _set_regular_file_metadata(record: FileState, host: str) -> bool:
             return False
         os.fchown(fd, record.uid, record.gid)
         os.fchmod(fd, record.mode)
+        _write_xattrs(fd, record.xattrs)
         os.utime(fd, ns=(record.mtime_ns, record.mtime_ns))
         os.fsync(fd)
     finally:
@@ -1066,10 +1085,11 @@ def _set_directory_metadata(record: FileState, host: str) -> None:
             record.uid,
             record.gid,
             record.mtime_ns,
-        ):
+        ) and _read_xattrs(fd) == record.xattrs:
             return
         os.fchown(fd, record.uid, record.gid)
         os.fchmod(fd, record.mode)
+        _write_xattrs(fd, record.xattrs)
         os.utime(fd, ns=(record.mtime_ns, record.mtime_ns))
         os.fsync(fd)
     finally:
@@ -1143,3 +1163,56 @@ def _fsync_dir_quietly(directory: str | Path) -> None:
 def _unlink_quietly(path: str | Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
+
+
+_NO_XATTRS = (errno.ENOTSUP, errno.EOPNOTSUPP)
+
+
+def _read_xattrs(where: str | int) -> tuple[tuple[str, str], ...]:
+    """Extended attributes of a path (never followed) or an open fd, sorted by name."""
+    follow = {} if isinstance(where, int) else {"follow_symlinks": False}
+    try:
+        names = os.listxattr(where, **follow)
+    except OSError as err:
+        if err.errno in _NO_XATTRS:
+            return ()
+        raise
+    pairs = []
+    for name in names:
+        try:
+            pairs.append((name, os.getxattr(where, name, **follow).hex()))
+        except OSError as err:
+            if err.errno != errno.ENODATA:  # removed while we looked
+                raise
+    return tuple(sorted(pairs))
+
+
+def _write_xattrs(fd: int, wanted: tuple[tuple[str, str], ...]) -> None:
+    """Make the file's extended attributes exactly `wanted`."""
+    current = dict(_read_xattrs(fd))
+    names = {name for name, _ in wanted}
+    for name in current:
+        if name not in names:
+            os.removexattr(fd, name)
+    for name, value in wanted:
+        if current.get(name) != value:
+            os.setxattr(fd, name, bytes.fromhex(value))
+
+
+def _parse_xattrs(
+    data: object, bad: Callable[[str], CorruptStoreError]
+) -> tuple[tuple[str, str], ...]:
+    if not isinstance(data, list):
+        raise bad("xattrs is not a list")
+    pairs = []
+    for item in data:
+        if (
+            not isinstance(item, list)
+            or len(item) != 2
+            or not all(isinstance(part, str) for part in item)
+            or not item[0]
+            or not _HEX_RE.fullmatch(item[1])
+        ):
+            raise bad("xattrs holds a malformed entry")
+        pairs.append((item[0], item[1]))
+    return tuple(sorted(pairs))

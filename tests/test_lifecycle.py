@@ -473,3 +473,18 @@ def test_rollback_refusal_says_what_changed(tmp_path, sandbox, keyring, app_conf
     assert "/etc/app.conf (mode 640 -> 600)" in result.stderr
     assert "/etc/b.conf (deleted)" in result.stderr
     assert f"clp rollback --force {PATCH_ID}" in result.stderr
+
+
+def test_failed_apply_restores_file_capabilities(tmp_path, sandbox, keyring, clp):
+    """A patch that rewrites a binary with file capabilities (as ping or mtr-packet carry)."""
+    tool = sandbox / "usr/bin/tool"
+    tool.write_bytes(b"\x7fELF tool")
+    tool.chmod(0o755)
+    capability = bytes.fromhex("0100000200200000000000000000000000000000")
+    os.setxattr(tool, "security.capability", capability)
+    before = tree(sandbox)
+    patch = make_patch(tmp_path, keyring, "echo new > /usr/bin/tool\nchown 1234 /usr/bin/tool\n"
+                       "exit 1\n", files=("/usr/bin/tool",))  # fmt: skip
+    assert clp(*apply_args(sandbox, patch)).returncode == 1
+    assert tree(sandbox) == before
+    assert os.getxattr(tool, "security.capability") == capability

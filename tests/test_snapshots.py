@@ -854,3 +854,52 @@ def test_restore_undoes_any_mutation(files: dict, ops: list) -> None:
 def test_errors_are_clp_errors() -> None:
     for error in (SnapshotError, UnsafePathError, SpecialFileError, CorruptStoreError):
         assert issubclass(error, ClpError)
+
+
+# -- extended attributes (file capabilities, ACLs, labels) -------------------------------------
+
+
+def _set_capability(path: Path) -> bytes:
+    """cap_net_raw+ep as the kernel stores it (VFS_CAP_REVISION_2)."""
+    value = bytes.fromhex("01000002" "00200000" "00000000" "00000000" "00000000")
+    os.setxattr(path, "security.capability", value)
+    return value
+
+
+def test_xattrs_and_file_capabilities_are_restored(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    tool = root / "usr/bin/tool"
+    tool.parent.mkdir(parents=True)
+    tool.write_bytes(b"\x7fELF tool")
+    tool.chmod(0o755)
+    capability = _set_capability(tool)
+    os.setxattr(tool, "user.keep", b"yes")
+    store = SnapshotStore(tmp_path / "store")
+    snapshot = store.take(root, ["/usr/bin/tool"])
+
+    tool.write_bytes(b"replaced")  # a rewrite keeps user.* but the kernel drops the capability
+    os.chown(tool, 1234, 1234)
+    os.removexattr(tool, "user.keep")
+    os.setxattr(tool, "user.new", b"1")
+    assert store.changed_paths(root, snapshot) == ["/usr/bin/tool"]
+
+    store.restore(root, snapshot)
+    assert os.getxattr(tool, "security.capability") == capability
+    assert os.getxattr(tool, "user.keep") == b"yes"
+    assert "user.new" not in os.listxattr(tool)
+    assert tool.read_bytes() == b"\x7fELF tool"
+    assert store.changed_paths(root, snapshot) == []
+
+
+def test_an_xattr_change_alone_counts_as_a_change(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    conf = root / "etc/x.conf"
+    conf.parent.mkdir(parents=True)
+    conf.write_text("x")
+    store = SnapshotStore(tmp_path / "store")
+    snapshot = store.take(root, ["/etc/x.conf", "/etc"])
+    os.setxattr(conf, "user.mark", b"1")
+    os.setxattr(conf.parent, "user.mark", b"1")
+    assert sorted(store.changed_paths(root, snapshot)) == ["/etc", "/etc/x.conf"]
+    store.restore(root, snapshot)
+    assert os.listxattr(conf) == [] and os.listxattr(conf.parent) == []
