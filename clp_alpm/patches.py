@@ -196,7 +196,27 @@ class Session:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.close()
+        try:
+            if self._locked:
+                self._collect_garbage()
+        finally:
+            self.close()
+
+    def _collect_garbage(self) -> None:
+        """Drop snapshots no patch record needs (failed applies, finished rollbacks, replaced
+        records): they hold copies of configuration files. Never while recovery is pending."""
+        if self.state.unfinished_operations():
+            return
+        keep = {
+            snapshot
+            for record in self.state.list_patches()
+            for snapshot in (record.snapshot_before, record.snapshot_after)
+            if snapshot
+        }
+        try:
+            self.store.prune(keep)
+        except (ClpError, OSError) as err:
+            self.events.warning(f"could not clean up old snapshots: {err}")
 
     def close(self) -> None:
         if self._locked:
@@ -824,8 +844,15 @@ class RecordStep(_Handler):
                 **values,
             )
         assert previous is not None
+        # a rolled-back patch needs no snapshot: a new apply takes its own
         return replace(
-            previous, state=target_state, rolled_back_at=now, updated_at=now, message=None
+            previous,
+            state=target_state,
+            rolled_back_at=now,
+            updated_at=now,
+            message=None,
+            snapshot_before=None,
+            snapshot_after=None,
         )
 
     def undo(self, run: StepRun) -> None:

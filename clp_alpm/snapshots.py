@@ -312,6 +312,20 @@ class SnapshotStore:
         _fsync_dir(self.snapshots_dir)
         self.gc()
 
+    def prune(self, keep: set[str]) -> int:
+        """Delete every snapshot not in `keep`, leftover temp files, and the objects no kept
+        snapshot references; return how many snapshots went. Callers hold the lock."""
+        doomed = [snapshot_id for snapshot_id in self.list_ids() if snapshot_id not in keep]
+        for snapshot_id in doomed:
+            os.unlink(self._manifest_path(snapshot_id))
+        if doomed:
+            _fsync_dir(self.snapshots_dir)
+        if self.tmp_dir.is_dir():
+            for leftover in self.tmp_dir.iterdir():
+                _unlink_quietly(str(leftover))
+        self.gc()
+        return len(doomed)
+
     def gc(self) -> int:
         """Delete objects no snapshot references; return how many. A damaged manifest or chunk
         stops it before anything is deleted (it could not tell what is still needed)."""

@@ -488,3 +488,18 @@ def test_failed_apply_restores_file_capabilities(tmp_path, sandbox, keyring, clp
     assert clp(*apply_args(sandbox, patch)).returncode == 1
     assert tree(sandbox) == before
     assert os.getxattr(tool, "security.capability") == capability
+
+
+def test_snapshots_no_record_needs_are_dropped(tmp_path, sandbox, keyring, app_conf, clp):
+    """Failed applies and finished rollbacks leave no copies of configuration files behind."""
+    store = sandbox / "var/lib/clp/snapshots/snapshots"
+    (tmp_path / "bad").mkdir()
+    bad = make_patch(tmp_path / "bad", keyring, "exit 1\n")
+    for _ in range(3):
+        assert clp(*apply_args(sandbox, bad)).returncode == 1
+    assert not list(store.glob("*.json"))  # the failed record keeps no snapshot
+    good = make_patch(tmp_path, keyring, INSTALL_OK)
+    assert clp(*apply_args(sandbox, good)).returncode == 0
+    assert len(list(store.glob("*.json"))) == 2  # before and after: rollback needs both
+    assert clp("--root", str(sandbox), "rollback", PATCH_ID, "--noconfirm").returncode == 0
+    assert not list(store.glob("*.json"))  # a rolled-back patch needs none
