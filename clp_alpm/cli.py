@@ -480,7 +480,7 @@ def build_command(
             out.unlink(missing_ok=True)  # nothing half-made: no unsigned patch left behind
             raise
     if printer.json:
-        printer.data(archive.to_dict() | {"signature": str(signature) if sign_key else None})
+        printer.data(archive.to_dict() | {"signature_file": str(signature) if sign_key else None})
         return
     printer.item(f"built {out} ({archive.meta.name} {archive.meta.version}, {_size(archive.size)})")
     if sign_key:
