@@ -590,7 +590,13 @@ class SnapshotStore:
         final = self._object_path(digest)
         if os.path.isfile(final) and os.stat(final).st_size == len(data):
             return digest
-        temp_fd, temp_path = _create_temp(self.tmp_dir, "object-")
+        temp_path = self._write_temp(data, "object-")
+        self._install_object(temp_path, digest, len(data))
+        return digest
+
+    def _write_temp(self, data: bytes, prefix: str) -> str:
+        """`data` in a new fsynced temp file of the store; its path (removed on failure)."""
+        temp_fd, temp_path = _create_temp(self.tmp_dir, prefix)
         try:
             _write_all(temp_fd, data)
             os.fsync(temp_fd)
@@ -599,8 +605,7 @@ class SnapshotStore:
             _unlink_quietly(temp_path)
             raise
         os.close(temp_fd)
-        self._install_object(temp_path, digest, len(data))
-        return digest
+        return temp_path
 
     def _open_object(self, digest: str) -> int:
         path = self._object_path(digest)
@@ -717,15 +722,7 @@ class SnapshotStore:
             "chunks": chunks,
         }
         data = json.dumps(doc, indent=1).encode("ascii")
-        temp_fd, temp_path = _create_temp(self.tmp_dir, "manifest-")
-        try:
-            _write_all(temp_fd, data)
-            os.fsync(temp_fd)
-        except BaseException:
-            os.close(temp_fd)
-            _unlink_quietly(temp_path)
-            raise
-        os.close(temp_fd)
+        temp_path = self._write_temp(data, "manifest-")
         os.replace(temp_path, self._manifest_path(snapshot.id))
         _fsync_dir(self.snapshots_dir)
 

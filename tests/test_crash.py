@@ -111,31 +111,23 @@ def test_rollback_of_a_patch_without_declared_files_is_finished_not_undone(
     assert app_conf.read_text() == "MACs hmac-sha1\n"  # the Remove script's work stands
 
 
-def test_sigkill_mid_script_kills_the_script_and_recovers(
-    tmp_path, sandbox, keyring, app_conf, clp
-):
-    before = tree(sandbox)
-    install = SCRIBBLE + "touch /tmp/started\nsleep 600 &\nsleep 600\n"
-    patch = make_patch(tmp_path, keyring, install)
+STARTED = "touch /tmp/started\n"  # the Install script says it is running
+
+
+def apply_until_the_script_runs(sandbox: Path, patch: Path) -> subprocess.Popen:
+    """Start `clp apply` and return once its Install script has run `STARTED`."""
     process = subprocess.Popen(
         [str(CLP), "--root", str(sandbox), "apply", str(patch), "--noconfirm"],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
     marker = sandbox / "tmp/started"
     deadline = time.monotonic() + 30
     while not marker.exists():
         assert time.monotonic() < deadline, "the install script never started"
-        assert process.poll() is None
+        assert process.poll() is None, process.communicate()
         time.sleep(0.05)
     marker.unlink()
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-
-    recover_with_list(clp, sandbox)
-    assert tree(sandbox) == before
-    assert not scripts_still_running(sandbox)
+    return process
 
 
 def scripts_still_running(sandbox: Path) -> list[int]:
@@ -151,24 +143,30 @@ def scripts_still_running(sandbox: Path) -> list[int]:
     return alive
 
 
-def test_sigterm_mid_script_rolls_back_at_once(tmp_path, sandbox, keyring, app_conf, clp):
+def test_sigkill_mid_script_kills_the_script_and_recovers(
+    tmp_path, sandbox, keyring, app_conf, clp
+):
     before = tree(sandbox)
-    patch = make_patch(tmp_path, keyring, SCRIBBLE + "touch /tmp/started\nsleep 600\n")
-    process = subprocess.Popen(
-        [str(CLP), "--root", str(sandbox), "apply", str(patch), "--noconfirm"],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 30
-    while not (sandbox / "tmp/started").exists():
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    (sandbox / "tmp/started").unlink()
-    process.send_signal(signal.SIGTERM)
+    patch = make_patch(tmp_path, keyring, SCRIBBLE + STARTED + "sleep 600 &\nsleep 600\n")
+    process = apply_until_the_script_runs(sandbox, patch)
+    process.send_signal(signal.SIGKILL)
+    process.communicate()
+
+    recover_with_list(clp, sandbox)
+    assert tree(sandbox) == before
+    assert not scripts_still_running(sandbox)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
+def test_a_stop_signal_mid_script_rolls_back_at_once(
+    tmp_path, sandbox, keyring, app_conf, signum
+):
+    before = tree(sandbox)
+    patch = make_patch(tmp_path, keyring, SCRIBBLE + STARTED + "sleep 600\n")
+    process = apply_until_the_script_runs(sandbox, patch)
+    process.send_signal(signum)
     _, stderr = process.communicate(timeout=60)
-    assert process.returncode != 0
-    assert "rolled back" in stderr
+    assert process.returncode == 1
+    assert "interrupted; everything was rolled back" in stderr
     assert tree(sandbox) == before
     assert not scripts_still_running(sandbox)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -90,24 +88,6 @@ def test_pacman_running_is_exit_3(tmp_path, sandbox, keyring, app_conf, clp):
     assert result.returncode == 3
     assert "db.lck" in result.stderr
     assert app_conf.read_text() == "MACs hmac-sha1\n"
-
-
-def test_sighup_mid_script_rolls_back(tmp_path, sandbox, keyring, app_conf):
-    before = tree(sandbox)
-    patch = make_patch(tmp_path, keyring, SCRIBBLE + "touch /tmp/started\nsleep 600\n")
-    process = subprocess.Popen([str(CLP), *apply_args(sandbox, patch)],
-                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True)  # fmt: skip
-    deadline = time.monotonic() + 30
-    while not (sandbox / "tmp/started").exists():
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    (sandbox / "tmp/started").unlink()
-    process.send_signal(signal.SIGHUP)
-    _, stderr = process.communicate(timeout=60)
-    assert process.returncode == 1
-    assert "interrupted; everything was rolled back" in stderr
-    assert tree(sandbox) == before
 
 
 def test_a_failed_reapply_records_the_new_version(tmp_path, sandbox, keyring, app_conf, clp):
