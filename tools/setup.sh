@@ -8,7 +8,7 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 if command -v apt-get >/dev/null 2>&1; then
     packages=(pacman-package-manager libalpm-dev libarchive-dev libcurl4-openssl-dev libgpgme-dev
               pkg-config libarchive-tools gnupg zstd busybox-static python3-venv python3-dev gcc
-              time)
+              time systemd)
     missing=()
     for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
     if [ ${#missing[@]} -gt 0 ]; then
