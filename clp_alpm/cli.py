@@ -134,6 +134,20 @@ class Printer:
         # script output goes to stderr under --json, so that stdout stays one JSON document
         click.echo(line, err=self.json)
 
+    def progress(self, name: str, done: int, total: int | None) -> None:
+        """A download's progress, redrawn in place on a terminal; nothing in a pipe or --json."""
+        if self.json or not sys.stdout.isatty():
+            return
+        width = 30
+        if total:
+            filled = min(width, done * width // total)
+            bar = f"[{'#' * filled}{'-' * (width - filled)}] {done * 100 // total:3d}%"
+        else:
+            bar = ""
+        click.echo(f"\r {name:<24} {_size(done):>10} {bar}", nl=False)
+        if total and done >= total:
+            click.echo()
+
     def rows(self, rows: list[tuple[str, str]]) -> None:
         if self.json:
             return
@@ -488,6 +502,77 @@ def build_command(
     if out.name != f"{archive.meta.name}.clp":
         printer.warning(f"the patch is named {archive.meta.name}: call the file "
                         f"{archive.meta.name}.clp, as the patch feed does")  # fmt: skip
+
+
+@command("update")
+@click.option("--check", is_flag=True, help="Only report what would be done; change nothing.")
+def update_command(check: bool) -> None:
+    """Read the patch feed and apply every patch that is due (what the daily timer runs)."""
+    from .update import plan_update, run_update
+
+    printer = Printer(options())
+    with _session(printer, write=not check) as session:
+        printer.section("Synchronizing the patch feed...")
+        plan = plan_update(session)
+        _show_update_plan(printer, plan)
+        due = plan.to_apply
+        if check or not due:
+            if printer.json:
+                printer.data(plan.to_dict())
+            elif not due:
+                printer.item(" there is nothing to do")
+            return
+        _confirm(printer, f"Proceed with {len(due)} patch{'es' if len(due) > 1 else ''}?")
+        report = run_update(session, plan, progress=printer.progress)
+    if printer.json:
+        printer.data(report.to_dict())
+    failures = [outcome for outcome in report.outcomes if outcome.result == "failed"]
+    for failure in failures:
+        printer.error(failure.message if failure.name in failure.message
+                      else f"{failure.name}: {failure.message}")  # fmt: skip
+    if failures:
+        raise UpdateFailed(len(failures), len(report.outcomes))
+
+
+class UpdateFailed(ClpError):
+    """Some patches of an update failed (and were rolled back); the others were applied."""
+
+    def __init__(self, failed: int, total: int) -> None:
+        super().__init__(f"{failed} of {total} patches failed and were rolled back")
+
+
+def _show_update_plan(printer: Printer, plan) -> None:
+    printer.arrow(f"index from {plan.mirror} (generated {plan.index.generated or 'unknown'})")
+    for decision in plan.decisions:
+        entry = decision.entry
+        mark = "apply" if decision.apply else "skip "
+        printer.item(f" {mark} {entry.name:<16} {entry.severity or '':<8} {decision.reason}")
+
+
+@command("repo-add")
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--sign", "sign_key", metavar="KEYID", help="Sign CLP.db with this gpg key.")
+@click.option("--gpg-homedir", type=click.Path(file_okay=False), help="gpg home for --sign.")
+def repo_add_command(directory: str, sign_key: str | None, gpg_homedir: str | None) -> None:
+    """Write the feed index CLP.db for a directory of .clp files (and sign it)."""
+    from .feed import build_index, write_index
+    from .signature import sign_detached
+
+    printer = Printer(options())
+    folder = Path(directory)
+    if not folder.is_dir():
+        raise UsageError(f"{folder}: no such directory")
+    index = build_index(folder)
+    path = write_index(folder, index)
+    if sign_key:
+        sign_detached(path, sign_key, Path(gpg_homedir) if gpg_homedir else None)
+    if printer.json:
+        printer.data(index.to_dict() | {"path": str(path), "signed": bool(sign_key)})
+        return
+    for entry in index.entries:
+        printer.arrow(f"{entry.name} {entry.version} ({entry.architecture})")
+    signed = f", signed {path}.sig" if sign_key else ""
+    printer.section(f"wrote {path}: {len(index.entries)} patches{signed}")
 
 
 def _size(count: int) -> str:

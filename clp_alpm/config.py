@@ -11,6 +11,7 @@ from .errors import ConfigError
 from .paths import under_root
 
 DEFAULT_CONFIG = "/etc/CLP/clp.conf"
+DEFAULT_MIRRORS = "/etc/CLP/mirrors"
 SIGLEVELS = ("Required", "Optional", "Never")
 MAX_INCLUDE_DEPTH = 10
 
@@ -101,16 +102,24 @@ def load_config(
     if path.exists() or explicit:
         values, warnings = _read_options(path, root_path)
         config = replace(config, **values, warnings=tuple(warnings))
+    mirrors = under_root(root_path, DEFAULT_MIRRORS)
+    if not config.servers and mirrors.is_file():
+        # clpctl's package ships /etc/CLP/mirrors and no clp.conf: its servers still count
+        values, warnings = _read_options(mirrors, root_path, section="options")
+        config = replace(config, servers=tuple(values.get("servers", ())),
+                         warnings=config.warnings + tuple(warnings))  # fmt: skip
     if overrides:
         config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
     return config
 
 
-def _read_options(path: Path, root: Path) -> tuple[dict[str, object], list[str]]:
+def _read_options(
+    path: Path, root: Path, section: str | None = None
+) -> tuple[dict[str, object], list[str]]:
     values: dict[str, object] = {}
     lists: dict[str, list[str]] = {}
     warnings: list[str] = []
-    for source, key, value in _iter_lines(path, root, depth=0):
+    for source, key, value in _iter_lines(path, root, depth=0, section=section):
         spec = _OPTIONS.get(key)
         if spec is None:
             warnings.append(f"{source}: unknown option '{key}' ignored")

@@ -62,6 +62,7 @@ _OPTIONAL_ELEMENTS = (
     "Trigger",
     "Restart",
     "HealthCheck",
+    "Supersedes",
 )
 _PACKAGE_ELEMENTS = _REQUIRED_ELEMENTS + _OPTIONAL_ELEMENTS
 
@@ -151,6 +152,7 @@ class PatchMeta:
     restart: tuple[str, ...] = ()
     health_check: HealthCheck | None = None
     legacy: bool = False
+    supersedes: tuple[str, ...] = ()  # patch ids this patch replaces
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (for `clp info --json`)."""
@@ -181,6 +183,7 @@ class PatchMeta:
                 else None
             ),
             "legacy": self.legacy,
+            "supersedes": list(self.supersedes),
         }
 
 
@@ -203,7 +206,7 @@ def parse_meta(data: bytes, source: str = "PKGINFO.meta") -> PatchMeta:
             f"{source}: {len(data)} bytes is more than the {MAX_META_BYTES // 1024} KiB "
             "allowed for patch metadata"
         )
-    text = _decode_utf8(data, source)
+    text = decode_utf8(data, source)
     if text.startswith("\ufeff"):
         text = text[1:]
         data = data[3:]
@@ -215,14 +218,15 @@ def parse_meta(data: bytes, source: str = "PKGINFO.meta") -> PatchMeta:
     return _parse_ini(text, source)
 
 
-def _decode_utf8(data: bytes, source: str) -> str:
+def decode_utf8(data: bytes, source: str, what: str = "patch metadata") -> str:
+    """`data` as text; MetadataError naming the line of the first byte that is not UTF-8."""
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
         line = data[: e.start].count(b"\n") + 1
         raise MetadataError(
             f"{source}:{line}: not valid UTF-8 (byte 0x{data[e.start]:02x} at offset {e.start}); "
-            "patch metadata must be UTF-8"
+            f"{what} must be UTF-8"
         ) from None
 
 
@@ -248,9 +252,7 @@ def _line_of(text: str, index: int) -> int:
 
 
 def _parse_xml(data: bytes, text: str, source: str) -> PatchMeta:
-    _refuse_before_parsing(text, source)
-    root = _parse_tree(data, source)
-    _refuse_dtd_pis_and_entities(root, source)
+    root = parse_untrusted_xml(data, text, source)
     if root.tag != "Package":
         raise _fail(
             source, root.sourceline, f"the root element must be <Package>, not <{root.tag}>"
@@ -260,7 +262,19 @@ def _parse_xml(data: bytes, text: str, source: str) -> PatchMeta:
     return _build_meta(elements, source)
 
 
-def _refuse_before_parsing(text: str, source: str) -> None:
+def parse_untrusted_xml(
+    data: bytes, text: str, source: str, what: str = "patch metadata"
+) -> etree._Element:
+    """The root element of the XML document `data` (whose UTF-8 text is `text`), parsed with
+    no DTD, no entities and no network; a DOCTYPE, a processing instruction or another
+    declared encoding is refused (MetadataError naming the line). Sizes are the caller's."""
+    _refuse_before_parsing(text, source, what)
+    root = _parse_tree(data, source)
+    _refuse_dtd_pis_and_entities(root, source)
+    return root
+
+
+def _refuse_before_parsing(text: str, source: str, what: str) -> None:
     """Refuse a DOCTYPE and a non-UTF-8 declaration before the parser sees the document."""
     # A DOCTYPE is where entities (XXE, billion laughs) and external DTDs live. Refusing the
     # document before parsing means not even the internal subset is ever processed.
@@ -274,11 +288,11 @@ def _refuse_before_parsing(text: str, source: str) -> None:
         raise _fail(
             source,
             1,
-            f"declares encoding '{declaration.group(2)}'; patch metadata must be UTF-8",
+            f"declares encoding '{declaration.group(2)}'; {what} must be UTF-8",
         )
 
 
-def _safe_parser() -> etree.XMLParser:
+def safe_parser() -> etree.XMLParser:
     return etree.XMLParser(
         resolve_entities=False,
         no_network=True,
@@ -291,7 +305,7 @@ def _safe_parser() -> etree.XMLParser:
 
 def _parse_tree(data: bytes, source: str) -> etree._Element:
     try:
-        return etree.fromstring(data, _safe_parser())
+        return etree.fromstring(data, safe_parser())
     except etree.XMLSyntaxError as e:
         message = _plain_syntax_message(e.msg or "")
         raise _fail(source, e.lineno, message) from None
@@ -306,6 +320,10 @@ _SYNTAX_REWRITES: tuple[tuple[str, str], ...] = (
     (r"Entity '(.*)' not defined", r"unknown entity '&\1;' (entities are not allowed)"),
     (r"Extra content at the end of the document", "unexpected content after the closing root tag"),
     (r"Excessive depth in document.*", "elements are nested too deeply"),
+    (
+        r"Resource limit exceeded: (Text node too long|Buffer size limit exceeded).*",
+        "a text runs on for more than the 10 MB the parser allows in one piece",
+    ),
     (r"Start tag expected, '<' not found", "not an XML document"),
     (r"Document is empty", "the file is empty"),
     (r"Attribute (\S+) redefined", r"attribute '\1' is given twice"),
@@ -360,7 +378,7 @@ def _package_children(root: etree._Element, source: str) -> dict[str, etree._Ele
 @functools.cache
 def _schema() -> etree.XMLSchema:
     schema_bytes = _SCHEMA_PATH.read_bytes()
-    return etree.XMLSchema(etree.fromstring(schema_bytes, _safe_parser()))
+    return etree.XMLSchema(etree.fromstring(schema_bytes, safe_parser()))
 
 
 def _validate_against_schema(root: etree._Element, source: str) -> None:
@@ -417,13 +435,13 @@ def _plain_schema_message(raw: str) -> str:
 # -- from elements to the model ---------------------------------------------------------------
 
 
-def _text(element: etree._Element, source: str) -> str:
+def element_text(element: etree._Element, source: str) -> str:
     value = (element.text or "").strip(_XML_WHITESPACE)
     _refuse_control_characters(value, f"<{element.tag}>", source, element.sourceline)
     return value
 
 
-def _attribute(element: etree._Element, name: str, source: str) -> str | None:
+def element_attribute(element: etree._Element, name: str, source: str) -> str | None:
     value = element.get(name)
     if value is None:
         return None
@@ -441,7 +459,7 @@ def _refuse_control_characters(value: str, what: str, source: str, line: int | N
 
 def _build_meta(elements: dict[str, etree._Element], source: str) -> PatchMeta:
     def text_of(tag: str) -> str | None:
-        return _text(elements[tag], source) if tag in elements else None
+        return element_text(elements[tag], source) if tag in elements else None
 
     def line_of(tag: str) -> int | None:
         return elements[tag].sourceline if tag in elements else None
@@ -449,12 +467,12 @@ def _build_meta(elements: dict[str, etree._Element], source: str) -> PatchMeta:
     name = text_of("Name") or ""
     version = text_of("Version") or ""
     architecture = text_of("Architecture") or ""
-    _check_patch_id(name, source, line_of("Name"))
-    _check_patch_version(version, source, line_of("Version"))
-    _check_architecture(architecture, source, line_of("Architecture"))
+    check_patch_id(name, source, line_of("Name"))
+    check_patch_version(version, source, line_of("Version"))
+    check_architecture(architecture, source, line_of("Architecture"))
     date = text_of("Date")
     if date is not None:
-        _check_date(date, source, line_of("Date"))
+        check_date(date, source, line_of("Date"))
 
     def children(tag: str) -> list[etree._Element]:
         return [c for c in elements[tag] if isinstance(c.tag, str)] if tag in elements else []
@@ -468,7 +486,7 @@ def _build_meta(elements: dict[str, etree._Element], source: str) -> PatchMeta:
         packager=text_of("Packager"),
         severity=text_of("Severity"),
         references=tuple(_reference(c, source) for c in children("References")),
-        applies_to=tuple(_applies_to(c, source) for c in children("AppliesTo")),
+        applies_to=tuple(parse_applies_to(c, source) for c in children("AppliesTo")),
         files=_files(children("Files"), source),
         reverts=_reverts(children("Revert"), source),
         triggers=_triggers(children("Trigger"), source),
@@ -476,11 +494,12 @@ def _build_meta(elements: dict[str, etree._Element], source: str) -> PatchMeta:
         health_check=_health_check(elements["HealthCheck"], source)
         if "HealthCheck" in elements
         else None,
+        supersedes=parse_supersedes(children("Supersedes"), name, source),
     )
 
 
 def _reference(element: etree._Element, source: str) -> Reference:
-    value = _text(element, source)
+    value = element_text(element, source)
     if element.tag == "CVE" and not _CVE.fullmatch(value):
         raise _fail(source, element.sourceline, f"'{value}' is not a CVE id (CVE-YYYY-NNNN)")
     if element.tag == "URL" and not _URL.fullmatch(value):
@@ -488,10 +507,10 @@ def _reference(element: etree._Element, source: str) -> Reference:
     return Reference(kind=element.tag, value=value)
 
 
-def _applies_to(element: etree._Element, source: str) -> AppliesTo:
-    name = _attribute(element, "name", source) or ""
+def parse_applies_to(element: etree._Element, source: str) -> AppliesTo:
+    name = element_attribute(element, "name", source) or ""
     _check_package_name(name, source, element.sourceline)
-    raw = _attribute(element, "version", source)
+    raw = element_attribute(element, "version", source)
     constraint = None if raw is None else _parse_constraint(raw, source, element.sourceline)
     return AppliesTo(name=name, constraint=constraint)
 
@@ -508,6 +527,27 @@ def _parse_constraint(raw: str, source: str, line: int | None) -> VersionConstra
     if not _PKG_VERSION.fullmatch(version):
         raise _fail(source, line, f"version constraint '{raw}' has no valid version after '{op}'")
     return VersionConstraint(op=op, version=version)
+
+
+def parse_supersedes(elements: list[etree._Element], own_name: str, source: str) -> tuple[str, ...]:
+    """The patch ids of <Supersedes><Patch>ID</Patch>...</Supersedes> of the patch `own_name`."""
+    ids: list[str] = []
+    first_line: dict[str, int | None] = {}
+    for element in elements:
+        patch_id = element_text(element, source)
+        check_patch_id(patch_id, source, element.sourceline)
+        if patch_id == own_name:
+            raise _fail(source, element.sourceline, f"patch '{own_name}' cannot supersede itself")
+        if patch_id in first_line:
+            raise _fail(
+                source,
+                element.sourceline,
+                f"patch '{patch_id}' is listed twice in <Supersedes> "
+                f"(first on line {first_line[patch_id]})",
+            )
+        first_line[patch_id] = element.sourceline
+        ids.append(patch_id)
+    return tuple(ids)
 
 
 def _files(elements: list[etree._Element], source: str) -> tuple[str, ...]:
@@ -550,13 +590,13 @@ def _reverts(elements: list[etree._Element], source: str) -> tuple[PackageRevert
     seen: set[str] = set()
     for element in elements:
         line = element.sourceline
-        name = _attribute(element, "name", source) or ""
+        name = element_attribute(element, "name", source) or ""
         _check_package_name(name, source, line)
         if name in seen:
             raise _fail(source, line, f"package '{name}' is listed twice in <Revert>")
         seen.add(name)
-        to = _attribute(element, "to", source) or ""
-        until = _attribute(element, "until", source)
+        to = element_attribute(element, "to", source) or ""
+        until = element_attribute(element, "until", source)
         _check_package_version(to, "to", source, line)
         if until is not None:
             _check_package_version(until, "until", source, line)
@@ -567,7 +607,7 @@ def _reverts(elements: list[etree._Element], source: str) -> tuple[PackageRevert
 def _triggers(elements: list[etree._Element], source: str) -> tuple[str, ...]:
     names: list[str] = []
     for element in elements:
-        name = _attribute(element, "name", source) or ""
+        name = element_attribute(element, "name", source) or ""
         _check_package_name(name, source, element.sourceline)
         if name in names:
             raise _fail(
@@ -580,7 +620,7 @@ def _triggers(elements: list[etree._Element], source: str) -> tuple[str, ...]:
 def _services(elements: list[etree._Element], source: str) -> tuple[str, ...]:
     services: list[str] = []
     for element in elements:
-        unit = _text(element, source)
+        unit = element_text(element, source)
         if not _UNIT.fullmatch(unit):
             raise _fail(source, element.sourceline, f"'{unit}' is not a valid systemd unit name")
         if unit in services:
@@ -590,10 +630,10 @@ def _services(elements: list[etree._Element], source: str) -> tuple[str, ...]:
 
 
 def _health_check(element: etree._Element, source: str) -> HealthCheck:
-    timeout = _attribute(element, "timeout", source)
+    timeout = element_attribute(element, "timeout", source)
     # The schema has already checked that timeout is an integer from 1 to 3600.
     return HealthCheck(
-        command=_text(element, source),
+        command=element_text(element, source),
         timeout=int(timeout) if timeout is not None else DEFAULT_HEALTH_TIMEOUT,
     )
 
@@ -601,7 +641,7 @@ def _health_check(element: etree._Element, source: str) -> HealthCheck:
 # -- field rules shared by both forms ---------------------------------------------------------
 
 
-def _check_patch_id(name: str, source: str, line: int | None) -> None:
+def check_patch_id(name: str, source: str, line: int | None) -> None:
     if not patch_id_is_valid(name):
         raise _fail(
             source,
@@ -611,14 +651,14 @@ def _check_patch_id(name: str, source: str, line: int | None) -> None:
         )
 
 
-def _check_patch_version(version: str, source: str, line: int | None) -> None:
+def check_patch_version(version: str, source: str, line: int | None) -> None:
     if not version:
         raise _fail(source, line, "the patch version is empty")
     if re.search(r"\s", version):
         raise _fail(source, line, f"patch version '{version}' must not contain whitespace")
 
 
-def _check_architecture(architecture: str, source: str, line: int | None) -> None:
+def check_architecture(architecture: str, source: str, line: int | None) -> None:
     if not _ARCH.fullmatch(architecture):
         raise _fail(
             source,
@@ -627,7 +667,7 @@ def _check_architecture(architecture: str, source: str, line: int | None) -> Non
         )
 
 
-def _check_date(date: str, source: str, line: int | None) -> None:
+def check_date(date: str, source: str, line: int | None) -> None:
     if _DATE.fullmatch(date):
         try:
             datetime.date.fromisoformat(date)
@@ -690,9 +730,9 @@ def _parse_ini(text: str, source: str) -> PatchMeta:
     name, name_line = values["Name"]
     version, version_line = values["Version"]
     architecture, arch_line = values["Architecture"]
-    _check_patch_id(name, source, name_line)
-    _check_patch_version(version, source, version_line)
-    _check_architecture(architecture, source, arch_line)
+    check_patch_id(name, source, name_line)
+    check_patch_version(version, source, version_line)
+    check_architecture(architecture, source, arch_line)
     return PatchMeta(
         name=name,
         version=version,
@@ -740,6 +780,10 @@ def _build_tree(meta: PatchMeta) -> etree._Element:
         references = add(root, "References")
         for reference in meta.references:
             add(references, reference.kind, reference.value)
+    if meta.supersedes:
+        supersedes = add(root, "Supersedes")
+        for patch_id in meta.supersedes:
+            add(supersedes, "Patch", patch_id)
     if meta.applies_to:
         applies = add(root, "AppliesTo")
         for target in meta.applies_to:

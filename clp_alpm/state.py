@@ -191,6 +191,20 @@ class StateDB:
         except sqlite3.Error as err:
             raise ClpError(f"{self.path}: cannot write the state database ({err})") from None
 
+    # -- settings --------------------------------------------------------------
+
+    def get_setting(self, key: str) -> str | None:
+        row = self._conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_setting(self, key: str, value: str) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO settings(key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
     # -- patches -------------------------------------------------------------
 
     def get_patch(self, patch_id: str) -> PatchRecord | None:

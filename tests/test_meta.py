@@ -107,6 +107,7 @@ def test_to_dict_is_json_ready() -> None:
     assert data["health_check"] == {"command": "systemctl is-active sshd.service", "timeout": 30}
     assert data["files"] == ["/etc/ssh/sshd_config", "/etc/ssh/sshd_config.d/50-clp.conf"]
     assert data["legacy"] is False
+    assert data["supersedes"] == []
 
 
 def test_element_order_does_not_matter() -> None:
@@ -326,7 +327,7 @@ def test_safe_parser_alone_never_expands_an_external_entity(tmp_path: Path) -> N
         f'<!DOCTYPE Package [<!ENTITY xxe SYSTEM "file://{secret}">]>'
         "<Package><Description>&xxe;</Description></Package>"
     ).encode()
-    root = etree.fromstring(data, meta_module._safe_parser())
+    root = etree.fromstring(data, meta_module.safe_parser())
     assert b"TOP-SECRET" not in etree.tostring(root)
     assert "TOP-SECRET" not in "".join(root.itertext())
 
@@ -594,6 +595,67 @@ def test_metadata_error_is_a_usage_error() -> None:
     assert caught.value.exit_code == 2
 
 
+# -- Supersedes ------------------------------------------------------------------------------
+
+
+def test_supersedes_lists_the_replaced_patches_in_order() -> None:
+    meta = parse_meta(
+        xml("<Supersedes>\n<Patch>CLPR261101</Patch>\n<Patch> CLPR261015 </Patch>\n</Supersedes>")
+    )
+    assert meta.supersedes == ("CLPR261101", "CLPR261015")
+    assert meta.to_dict()["supersedes"] == ["CLPR261101", "CLPR261015"]
+
+
+def test_supersedes_is_optional_and_may_be_empty() -> None:
+    assert parse_meta(xml()).supersedes == ()
+    assert parse_meta(xml("<Supersedes/>")).supersedes == ()
+    # Existing positional and keyword constructors still work: the field comes last.
+    assert PatchMeta("CLPR1", "1", "any", "d").supersedes == ()
+
+
+@pytest.mark.parametrize(
+    ("element", "problem"),
+    [
+        (
+            "<Supersedes>\n<Patch>../CLPR1</Patch></Supersedes>",
+            "PKGINFO.meta:7: patch name '../CLPR1' is not valid",
+        ),
+        (
+            "<Supersedes>\n<Patch>CLPR1</Patch>\n<Patch>CLPR1</Patch></Supersedes>",
+            "PKGINFO.meta:8: patch 'CLPR1' is listed twice in <Supersedes> (first on line 7)",
+        ),
+        (
+            "<Supersedes>\n<Patch>CLPR261125</Patch></Supersedes>",
+            "PKGINFO.meta:7: patch 'CLPR261125' cannot supersede itself",
+        ),
+        ("<Supersedes><Patch></Patch></Supersedes>", "PKGINFO.meta:6: <Patch> must not be empty"),
+        (
+            "<Supersedes><Pkg name='openssh'/></Supersedes>",
+            "PKGINFO.meta:6: element 'Pkg' is not allowed here",
+        ),
+        (
+            "<Supersedes>CLPR1</Supersedes>",
+            "PKGINFO.meta:6: <Supersedes> must hold elements only, not text",
+        ),
+        (
+            "<Supersedes/><Supersedes/>",
+            "PKGINFO.meta:6: <Supersedes> is given twice (first on line 6)",
+        ),
+    ],
+)
+def test_bad_supersedes_is_refused(element: str, problem: str) -> None:
+    assert error_of(xml(element)).startswith(problem)
+
+
+def test_render_writes_supersedes() -> None:
+    meta = PatchMeta("CLPR2", "1", "any", "d", supersedes=("CLPR1", "CLPR0"))
+    data = render_meta(meta)
+    assert b"<Supersedes>\n    <Patch>CLPR1</Patch>\n    <Patch>CLPR0</Patch>\n" in data
+    assert parse_meta(data) == meta
+    with pytest.raises(MetadataError, match="cannot supersede itself"):
+        render_meta(PatchMeta("CLPR2", "1", "any", "d", supersedes=("CLPR2",)))
+
+
 # -- rendering ---------------------------------------------------------------------------------
 
 
@@ -674,7 +736,10 @@ metas = st.builds(
     ),
     health_check=st.none() | st.builds(HealthCheck, _xml_text, st.integers(1, 3600)),
     legacy=st.just(False),
-)
+    supersedes=st.lists(_from(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}"), max_size=3, unique=True).map(
+        tuple
+    ),
+).filter(lambda meta: meta.name not in meta.supersedes)
 
 
 @settings(max_examples=150, deadline=None)

@@ -1,0 +1,639 @@
+"""The patch feed: `CLP.db`, the index a mirror serves beside the `<Name>.clp` files.
+
+CLP.db is XML with one <Package> per patch. Name, Version and Architecture are what clpctl 2.1
+reads; CLP adds Description, SHA256, Size, Date, Severity, Supersedes and AppliesTo, which
+clpctl ignores. In CLP.db a non-numeric <Version> names the edition the patch is for
+(VARIANT_ID in /etc/os-release); a numeric one is a patch version for every edition.
+
+    <Database generated="2026-11-25T12:00:00Z" version="1">
+      <Package>
+        <Name>CLPR261125</Name><Version>1</Version><Architecture>x86_64</Architecture>
+        <SHA256>…</SHA256><Size>2048</Size>
+        <Supersedes><Patch>CLPR261101</Patch></Supersedes>
+        <AppliesTo><Pkg name="openssh" version="&lt;9.9p2-1"/></AppliesTo>
+      </Package>
+    </Database>
+
+The index comes from the network and is read by root: it is parsed with the same hostile-XML
+rules as PKGINFO.meta (meta.parse_untrusted_xml). Unlike PKGINFO.meta, unknown elements are
+ignored, so that a newer feed still reads; a known element with a bad value is an error naming
+its line. Signatures (CLP.db.sig) are checked elsewhere, before the index is parsed.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import re
+import shlex
+import stat
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from lxml import etree
+
+from .errors import ConfigError, MetadataError, OperationFailed, UsageError
+from .meta import (
+    SEVERITIES,
+    AppliesTo,
+    check_architecture,
+    check_date,
+    check_patch_id,
+    check_patch_version,
+    decode_utf8,
+    element_attribute,
+    element_text,
+    parse_applies_to,
+    parse_supersedes,
+    parse_untrusted_xml,
+)
+from .patchfile import inspect_patch
+
+MAX_INDEX_BYTES = 16 * 1024 * 1024
+INDEX_NAME = "CLP.db"
+SIGNATURE_SUFFIX = ".sig"
+INDEX_FORMAT_VERSION = "1"
+ROOT_ELEMENT = "Database"
+PATCH_SUFFIX = ".clp"
+
+_KNOWN_ELEMENTS = (
+    "Name",
+    "Version",
+    "Architecture",
+    "Description",
+    "SHA256",
+    "Size",
+    "Date",
+    "Severity",
+    "Supersedes",
+    "AppliesTo",
+)
+_REQUIRED_ELEMENTS = ("Name", "Version", "Architecture")
+_WHAT = "a patch index"
+
+# Only digits and dots: a patch version for every edition. Anything else names an edition.
+_NUMERIC_VERSION = re.compile(r"[0-9.]*[0-9][0-9.]*")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_SIZE = re.compile(r"[0-9]{1,19}")
+_MAX_SIZE = 2**63 - 1
+_STAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
+_STAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+_OS_RELEASE_FILES = ("/etc/os-release", "/usr/lib/os-release")
+_MAX_OS_RELEASE_BYTES = 64 * 1024
+_MAX_SYMLINK_HOPS = 40
+_SERVER_SCHEMES = ("http", "https", "file")
+_SERVER_VARIABLE = re.compile(r"\$[A-Za-z_][A-Za-z0-9_]*")
+
+
+class FeedError(UsageError):
+    """A patch index (CLP.db) or a mirror line is bad; nothing was changed."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Model
+
+
+@dataclass(frozen=True)
+class FeedEntry:
+    """One <Package> of CLP.db: a patch the mirror serves as `<name>.clp`."""
+
+    name: str
+    version: str
+    architecture: str
+    description: str | None = None
+    sha256: str | None = None
+    size: int | None = None
+    date: str | None = None
+    severity: str | None = None
+    supersedes: tuple[str, ...] = ()
+    applies_to: tuple[AppliesTo, ...] = ()
+
+    @property
+    def edition(self) -> str | None:
+        """The edition (os-release VARIANT_ID) the Version names, or None for a numeric one."""
+        return None if _NUMERIC_VERSION.fullmatch(self.version) else self.version
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "edition": self.edition,
+            "architecture": self.architecture,
+            "description": self.description,
+            "sha256": self.sha256,
+            "size": self.size,
+            "date": self.date,
+            "severity": self.severity,
+            "supersedes": list(self.supersedes),
+            "applies_to": [
+                {
+                    "name": a.name,
+                    "op": a.constraint.op if a.constraint else None,
+                    "version": a.constraint.version if a.constraint else None,
+                }
+                for a in self.applies_to
+            ],
+        }
+
+
+@dataclass(frozen=True)
+class FeedIndex:
+    entries: tuple[FeedEntry, ...]
+    generated: str | None = None  # RFC 3339 UTC, "YYYY-mm-ddTHH:MM:SSZ"
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {"generated": self.generated, "entries": [e.to_dict() for e in self.entries]}
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading
+
+
+def parse_index(data: bytes, source: str = INDEX_NAME) -> FeedIndex:
+    """Parse and check a CLP.db; raise FeedError naming `source` and the line if it is bad."""
+    if not isinstance(data, (bytes, bytearray)):
+        raise TypeError("parse_index() takes bytes")
+    data = bytes(data)
+    if len(data) > MAX_INDEX_BYTES:
+        raise FeedError(
+            f"{source}: {len(data)} bytes is more than the {MAX_INDEX_BYTES // (1024 * 1024)} MiB "
+            "allowed for a patch index"
+        )
+    with _as_feed_error():
+        text = decode_utf8(data, source, _WHAT)
+        if text.startswith("\ufeff"):
+            text = text[1:]
+            data = data[3:]
+        if not text.strip():
+            raise FeedError(f"{source}: the file is empty")
+        root = parse_untrusted_xml(data, text, source, _WHAT)
+        generated = _root_attributes(root, source)
+        packages = _package_elements(root, source)
+        entries = tuple(_entry(package, source) for package in packages)
+    _refuse_duplicate_entries(entries, packages, source)
+    return FeedIndex(entries=entries, generated=generated)
+
+
+@contextmanager
+def _as_feed_error() -> Iterator[None]:
+    """meta's checks raise MetadataError; a bad index is a FeedError with the same message."""
+    try:
+        yield
+    except MetadataError as e:
+        raise FeedError(e.message) from None
+
+
+def _fail(source: str, line: int | None, message: str) -> FeedError:
+    return FeedError(f"{source}:{line}: {message}" if line else f"{source}: {message}")
+
+
+def _root_attributes(root: etree._Element, source: str) -> str | None:
+    version = element_attribute(root, "version", source)
+    if version is not None and version != INDEX_FORMAT_VERSION:
+        raise _fail(
+            source,
+            root.sourceline,
+            f"index format version '{version}' is not supported "
+            f"(this clp reads version {INDEX_FORMAT_VERSION})",
+        )
+    generated = element_attribute(root, "generated", source)
+    if generated is not None and _parse_stamp(generated) is None:
+        raise _fail(
+            source,
+            root.sourceline,
+            f"generated='{generated}' is not a UTC time in the form YYYY-MM-DDTHH:MM:SSZ",
+        )
+    return generated
+
+
+def _package_elements(root: etree._Element, source: str) -> list[etree._Element]:
+    """The <Package> children of the root. A root with other content but no <Package> is not
+    an index (an HTML error page served as CLP.db, a PKGINFO.meta); an empty root is."""
+    packages = [child for child in root if child.tag == "Package"]
+    if packages:
+        return packages
+    has_elements = any(isinstance(child.tag, str) for child in root)
+    has_text = any(text.strip() for text in root.itertext())
+    if has_elements or has_text:
+        name = etree.QName(root).localname
+        raise _fail(
+            source,
+            root.sourceline,
+            f"<{name}> holds no <Package> elements: this is not a patch index",
+        )
+    return []
+
+
+def _entry(package: etree._Element, source: str) -> FeedEntry:
+    elements = _known_children(package, source)
+
+    def text_of(tag: str) -> str | None:
+        return element_text(elements[tag], source) if tag in elements else None
+
+    def line_of(tag: str) -> int | None:
+        return elements[tag].sourceline if tag in elements else None
+
+    def children(tag: str, child_tag: str) -> list[etree._Element]:
+        return [c for c in elements[tag] if c.tag == child_tag] if tag in elements else []
+
+    name = text_of("Name") or ""
+    version = text_of("Version") or ""
+    architecture = text_of("Architecture") or ""
+    check_patch_id(name, source, line_of("Name"))
+    check_patch_version(version, source, line_of("Version"))
+    check_architecture(architecture, source, line_of("Architecture"))
+    return FeedEntry(
+        name=name,
+        version=version,
+        architecture=architecture,
+        description=text_of("Description") or None,
+        sha256=_sha256(text_of("SHA256"), source, line_of("SHA256")),
+        size=_size(text_of("Size"), source, line_of("Size")),
+        date=_date(text_of("Date"), source, line_of("Date")),
+        severity=_severity(text_of("Severity"), source, line_of("Severity")),
+        supersedes=parse_supersedes(children("Supersedes", "Patch"), name, source),
+        applies_to=tuple(parse_applies_to(c, source) for c in children("AppliesTo", "Pkg")),
+    )
+
+
+def _known_children(package: etree._Element, source: str) -> dict[str, etree._Element]:
+    """The children of <Package> that this clp knows, by name; unknown ones are ignored (a
+    newer feed may add some), duplicates and missing required ones are refused."""
+    found: dict[str, etree._Element] = {}
+    for child in package:
+        if child.tag not in _KNOWN_ELEMENTS:
+            continue
+        if child.tag in found:
+            first = found[child.tag].sourceline
+            raise _fail(
+                source, child.sourceline, f"<{child.tag}> is given twice (first on line {first})"
+            )
+        found[child.tag] = child
+    for required in _REQUIRED_ELEMENTS:
+        if required not in found:
+            raise _fail(source, package.sourceline, f"<Package> has no <{required}> element")
+    return found
+
+
+def _sha256(value: str | None, source: str, line: int | None) -> str | None:
+    if value is not None and not _SHA256.fullmatch(value):
+        raise _fail(source, line, f"SHA256 '{value}' is not 64 lowercase hexadecimal digits")
+    return value
+
+
+def _size(value: str | None, source: str, line: int | None) -> int | None:
+    if value is None:
+        return None
+    if not _SIZE.fullmatch(value) or int(value) > _MAX_SIZE:
+        raise _fail(source, line, f"size '{value}' is not a whole number of bytes")
+    return int(value)
+
+
+def _date(value: str | None, source: str, line: int | None) -> str | None:
+    if value is not None:
+        check_date(value, source, line)
+    return value
+
+
+def _severity(value: str | None, source: str, line: int | None) -> str | None:
+    if value is not None and value not in SEVERITIES:
+        raise _fail(
+            source,
+            line,
+            f"'{value}' is not a valid value for <Severity> (one of: {', '.join(SEVERITIES)})",
+        )
+    return value
+
+
+def _refuse_duplicate_entries(
+    entries: tuple[FeedEntry, ...], packages: list[etree._Element], source: str
+) -> None:
+    first_line: dict[tuple[str, str], int | None] = {}
+    for entry, package in zip(entries, packages, strict=True):
+        key = (entry.name, entry.version)
+        if key in first_line:
+            raise _fail(
+                source,
+                package.sourceline,
+                f"patch '{entry.name}' version '{entry.version}' is listed twice "
+                f"(first on line {first_line[key]})",
+            )
+        first_line[key] = package.sourceline
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+
+
+def render_index(index: FeedIndex) -> bytes:
+    """Canonical CLP.db for `index`; raises FeedError if it would not read back the same."""
+    try:
+        body = etree.tostring(_index_tree(index), encoding="unicode", pretty_print=True)
+        data = ('<?xml version="1.0" encoding="UTF-8"?>\n' + body).encode("utf-8")
+    except (ValueError, TypeError, UnicodeEncodeError) as e:
+        raise FeedError(f"{INDEX_NAME}: cannot write the index: {e}") from None
+    again = parse_index(data)  # what we write must be what we accept
+    if again != index:
+        raise FeedError(f"{INDEX_NAME}: cannot write the index: {_first_difference(index, again)}")
+    return data
+
+
+def _index_tree(index: FeedIndex) -> etree._Element:
+    root = etree.Element(ROOT_ELEMENT)
+    if index.generated is not None:
+        root.set("generated", index.generated)
+    root.set("version", INDEX_FORMAT_VERSION)
+    for entry in index.entries:
+        _add_entry(root, entry)
+    return root
+
+
+def _add_entry(root: etree._Element, entry: FeedEntry) -> None:
+    package = etree.SubElement(root, "Package")
+
+    def add(parent: etree._Element, tag: str, text: str | None = None) -> etree._Element:
+        element = etree.SubElement(parent, tag)
+        if text is not None:
+            element.text = text
+        return element
+
+    add(package, "Name", entry.name)
+    add(package, "Version", entry.version)
+    add(package, "Architecture", entry.architecture)
+    optional = (
+        ("Description", entry.description),
+        ("SHA256", entry.sha256),
+        ("Size", None if entry.size is None else str(entry.size)),
+        ("Date", entry.date),
+        ("Severity", entry.severity),
+    )
+    for tag, value in optional:
+        if value is not None:
+            add(package, tag, value)
+    if entry.supersedes:
+        supersedes = add(package, "Supersedes")
+        for patch_id in entry.supersedes:
+            add(supersedes, "Patch", patch_id)
+    if entry.applies_to:
+        applies = add(package, "AppliesTo")
+        for target in entry.applies_to:
+            pkg = add(applies, "Pkg")
+            pkg.set("name", target.name)
+            if target.constraint is not None:
+                pkg.set("version", str(target.constraint))
+
+
+def _first_difference(wanted: FeedIndex, read: FeedIndex) -> str:
+    if wanted.generated != read.generated:
+        return f"generated={wanted.generated!r} does not read back the same"
+    for mine, theirs in zip(wanted.entries, read.entries, strict=False):
+        if mine != theirs:
+            changed = [
+                f.name for f in fields(mine) if getattr(mine, f.name) != getattr(theirs, f.name)
+            ]
+            return (
+                f"patch '{mine.name}': {', '.join(changed)} would not read back as written "
+                "(empty, or with whitespace at either end?)"
+            )
+    return "the index would not read back as written"
+
+
+def build_index(directory: Path, generated: str | None = None) -> FeedIndex:
+    """The index of every `*.clp` in `directory` (`clp repo-add DIR`), sorted by file name.
+
+    Each patch is inspected in full; one bad patch or a file not named `<Name>.clp` refuses
+    the whole run. `generated` defaults to now (UTC).
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FeedError(f"{directory}: not a directory")
+    if generated is None:
+        generated = utc_stamp()
+    elif _parse_stamp(generated) is None:
+        raise FeedError(
+            f"generated='{generated}' is not a UTC time in the form YYYY-MM-DDTHH:MM:SSZ"
+        )
+    # File names are unique and each must be <Name>.clp, so no patch name can come twice.
+    entries = tuple(_entry_of_patch(path) for path in _patch_files(directory))
+    return FeedIndex(entries=entries, generated=generated)
+
+
+def _patch_files(directory: Path) -> list[Path]:
+    try:
+        names = sorted(
+            entry.name
+            for entry in os.scandir(directory)
+            if entry.name.endswith(PATCH_SUFFIX) and not entry.name.startswith(".")
+        )
+    except OSError as e:
+        raise FeedError(f"{directory}: cannot list the directory: {e.strerror}") from None
+    return [directory / name for name in names]
+
+
+def _entry_of_patch(path: Path) -> FeedEntry:
+    archive = inspect_patch(path)  # PatchFormatError naming the file if it is bad
+    meta = archive.meta
+    expected = f"{meta.name}{PATCH_SUFFIX}"
+    if path.name != expected:
+        raise FeedError(
+            f"{path.name}: the patch inside is named {meta.name}; mirrors serve it as "
+            f"{expected}, so rename the file to {expected}"
+        )
+    return FeedEntry(
+        name=meta.name,
+        version=meta.version,
+        architecture=meta.architecture,
+        description=meta.description or None,
+        sha256=archive.sha256,
+        size=archive.size,
+        date=meta.date,
+        severity=meta.severity,
+        supersedes=meta.supersedes,
+        applies_to=meta.applies_to,
+    )
+
+
+def write_index(directory: Path, index: FeedIndex) -> Path:
+    """Write `index` as DIR/CLP.db atomically and remove DIR/CLP.db.sig, which would not match
+    the new index (sign it again afterwards). Returns the path of CLP.db."""
+    directory = Path(directory)
+    data = render_index(index)
+    target = directory / INDEX_NAME
+    signature = directory / (INDEX_NAME + SIGNATURE_SUFFIX)
+    try:
+        # The old signature goes first: a crash in between leaves an unsigned old index, never
+        # a new index beside a signature that does not match it.
+        signature.unlink(missing_ok=True)
+        _write_atomically(target, data)
+    except OSError as e:
+        where = e.filename or target
+        raise OperationFailed(f"{where}: cannot write the patch index: {e.strerror or e}") from None
+    return target
+
+
+def _write_atomically(target: Path, data: bytes) -> None:
+    fd, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    temp = Path(temp_name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fchmod(out.fileno(), 0o644)
+            os.fsync(out.fileno())
+        os.replace(temp, target)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    directory_fd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(directory_fd)
+    finally:
+        os.close(directory_fd)
+
+
+# ---------------------------------------------------------------------------------------------
+# Editions, mirrors, freshness
+
+
+def read_variant_id(root: Path) -> str | None:
+    """VARIANT_ID of the system at `root`, from /etc/os-release or else /usr/lib/os-release
+    (symbolic links resolved inside `root`); None when the file or the variable is absent."""
+    for target in _OS_RELEASE_FILES:
+        host = _resolve_in_root(Path(root), target)
+        if host is None:
+            continue
+        try:
+            with open(host, "rb") as stream:
+                data = stream.read(_MAX_OS_RELEASE_BYTES)
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            continue
+        except OSError as e:
+            raise ConfigError(f"{host}: cannot read: {e.strerror}") from None
+        return _os_release_value(data.decode("utf-8", errors="replace"), "VARIANT_ID")
+    return None
+
+
+def _resolve_in_root(root: Path, target: str) -> Path | None:
+    """Host path of `target` with symbolic links followed as if `root` were `/` (an absolute
+    link or a `..` never leaves `root`); None if a component is missing or links loop."""
+    pending = [part for part in target.split("/") if part][::-1]
+    resolved: list[str] = []
+    hops = 0
+    while pending:
+        part = pending.pop()
+        if part == ".":
+            continue
+        if part == "..":
+            if resolved:
+                resolved.pop()
+            continue
+        host = root.joinpath(*resolved, part)
+        try:
+            mode = os.lstat(host).st_mode
+        except OSError:
+            return None
+        if not stat.S_ISLNK(mode):
+            resolved.append(part)
+            continue
+        hops += 1
+        if hops > _MAX_SYMLINK_HOPS:
+            return None
+        link = os.readlink(host)
+        if link.startswith("/"):
+            resolved = []
+        pending.extend(part for part in reversed(link.split("/")) if part)
+    return root.joinpath(*resolved)
+
+
+def _os_release_value(text: str, key: str) -> str | None:
+    """The value of `key` in os-release text (shell-style assignments; the last one wins)."""
+    value: str | None = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, separator, rest = line.partition("=")
+        if not separator or name != key:
+            continue
+        try:
+            words = shlex.split(rest, comments=True, posix=True)
+        except ValueError:
+            continue  # an unbalanced quote: the line is not an assignment
+        if len(words) <= 1:
+            value = words[0] if words else ""
+    return value or None
+
+
+def applicable_edition(entry: FeedEntry, variant_id: str | None) -> bool:
+    """True when `entry` is for this edition: a numeric version is for every edition, an
+    edition name only for the system whose VARIANT_ID is exactly that name."""
+    edition = entry.edition
+    return edition is None or (variant_id is not None and edition == variant_id)
+
+
+def expand_server(server: str, arch: str) -> str:
+    """A `Server =` value with `$arch` expanded, as pacman does; only http://, https:// and
+    file:// servers are accepted."""
+    server = server.strip()
+    if not re.fullmatch(r"[a-z0-9_]{1,32}", arch):
+        raise FeedError(f"architecture '{arch}' is not valid (e.g. x86_64, aarch64)")
+    if any(c.isspace() or not c.isprintable() for c in server):
+        raise FeedError(f"server {server!r} contains a space or a control character")
+
+    def expand(match: re.Match[str]) -> str:
+        if match.group(0) == "$arch":
+            return arch
+        raise FeedError(
+            f"server '{server}': unknown variable '{match.group(0)}' (only $arch is expanded)"
+        )
+
+    expanded = _SERVER_VARIABLE.sub(expand, server)
+    parts = urlsplit(expanded)
+    scheme = parts.scheme.lower()
+    if scheme not in _SERVER_SCHEMES:
+        raise FeedError(
+            f"server '{server}' is not an http://, https:// or file:// URL"
+            + (f" (scheme '{parts.scheme}')" if parts.scheme else "")
+        )
+    if scheme in ("http", "https") and not parts.hostname:
+        raise FeedError(f"server '{server}' names no host")
+    if scheme == "file" and (parts.netloc not in ("", "localhost") or not parts.path):
+        raise FeedError(f"server '{server}' must be file:///absolute/path")
+    return expanded
+
+
+def utc_stamp(moment: datetime.datetime | None = None) -> str:
+    """`moment` (default: now) as an RFC 3339 UTC stamp, "YYYY-mm-ddTHH:MM:SSZ"."""
+    moment = moment or datetime.datetime.now(datetime.timezone.utc)
+    return moment.astimezone(datetime.timezone.utc).strftime(_STAMP_FORMAT)
+
+
+def newer_than(generated: str | None, last_seen: str | None) -> bool | None:
+    """Compare the `generated` stamp of an index with the last one seen: True when it is as
+    new or newer (a mirror may serve the same index again), False when it is older (a stale
+    mirror or a replay), None when either is unknown."""
+    if generated is None or last_seen is None:
+        return None
+    stamps = []
+    for stamp in (generated, last_seen):
+        parsed = _parse_stamp(stamp)
+        if parsed is None:
+            raise FeedError(f"'{stamp}' is not a UTC time in the form YYYY-MM-DDTHH:MM:SSZ")
+        stamps.append(parsed)
+    return stamps[0] >= stamps[1]
+
+
+def _parse_stamp(stamp: str) -> datetime.datetime | None:
+    if not isinstance(stamp, str) or not _STAMP.fullmatch(stamp):
+        return None
+    try:
+        return datetime.datetime.strptime(stamp, _STAMP_FORMAT)
+    except ValueError:
+        return None

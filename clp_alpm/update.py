@@ -1,0 +1,259 @@
+"""`clp update`: read the signed patch feed from the mirrors, decide, download, apply in order."""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .alpm import installed_versions
+from .download import DownloadError, download, fetch_bytes
+from .errors import ClpError, UsageError
+from .feed import (
+    INDEX_NAME,
+    MAX_INDEX_BYTES,
+    FeedEntry,
+    FeedIndex,
+    applicable_edition,
+    expand_server,
+    newer_than,
+    parse_index,
+    read_variant_id,
+)
+from .patches import Session, apply, plan_apply
+from .signature import check_signature
+
+MAX_SIGNATURE_BYTES = 64 * 1024
+LAST_INDEX_SETTING = "feed.generated"
+
+
+class FeedUnavailable(ClpError):
+    """No mirror gave a good index (exit 1: nothing was changed, try again later)."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    entry: FeedEntry
+    apply: bool
+    reason: str  # why it is applied or skipped, in a few words
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.entry.name, "version": self.entry.version,
+                "action": "apply" if self.apply else "skip", "reason": self.reason}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class UpdatePlan:
+    mirror: str
+    index: FeedIndex
+    decisions: tuple[Decision, ...]
+
+    @property
+    def to_apply(self) -> list[FeedEntry]:
+        return [decision.entry for decision in self.decisions if decision.apply]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"mirror": self.mirror, "generated": self.index.generated,
+                "patches": [decision.to_dict() for decision in self.decisions]}  # fmt: skip
+
+
+@dataclass
+class Outcome:
+    name: str
+    result: str  # "applied" | "failed"
+    message: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        return {"name": self.name, "result": self.result, "message": self.message}
+
+
+@dataclass
+class UpdateReport:
+    plan: UpdatePlan
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return any(outcome.result == "failed" for outcome in self.outcomes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.plan.to_dict() | {"results": [o.to_dict() for o in self.outcomes]}
+
+
+# -- reading the feed ----------------------------------------------------------------------
+
+
+def mirror_urls(session: Session) -> list[str]:
+    config = session.config
+    if not config.servers:
+        raise UsageError(
+            "no patch feed is configured: add 'Server = https://…/CLP/' lines to "
+            "/etc/CLP/mirrors (included from /etc/CLP/clp.conf)"
+        )
+    return [expand_server(server, config.architecture).rstrip("/") for server in config.servers]
+
+
+def read_feed(session: Session) -> tuple[str, FeedIndex]:
+    """The newest good index: mirrors are tried in order, and one that is down, serves a bad
+    signature or an index older than the last one seen (a stale mirror, a replay) is passed."""
+    last_seen = session.state.get_setting(LAST_INDEX_SETTING)
+    problems = []
+    for mirror in mirror_urls(session):
+        try:
+            index = _read_index_from(session, mirror)
+        except ClpError as err:
+            problems.append(f"{mirror}: {err}")
+            continue
+        if newer_than(index.generated, last_seen) is False:
+            problems.append(
+                f"{mirror}: index generated {index.generated} is older than the one seen "
+                f"before ({last_seen}): a stale mirror or a replayed index"
+            )
+            continue
+        return mirror, index
+    raise FeedUnavailable("no mirror gave a usable patch index: " + "; ".join(problems))
+
+
+def _read_index_from(session: Session, mirror: str) -> FeedIndex:
+    url, data = fetch_bytes([f"{mirror}/{INDEX_NAME}"], max_size=MAX_INDEX_BYTES)
+    with tempfile.TemporaryDirectory(prefix="clp-feed-") as staging:
+        staged = Path(staging) / INDEX_NAME
+        staged.write_bytes(data)
+        if session.config.siglevel != "Never":
+            try:
+                _, signature = fetch_bytes([f"{url}.sig"], max_size=MAX_SIGNATURE_BYTES)
+                Path(f"{staged}.sig").write_bytes(signature)
+            except DownloadError:
+                pass  # check_signature says whether a missing signature is acceptable
+        check_signature(staged, session.config.siglevel, session.config.host_keyring)
+    return parse_index(data, f"{mirror}/{INDEX_NAME}")
+
+
+# -- deciding ------------------------------------------------------------------------------
+
+
+def plan_update(session: Session) -> UpdatePlan:
+    """Read the feed and decide, for every patch it lists, whether it is due. Changes nothing."""
+    mirror, index = read_feed(session)
+    return UpdatePlan(mirror, index, tuple(decide(session, index)))
+
+
+def decide(session: Session, index: FeedIndex) -> list[Decision]:
+    config = session.config
+    variant = read_variant_id(config.root)
+    entries = sorted(index.entries, key=lambda e: (e.date or "", e.name))
+    superseded = _superseded_by(session, entries, variant)
+    packages = sorted({rule.name for entry in entries for rule in entry.applies_to})
+    installed = installed_versions(config, packages) if packages else {}
+    return [
+        Decision(entry, *_verdict(session, entry, variant, superseded, installed))
+        for entry in entries
+    ]
+
+
+def _superseded_by(
+    session: Session, entries: list[FeedEntry], variant: str | None
+) -> dict[str, str]:
+    """Patch id -> the id of a patch (in the feed for this system, or applied) replacing it."""
+    replaced: dict[str, str] = {}
+    for entry in entries:
+        if _for_this_system(session, entry, variant):
+            for old in entry.supersedes:
+                replaced.setdefault(old, entry.name)
+    for record in session.state.list_patches():
+        if record.state == "applied":
+            for old in record.meta.get("supersedes", []):
+                replaced.setdefault(old, record.id)
+    return replaced
+
+
+def _for_this_system(session: Session, entry: FeedEntry, variant: str | None) -> bool:
+    arch = session.config.architecture
+    return entry.architecture in ("any", arch) and applicable_edition(entry, variant)
+
+
+def _verdict(
+    session: Session,
+    entry: FeedEntry,
+    variant: str | None,
+    superseded: dict[str, str],
+    installed: dict[str, str | None],
+) -> tuple[bool, str]:
+    if entry.architecture not in ("any", session.config.architecture):
+        return False, f"built for {entry.architecture}"
+    if not applicable_edition(entry, variant):
+        return False, f"for the {entry.edition} edition (this is {variant or 'no edition'})"
+    record = session.state.get_patch(entry.name)
+    if record is not None and record.state == "applied":
+        return False, "already applied"
+    if entry.name in superseded:
+        return False, f"superseded by {superseded[entry.name]}"
+    if record is not None and record.state == "rolled-back":
+        return False, "rolled back by the administrator (apply it by hand to have it again)"
+    if record is not None and record.state == "failed" and record.sha256 == entry.sha256:
+        return False, "failed before; the feed has no newer build of it"
+    for rule in entry.applies_to:
+        version = installed.get(rule.name)
+        if version is None:
+            return False, f"{rule.name} is not installed"
+        if rule.constraint is not None and not rule.constraint.matches(version):
+            return False, f"needs {rule.name}{rule.constraint}, installed is {version}"
+    return True, entry.description or "due"
+
+
+# -- applying ------------------------------------------------------------------------------
+
+
+def run_update(
+    session: Session,
+    plan: UpdatePlan,
+    progress: Callable[[str, int, int | None], None] | None = None,
+) -> UpdateReport:
+    """Download and apply every due patch in order. One failure does not stop the others."""
+    session.state.set_setting(LAST_INDEX_SETTING, plan.index.generated or "")
+    report = UpdateReport(plan)
+    downloads = session.config.host_state_dir / "downloads"
+    downloads.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for entry in plan.to_apply:
+        try:
+            path = _download_patch(session, plan.mirror, entry, downloads, progress)
+            record = apply(session, plan_apply(session, path))
+            report.outcomes.append(Outcome(entry.name, "applied", record.description))
+        except ClpError as err:
+            report.outcomes.append(Outcome(entry.name, "failed", str(err)))
+        finally:
+            # a complete download is not kept; a .part left by a network failure is, to resume
+            for done in (downloads / f"{entry.name}.clp", downloads / f"{entry.name}.clp.sig"):
+                done.unlink(missing_ok=True)
+    return report
+
+
+def _download_patch(
+    session: Session,
+    first_mirror: str,
+    entry: FeedEntry,
+    directory: Path,
+    progress: Callable[[str, int, int | None], None] | None,
+) -> Path:
+    """The patch and its signature, from the mirror the index came from first, then others."""
+    mirrors = [first_mirror] + [m for m in mirror_urls(session) if m != first_mirror]
+    name = f"{entry.name}.clp"
+    path = download(
+        [f"{mirror}/{name}" for mirror in mirrors],
+        directory / name,
+        expected_size=entry.size,
+        expected_sha256=entry.sha256,
+        progress=(lambda done, total: progress(name, done, total)) if progress else None,
+    ).path
+    if session.config.siglevel != "Never":
+        # a missing signature is plan_apply's to judge, under SigLevel
+        with contextlib.suppress(DownloadError):
+            download(
+                [f"{mirror}/{name}.sig" for mirror in mirrors],
+                directory / f"{name}.sig",
+                max_size=MAX_SIGNATURE_BYTES,
+            )
+    return path
