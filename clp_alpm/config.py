@@ -165,8 +165,10 @@ def _iter_lines(path: Path, root: Path, depth: int, section: str | None = None):
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"{path}: cannot read config file ({err})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: cannot read config file (it is not UTF-8 text)") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read config file ({err.strerror})") from None
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.split("#", 1)[0].strip()
         source = f"{path}:{number}"
@@ -174,6 +176,10 @@ def _iter_lines(path: Path, root: Path, depth: int, section: str | None = None):
             continue
         if line.startswith("[") and line.endswith("]"):
             section = line[1:-1].strip()
+            if section != "options":
+                raise ConfigError(
+                    f"{source}: unknown section [{section}]; the only one is [options]"
+                )
             continue
         key, equal, value = (part.strip() for part in line.partition("="))
         if not equal:
