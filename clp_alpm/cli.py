@@ -27,7 +27,7 @@ _GLOBAL_KEY = "clp.options"
 
 
 def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
-    if value not in (None, False):
+    if value not in (None, False, ()):
         ctx.meta.setdefault(_GLOBAL_KEY, {})[param.name] = value
     return value
 
@@ -44,6 +44,17 @@ def _global_options(hidden: bool) -> list[Callable]:
             "-b",
             type=click.Path(file_okay=False),
             help="pacman database directory (host path).",
+        ),  # fmt: skip
+        option(
+            "--pacman-conf",
+            type=click.Path(dir_okay=False),
+            help="pacman.conf to read (host path).",
+        ),  # fmt: skip
+        option(
+            "--cachedir",
+            type=click.Path(file_okay=False),
+            multiple=True,
+            help="Extra package cache directory (host path), searched first.",
         ),  # fmt: skip
         option("--noconfirm", is_flag=True, help="Do not ask for confirmation."),
         option("--json", "json_output", is_flag=True, help="Machine-readable output."),
@@ -76,6 +87,8 @@ class Options:
         self.root: str = values.get("root") or "/"
         self.config: str | None = values.get("config")
         self.dbpath: str | None = values.get("dbpath")
+        self.pacman_conf: str | None = values.get("pacman_conf")
+        self.cachedir: tuple[str, ...] = tuple(values.get("cachedir") or ())
         self.noconfirm: bool = values.get("noconfirm", False)
         self.json: bool = values.get("json_output", False)
         self.color: str = values.get("color") or "auto"
@@ -184,8 +197,12 @@ def _config():
     from .config import load_config
 
     opts = options()
-    dbpath = Path(opts.dbpath).absolute() if opts.dbpath else None
-    return load_config(opts.root, opts.config, {"dbpath_override": dbpath})
+    overrides = {
+        "dbpath_override": Path(opts.dbpath).absolute() if opts.dbpath else None,
+        "pacman_conf": Path(opts.pacman_conf).absolute() if opts.pacman_conf else None,
+        "extra_cache_dirs": tuple(Path(d).absolute() for d in opts.cachedir) or None,
+    }
+    return load_config(opts.root, opts.config, overrides)
 
 
 def _session(printer: Printer, write: bool = True):
@@ -395,32 +412,63 @@ def _show_apply_plan(printer: Printer, plan) -> None:
 
 @command("list")
 def list_command() -> None:
-    """List applied, rolled-back and failed patches."""
+    """List patches (applied, rolled back, failed), package reverts and pins."""
+    from .pins import read_pins
+
     printer = Printer(options())
     with _session(printer, write=False) as session:
         records = session.state.list_patches()
+        reverts = session.state.list_reverts()
+        pins = read_pins(session.config)
     if printer.json:
-        printer.data([record.to_dict() for record in records])
+        printer.data(
+            [{"kind": "patch"} | r.to_dict() for r in records]
+            + [{"kind": "revert"} | r.to_dict() for r in reverts]
+            + [{"kind": "pin", "id": p.name, "state": "pinned"} | p.__dict__ for p in pins]
+        )
         return
     for record in records:
         info = record.to_dict()
         when = (info["applied_at"] if record.state == "applied" else info["updated_at"]) or ""
-        when = when[:16].replace("T", " ")
         printer.item(
-            f"{record.id:<16} {record.version:<6} {record.state:<12} {when:<16}  "
+            f"{record.id:<16} {record.version:<6} {record.state:<12} {_when(when)}  "
             f"{record.description}"
         )
+    for revert in reverts:
+        moves = ", ".join(f"{p['name']} {p['from']} -> {p['to']}" for p in revert.packages)
+        when = _when(revert.to_dict()["updated_at"] or "")
+        printer.item(f"{revert.id:<16} {'revert':<6} {revert.state:<12} {when}  {moves}")
+    for pin in pins:
+        until = f" until {pin.until}" if pin.until else ""
+        printer.item(f"{pin.name:<16} {'pin':<6} {'pinned':<12} {'':<16}  {pin.version}{until}")
+
+
+def _when(stamp: str) -> str:
+    return f"{stamp[:16].replace('T', ' '):<16}"
 
 
 @command("rollback")
 @click.argument("patch_id")
 @click.option("--force", is_flag=True, help="Overwrite files changed since the patch was applied.")
 def rollback_command(patch_id: str, force: bool) -> None:
-    """Undo an applied patch: run its Remove script, then restore CLP's snapshot."""
+    """Undo an applied patch (Remove script, then CLP's snapshot) or a package revert."""
     from .patches import plan_rollback, rollback
+    from .reverts import find_revert, rollback_revert
 
     printer = Printer(options())
     with _session(printer) as session:
+        revert = None if session.state.get_patch(patch_id) else find_revert(session, patch_id)
+        if revert is not None:
+            printer.section(f"Rolling back revert {revert.id}")
+            for package in revert.packages:
+                printer.arrow(f"{package['name']} {package['to']} -> {package['from']}")
+            _confirm(printer, "Proceed with rollback?")
+            result = rollback_revert(session, revert)
+            if printer.json:
+                printer.data({"revert": result.to_dict()})
+            else:
+                printer.section(f"{revert.id} rolled back")
+            return
         plan = plan_rollback(session, patch_id, force=force)
         printer.section(f"Rolling back {patch_id}")
         printer.rows([("Files", "\n".join(plan.record.meta.get("files", [])) or "(none)")])
@@ -433,6 +481,144 @@ def rollback_command(patch_id: str, force: bool) -> None:
         printer.data({"plan": plan.to_dict(), "patch": record.to_dict()})
     else:
         printer.section(f"{patch_id} rolled back")
+
+
+@command("revert")
+@click.argument("targets", nargs=-1, required=True, metavar="PKG [VERSION] | PKG=VER... | FILE")
+@click.option("--list", "list_only", is_flag=True, help="Only list the versions to be had.")
+@click.option("--allow-upgrade", is_flag=True, help="Accept a version newer than installed.")
+@click.option("--until", metavar="VERSION", help="Lift the pin once a repository has VERSION.")
+def revert_command(
+    targets: tuple[str, ...], list_only: bool, allow_upgrade: bool, until: str | None
+) -> None:
+    """Bring packages back to earlier versions (cache, archive or file), then pin them."""
+    from .reverts import list_versions, plan_revert, revert
+
+    printer = Printer(options())
+    requests = _revert_requests(targets, until)
+    if list_only:
+        with _session(printer, write=False) as session:
+            listings = [list_versions(session, r.name, r.given) for r in requests]
+        if printer.json:
+            printer.data([listing.to_dict() for listing in listings])
+        for listing in listings:
+            _show_versions(printer, listing)
+        return
+    with _session(printer) as session:
+        if len(requests) == 1 and not requests[0].version and not requests[0].given:
+            requests = [_ask_version(printer, session, requests[0])]
+        plan = plan_revert(session, requests, allow_upgrade=allow_upgrade,
+                           progress=printer.progress)  # fmt: skip
+        printer.section("Packages to revert:")
+        for choice in plan.choices:
+            printer.arrow(f"{choice.name} {choice.installed} -> {choice.available.version} "
+                          f"from {choice.available.describe()}")  # fmt: skip
+        if not plan.pins_included:
+            from .pins import include_line
+
+            printer.warning(
+                "pacman.conf does not include clp's pins, so 'pacman -Syu' would undo this "
+                f"revert: add '{include_line()}' under [options]"
+            )
+        _confirm(printer, "Proceed with revert?")
+        record = revert(session, plan)
+    if printer.json:
+        printer.data({"plan": plan.to_dict(), "revert": record.to_dict()})
+    else:
+        printer.section(f"{record.id}: reverted and pinned (undo with 'clp rollback {record.id}')")
+
+
+def _revert_requests(targets: tuple[str, ...], until: str | None):
+    from .pkgsource import parse_package_filename
+    from .reverts import Request
+
+    def is_file(arg: str) -> bool:
+        return "/" in arg or ".pkg.tar" in arg
+
+    if len(targets) == 2 and not any("=" in t or is_file(t) for t in targets):
+        return [Request(targets[0], version=targets[1], until=until)]
+    requests = []
+    for target in targets:
+        if is_file(target):
+            ref = parse_package_filename(target.rsplit("/", 1)[-1])
+            if ref is None:
+                raise UsageError(f"{target}: not a package file name (name-version-arch.pkg.tar.*)")
+            requests.append(Request(ref.name, given=target, until=until))
+        elif "=" in target:
+            name, _, version = target.partition("=")
+            if not name or not version:
+                raise UsageError(f"'{target}': write PKG=VERSION")
+            requests.append(Request(name, version=version, until=until))
+        else:
+            requests.append(Request(target, until=until))
+    return requests
+
+
+def _show_versions(printer: Printer, listing) -> None:
+    printer.section(f"Versions of {listing.name} (installed {listing.installed}):")
+    for number, available in enumerate(listing.versions, start=1):
+        mark = " (installed)" if available.version == listing.installed else ""
+        printer.item(f" {number:>3}) {available.version:<20} {available.describe()}{mark}")
+    if not listing.versions:
+        printer.item(f"   none found (searched: {', '.join(listing.searched) or 'nowhere'})")
+    for problem in listing.problems:
+        printer.warning(problem)
+
+
+def _ask_version(printer: Printer, session, request):
+    """pacman's numbered question: which version? --noconfirm takes the newest older one."""
+    from .reverts import Request, list_versions, pick_default
+
+    listing = list_versions(session, request.name, request.given)
+    default = pick_default(listing)
+    if default is None:
+        _show_versions(printer, listing)
+        raise UsageError(f"no version of {request.name} older than {listing.installed} was found")
+    if options().noconfirm:
+        return Request(request.name, version=default.version, until=request.until)
+    _show_versions(printer, listing)
+    number = listing.versions.index(default) + 1
+    answer = click.prompt(
+        printer._style("::", fg="blue", bold=True) + " Enter a number",
+        default=number, type=click.IntRange(1, len(listing.versions)),
+    )  # fmt: skip
+    return Request(request.name, version=listing.versions[answer - 1].version, until=request.until)
+
+
+@command("pins")
+def pins_command() -> None:
+    """List the packages clp keeps pacman from upgrading."""
+    from .pins import pins_included, read_pins
+
+    printer = Printer(options())
+    config = _config()
+    pins = read_pins(config)
+    if printer.json:
+        printer.data([pin.__dict__ for pin in pins])
+        return
+    for pin in pins:
+        until = f" until {pin.until}" if pin.until else ""
+        printer.item(f"{pin.name} {pin.version}{until}  ({pin.reason})")
+    if pins and not pins_included(config, config.pacman_conf):
+        from .pins import include_line
+
+        printer.warning(f"pacman.conf does not include these pins: add '{include_line()}'")
+
+
+@command("unpin")
+@click.argument("package")
+def unpin_command(package: str) -> None:
+    """Let pacman upgrade a pinned package again."""
+    from .journal import Step
+    from .pins import read_pins
+
+    printer = Printer(options())
+    with _session(printer) as session:
+        if package not in {pin.name for pin in read_pins(session.config)}:
+            raise UsageError(f"{package} is not pinned (see 'clp pins')")
+        step = Step("unpin", {"names": [package]}, f"unpin {package}")
+        session.journal().commit("unpin", package, [step])
+    printer.section(f"{package} unpinned: the next 'pacman -Syu' may upgrade it")
 
 
 @command("recover")
@@ -516,16 +702,19 @@ def update_command(check: bool) -> None:
         plan = plan_update(session)
         _show_update_plan(printer, plan)
         due = plan.to_apply
-        if check or not due:
+        if check:
             if printer.json:
                 printer.data(plan.to_dict())
-            elif not due:
-                printer.item(" there is nothing to do")
             return
-        _confirm(printer, f"Proceed with {len(due)} patch{'es' if len(due) > 1 else ''}?")
+        if due:
+            _confirm(printer, f"Proceed with {len(due)} patch{'es' if len(due) > 1 else ''}?")
+        else:
+            printer.item(" there is nothing to do")
         report = run_update(session, plan, progress=printer.progress)
     if printer.json:
         printer.data(report.to_dict())
+    for lifted in report.lifted_pins:
+        printer.arrow(f"pin lifted: {lifted}")
     failures = [outcome for outcome in report.outcomes if outcome.result == "failed"]
     for failure in failures:
         printer.error(failure.message if failure.name in failure.message

@@ -50,6 +50,8 @@ class Config:
     servers: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
     dbpath_override: Path | None = None  # pacman's --dbpath: a host path, not under the root
+    pacman_conf: Path | None = None  # --pacman-conf: a host path (default: pacman.conf in root)
+    extra_cache_dirs: tuple[Path, ...] = ()  # --cachedir: host paths, searched first
 
     def host(self, target_path: str) -> Path:
         """Where the target path lives on the machine clp runs on."""

@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import scripts
 from .alpm import installed_versions
@@ -34,6 +34,9 @@ from .patchfile import DEFAULT_LIMITS, PatchArchive, extract_patch, inspect_patc
 from .signature import SignatureInfo, check_signature
 from .snapshots import FileState, Snapshot, SnapshotStore
 from .state import Operation, PatchRecord, StateDB
+
+if TYPE_CHECKING:
+    from .alpm import PacmanSettings
 
 LOG_TAG = "CLP"
 
@@ -175,6 +178,7 @@ class Session:
         self.recovered: list[str] = []
         # staged patch copies this session inspected, so a commit need not read them again
         self.inspected: dict[str, PatchArchive] = {}
+        self._pacman: PacmanSettings | None = None
         self._lock = StateLock(config.host_state_dir, on_wait=self.events.waiting)
         self._locked = False
         self.state: StateDB
@@ -257,6 +261,16 @@ class Session:
         base = self.config.host_state_dir / "incoming"
         base.mkdir(parents=True, exist_ok=True, mode=0o700)
         return Path(tempfile.mkdtemp(dir=base))
+
+    def pacman(self) -> PacmanSettings:
+        """pacman's settings for this root (read once per session)."""
+        from .alpm import pacman_settings
+
+        if self._pacman is None:
+            self._pacman = pacman_settings(
+                self.config, self.config.pacman_conf, self.config.extra_cache_dirs
+            )
+        return self._pacman
 
     def journal(self) -> Journal:
         def on_step(number: int, total: int, step: Step) -> None:
@@ -362,6 +376,7 @@ def plan_apply(session: Session, path: Path) -> ApplyPlan:
             },
             f"extract {path.name} to {patch_dir}",
         ),
+        *_revert_steps(session, meta),
         Step("snapshot-before", {"files": files}, f"snapshot {len(files)} declared file(s)"),
         Step(
             "install-script",
@@ -412,14 +427,19 @@ def _check_applicable(session: Session, meta: PatchMeta) -> None:
             f"{meta.name} is already applied (since {existing.to_dict()['applied_at']}); "
             f"roll it back first with 'clp rollback {meta.name}'"
         )
-    if meta.reverts:
-        raise NotApplicableError(
-            f"{meta.name} reverts packages ({', '.join(r.name for r in meta.reverts)}); "
-            "package reverts are not supported by this version of clp"
-        )
     _check_own_files(config, meta)
     _check_applies_to(config, meta)
     _check_pacman_lock(config)
+
+
+def _revert_steps(session: Session, meta: PatchMeta) -> tuple[Step, ...]:
+    """The patch's package reverts, in the same journal: a failing script undoes them too."""
+    if not meta.reverts:
+        return ()
+    from .reverts import Request, plan_revert
+
+    requests = [Request(r.name, version=r.to, until=r.until) for r in meta.reverts]
+    return plan_revert(session, requests, reason=f"patch {meta.name}", patch=meta.name).steps
 
 
 def _check_own_files(config: Config, meta: PatchMeta) -> None:
@@ -592,6 +612,7 @@ def plan_rollback(session: Session, patch_id: str, force: bool = False) -> Rollb
             {"snapshot": record.snapshot_before},
             "restore the declared files as they were before the patch",
         ),
+        *_revert_rollback_steps(session, patch_id),
         Step("retire-patch-dir", {"patch_dir": patch_dir}, f"remove {patch_dir}"),
         Step(
             "record",
@@ -600,6 +621,16 @@ def plan_rollback(session: Session, patch_id: str, force: bool = False) -> Rollb
         ),
     )
     return RollbackPlan(record, steps, tuple(changed))
+
+
+def _revert_rollback_steps(session: Session, patch_id: str) -> tuple[Step, ...]:
+    from .reverts import plan_revert_rollback
+
+    steps: tuple[Step, ...] = ()
+    for revert in session.state.list_reverts():
+        if revert.patch == patch_id and revert.state == "applied":
+            steps += plan_revert_rollback(session, revert)
+    return steps
 
 
 def _known_record(session: Session, patch_id: str) -> PatchRecord:
@@ -905,8 +936,10 @@ def _restore_exactly(session: Session, snapshot: Snapshot) -> None:
 
 
 def _handlers(session: Session) -> dict[str, Any]:
+    from . import reverts
+
     snapshot = SnapshotStep(session)
-    return {
+    return reverts.handlers(session) | {
         "extract": ExtractStep(session),
         "snapshot-before": snapshot,
         "snapshot-after": snapshot,

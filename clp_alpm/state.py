@@ -35,6 +35,15 @@ CREATE TABLE IF NOT EXISTS patches (
     updated_at REAL NOT NULL,
     message TEXT
 );
+CREATE TABLE IF NOT EXISTS reverts (
+    id TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    packages TEXT NOT NULL,
+    patch TEXT,
+    created_at REAL NOT NULL,
+    rolled_back_at REAL,
+    updated_at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS operations (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     kind TEXT NOT NULL,
@@ -95,6 +104,30 @@ class PatchRecord:
             "signer": self.signer,
             "files": list(self.meta.get("files", [])),
             "message": self.message,
+        }
+
+
+@dataclass(frozen=True)
+class RevertRecord:
+    """Packages clp brought back to earlier versions, as one undoable unit."""
+
+    id: str
+    state: str  # applied | rolled-back
+    packages: tuple[dict[str, Any], ...]  # {name, from, to, source}
+    created_at: float
+    updated_at: float
+    patch: str | None = None  # the patch that asked for it
+    rolled_back_at: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "state": self.state,
+            "packages": [dict(package) for package in self.packages],
+            "patch": self.patch,
+            "created_at": _iso(self.created_at),
+            "rolled_back_at": _iso(self.rolled_back_at),
+            "updated_at": _iso(self.updated_at),
         }
 
 
@@ -226,6 +259,32 @@ class StateDB:
         with self.transaction() as conn:
             conn.execute("DELETE FROM patches WHERE id = ?", (patch_id,))
 
+    # -- reverts -------------------------------------------------------------
+
+    def get_revert(self, revert_id: str) -> RevertRecord | None:
+        row = self._conn.execute("SELECT * FROM reverts WHERE id = ?", (revert_id,)).fetchone()
+        return _revert_from_row(row) if row else None
+
+    def list_reverts(self) -> list[RevertRecord]:
+        rows = self._conn.execute("SELECT * FROM reverts ORDER BY created_at, id").fetchall()
+        return [_revert_from_row(row) for row in rows]
+
+    def next_revert_id(self) -> str:
+        rows = self._conn.execute("SELECT id FROM reverts").fetchall()
+        numbers = [int(row[0][1:]) for row in rows if row[0][1:].isdigit()]
+        return f"R{max(numbers, default=0) + 1}"
+
+    def put_revert(self, record: RevertRecord) -> None:
+        values = record.__dict__ | {"packages": json.dumps(list(record.packages), sort_keys=True)}
+        columns = ", ".join(values)
+        marks = ", ".join(f":{name}" for name in values)
+        with self.transaction() as conn:
+            conn.execute(f"INSERT OR REPLACE INTO reverts ({columns}) VALUES ({marks})", values)
+
+    def delete_revert(self, revert_id: str) -> None:
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM reverts WHERE id = ?", (revert_id,))
+
     # -- operations and journal ---------------------------------------------
 
     def begin_operation(self, kind: str, target: str, pid: int, plan: list[dict]) -> int:
@@ -306,3 +365,9 @@ def _patch_from_row(row: sqlite3.Row) -> PatchRecord:
     values = dict(row)
     values["meta"] = json.loads(values["meta"])
     return PatchRecord(**values)
+
+
+def _revert_from_row(row: sqlite3.Row) -> RevertRecord:
+    values = dict(row)
+    values["packages"] = tuple(json.loads(values["packages"]))
+    return RevertRecord(**values)

@@ -24,6 +24,7 @@ from .feed import (
     read_variant_id,
 )
 from .patches import Session, apply, plan_apply
+from .reverts import lift_satisfied_pins
 from .signature import check_signature
 
 MAX_SIGNATURE_BYTES = 64 * 1024
@@ -74,13 +75,17 @@ class Outcome:
 class UpdateReport:
     plan: UpdatePlan
     outcomes: list[Outcome] = field(default_factory=list)
+    lifted_pins: list[str] = field(default_factory=list)
 
     @property
     def failed(self) -> bool:
         return any(outcome.result == "failed" for outcome in self.outcomes)
 
     def to_dict(self) -> dict[str, Any]:
-        return self.plan.to_dict() | {"results": [o.to_dict() for o in self.outcomes]}
+        return self.plan.to_dict() | {
+            "results": [o.to_dict() for o in self.outcomes],
+            "lifted_pins": self.lifted_pins,
+        }
 
 
 # -- reading the feed ----------------------------------------------------------------------
@@ -228,6 +233,7 @@ def run_update(
             # a complete download is not kept; a .part left by a network failure is, to resume
             for done in (downloads / f"{entry.name}.clp", downloads / f"{entry.name}.clp.sig"):
                 done.unlink(missing_ok=True)
+    report.lifted_pins = lift_satisfied_pins(session)
     return report
 
 

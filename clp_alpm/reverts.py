@@ -1,0 +1,428 @@
+"""Package reverts: bring packages back to earlier versions through pacman, pinned, undoable.
+
+pyalpm does the thinking (installed versions, dependencies of the planned set); the commit is
+one `pacman -U` of the planned files, so that every hook directory, pacman's SigLevels and its
+own questions apply as for any other transaction (see NOTES-libalpm.md for why not pyalpm).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import alpm, pins, pkgsource
+from .errors import ClpError, LockError, UsageError
+from .journal import Step, StepRun
+from .lock import HELD_ENV
+from .state import RevertRecord
+
+if TYPE_CHECKING:  # patches imports this module
+    from .patches import Session
+
+
+@dataclass(frozen=True)
+class Request:
+    """One package the user wants back: an exact version, or a file/URL, or None (ask/pick)."""
+
+    name: str
+    version: str | None = None
+    given: str | None = None  # a package file path or URL from the command line
+    until: str | None = None  # the pin is lifted once a repository offers this version
+
+
+@dataclass(frozen=True)
+class Choice:
+    name: str
+    installed: str
+    available: pkgsource.Available
+
+
+@dataclass(frozen=True)
+class VersionList:
+    name: str
+    installed: str
+    versions: tuple[pkgsource.Available, ...]
+    searched: tuple[str, ...]  # where clp looked, for "not found" messages
+    problems: tuple[str, ...]  # archives that could not be read
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "installed": self.installed,
+            "versions": [
+                {"version": a.version, "source": a.source, "location": a.location}
+                for a in self.versions
+            ],
+            "searched": list(self.searched),
+            "problems": list(self.problems),
+        }
+
+
+@dataclass(frozen=True)
+class RevertPlan:
+    choices: tuple[Choice, ...]
+    files: tuple[Path, ...]
+    steps: tuple[Step, ...]
+    pins_included: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "packages": [
+                {
+                    "name": c.name,
+                    "from": c.installed,
+                    "to": c.available.version,
+                    "source": c.available.describe(),
+                }  # fmt: skip
+                for c in self.choices
+            ],
+            "steps": [step.description for step in self.steps],
+            "pins_included": self.pins_included,
+        }
+
+
+# -- what can be had -----------------------------------------------------------------------
+
+
+def list_versions(session: Session, name: str, given: str | None = None) -> VersionList:
+    """Every version of `name` clp can get, newest first: cache dirs, archives, a given file."""
+    installed = alpm.installed_versions(session.config, [name])[name]
+    if installed is None:
+        raise UsageError(f"package '{name}' is not installed")
+    settings = session.pacman()
+    arch = session.config.architecture
+    found = pkgsource.cache_versions(settings.cache_dirs, name, arch)
+    searched = [f"cache {path}" for path in settings.cache_dirs]
+    archived, problems = pkgsource.archive_versions(session.config.archive_servers, name, arch)
+    found += archived
+    searched += [f"archive {server}" for server in session.config.archive_servers]
+    if given is not None:
+        found.append(pkgsource.given_version(given))
+        searched.append(given)
+    versions = [a for a in pkgsource.newest_first(found) if a.name == name]
+    return VersionList(name, installed, tuple(versions), tuple(searched), tuple(problems))
+
+
+def pick_default(versions: VersionList) -> pkgsource.Available | None:
+    """The newest version older than the installed one (what --noconfirm takes)."""
+    from pyalpm import vercmp
+
+    older = [a for a in versions.versions if vercmp(a.version, versions.installed) < 0]
+    return older[0] if older else None
+
+
+# -- planning ------------------------------------------------------------------------------
+
+
+def plan_revert(
+    session: Session,
+    requests: Sequence[Request],
+    *,
+    allow_upgrade: bool = False,
+    reason: str = "reverted with clp",
+    patch: str | None = None,
+    progress: Callable[[str, int, int | None], None] | None = None,
+) -> RevertPlan:
+    """Choose the versions, fetch the files into the cache, check signatures and dependencies.
+    Nothing on the system changes (downloads land in the cache dir, as pacman's do)."""
+    settings = session.pacman()
+    _refuse_if_pacman_runs(settings)
+    choices = [_choose(session, request, allow_upgrade) for request in requests]
+    files = [_fetch_checked(session, choice.available, progress) for choice in choices]
+    problems = alpm.check_revert_set(session.config, files)
+    if problems:
+        targets = {c.name: c.available.version for c in choices}
+        hint = alpm.suggest_together(problems, _cached_by_name(session, problems), targets)
+        raise UsageError(
+            "the revert would break dependencies: "
+            + "; ".join(problem.describe() for problem in problems)
+            + (f". Revert them together: {hint}" if hint else "")
+        )
+    targets = {c.name: c.available.version for c in choices}
+    previous = {c.name: c.installed for c in choices}
+    pin_list = [
+        {"name": c.name, "version": c.available.version, "until": r.until, "reason": reason}
+        for c, r in zip(choices, requests, strict=True)
+    ]
+    packages = [
+        {"name": c.name, "from": c.installed, "to": c.available.version,
+         "source": c.available.describe()}
+        for c in choices
+    ]  # fmt: skip
+    names = ", ".join(f"{c.name} {c.installed} -> {c.available.version}" for c in choices)
+    record_args = {"id": session.state.next_revert_id(),
+                   "record": {"packages": packages, "patch": patch}}  # fmt: skip
+    steps = (
+        Step(
+            "pacman-upgrade",
+            {"files": [str(f) for f in files], "previous": previous, "targets": targets},
+            f"pacman -U: {names}",
+        ),  # fmt: skip
+        Step("pin", {"pins": pin_list}, f"pin {', '.join(targets)} in {pins.PINS_FILE}"),
+        Step("record-revert", record_args, "record the revert"),
+    )
+    included = pins.pins_included(session.config, session.config.pacman_conf)
+    return RevertPlan(tuple(choices), tuple(files), steps, included)
+
+
+def _cached_by_name(session: Session, problems: Sequence[alpm.DependencyProblem]) -> dict:
+    """Versions of the packages the problems name that the cache holds, for the hint."""
+    settings = session.pacman()
+    names = {problem.package for problem in problems}
+    return {
+        name: [
+            a.version
+            for a in pkgsource.cache_versions(
+                settings.cache_dirs, name, session.config.architecture
+            )
+        ]  # fmt: skip
+        for name in names
+    }
+
+
+def _refuse_if_pacman_runs(settings: alpm.PacmanSettings) -> None:
+    lock = alpm.pacman_lock(settings)
+    if lock is not None and HELD_ENV not in os.environ:
+        raise LockError(
+            f"pacman is running ({lock} exists); wait for it to finish, "
+            "or remove the file if no pacman is running"
+        )
+
+
+def _choose(session: Session, request: Request, allow_upgrade: bool) -> Choice:
+    from pyalpm import vercmp
+
+    versions = list_versions(session, request.name, request.given)
+    if request.given is not None:
+        wanted = pkgsource.given_version(request.given).version
+    elif request.version is not None:
+        wanted = request.version
+    else:
+        default = pick_default(versions)
+        if default is None:
+            raise UsageError(
+                f"no version of {request.name} older than {versions.installed} was found "
+                f"(searched: {', '.join(versions.searched) or 'nowhere'})"
+            )
+        wanted = default.version
+    match = next((a for a in versions.versions if a.version == wanted), None)
+    if match is None:
+        where = ", ".join(versions.searched) or "nowhere"
+        extra = f"; {'; '.join(versions.problems)}" if versions.problems else ""
+        raise UsageError(f"{request.name} {wanted} was not found (searched: {where}{extra})")
+    order = vercmp(wanted, versions.installed)
+    if order == 0:
+        raise UsageError(f"{request.name} {wanted} is already installed")
+    if order > 0 and not allow_upgrade:
+        raise UsageError(
+            f"{request.name} {wanted} is newer than the installed {versions.installed}: "
+            "that is an upgrade, not a revert (use --allow-upgrade if you mean it)"
+        )
+    return Choice(request.name, versions.installed, match)
+
+
+def _fetch_checked(
+    session: Session,
+    available: pkgsource.Available,
+    progress: Callable[[str, int, int | None], None] | None,
+) -> Path:
+    settings = session.pacman()
+    cache_dir = settings.cache_dirs[0]
+    name = available.location.rsplit("/", 1)[-1]
+    report = (lambda done, total: progress(name, done, total)) if progress else None
+    path = pkgsource.fetch(available, cache_dir, report)
+    # pacman merges SigLevel, then the file-specific line, word by word from left to right
+    remote = available.source in ("archive", "url")
+    specific = settings.remote_file_siglevel if remote else settings.local_file_siglevel
+    setting = "RemoteFileSigLevel" if remote else "LocalFileSigLevel"
+    level = f"{settings.siglevel} {specific}".strip()
+    pkgsource.check_package_signature(path, level, settings.gpgdir, setting=setting)
+    return path
+
+
+# -- committing ----------------------------------------------------------------------------
+
+
+def revert(session: Session, plan: RevertPlan) -> RevertRecord:
+    revert_id = plan.steps[-1].args["id"]
+    session.log.write("CLP", f"revert {revert_id}: {plan.steps[0].description}")
+    session.journal().commit("revert", revert_id, list(plan.steps))
+    record = session.state.get_revert(revert_id)
+    assert record is not None
+    return record
+
+
+def find_revert(session: Session, key: str) -> RevertRecord | None:
+    """A revert by its id (R3), or the newest applied revert of a package name."""
+    record = session.state.get_revert(key)
+    if record is not None:
+        return record
+    applied = [
+        r for r in session.state.list_reverts()
+        if r.state == "applied" and any(p["name"] == key for p in r.packages)
+    ]  # fmt: skip
+    return applied[-1] if applied else None
+
+
+def rollback_revert(session: Session, record: RevertRecord) -> RevertRecord:
+    steps = plan_revert_rollback(session, record)
+    session.log.write("CLP", f"rollback of revert {record.id}")
+    session.journal().commit("revert-rollback", record.id, list(steps))
+    result = session.state.get_revert(record.id)
+    assert result is not None
+    return result
+
+
+def plan_revert_rollback(session: Session, record: RevertRecord) -> tuple[Step, ...]:
+    """Steps that bring a revert's packages back to the versions they had before it."""
+    if record.state != "applied":
+        raise UsageError(f"revert {record.id} is {record.state}, not applied")
+    settings = session.pacman()
+    _refuse_if_pacman_runs(settings)
+    installed = alpm.installed_versions(session.config, [p["name"] for p in record.packages])
+    files, targets, previous = [], {}, {}
+    for package in record.packages:
+        name, wanted = package["name"], package["from"]
+        path = _cached_file(session, name, wanted)
+        files.append(str(path))
+        targets[name] = wanted
+        previous[name] = installed[name] or package["to"]
+    names = ", ".join(f"{n} {previous[n]} -> {targets[n]}" for n in targets)
+    return (
+        Step("unpin", {"names": list(targets)}, f"unpin {', '.join(targets)}"),
+        Step(
+            "pacman-upgrade",
+            {"files": files, "previous": previous, "targets": targets},
+            f"pacman -U: {names}",
+        ),  # fmt: skip
+        Step(
+            "record-revert",
+            {"id": record.id, "state": "rolled-back"},
+            f"record {record.id} as rolled back",
+        ),  # fmt: skip
+    )
+
+
+def _cached_file(session: Session, name: str, version: str) -> Path:
+    settings = session.pacman()
+    arch = session.config.architecture
+    for available in pkgsource.cache_versions(settings.cache_dirs, name, arch):
+        if available.version == version:
+            return Path(available.location)
+    where = ", ".join(str(path) for path in settings.cache_dirs)
+    raise ClpError(
+        f"{name} {version} is no longer in the package cache ({where}); "
+        f"get it back with 'clp revert {name} {version}'"
+    )
+
+
+def lift_satisfied_pins(session: Session) -> list[str]:
+    """Lift every pin whose `until` version a repository now offers (after `pacman -Sy`):
+    the fix has arrived, so pacman may upgrade again. Returns what was lifted, for the report."""
+    pinned = [pin for pin in pins.read_pins(session.config) if pin.until]
+    if not pinned:
+        return []
+    settings = session.pacman()
+    offered = {pin.name: alpm.sync_versions(session.config, settings, pin.name) for pin in pinned}
+    lifted = pins.pins_to_lift(pinned, offered)
+    if not lifted:
+        return []
+    names = [pin.name for pin in lifted]
+    step = Step("unpin", {"names": names}, f"unpin {', '.join(names)}: the fix has arrived")
+    session.journal().commit("unpin", ",".join(names), [step])
+    return [f"{pin.name} (a repository offers {pin.until} or newer)" for pin in lifted]
+
+
+# -- step handlers -------------------------------------------------------------------------
+
+
+class PacmanUpgradeStep:
+    """One `pacman -U` of the planned files; undo installs the previous versions from the cache."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def do(self, run: StepRun) -> None:
+        self._install([Path(f) for f in run.args["files"]])
+
+    def undo(self, run: StepRun) -> None:
+        installed = alpm.installed_versions(self.session.config, list(run.args["previous"]))
+        back = [
+            _cached_file(self.session, name, version)
+            for name, version in run.args["previous"].items()
+            if installed.get(name) != version
+        ]
+        if back:
+            self._install(back)
+
+    def _install(self, files: list[Path]) -> None:
+        env = {HELD_ENV: str(os.getpid())}  # the hooks pacman fires must not wait for our lock
+        alpm.pacman_upgrade(self.session.pacman(), files, env=env)
+
+
+class PinStep:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def do(self, run: StepRun) -> None:
+        current = pins.read_pins(self.session.config)
+        run.save(previous=[p.__dict__ for p in current])
+        wanted = [pins.Pin(**p) for p in run.args["pins"]]
+        names = {p.name for p in wanted}
+        pins.write_pins(self.session.config, [p for p in current if p.name not in names] + wanted)
+
+    def undo(self, run: StepRun) -> None:
+        if "previous" in run.data:
+            pins.write_pins(self.session.config, [pins.Pin(**p) for p in run.data["previous"]])
+
+
+class UnpinStep(PinStep):
+    def do(self, run: StepRun) -> None:
+        current = pins.read_pins(self.session.config)
+        run.save(previous=[p.__dict__ for p in current])
+        names = set(run.args["names"])
+        pins.write_pins(self.session.config, [p for p in current if p.name not in names])
+
+
+class RecordRevertStep:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def do(self, run: StepRun) -> None:
+        state = self.session.state
+        previous = state.get_revert(run.args["id"])
+        run.save(previous=None if previous is None else previous.__dict__ | {
+            "packages": list(previous.packages)})  # fmt: skip
+        now = time.time()
+        if previous is None:
+            values = run.args["record"]
+            record = RevertRecord(
+                id=run.args["id"], state="applied", packages=tuple(values["packages"]),
+                patch=values.get("patch"), created_at=now, updated_at=now,
+            )  # fmt: skip
+        else:
+            record = replace(previous, state=run.args["state"], rolled_back_at=now, updated_at=now)
+        state.put_revert(record)
+
+    def undo(self, run: StepRun) -> None:
+        if "previous" not in run.data:
+            return
+        previous = run.data["previous"]
+        if previous is None:
+            self.session.state.delete_revert(run.args["id"])
+        else:
+            previous["packages"] = tuple(previous["packages"])
+            self.session.state.put_revert(RevertRecord(**previous))
+
+
+def handlers(session: Session) -> dict[str, Any]:
+    return {
+        "pacman-upgrade": PacmanUpgradeStep(session),
+        "pin": PinStep(session),
+        "unpin": UnpinStep(session),
+        "record-revert": RecordRevertStep(session),
+    }

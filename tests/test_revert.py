@@ -1,0 +1,250 @@
+"""`clp revert` with real packages and real pacman in a sandbox root: from the cache, from an
+archive on 127.0.0.1, from a file; pinned; rolled back; every error case."""
+
+from __future__ import annotations
+
+import functools
+import io
+import json
+import subprocess
+import tarfile
+import threading
+import time
+from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import gpgkit
+import pytest
+from test_lifecycle import apply_args, make_patch
+
+CACHE = "var/cache/pacman/pkg"
+
+
+def build(directory: Path, name: str, version: str, depends: tuple[str, ...] = (),
+          content: bytes | None = None) -> Path:  # fmt: skip
+    """A real package file `<name>-<version>-any.pkg.tar.xz` owning /usr/share/<name>/VERSION."""
+    lines = [f"pkgname = {name}", f"pkgbase = {name}", f"pkgver = {version}",
+             "pkgdesc = test package", f"builddate = {int(time.time())}",
+             "packager = Tests <tests@localhost>", "size = 10", "arch = any"]  # fmt: skip
+    lines += [f"depend = {dep}" for dep in depends]
+    path = directory / f"{name}-{version}-any.pkg.tar.xz"
+    with tarfile.open(path, "w:xz") as archive:
+        pkginfo = ("\n".join(lines) + "\n").encode()
+        files = [(".PKGINFO", pkginfo), (f"usr/share/{name}/VERSION", content or version.encode())]
+        for member, data in files:
+            info = tarfile.TarInfo(member)
+            info.size, info.mode, info.mtime = len(data), 0o644, int(time.time())
+            archive.addfile(info, io.BytesIO(data))
+    return path
+
+
+def pacman(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Real pacman on the sandbox. pacman reads Include paths on the host, so it gets a copy
+    of the root's pacman.conf whose Include points at the root's pins file."""
+    host_conf = root.parent / "pacman.host.conf"
+    host_conf.write_text((root / "etc/pacman.conf").read_text().replace(
+        "Include = /etc/", f"Include = {root}/etc/"))  # fmt: skip
+    return subprocess.run(
+        ["pacman", "--noconfirm", "--root", str(root), "--dbpath", str(root / "var/lib/pacman"),
+         "--config", str(host_conf), "--cachedir", str(root / CACHE), *args],
+        capture_output=True, text=True, timeout=120, check=check,
+    )  # fmt: skip
+
+
+def installed(root: Path, name: str) -> str | None:
+    result = pacman(root, "-Q", name, check=False)
+    return result.stdout.split()[1] if result.returncode == 0 else None
+
+
+@pytest.fixture
+def pkgroot(sandbox: Path) -> Path:
+    """The sandbox with a pacman.conf that includes clp's pins, an empty cache, and `demo`
+    1.0-1 then 2.0-1 installed, so that both versions sit in the cache as on a real system."""
+    (sandbox / CACHE).mkdir(parents=True)
+    (sandbox / "etc/pacman.conf").write_text(
+        "[options]\nArchitecture = auto\nSigLevel = Never\nLocalFileSigLevel = Never\n"
+        "Include = /etc/pacman.d/clp-pins.conf\n"
+    )
+    (sandbox / "etc/pacman.d/clp-pins.conf").write_text("")
+    for version in ("1.0-1", "2.0-1"):
+        package = build(sandbox / CACHE, "demo", version)
+        pacman(sandbox, "-U", str(package))
+    assert installed(sandbox, "demo") == "2.0-1"
+    return sandbox
+
+
+def revert(clp, root: Path, *args: str):
+    return clp("--root", str(root), "revert", "--noconfirm", *args)
+
+
+def listed(clp, root: Path) -> list[dict]:
+    return json.loads(clp("--root", str(root), "list", "--json").stdout)
+
+
+def test_revert_from_the_cache_pins_and_rolls_back(pkgroot, clp):
+    result = revert(clp, pkgroot, "demo")  # --noconfirm: the newest version older than installed
+    assert result.returncode == 0, result.stderr
+    assert installed(pkgroot, "demo") == "1.0-1"
+    assert (pkgroot / "usr/share/demo/VERSION").read_text() == "1.0-1"
+    assert "IgnorePkg = demo" in (pkgroot / "etc/pacman.d/clp-pins.conf").read_text()
+    entries = {(e["kind"], e["id"], e["state"]) for e in listed(clp, pkgroot)}
+    assert ("revert", "R1", "applied") in entries and ("pin", "demo", "pinned") in entries
+
+    back = clp("--root", str(pkgroot), "rollback", "R1", "--noconfirm")
+    assert back.returncode == 0, back.stderr
+    assert installed(pkgroot, "demo") == "2.0-1"
+    assert "IgnorePkg = demo" not in (pkgroot / "etc/pacman.d/clp-pins.conf").read_text()
+    assert ("revert", "R1", "rolled-back") in {(e["kind"], e["id"], e["state"])
+                                              for e in listed(clp, pkgroot)}  # fmt: skip
+
+
+def test_list_versions_json(pkgroot, clp):
+    result = clp("--root", str(pkgroot), "revert", "demo", "--list", "--json")
+    assert result.returncode == 0, result.stderr
+    (listing,) = json.loads(result.stdout)
+    assert listing["installed"] == "2.0-1"
+    assert [v["version"] for v in listing["versions"]] == ["2.0-1", "1.0-1"]
+    assert {v["source"] for v in listing["versions"]} == {"cache"}
+
+
+class QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        return None
+
+
+@pytest.fixture
+def archive(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """An Arch Linux Archive look-alike on 127.0.0.1: packages/<l>/<name>/<files>."""
+    top = tmp_path / "archive"
+    top.mkdir()
+    handler = functools.partial(QuietHandler, directory=str(top))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", top
+    server.shutdown()
+    server.server_close()
+
+
+def test_revert_from_an_archive_lands_in_the_cache(pkgroot, archive, clp):
+    url, top = archive
+    folder = top / "packages/d/demo"
+    folder.mkdir(parents=True)
+    build(folder, "demo", "0.9-1", content=b"archived")
+    (pkgroot / "etc/CLP").mkdir(parents=True, exist_ok=True)
+    (pkgroot / "etc/CLP/clp.conf").write_text(f"[options]\nArchiveServer = {url}\n")
+    result = revert(clp, pkgroot, "demo", "0.9-1")
+    assert result.returncode == 0, result.stderr
+    assert installed(pkgroot, "demo") == "0.9-1"
+    assert (pkgroot / CACHE / "demo-0.9-1-any.pkg.tar.xz").is_file()
+    assert (pkgroot / "usr/share/demo/VERSION").read_bytes() == b"archived"
+
+
+def test_revert_from_a_file(pkgroot, tmp_path, clp):
+    package = build(tmp_path, "demo", "1.5-1")
+    result = revert(clp, pkgroot, str(package))
+    assert result.returncode == 0, result.stderr
+    assert installed(pkgroot, "demo") == "1.5-1"
+
+
+def test_dependencies_are_checked_and_a_joint_revert_works(pkgroot, clp):
+    cache = pkgroot / CACHE
+    for version in ("1.0-1", "2.0-1"):
+        pacman(pkgroot, "-U", str(build(cache, "libfoo", version)))
+        pacman(pkgroot, "-U", str(build(cache, "app", version, depends=(f"libfoo>={version}",))))
+    alone = revert(clp, pkgroot, "libfoo=1.0-1")
+    assert alone.returncode == 2
+    assert "app" in alone.stderr and "libfoo>=2.0-1" in alone.stderr
+    assert installed(pkgroot, "libfoo") == "2.0-1"
+    together = revert(clp, pkgroot, "libfoo=1.0-1", "app=1.0-1")
+    assert together.returncode == 0, together.stderr
+    assert (installed(pkgroot, "libfoo"), installed(pkgroot, "app")) == ("1.0-1", "1.0-1")
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "words"),
+    [
+        (["nosuchpkg"], 2, "not installed"),
+        (["demo", "0.1-1"], 2, "was not found (searched: cache"),
+        (["demo", "2.0-1"], 2, "already installed"),
+        (["demo=3.0-1"], 2, "was not found"),
+    ],
+)
+def test_errors_change_nothing(pkgroot, clp, args, code, words):
+    result = revert(clp, pkgroot, *args)
+    assert result.returncode == code, result.stderr
+    assert words in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert installed(pkgroot, "demo") == "2.0-1"
+
+
+def test_a_newer_version_needs_allow_upgrade(pkgroot, tmp_path, clp):
+    pacman(pkgroot, "-U", str(pkgroot / CACHE / "demo-1.0-1-any.pkg.tar.xz"))
+    refused = revert(clp, pkgroot, "demo", "2.0-1")
+    assert refused.returncode == 2 and "--allow-upgrade" in refused.stderr
+    assert revert(clp, pkgroot, "demo", "2.0-1", "--allow-upgrade").returncode == 0
+    assert installed(pkgroot, "demo") == "2.0-1"
+
+
+def test_pacman_running_is_exit_3(pkgroot, clp):
+    (pkgroot / "var/lib/pacman/db.lck").touch()
+    result = revert(clp, pkgroot, "demo", "1.0-1")
+    assert result.returncode == 3 and "db.lck" in result.stderr
+    assert installed(pkgroot, "demo") == "2.0-1"
+
+
+def test_unreachable_archive_is_named_when_nothing_is_found(pkgroot, clp):
+    (pkgroot / "etc/CLP").mkdir(parents=True, exist_ok=True)
+    (pkgroot / "etc/CLP/clp.conf").write_text("[options]\nArchiveServer = http://127.0.0.1:9\n")
+    result = revert(clp, pkgroot, "demo", "0.5-1")
+    assert result.returncode == 2
+    assert "http://127.0.0.1:9" in result.stderr
+
+
+def test_signature_levels_of_pacman_conf_apply(pkgroot, tmp_path, keyring, clp):
+    conf = pkgroot / "etc/pacman.conf"
+    conf.write_text(
+        conf.read_text().replace("LocalFileSigLevel = Never", "LocalFileSigLevel = Required")
+    )
+    unsigned = revert(clp, pkgroot, "demo", "1.0-1")
+    assert unsigned.returncode == 2 and "sig" in unsigned.stderr
+    assert installed(pkgroot, "demo") == "2.0-1"
+    gpgkit.sign(keyring, pkgroot / CACHE / "demo-1.0-1-any.pkg.tar.xz", keyring.untrusted_fpr)
+    untrusted = revert(clp, pkgroot, "demo", "1.0-1")
+    assert untrusted.returncode == 2 and "untrusted" in untrusted.stderr
+    gpgkit.sign(keyring, pkgroot / CACHE / "demo-1.0-1-any.pkg.tar.xz", keyring.packager_fpr)
+    assert revert(clp, pkgroot, "demo", "1.0-1").returncode == 0
+
+
+def test_pacman_syu_keeps_a_pinned_package(pkgroot, tmp_path, clp):
+    """A local sync repository offers demo 3.0-1: -Syu ignores it while the pin holds."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    newest = build(repo, "demo", "3.0-1")
+    subprocess.run(["repo-add", "-q", str(repo / "test.db.tar.gz"), str(newest)], check=True,
+                   capture_output=True)  # fmt: skip
+    conf = pkgroot / "etc/pacman.conf"
+    conf.write_text(conf.read_text() + f"\n[test]\nServer = file://{repo}\n")
+    assert revert(clp, pkgroot, "demo", "1.0-1").returncode == 0
+    result = pacman(pkgroot, "-Syu")
+    assert installed(pkgroot, "demo") == "1.0-1", result.stdout + result.stderr
+    assert clp("--root", str(pkgroot), "unpin", "demo", "--noconfirm").returncode == 0
+    pacman(pkgroot, "-Syu")
+    assert installed(pkgroot, "demo") == "3.0-1"
+
+
+def test_a_patch_revert_is_undone_when_its_script_fails(pkgroot, tmp_path, keyring, clp):
+    extra = '<Revert><Pkg name="demo" to="1.0-1" until="3.0-1"/></Revert>'
+    failing = make_patch(tmp_path, keyring, "exit 1\n", files=(), extra=extra)
+    result = clp(*apply_args(pkgroot, failing))
+    assert result.returncode == 1, result.stderr
+    assert installed(pkgroot, "demo") == "2.0-1"
+    assert "IgnorePkg = demo" not in (pkgroot / "etc/pacman.d/clp-pins.conf").read_text()
+    (tmp_path / "ok").mkdir()
+    good = make_patch(tmp_path / "ok", keyring, "true\n", files=(), extra=extra)
+    result = clp(*apply_args(pkgroot, good))
+    assert result.returncode == 0, result.stderr
+    assert installed(pkgroot, "demo") == "1.0-1"
+    assert "until 3.0-1" in clp("--root", str(pkgroot), "pins").stdout
+    back = clp("--root", str(pkgroot), "rollback", "CLPR261125", "--noconfirm")
+    assert back.returncode == 0, back.stderr
+    assert installed(pkgroot, "demo") == "2.0-1"
