@@ -243,9 +243,9 @@ def _confirm(printer: Printer, question: str) -> None:
         if not answer:
             raise Declined()
         return
-    click.echo(f"{prompt} [Y/n] ", nl=False)
+    click.echo(f"{prompt} [Y/n] ", nl=False, err=printer.json)  # stdout stays the JSON
     line = sys.stdin.readline()
-    click.echo(line.strip())
+    click.echo(line.strip(), err=printer.json)
     if not line:
         raise UsageError("no answer on standard input (use --noconfirm to proceed without asking)")
     if line.strip().lower() not in ("", "y", "yes"):
@@ -712,7 +712,7 @@ def update_command(check: bool) -> None:
             printer.item(" there is nothing to do")
         report = run_update(session, plan, progress=printer.progress)
     if printer.json:
-        printer.data(report.to_dict())
+        printer.data(report.to_dict())  # the one JSON document, failures included
     for lifted in report.lifted_pins:
         printer.arrow(f"pin lifted: {lifted}")
     failures = [outcome for outcome in report.outcomes if outcome.result == "failed"]
@@ -720,14 +720,15 @@ def update_command(check: bool) -> None:
         printer.error(failure.message if failure.name in failure.message
                       else f"{failure.name}: {failure.message}")  # fmt: skip
     if failures:
-        raise UpdateFailed(len(failures), len(report.outcomes))
+        raise UpdateFailed(len(failures), len(report.outcomes), printer.json)
 
 
 class UpdateFailed(ClpError):
-    """Some patches of an update failed (and were rolled back); the others were applied."""
+    """Some patches of an update were not applied (each said why); the others were."""
 
-    def __init__(self, failed: int, total: int) -> None:
-        super().__init__(f"{failed} of {total} patches failed and were rolled back")
+    def __init__(self, failed: int, total: int, reported: bool) -> None:
+        super().__init__(f"{failed} of {total} patches were not applied (see above)")
+        self.reported = reported  # the JSON report already holds the failures
 
 
 def _show_update_plan(printer: Printer, plan) -> None:
@@ -804,6 +805,9 @@ def main(argv: list[str] | None = None) -> int:
         Printer(_last_options).item(str(declined))
         return EXIT_FAILED
     except ClpError as err:
+        if getattr(err, "reported", False):  # already in the --json document
+            Printer(_last_options).error(str(err))
+            return err.exit_code
         return _fail(str(err), err.exit_code)
     except click.exceptions.Exit as exit_:
         return exit_.exit_code

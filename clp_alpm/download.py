@@ -21,7 +21,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.message import Message
 from pathlib import Path
 from typing import IO, BinaryIO
@@ -29,6 +29,8 @@ from typing import IO, BinaryIO
 from clp_alpm import __version__
 from clp_alpm.errors import ClpError
 
+LOW_SPEED_LIMIT = 1  # bytes per second, as pacman (libcurl's low-speed limit)
+LOW_SPEED_TIME = 10.0  # seconds
 USER_AGENT = f"clp/{__version__}"
 
 CHUNK_SIZE = 64 * 1024
@@ -427,6 +429,8 @@ class _Stream:
     total: int | None
     length: int | None
     received: int = 0
+    window_start: float = field(default_factory=time.monotonic)
+    window_bytes: int = 0
 
     def read(self, size: int) -> bytes:
         # read1, not read: read() waits for `size` bytes, and a timeout then loses the bytes
@@ -440,7 +444,21 @@ class _Stream:
         self.received += len(chunk)
         if not chunk and size > 0 and self.length is not None and self.received < self.length:
             raise _Transient(self.truncated_reason())
+        self._check_speed(len(chunk))
         return chunk
+
+    def _check_speed(self, count: int) -> None:
+        """pacman's rule: a mirror slower than 1 byte/s over 10 s is given up (each single read
+        has its own timeout, but a trickle would keep clp, and its lock, there for ever)."""
+        self.window_bytes += count
+        elapsed = time.monotonic() - self.window_start
+        if elapsed < LOW_SPEED_TIME:
+            return
+        if self.window_bytes < LOW_SPEED_LIMIT * elapsed:
+            raise _MirrorFailed(
+                f"too slow (under {LOW_SPEED_LIMIT} byte/s for {LOW_SPEED_TIME:.0f} s)"
+            )
+        self.window_start, self.window_bytes = time.monotonic(), 0
 
     def truncated_reason(self) -> str:
         got = self.start + self.received

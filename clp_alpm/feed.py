@@ -427,14 +427,20 @@ def build_index(directory: Path, generated: str | None = None) -> FeedIndex:
 
 def _patch_files(directory: Path) -> list[Path]:
     try:
-        names = sorted(
-            entry.name
-            for entry in os.scandir(directory)
-            if entry.name.endswith(PATCH_SUFFIX) and not entry.name.startswith(".")
-        )
+        names = sorted(entry.name for entry in os.scandir(directory))
     except OSError as e:
         raise FeedError(f"{directory}: cannot list the directory: {e.strerror}") from None
-    return [directory / name for name in names]
+    for name in names:
+        if name.lower().endswith(PATCH_SUFFIX) and not name.endswith(PATCH_SUFFIX):
+            stem = name[: -len(PATCH_SUFFIX)]
+            raise FeedError(
+                f"{name}: mirrors serve patches as <Name>.clp; rename it to {stem}{PATCH_SUFFIX}"
+            )
+    return [
+        directory / name
+        for name in names
+        if name.endswith(PATCH_SUFFIX) and not name.startswith(".")
+    ]
 
 
 def _entry_of_patch(path: Path) -> FeedEntry:

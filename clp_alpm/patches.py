@@ -349,12 +349,17 @@ class ApplyPlan:
         }
 
 
-def plan_apply(session: Session, path: Path) -> ApplyPlan:
-    """Decide everything `apply` will do, changing nothing."""
+def plan_apply(
+    session: Session, path: Path, expect: Callable[[PatchMeta], None] | None = None
+) -> ApplyPlan:
+    """Decide everything `apply` will do, changing nothing. `expect` may refuse the verified
+    metadata before anything else is looked at (the feed checks the file is the one listed)."""
     config = session.config
     patch = verify_patch(config, path, session.incoming())
     session.inspected[str(patch.archive.path)] = patch.archive
     meta = patch.meta
+    if expect is not None:
+        expect(meta)
     _check_applicable(session, meta)
     patch_dir = config.patch_path(meta.name)
     if config.host(patch_dir).exists():
@@ -429,7 +434,7 @@ def _check_applicable(session: Session, meta: PatchMeta) -> None:
         )
     _check_own_files(config, meta)
     _check_applies_to(config, meta)
-    _check_pacman_lock(config)
+    check_pacman_lock(config)
 
 
 def _revert_steps(session: Session, meta: PatchMeta) -> tuple[Step, ...]:
@@ -461,7 +466,7 @@ def _check_own_files(config: Config, meta: PatchMeta) -> None:
                 )
 
 
-def _check_pacman_lock(config: Config) -> None:
+def check_pacman_lock(config: Config) -> None:
     """Another package transaction in progress: patching under it is a race (exit 3)."""
     lock = config.host_dbpath / "db.lck"
     if lock.exists() and HELD_ENV not in os.environ:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from .feed import (
     INDEX_NAME,
     MAX_INDEX_BYTES,
     FeedEntry,
+    FeedError,
     FeedIndex,
     applicable_edition,
     expand_server,
@@ -23,7 +25,8 @@ from .feed import (
     parse_index,
     read_variant_id,
 )
-from .patches import Session, apply, plan_apply
+from .meta import PatchMeta
+from .patches import Session, apply, check_pacman_lock, plan_apply
 from .reverts import lift_satisfied_pins
 from .signature import check_signature
 
@@ -104,22 +107,36 @@ def mirror_urls(session: Session) -> list[str]:
 def read_feed(session: Session) -> tuple[str, FeedIndex]:
     """The newest good index: mirrors are tried in order, and one that is down, serves a bad
     signature or an index older than the last one seen (a stale mirror, a replay) is passed."""
-    last_seen = session.state.get_setting(LAST_INDEX_SETTING)
+    last_seen = session.state.get_setting(LAST_INDEX_SETTING) or None
     problems = []
     for mirror in mirror_urls(session):
         try:
             index = _read_index_from(session, mirror)
+            _check_fresh(session, index, last_seen)
         except ClpError as err:
             problems.append(f"{mirror}: {err}")
             continue
-        if newer_than(index.generated, last_seen) is False:
-            problems.append(
-                f"{mirror}: index generated {index.generated} is older than the one seen "
-                f"before ({last_seen}): a stale mirror or a replayed index"
-            )
-            continue
         return mirror, index
     raise FeedUnavailable("no mirror gave a usable patch index: " + "; ".join(problems))
+
+
+def _check_fresh(session: Session, index: FeedIndex, last_seen: str | None) -> None:
+    """Refuse an index older than the last one accepted: a stale mirror or a replay. Once
+    a stamped index was seen, an unstamped one could be any age: refused too (unless unsigned
+    feeds are allowed at all, SigLevel = Never)."""
+    if index.generated is None:
+        if last_seen is not None and session.config.siglevel != "Never":
+            raise FeedError(f"the index has no 'generated' stamp; the last one had {last_seen}")
+        return
+    try:
+        fresh = newer_than(index.generated, last_seen)
+    except FeedError:
+        fresh = None  # an unreadable stored stamp is forgotten, not fatal
+    if fresh is False:
+        raise FeedError(
+            f"index generated {index.generated} is older than the one seen before "
+            f"({last_seen}): a stale mirror or a replayed index"
+        )
 
 
 def _read_index_from(session: Session, mirror: str) -> FeedIndex:
@@ -147,25 +164,30 @@ def plan_update(session: Session) -> UpdatePlan:
 
 
 def decide(session: Session, index: FeedIndex) -> list[Decision]:
+    """A verdict for every patch. A patch only supersedes another when it is applied or will be
+    applied itself: one that cannot apply here must not hide the older fix."""
     config = session.config
     variant = read_variant_id(config.root)
     entries = sorted(index.entries, key=lambda e: (e.date or "", e.name))
-    superseded = _superseded_by(session, entries, variant)
     packages = sorted({rule.name for entry in entries for rule in entry.applies_to})
     installed = installed_versions(config, packages) if packages else {}
+    verdicts = {e.name: _verdict(session, e, variant, installed) for e in entries}
+    replaced = _superseded_by(session, entries, verdicts)
     return [
-        Decision(entry, *_verdict(session, entry, variant, superseded, installed))
+        Decision(entry, False, f"superseded by {replaced[entry.name]}")
+        if entry.name in replaced and verdicts[entry.name][0]
+        else Decision(entry, *verdicts[entry.name])
         for entry in entries
     ]
 
 
 def _superseded_by(
-    session: Session, entries: list[FeedEntry], variant: str | None
+    session: Session, entries: list[FeedEntry], verdicts: dict[str, tuple[bool, str]]
 ) -> dict[str, str]:
-    """Patch id -> the id of a patch (in the feed for this system, or applied) replacing it."""
+    """Patch id -> the id of a patch replacing it: applied here, or due in this run."""
     replaced: dict[str, str] = {}
     for entry in entries:
-        if _for_this_system(session, entry, variant):
+        if verdicts[entry.name][0]:
             for old in entry.supersedes:
                 replaced.setdefault(old, entry.name)
     for record in session.state.list_patches():
@@ -175,16 +197,10 @@ def _superseded_by(
     return replaced
 
 
-def _for_this_system(session: Session, entry: FeedEntry, variant: str | None) -> bool:
-    arch = session.config.architecture
-    return entry.architecture in ("any", arch) and applicable_edition(entry, variant)
-
-
 def _verdict(
     session: Session,
     entry: FeedEntry,
     variant: str | None,
-    superseded: dict[str, str],
     installed: dict[str, str | None],
 ) -> tuple[bool, str]:
     if entry.architecture not in ("any", session.config.architecture):
@@ -194,12 +210,12 @@ def _verdict(
     record = session.state.get_patch(entry.name)
     if record is not None and record.state == "applied":
         return False, "already applied"
-    if entry.name in superseded:
-        return False, f"superseded by {superseded[entry.name]}"
     if record is not None and record.state == "rolled-back":
         return False, "rolled back by the administrator (apply it by hand to have it again)"
     if record is not None and record.state == "failed" and record.sha256 == entry.sha256:
         return False, "failed before; the feed has no newer build of it"
+    if session.config.siglevel != "Never" and (entry.sha256 is None or entry.size is None):
+        return False, "the index gives no SHA256 and Size for it (republish with clp repo-add)"
     for rule in entry.applies_to:
         version = installed.get(rule.name)
         if version is None:
@@ -218,14 +234,18 @@ def run_update(
     progress: Callable[[str, int, int | None], None] | None = None,
 ) -> UpdateReport:
     """Download and apply every due patch in order. One failure does not stop the others."""
-    session.state.set_setting(LAST_INDEX_SETTING, plan.index.generated or "")
+    if plan.index.generated:
+        session.state.set_setting(LAST_INDEX_SETTING, plan.index.generated)
+    if plan.to_apply:
+        check_pacman_lock(session.config)  # exit 3 before anything is downloaded
     report = UpdateReport(plan)
     downloads = session.config.host_state_dir / "downloads"
     downloads.mkdir(parents=True, exist_ok=True, mode=0o700)
     for entry in plan.to_apply:
         try:
             path = _download_patch(session, plan.mirror, entry, downloads, progress)
-            record = apply(session, plan_apply(session, path))
+            expect = functools.partial(_check_matches_index, entry)
+            record = apply(session, plan_apply(session, path, expect))
             report.outcomes.append(Outcome(entry.name, "applied", record.description))
         except ClpError as err:
             report.outcomes.append(Outcome(entry.name, "failed", str(err)))
@@ -235,6 +255,24 @@ def run_update(
                 done.unlink(missing_ok=True)
     report.lifted_pins = lift_satisfied_pins(session)
     return report
+
+
+def _check_matches_index(entry: FeedEntry, meta: PatchMeta) -> None:
+    """The file a mirror served must be the patch the signed index describes."""
+    differs = [
+        what
+        for what, listed, inside in (
+            ("name", entry.name, meta.name),
+            ("architecture", entry.architecture, meta.architecture),
+            ("version", entry.version if entry.edition is None else meta.version, meta.version),
+        )
+        if listed != inside
+    ]
+    if differs:
+        raise FeedError(
+            f"{entry.name}.clp from the mirror is not the patch the index lists "
+            f"(its {', '.join(differs)} differ): refused"
+        )
 
 
 def _download_patch(

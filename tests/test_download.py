@@ -623,3 +623,50 @@ def test_fetch_bytes_all_failing(mirror):
         f"CLP.db.sig: download failed: {mirror.url('/CLP/CLP.db.sig')}: HTTP 404; http://127.0.0.1:"
     )
     assert str(failed.value).endswith(": connection refused")
+
+
+def test_a_trickling_mirror_is_given_up_for_the_next(tmp_path, monkeypatch):
+    """A mirror sending a byte now and then never times out a single read; pacman's low-speed
+    rule (1 byte/s over 10 s, shortened here) moves on to the next mirror."""
+    import http.server
+    import threading
+
+    import clp_alpm.download as download_module
+
+    monkeypatch.setattr(download_module, "LOW_SPEED_TIME", 2.0)
+    payload = b"x" * 1000
+
+    class Trickle(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            for byte in payload[:8]:  # a byte every 1.5 s: under 1 byte/s
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                time.sleep(1.5)
+
+        def log_message(self, *args):
+            return None
+
+    class Good(Trickle):
+        def do_GET(self):  # noqa: N802
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+    servers = [http.server.ThreadingHTTPServer(("127.0.0.1", 0), h) for h in (Trickle, Good)]
+    for server in servers:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        urls = [f"http://127.0.0.1:{s.server_address[1]}/f" for s in servers]
+        started = time.monotonic()
+        result = download_module.download(urls, tmp_path / "f", timeout=5, backoff=0.01)
+        assert result.url == urls[1]
+        assert (tmp_path / "f").read_bytes() == payload
+        assert time.monotonic() - started < 8  # not 3 attempts x 12 s of trickle
+    finally:
+        for server in servers:
+            server.shutdown()
+            server.server_close()

@@ -82,3 +82,13 @@ def test_the_service_runs_clp_update_unattended():
     assert service["Service"]["Type"] == "oneshot"
     assert service["Service"]["ExecStart"].startswith("/usr/bin/clp update --noconfirm")
     assert service["Service"]["KillMode"] == "mixed"  # SIGTERM reaches clp only: it rolls back
+
+
+def test_the_service_does_not_hide_paths_a_patch_may_declare():
+    """The timer must be able to apply whatever `clp apply` can apply by hand."""
+    service = configparser.ConfigParser(strict=False)
+    service.read(UNITS / SERVICE)
+    options = service["Service"]
+    for restriction in ("ProtectSystem", "ProtectHome", "PrivateTmp", "ProtectKernelModules",
+                        "ReadOnlyPaths", "InaccessiblePaths", "RestrictSUIDSGID"):  # fmt: skip
+        assert restriction not in options, restriction

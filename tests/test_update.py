@@ -129,7 +129,7 @@ def test_one_failing_patch_is_rolled_back_and_the_others_apply(
     use_mirrors(sandbox, mirror)
     result = update(clp, sandbox)
     assert result.returncode == 1
-    assert "exited with status 5" in result.stderr and "1 of 2 patches failed" in result.stderr
+    assert "exited with status 5" in result.stderr and "1 of 2 patches were not" in result.stderr
     assert app_conf.read_bytes() == before
     assert (sandbox / "etc/ok").exists()
     assert listed(clp, sandbox) == {"CLPR261101": "failed", "CLPR261102": "applied"}
@@ -250,3 +250,57 @@ def test_full_disk_while_downloading(tmp_path, sandbox, keyring, app_conf, feed_
     assert "No space left on device" in result.stderr
     assert listed(clp, sandbox) == {"CLPR261101": "applied"}  # the other never got to apply
     assert not (sandbox / "etc/y").exists()
+
+
+def test_regressions_from_review(tmp_path, sandbox, keyring, app_conf, feed_dir, mirror, clp):
+    """A superseding patch that cannot apply here does not hide the older fix; --json gives
+    one document even when a patch fails; the index stamp is kept when nothing is due."""
+    add_patch(tmp_path, feed_dir, keyring, "CLPR261101", "exit 3\n")
+    add_patch(tmp_path, feed_dir, keyring, "CLPR261102", "true\n",
+              extra='<Supersedes><Patch>CLPR261101</Patch></Supersedes>'
+                    '<AppliesTo><Pkg name="openssh"/></AppliesTo>')  # fmt: skip
+    publish(clp, feed_dir, keyring)
+    use_mirrors(sandbox, mirror)
+    result = update(clp, sandbox, "--json")
+    assert result.returncode == 1
+    report = json.loads(result.stdout)  # exactly one document
+    actions = {p["name"]: p["action"] for p in report["patches"]}
+    assert actions == {"CLPR261101": "apply", "CLPR261102": "skip"}
+    assert [r["result"] for r in report["results"]] == ["failed"]
+
+
+def test_a_served_file_must_be_the_patch_the_index_lists(
+    tmp_path, sandbox, keyring, app_conf, feed_dir, mirror, clp
+):
+    add_patch(tmp_path, feed_dir, keyring, "CLPR261101", "echo two >> /etc/app.conf\n")
+    add_patch(tmp_path, feed_dir, keyring, "CLPR261102", "echo three >> /etc/app.conf\n")
+    publish(clp, feed_dir, keyring)
+    clp_dir = serve(feed_dir)
+    # the mirror serves a validly signed, but different, patch under the second name
+    index = clp_dir / "CLP.db"
+    one, two = clp_dir / "CLPR261101.clp", clp_dir / "CLPR261102.clp"
+    text = index.read_text()
+    import hashlib
+
+    text = text.replace(hashlib.sha256(two.read_bytes()).hexdigest(),
+                        hashlib.sha256(one.read_bytes()).hexdigest())  # fmt: skip
+    text = text.replace(f"<Size>{two.stat().st_size}</Size>", f"<Size>{one.stat().st_size}</Size>")
+    index.write_text(text)
+    Path(f"{index}.sig").unlink()
+    gpgkit.sign(keyring, index, keyring.packager_fpr)
+    two.write_bytes(one.read_bytes())
+    Path(f"{two}.sig").write_bytes(Path(f"{one}.sig").read_bytes())
+    use_mirrors(sandbox, mirror)
+    result = update(clp, sandbox)
+    assert result.returncode == 1
+    assert "not the patch the index lists" in result.stderr
+    assert listed(clp, sandbox) == {"CLPR261101": "applied"}
+
+
+def test_repo_add_refuses_clpctl_upper_case_names(tmp_path, feed_dir, keyring, clp):
+    patch = add_patch(tmp_path, feed_dir, keyring, "CLPR261101", "true\n")
+    patch.rename(patch.with_suffix(".CLP"))
+    result = clp("repo-add", str(serve(feed_dir)))
+    assert result.returncode == 2
+    assert "rename it to CLPR261101.clp" in result.stderr
+    assert not (serve(feed_dir) / "CLP.db").exists()
