@@ -694,10 +694,15 @@ def build_command(
 @click.option("--check", is_flag=True, help="Only report what would be done; change nothing.")
 def update_command(check: bool) -> None:
     """Read the patch feed and apply every patch that is due (what the daily timer runs)."""
+    from .reverts import lift_satisfied_pins
     from .update import plan_update, run_update
 
     printer = Printer(options())
     with _session(printer, write=not check) as session:
+        # pins first: they wait for the repositories, not for the feed (which may be unset)
+        lifted = [] if check else lift_satisfied_pins(session)
+        for pin in lifted:
+            printer.arrow(f"pin lifted: {pin}")
         printer.section("Synchronizing the patch feed...")
         plan = plan_update(session)
         _show_update_plan(printer, plan)
@@ -711,10 +716,9 @@ def update_command(check: bool) -> None:
         else:
             printer.item(" there is nothing to do")
         report = run_update(session, plan, progress=printer.progress)
+        report.lifted_pins = lifted
     if printer.json:
         printer.data(report.to_dict())  # the one JSON document, failures included
-    for lifted in report.lifted_pins:
-        printer.arrow(f"pin lifted: {lifted}")
     failures = [outcome for outcome in report.outcomes if outcome.result == "failed"]
     for failure in failures:
         printer.error(failure.message if failure.name in failure.message

@@ -27,7 +27,6 @@ from .feed import (
 )
 from .meta import PatchMeta
 from .patches import Session, apply, check_pacman_lock, plan_apply
-from .reverts import lift_satisfied_pins
 from .signature import check_signature
 
 MAX_SIGNATURE_BYTES = 64 * 1024
@@ -253,7 +252,6 @@ def run_update(
             # a complete download is not kept; a .part left by a network failure is, to resume
             for done in (downloads / f"{entry.name}.clp", downloads / f"{entry.name}.clp.sig"):
                 done.unlink(missing_ok=True)
-    report.lifted_pins = lift_satisfied_pins(session)
     return report
 
 

@@ -248,3 +248,35 @@ def test_a_patch_revert_is_undone_when_its_script_fails(pkgroot, tmp_path, keyri
     back = clp("--root", str(pkgroot), "rollback", "CLPR261125", "--noconfirm")
     assert back.returncode == 0, back.stderr
     assert installed(pkgroot, "demo") == "2.0-1"
+
+
+def test_update_lifts_a_pin_once_the_fix_is_in_a_repository(pkgroot, tmp_path, clp):
+    """`--until`: the pin holds until a repository offers that version, then `clp update`
+    lifts it (even with no patch feed configured: it says so, exit 2, pins handled first)."""
+    assert revert(clp, pkgroot, "demo", "1.0-1", "--until", "3.0-1").returncode == 0
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    conf = pkgroot / "etc/pacman.conf"
+    conf.write_text(conf.read_text() + f"\n[test]\nServer = file://{repo}\n")
+    build(repo, "demo", "2.5-1")
+    subprocess.run(["repo-add", "-q", str(repo / "test.db.tar.gz"),
+                    str(repo / "demo-2.5-1-any.pkg.tar.xz")], check=True)  # fmt: skip
+    pacman(pkgroot, "-Syy")  # -yy: the db may change within one second, as here
+    assert clp("--root", str(pkgroot), "update", "--noconfirm").returncode == 2
+    assert "demo" in clp("--root", str(pkgroot), "pins").stdout  # 2.5-1 is not the fix
+    build(repo, "demo", "3.0-1")
+    subprocess.run(["repo-add", "-q", str(repo / "test.db.tar.gz"),
+                    str(repo / "demo-3.0-1-any.pkg.tar.xz")], check=True)  # fmt: skip
+    pacman(pkgroot, "-Syy")
+    result = clp("--root", str(pkgroot), "update", "--noconfirm")
+    assert "pin lifted: demo" in result.stdout, result.stderr
+    assert clp("--root", str(pkgroot), "pins").stdout.strip() == ""
+
+
+def test_a_pacman_conf_without_the_pins_include_gets_the_line_to_add(pkgroot, clp):
+    conf = pkgroot / "etc/pacman.conf"
+    conf.write_text(conf.read_text().replace("Include = /etc/pacman.d/clp-pins.conf\n", ""))
+    result = revert(clp, pkgroot, "demo", "1.0-1")
+    assert result.returncode == 0, result.stderr
+    assert "add 'Include = /etc/pacman.d/clp-pins.conf' under [options]" in result.stderr
+    assert "pacman.conf" in conf.name and "clp-pins" not in conf.read_text()  # never edited

@@ -14,14 +14,21 @@ from conftest import CLP
 from test_lifecycle import INSTALL_OK, make_patch
 
 
-def run_in_terminal(args: list[str], answer: bytes | None, timeout: float = 60) -> tuple[int, str]:
-    """Run clp with a pseudo-terminal as stdin/stdout/stderr; type `answer` at the question."""
+def run_in_terminal(
+    args: list[str],
+    answer: bytes | None,
+    timeout: float = 60,
+    answers: list[tuple[bytes, bytes]] | None = None,
+) -> tuple[int, str]:
+    """Run clp with a pseudo-terminal as stdin/stdout/stderr; type `answer` at the [Y/n]
+    question (and each of `answers`, (what the screen shows, what to type), in order)."""
+    pending = list(answers or []) + ([(b"[Y/n]", answer)] if answer is not None else [])
     leader, follower = pty.openpty()
     process = subprocess.Popen([str(CLP), *args], stdin=follower, stdout=follower,
                                stderr=follower, close_fds=True)  # fmt: skip
     os.close(follower)
     output = b""
-    answered = answer is None
+    typed_upto = 0
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         ready, _, _ = select.select([leader], [], [], 0.1)
@@ -33,9 +40,10 @@ def run_in_terminal(args: list[str], answer: bytes | None, timeout: float = 60) 
             if not chunk:
                 break
             output += chunk
-        if not answered and b"[Y/n]" in output:
-            os.write(leader, answer)
-            answered = True
+        if pending and pending[0][0] in output[typed_upto:]:
+            marker, text = pending.pop(0)
+            typed_upto = output.index(marker, typed_upto) + len(marker)
+            os.write(leader, text)
         if process.poll() is not None and not ready:
             break
     process.wait(timeout=10)
@@ -87,3 +95,25 @@ def strip_colour(text: str) -> str:
     import re
 
     return re.sub(r"\x1b\[[0-9;]*m", "", text).replace("\r\n", "\n")
+
+
+def test_revert_asks_which_version_with_a_numbered_list(sandbox, tmp_path):
+    from test_revert import CACHE, build, installed, pacman
+
+    (sandbox / CACHE).mkdir(parents=True)
+    (sandbox / "etc/pacman.d/clp-pins.conf").write_text("")
+    (sandbox / "etc/pacman.conf").write_text(
+        "[options]\nArchitecture = auto\nSigLevel = Never\nInclude = /etc/pacman.d/clp-pins.conf\n"
+    )
+    for version in ("1.0-1", "1.5-1", "2.0-1"):
+        pacman(sandbox, "-U", str(build(sandbox / CACHE, "demo", version)))
+    code, screen = run_in_terminal(
+        ["--root", str(sandbox), "revert", "demo"], b"y\n",
+        answers=[(b"Enter a number", b"3\n")],
+    )  # fmt: skip
+    text = strip_colour(screen)
+    assert code == 0, text
+    assert ":: Versions of demo (installed 2.0-1):" in text
+    assert "1) 2.0-1" in text and "2) 1.5-1" in text and "3) 1.0-1" in text
+    assert "Enter a number [2]" in text  # the newest older version is the default
+    assert installed(sandbox, "demo") == "1.0-1"
