@@ -280,3 +280,19 @@ def test_a_pacman_conf_without_the_pins_include_gets_the_line_to_add(pkgroot, cl
     assert result.returncode == 0, result.stderr
     assert "add 'Include = /etc/pacman.d/clp-pins.conf' under [options]" in result.stderr
     assert "pacman.conf" in conf.name and "clp-pins" not in conf.read_text()  # never edited
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+@pytest.mark.parametrize("step", ["pacman-upgrade", "pin", "record-revert"])
+def test_a_killed_revert_is_rolled_back_by_the_next_command(pkgroot, clp, step, when):
+    from clp_alpm.journal import FAULT_ENV
+
+    killed = clp("--root", str(pkgroot), "revert", "--noconfirm", "demo", "1.0-1",
+                 env={FAULT_ENV: f"{step}:{when}"})  # fmt: skip
+    assert killed.returncode == -9, killed.stderr
+    result = clp("--root", str(pkgroot), "list", "--json")
+    assert result.returncode == 0, result.stderr
+    assert "recovering from an interrupted revert" in result.stderr
+    assert installed(pkgroot, "demo") == "2.0-1"
+    assert "IgnorePkg = demo" not in (pkgroot / "etc/pacman.d/clp-pins.conf").read_text()
+    assert [e for e in json.loads(result.stdout) if e["kind"] != "patch"] == []
