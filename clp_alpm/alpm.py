@@ -329,6 +329,7 @@ def sort_versions(versions: Sequence[str]) -> list[str]:
 
 _DEPENDENCY = re.compile(r"^(?P<name>[^<>=\s]+)(?:(?P<op>>=|<=|=|<|>)(?P<version>\S+))?$")
 
+
 @dataclass(frozen=True)
 class _Facts:
     """Plain copies of what libalpm knows about one package (no libalpm object kept)."""

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import IO, BinaryIO
 
 from clp_alpm import __version__
+from clp_alpm.atomicfile import fsync_directory
 from clp_alpm.errors import ClpError
 
 LOW_SPEED_LIMIT = 1  # bytes per second, as pacman (libcurl's low-speed limit)
@@ -374,7 +375,7 @@ class _PartFile:
             os.fsync(fd)
             self.close()
             os.replace(self.path, dest)
-            _fsync_directory(dest.parent)
+            fsync_directory(dest.parent)
 
     def close(self) -> None:
         if self.fd is not None:
@@ -385,14 +386,6 @@ class _PartFile:
         self.close()
         with suppress(OSError):  # the caller is already reporting a worse error, or none
             os.unlink(self.path)
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class _ProgressReporter:

@@ -26,8 +26,6 @@ import datetime
 import os
 import re
 import shlex
-import stat
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
@@ -37,10 +35,13 @@ from urllib.parse import urlsplit
 
 from lxml import etree
 
+from .atomicfile import write_atomically
 from .errors import ConfigError, MetadataError, OperationFailed, UsageError
 from .meta import (
     SEVERITIES,
     AppliesTo,
+    add_element,
+    add_supersedes_and_applies_to,
     check_architecture,
     check_date,
     check_patch_id,
@@ -53,6 +54,7 @@ from .meta import (
     parse_untrusted_xml,
 )
 from .patchfile import inspect_patch
+from .paths import resolve_in_root
 
 MAX_INDEX_BYTES = 16 * 1024 * 1024
 INDEX_NAME = "CLP.db"
@@ -85,7 +87,6 @@ _STAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
 _STAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 _OS_RELEASE_FILES = ("/etc/os-release", "/usr/lib/os-release")
 _MAX_OS_RELEASE_BYTES = 64 * 1024
-_MAX_SYMLINK_HOPS = 40
 _SERVER_SCHEMES = ("http", "https", "file")
 _SERVER_VARIABLE = re.compile(r"\$[A-Za-z_][A-Za-z0-9_]*")
 
@@ -357,12 +358,7 @@ def _index_tree(index: FeedIndex) -> etree._Element:
 
 def _add_entry(root: etree._Element, entry: FeedEntry) -> None:
     package = etree.SubElement(root, "Package")
-
-    def add(parent: etree._Element, tag: str, text: str | None = None) -> etree._Element:
-        element = etree.SubElement(parent, tag)
-        if text is not None:
-            element.text = text
-        return element
+    add = add_element
 
     add(package, "Name", entry.name)
     add(package, "Version", entry.version)
@@ -377,17 +373,7 @@ def _add_entry(root: etree._Element, entry: FeedEntry) -> None:
     for tag, value in optional:
         if value is not None:
             add(package, tag, value)
-    if entry.supersedes:
-        supersedes = add(package, "Supersedes")
-        for patch_id in entry.supersedes:
-            add(supersedes, "Patch", patch_id)
-    if entry.applies_to:
-        applies = add(package, "AppliesTo")
-        for target in entry.applies_to:
-            pkg = add(applies, "Pkg")
-            pkg.set("name", target.name)
-            if target.constraint is not None:
-                pkg.set("version", str(target.constraint))
+    add_supersedes_and_applies_to(package, entry.supersedes, entry.applies_to)
 
 
 def _first_difference(wanted: FeedIndex, read: FeedIndex) -> str:
@@ -477,31 +463,11 @@ def write_index(directory: Path, index: FeedIndex) -> Path:
         # The old signature goes first: a crash in between leaves an unsigned old index, never
         # a new index beside a signature that does not match it.
         signature.unlink(missing_ok=True)
-        _write_atomically(target, data)
+        write_atomically(target, data)
     except OSError as e:
         where = e.filename or target
         raise OperationFailed(f"{where}: cannot write the patch index: {e.strerror or e}") from None
     return target
-
-
-def _write_atomically(target: Path, data: bytes) -> None:
-    fd, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    temp = Path(temp_name)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fchmod(out.fileno(), 0o644)
-            os.fsync(out.fileno())
-        os.replace(temp, target)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    directory_fd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(directory_fd)
-    finally:
-        os.close(directory_fd)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -512,7 +478,7 @@ def read_variant_id(root: Path) -> str | None:
     """VARIANT_ID of the system at `root`, from /etc/os-release or else /usr/lib/os-release
     (symbolic links resolved inside `root`); None when the file or the variable is absent."""
     for target in _OS_RELEASE_FILES:
-        host = _resolve_in_root(Path(root), target)
+        host = resolve_in_root(Path(root), target)
         if host is None:
             continue
         try:
@@ -524,38 +490,6 @@ def read_variant_id(root: Path) -> str | None:
             raise ConfigError(f"{host}: cannot read: {e.strerror}") from None
         return _os_release_value(data.decode("utf-8", errors="replace"), "VARIANT_ID")
     return None
-
-
-def _resolve_in_root(root: Path, target: str) -> Path | None:
-    """Host path of `target` with symbolic links followed as if `root` were `/` (an absolute
-    link or a `..` never leaves `root`); None if a component is missing or links loop."""
-    pending = [part for part in target.split("/") if part][::-1]
-    resolved: list[str] = []
-    hops = 0
-    while pending:
-        part = pending.pop()
-        if part == ".":
-            continue
-        if part == "..":
-            if resolved:
-                resolved.pop()
-            continue
-        host = root.joinpath(*resolved, part)
-        try:
-            mode = os.lstat(host).st_mode
-        except OSError:
-            return None
-        if not stat.S_ISLNK(mode):
-            resolved.append(part)
-            continue
-        hops += 1
-        if hops > _MAX_SYMLINK_HOPS:
-            return None
-        link = os.readlink(host)
-        if link.startswith("/"):
-            resolved = []
-        pending.extend(part for part in reversed(link.split("/")) if part)
-    return root.joinpath(*resolved)
 
 
 def _os_release_value(text: str, key: str) -> str | None:

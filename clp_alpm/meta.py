@@ -758,14 +758,33 @@ def render_meta(meta: PatchMeta) -> bytes:
     return data
 
 
+def add_element(parent: etree._Element, tag: str, text: str | None = None) -> etree._Element:
+    element = etree.SubElement(parent, tag)
+    if text is not None:
+        element.text = text
+    return element
+
+
+def add_supersedes_and_applies_to(
+    parent: etree._Element, supersedes: tuple[str, ...], applies_to: tuple[AppliesTo, ...]
+) -> None:
+    """The two elements PKGINFO.meta and CLP.db write the same way."""
+    if supersedes:
+        element = add_element(parent, "Supersedes")
+        for patch_id in supersedes:
+            add_element(element, "Patch", patch_id)
+    if applies_to:
+        element = add_element(parent, "AppliesTo")
+        for target in applies_to:
+            pkg = add_element(element, "Pkg")
+            pkg.set("name", target.name)
+            if target.constraint is not None:
+                pkg.set("version", str(target.constraint))
+
+
 def _build_tree(meta: PatchMeta) -> etree._Element:
     root = etree.Element("Package")
-
-    def add(parent: etree._Element, tag: str, text: str | None = None) -> etree._Element:
-        element = etree.SubElement(parent, tag)
-        if text is not None:
-            element.text = text
-        return element
+    add = add_element
 
     add(root, "Name", meta.name)
     add(root, "Version", meta.version)
@@ -780,17 +799,7 @@ def _build_tree(meta: PatchMeta) -> etree._Element:
         references = add(root, "References")
         for reference in meta.references:
             add(references, reference.kind, reference.value)
-    if meta.supersedes:
-        supersedes = add(root, "Supersedes")
-        for patch_id in meta.supersedes:
-            add(supersedes, "Patch", patch_id)
-    if meta.applies_to:
-        applies = add(root, "AppliesTo")
-        for target in meta.applies_to:
-            pkg = add(applies, "Pkg")
-            pkg.set("name", target.name)
-            if target.constraint is not None:
-                pkg.set("version", str(target.constraint))
+    add_supersedes_and_applies_to(root, meta.supersedes, meta.applies_to)
     if meta.files:
         files = add(root, "Files")
         for path in meta.files:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from .atomicfile import fsync_directory
 from .errors import OperationFailed, PatchFormatError, UsageError
 from .meta import MAX_META_BYTES, PatchMeta, parse_meta, patch_id_is_valid, render_meta
 
@@ -1210,7 +1211,7 @@ def _write_zip_atomically(items: list[_SourceItem], out_abs: Path) -> None:
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
-    _fsync_directory(out_abs.parent)
+    fsync_directory(out_abs.parent)
 
 
 def _zip_dir_info(name: str) -> zipfile.ZipInfo:
@@ -1237,14 +1238,6 @@ def _add_zip_file(archive: zipfile.ZipFile, item: _SourceItem, mode: int) -> Non
             target.write(chunk)
         if count != item.size:
             raise UsageError(f"{item.path}: changed while the patch was being built")
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # ---------------------------------------------------------------------------------------------

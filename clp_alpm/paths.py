@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import posixpath
+import stat
 from pathlib import Path
 
 from .errors import UsageError
@@ -24,3 +26,40 @@ def under_root(root: Path, path: str) -> Path:
     """Host path of the target path `path` when the target system is mounted at `root`."""
     clean = normalize_target_path(path)
     return Path(root) / clean.lstrip("/") if clean != "/" else Path(root)
+
+
+MAX_SYMLINK_HOPS = 40  # as Linux's own path walk
+
+
+def resolve_in_root(root: Path, target: str) -> Path | None:
+    """Host path of `target` with symbolic links followed as a process chrooted into `root`
+    would (an absolute link or a `..` never leaves `root`); None if a component is missing or
+    the links loop."""
+    root = Path(root)
+    pending = [part for part in target.split("/") if part][::-1]
+    resolved: list[str] = []
+    hops = 0
+    while pending:
+        part = pending.pop()
+        if part == ".":
+            continue
+        if part == "..":
+            if resolved:
+                resolved.pop()
+            continue
+        host = root.joinpath(*resolved, part)
+        try:
+            mode = os.lstat(host).st_mode
+        except OSError:
+            return None
+        if not stat.S_ISLNK(mode):
+            resolved.append(part)
+            continue
+        hops += 1
+        if hops > MAX_SYMLINK_HOPS:
+            return None
+        link = os.readlink(host)
+        if link.startswith("/"):
+            resolved = []
+        pending.extend(piece for piece in reversed(link.split("/")) if piece)
+    return root.joinpath(*resolved)

@@ -7,14 +7,13 @@ so a human reading the file sees the same pins as pacman and clp.
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from .alpm import glob_under_root, read_pacman_conf
+from .atomicfile import write_atomically
 from .config import Config
 from .errors import ConfigError, UsageError
 
@@ -91,18 +90,7 @@ def write_pins(config: Config, pins: Sequence[Pin]) -> None:
     text = render_pins(pins)
     path = config.host(PINS_FILE)
     path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(prefix=".clp-pins.", dir=path.parent)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    _fsync_directory(path.parent)
+    write_atomically(path, text.encode("utf-8"))
 
 
 def render_pins(pins: Sequence[Pin]) -> str:
@@ -140,14 +128,6 @@ def _check_pin(pin: Pin) -> None:
         raise UsageError(f"{pin.name}: a pin with an until version needs its version")
     if any(ord(character) < 32 and character not in "\t\r\n" for character in pin.reason):
         raise UsageError(f"{pin.name}: the reason holds control characters")
-
-
-def _fsync_directory(directory: Path) -> None:
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 def pins_included(config: Config, pacman_conf: Path | None = None) -> bool:

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import OperationFailed, UsageError
-from .paths import normalize_target_path
+from .paths import normalize_target_path, resolve_in_root
 
 if TYPE_CHECKING:
     from .logfile import LogFile
@@ -54,7 +54,6 @@ _READ_CHUNK = 64 * 1024
 _PENDING_READS = 64  # bounded: a background child may keep the pipe busy forever
 _POLL_TICK = 0.05  # only used where pidfd_open is unavailable
 _PR_SET_PDEATHSIG = 1
-_MAX_SYMLINKS = 40
 
 
 @dataclass(frozen=True)
@@ -101,46 +100,13 @@ def find_interpreter(root: Path, interpreter: str) -> Path:
             "(set Interpreter= in /etc/CLP/clp.conf)"
         )
     host_root = Path(root).resolve()
-    found = _resolve_in_root(host_root, normalize_target_path(interpreter))
+    found = resolve_in_root(host_root, normalize_target_path(interpreter))
     if found is None or not found.is_file() or not os.access(found, os.X_OK):
         raise UsageError(
             f"interpreter {interpreter} not found in {host_root} "
             "(set Interpreter= in /etc/CLP/clp.conf)"
         )
     return found
-
-
-def _resolve_in_root(host_root: Path, target_path: str) -> Path | None:
-    """Follow `target_path` component by component as a process chrooted into host_root would.
-
-    Returns the host path, always inside host_root, or None if a component is missing or the
-    symlinks loop. Absolute symlink targets and '..' are taken relative to the root.
-    """
-    pending = [part for part in target_path.split("/") if part]
-    resolved: list[str] = []
-    hops = 0
-    while pending:
-        part = pending.pop(0)
-        if part == ".":
-            continue
-        if part == "..":
-            if resolved:
-                resolved.pop()
-            continue
-        host = host_root.joinpath(*resolved, part)
-        if host.is_symlink():
-            hops += 1
-            if hops > _MAX_SYMLINKS:
-                return None
-            link = os.readlink(host)
-            if link.startswith("/"):
-                resolved = []
-            pending = [p for p in link.split("/") if p] + pending
-            continue
-        if not os.path.lexists(host):
-            return None
-        resolved.append(part)
-    return host_root.joinpath(*resolved)
 
 
 def script_environment(
@@ -552,7 +518,7 @@ def _check_arguments(argv: tuple[str, ...], cwd: str, timeout: float) -> None:
 
 
 def _check_workdir(host_root: Path, cwd: str) -> None:
-    found = _resolve_in_root(host_root, normalize_target_path(cwd))
+    found = resolve_in_root(host_root, normalize_target_path(cwd))
     if found is None or not found.is_dir():
         raise OperationFailed(f"{cwd}: working directory does not exist in {host_root}")
 
@@ -569,7 +535,7 @@ def _not_started(
     code = 127 if exc.errno == errno.ENOENT else 126
     where = f" in {host_root}" if chrooted else ""
     reason = exc.strerror or str(exc)
-    if exc.errno == errno.ENOENT and _resolve_in_root(host_root, argv[0]) is not None:
+    if exc.errno == errno.ENOENT and resolve_in_root(host_root, argv[0]) is not None:
         reason += " (its #! interpreter is missing)"
     emit(f"clp: cannot run {argv[0]}{where}: {reason}")
     return ProcessResult(

@@ -17,11 +17,11 @@ import shutil
 import signal
 import stat
 import subprocess
-import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from .atomicfile import write_atomically
 from .errors import ConfigError, SignatureError
 
 SIGLEVELS = ("Required", "Optional", "Never")
@@ -156,7 +156,8 @@ def sign_detached(
             f"{data.name}: gpg made {len(created)} signatures with key {key}; expected one "
             "detached signature (check local-user in gpg.conf)"
         )
-    _write_atomically(out, run.stdout)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(out, run.stdout)
     return out
 
 
@@ -534,24 +535,3 @@ def _unescape_uid(uid: str) -> str:
 
 # --------------------------------------------------------------------------------------------
 # Writing
-
-
-def _write_atomically(out: Path, content: bytes) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp_name, 0o644)
-        os.replace(tmp_name, out)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
-        raise
-    dir_fd = os.open(out.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from .atomicfile import fsync_directory
 from .errors import ClpError, UsageError
 from .paths import normalize_target_path, under_root
 
@@ -309,7 +310,7 @@ class SnapshotStore:
             os.unlink(manifest)
         except FileNotFoundError:
             raise SnapshotError(f"no snapshot {snapshot_id} in {self.directory}") from None
-        _fsync_dir(self.snapshots_dir)
+        fsync_directory(self.snapshots_dir)
         self.gc()
 
     def prune(self, keep: set[str]) -> int:
@@ -319,7 +320,7 @@ class SnapshotStore:
         for snapshot_id in doomed:
             os.unlink(self._manifest_path(snapshot_id))
         if doomed:
-            _fsync_dir(self.snapshots_dir)
+            fsync_directory(self.snapshots_dir)
         if self.tmp_dir.is_dir():
             for leftover in self.tmp_dir.iterdir():
                 _unlink_quietly(str(leftover))
@@ -696,7 +697,7 @@ class SnapshotStore:
 
     def _sync_object_dirs(self) -> None:
         for directory in sorted(self._dirs_to_sync):
-            _fsync_dir(directory)
+            fsync_directory(directory)
         self._dirs_to_sync.clear()
 
     def _new_id(self, created: float) -> str:
@@ -724,7 +725,7 @@ class SnapshotStore:
         data = json.dumps(doc, indent=1).encode("ascii")
         temp_path = self._write_temp(data, "manifest-")
         os.replace(temp_path, self._manifest_path(snapshot.id))
-        _fsync_dir(self.snapshots_dir)
+        fsync_directory(self.snapshots_dir)
 
     def _read_manifest(self, manifest: Path, snapshot_id: str) -> dict:
         try:
@@ -1157,18 +1158,10 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
-def _fsync_dir(directory: str | Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _fsync_dir_quietly(directory: str | Path) -> None:
     """Make a rename or removal durable; a directory that vanished has nothing to sync."""
     with contextlib.suppress(FileNotFoundError, NotADirectoryError):
-        _fsync_dir(directory)
+        fsync_directory(directory)
 
 
 def _unlink_quietly(path: str | Path) -> None:
