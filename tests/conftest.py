@@ -36,6 +36,16 @@ def sandbox(tmp_path: Path, keyring: gpgkit.Keyring) -> Iterator[Path]:
     gpgkit.kill_agent(root / "etc/pacman.d/gnupg")
 
 
+@pytest.fixture
+def app_conf(sandbox: Path) -> Path:
+    """The configuration file most test patches change: root-owned, mode 0640."""
+    conf = sandbox / "etc/app.conf"
+    conf.write_text("MACs hmac-sha1\n")
+    os.chown(conf, 0, 0)
+    conf.chmod(0o640)
+    return conf
+
+
 def run_clp(
     *args: str, env: dict[str, str] | None = None, timeout: float = 120, **kwargs
 ) -> subprocess.CompletedProcess[str]:

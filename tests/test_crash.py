@@ -22,14 +22,6 @@ ROLLBACK_STEPS = ["snapshot-current", "remove-script", "restore-files", "retire-
                   "record"]  # fmt: skip
 
 
-@pytest.fixture
-def app_conf(sandbox: Path) -> Path:
-    conf = sandbox / "etc/app.conf"
-    conf.write_text("MACs hmac-sha1\n")
-    conf.chmod(0o640)
-    return conf
-
-
 def killed(result: subprocess.CompletedProcess) -> bool:
     return result.returncode == -signal.SIGKILL
 

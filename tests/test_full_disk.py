@@ -7,7 +7,6 @@ import os
 import subprocess
 from pathlib import Path
 
-import pytest
 from conftest import CLP
 from test_lifecycle import INSTALL_OK, apply_args, make_patch, tree
 
@@ -26,13 +25,6 @@ def run_in_small_fs(mountpoint: Path, size: str, *argv: str) -> subprocess.Compl
          str(mountpoint), *argv],
         capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
     )  # fmt: skip
-
-
-@pytest.fixture
-def app_conf(sandbox: Path) -> Path:
-    conf = sandbox / "etc/app.conf"
-    conf.write_text("MACs hmac-sha1\n")
-    return conf
 
 
 def test_full_patch_dir(tmp_path, sandbox, keyring, app_conf, clp):

@@ -77,15 +77,6 @@ def tree(root: Path) -> dict[str, tuple | str | None]:
     return result
 
 
-@pytest.fixture
-def app_conf(sandbox: Path) -> Path:
-    conf = sandbox / "etc/app.conf"
-    conf.write_text("MACs hmac-sha1\n")
-    os.chown(conf, 0, 0)
-    conf.chmod(0o640)
-    return conf
-
-
 INSTALL_OK = "echo installing $CLP_PATCH_ID\nsed -i s/sha1/sha2/ /etc/app.conf\n"
 
 

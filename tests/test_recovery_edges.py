@@ -5,20 +5,11 @@ from __future__ import annotations
 import json
 import os
 import signal
-from pathlib import Path
 
 import pytest
 from conftest import CLP
 from test_full_disk import run_in_small_fs
 from test_lifecycle import INSTALL_OK, PATCH_ID, SCRIBBLE, apply_args, make_patch, tree
-
-
-@pytest.fixture
-def app_conf(sandbox: Path) -> Path:
-    conf = sandbox / "etc/app.conf"
-    conf.write_text("MACs hmac-sha1\n")
-    conf.chmod(0o640)
-    return conf
 
 
 def test_install_that_deletes_its_own_dir_still_gets_files_restored(

@@ -7,9 +7,7 @@ import pty
 import select
 import subprocess
 import time
-from pathlib import Path
 
-import pytest
 from conftest import CLP
 from test_lifecycle import INSTALL_OK, make_patch
 
@@ -49,13 +47,6 @@ def run_in_terminal(
     process.wait(timeout=10)
     os.close(leader)
     return process.returncode, output.decode(errors="replace")
-
-
-@pytest.fixture
-def app_conf(sandbox: Path) -> Path:
-    conf = sandbox / "etc/app.conf"
-    conf.write_text("MACs hmac-sha1\n")
-    return conf
 
 
 def test_answering_no_changes_nothing(tmp_path, sandbox, keyring, app_conf):
