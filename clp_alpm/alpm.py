@@ -27,7 +27,6 @@ DEFAULT_CACHE_DIR = "/var/cache/pacman/pkg"
 DEFAULT_GPG_DIR = "/etc/pacman.d/gnupg"
 DEFAULT_HOOK_DIR = "/etc/pacman.d/hooks"
 MAX_INCLUDE_DEPTH = 10  # pacman's own limit
-INTERRUPT_GRACE_SECONDS = 60
 MAX_DETAIL_LINES = 5
 
 # ------------------------------------------------------------------------------------------------
@@ -720,27 +719,37 @@ def _pacman_environment(extra: Mapping[str, str] | None) -> dict[str, str]:
 
 
 def _run_pacman(command: list[str], environment: dict[str, str], timeout: float):
+    """Run pacman to the end, whatever happens to clp meanwhile: killing pacman inside its
+    transaction is what breaks systems. It runs in its own session (a Ctrl-C at the terminal
+    does not reach it); on timeout, Ctrl-C or SIGTERM it gets one SIGINT, which pacman obeys at
+    a safe point, and clp waits for it to be done before it goes on (to undo, say)."""
     try:
         process = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            env=environment, text=True, errors="replace",
+            env=environment, text=True, errors="replace", start_new_session=True,
         )  # fmt: skip
     except OSError as err:
         raise OperationFailed(f"cannot run pacman: {err.strerror}") from None
     try:
         stdout, stderr = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        # SIGINT lets pacman stop at a safe point of its transaction; SIGKILL only if it hangs
+    except (subprocess.TimeoutExpired, KeyboardInterrupt) as stop:
         process.send_signal(signal.SIGINT)
-        try:
-            process.communicate(timeout=INTERRUPT_GRACE_SECONDS)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.communicate()
+        _wait_through_interrupts(process)
+        if isinstance(stop, KeyboardInterrupt):
+            raise
         raise OperationFailed(
             f"pacman -U did not finish within {timeout:g} s and was interrupted"
         ) from None
     return process.returncode, stdout, stderr
+
+
+def _wait_through_interrupts(process: subprocess.Popen) -> None:
+    while True:
+        try:
+            process.communicate()
+            return
+        except KeyboardInterrupt:
+            continue  # a second Ctrl-C must not leave pacman running on its own
 
 
 def _failure_message(stdout: str, stderr: str) -> str:

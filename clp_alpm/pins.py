@@ -86,17 +86,34 @@ def _parse_pin_line(line: str, source: str) -> Pin:
 
 
 def write_pins(config: Config, pins: Sequence[Pin]) -> None:
-    """Atomically replace the pins file with exactly `pins` (the header alone when empty)."""
-    text = render_pins(pins)
+    """Atomically replace the pins in the file with exactly `pins` (the header alone when
+    empty). Lines clp did not write (a note, an IgnoreGroup) are kept as they are."""
     path = config.host(PINS_FILE)
+    text = render_pins(pins, _foreign_lines(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomically(path, text.encode("utf-8"))
 
 
-def render_pins(pins: Sequence[Pin]) -> str:
-    """The text of the pins file for `pins`."""
+def _foreign_lines(path: Path) -> list[str]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (FileNotFoundError, UnicodeDecodeError):
+        return []
+    header = set(HEADER.splitlines())
+    kept = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        key = line.partition("=")[0].strip()
+        if not line or raw in header or line.startswith(MARKER) or key == "IgnorePkg":
+            continue
+        kept.append(raw + "\n")
+    return kept
+
+
+def render_pins(pins: Sequence[Pin], foreign: Sequence[str] = ()) -> str:
+    """The text of the pins file for `pins` (after any lines of others, kept as they were)."""
     seen: set[str] = set()
-    lines = [HEADER]
+    lines = [HEADER, *foreign]
     for pin in pins:
         _check_pin(pin)
         if pin.name in seen:

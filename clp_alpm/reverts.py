@@ -8,6 +8,7 @@ own questions apply as for any other transaction (see NOTES-libalpm.md for why n
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import alpm, pins, pkgsource
-from .errors import ClpError, LockError, UsageError
+from .errors import LockError, UsageError
 from .journal import Step, StepRun
 from .lock import HELD_ENV
 from .state import RevertRecord
@@ -144,6 +145,10 @@ def plan_revert(
         )
     targets = {c.name: c.available.version for c in choices}
     previous = {c.name: c.installed for c in choices}
+    # The way back must exist before the way there is taken: the installed versions' files.
+    previous_files = {c.name: str(_version_file(session, c.name, c.installed, progress))
+                      for c in choices}  # fmt: skip
+    current_pins = pins.read_pins(session.config)  # a pins file clp cannot read stops us now
     pin_list = [
         {"name": c.name, "version": c.available.version, "until": r.until, "reason": reason}
         for c, r in zip(choices, requests, strict=True)
@@ -159,12 +164,21 @@ def plan_revert(
     steps = (
         Step(
             "pacman-upgrade",
-            {"files": [str(f) for f in files], "previous": previous, "targets": targets},
+            {
+                "files": [str(f) for f in files],
+                "previous": previous,
+                "targets": targets,
+                "previous_files": previous_files,
+            },
             f"pacman -U: {names}",
         ),  # fmt: skip
         Step("pin", {"pins": pin_list}, f"pin {', '.join(targets)} in {pins.PINS_FILE}"),
         Step("record-revert", record_args, "record the revert"),
     )
+    wanted = {p["name"] for p in pin_list}
+    pins.render_pins(
+        [p for p in current_pins if p.name not in wanted] + [pins.Pin(**p) for p in pin_list]
+    )  # fmt: skip  (refuses bad names now)
     included = pins.pins_included(session.config, session.config.pacman_conf)
     return RevertPlan(tuple(choices), tuple(files), steps, included)
 
@@ -230,18 +244,52 @@ def _fetch_checked(
     available: pkgsource.Available,
     progress: Callable[[str, int, int | None], None] | None,
 ) -> Path:
+    """The package file, its signature checked as pacman.conf asks. A download is checked in
+    a private staging dir and only then moved into the cache: an unverified file must never
+    sit there, where the next run would take it for a local (more trusted) one."""
     settings = session.pacman()
-    cache_dir = settings.cache_dirs[0]
+    remote = available.source in ("archive", "url")
     name = available.location.rsplit("/", 1)[-1]
     report = (lambda done, total: progress(name, done, total)) if progress else None
-    path = pkgsource.fetch(available, cache_dir, report)
+    where = session.incoming() if remote else settings.cache_dirs[0]
+    path = pkgsource.fetch(available, where, report)
     # pacman merges SigLevel, then the file-specific line, word by word from left to right
-    remote = available.source in ("archive", "url")
     specific = settings.remote_file_siglevel if remote else settings.local_file_siglevel
     setting = "RemoteFileSigLevel" if remote else "LocalFileSigLevel"
     level = f"{settings.siglevel} {specific}".strip()
     pkgsource.check_package_signature(path, level, settings.gpgdir, setting=setting)
-    return path
+    if not remote:
+        return path
+    cache = settings.cache_dirs[0]
+    cache.mkdir(parents=True, exist_ok=True)
+    for staged in (path, Path(f"{path}.sig")):
+        if staged.exists():
+            shutil.move(staged, cache / staged.name)
+    return cache / path.name
+
+
+def _version_file(
+    session: Session,
+    name: str,
+    version: str,
+    progress: Callable[[str, int, int | None], None] | None = None,
+) -> Path:
+    """A checked file of `name` `version`, from the cache or else an archive; UsageError with
+    the places searched when neither has it."""
+    settings = session.pacman()
+    arch = session.config.architecture
+    found = pkgsource.cache_versions(settings.cache_dirs, name, arch)
+    archived, problems = pkgsource.archive_versions(session.config.archive_servers, name, arch)
+    for available in [*found, *archived]:
+        if available.version == version:
+            return _fetch_checked(session, available, progress)
+    searched = [str(path) for path in settings.cache_dirs] + list(session.config.archive_servers)
+    extra = f"; {'; '.join(problems)}" if problems else ""
+    raise UsageError(
+        f"{name} {version} is in no package cache or archive (searched: {', '.join(searched)}"
+        f"{extra}): without it clp could not undo this; keep a copy in the cache first "
+        f"(pacman -Sw {name}) or add an ArchiveServer to /etc/CLP/clp.conf"
+    )
 
 
 # -- committing ----------------------------------------------------------------------------
@@ -283,21 +331,33 @@ def plan_revert_rollback(session: Session, record: RevertRecord) -> tuple[Step, 
         raise UsageError(f"revert {record.id} is {record.state}, not applied")
     settings = session.pacman()
     _refuse_if_pacman_runs(settings)
-    installed = alpm.installed_versions(session.config, [p["name"] for p in record.packages])
-    files, targets, previous = [], {}, {}
+    names = [p["name"] for p in record.packages]
+    _refuse_if_reverted_since(session, record, names)
+    installed = alpm.installed_versions(session.config, names)
     for package in record.packages:
-        name, wanted = package["name"], package["from"]
-        path = _cached_file(session, name, wanted)
-        files.append(str(path))
-        targets[name] = wanted
-        previous[name] = installed[name] or package["to"]
-    names = ", ".join(f"{n} {previous[n]} -> {targets[n]}" for n in targets)
+        if installed[package["name"]] != package["to"]:
+            now = installed[package["name"]] or "not installed"
+            raise UsageError(
+                f"{package['name']} is {now} now, not the {package['to']} that {record.id} "
+                f"installed: {record.id} has nothing left to roll back"
+            )
+    files = [str(_version_file(session, p["name"], p["from"])) for p in record.packages]
+    targets = {p["name"]: p["from"] for p in record.packages}
+    previous = {p["name"]: p["to"] for p in record.packages}
+    previous_files = {p["name"]: str(_version_file(session, p["name"], p["to"]))
+                      for p in record.packages}  # fmt: skip
+    moves = ", ".join(f"{n} {previous[n]} -> {targets[n]}" for n in targets)
     return (
-        Step("unpin", {"names": list(targets)}, f"unpin {', '.join(targets)}"),
+        Step("unpin", {"names": names}, f"unpin {', '.join(names)}"),
         Step(
             "pacman-upgrade",
-            {"files": files, "previous": previous, "targets": targets},
-            f"pacman -U: {names}",
+            {
+                "files": files,
+                "previous": previous,
+                "targets": targets,
+                "previous_files": previous_files,
+            },
+            f"pacman -U: {moves}",
         ),  # fmt: skip
         Step(
             "record-revert",
@@ -307,17 +367,17 @@ def plan_revert_rollback(session: Session, record: RevertRecord) -> tuple[Step, 
     )
 
 
-def _cached_file(session: Session, name: str, version: str) -> Path:
-    settings = session.pacman()
-    arch = session.config.architecture
-    for available in pkgsource.cache_versions(settings.cache_dirs, name, arch):
-        if available.version == version:
-            return Path(available.location)
-    where = ", ".join(str(path) for path in settings.cache_dirs)
-    raise ClpError(
-        f"{name} {version} is no longer in the package cache ({where}); "
-        f"get it back with 'clp revert {name} {version}'"
-    )
+def _refuse_if_reverted_since(session: Session, record: RevertRecord, names: list[str]) -> None:
+    later = [
+        r.id for r in session.state.list_reverts()
+        if r.state == "applied" and r.created_at > record.created_at
+        and any(p["name"] in names for p in r.packages)
+    ]  # fmt: skip
+    if later:
+        raise UsageError(
+            f"{', '.join(later)} reverted the same packages after {record.id}: "
+            f"roll back {later[-1]} first"
+        )
 
 
 def lift_satisfied_pins(session: Session) -> list[str]:
@@ -352,7 +412,7 @@ class PacmanUpgradeStep:
     def undo(self, run: StepRun) -> None:
         installed = alpm.installed_versions(self.session.config, list(run.args["previous"]))
         back = [
-            _cached_file(self.session, name, version)
+            Path(run.args["previous_files"][name])
             for name, version in run.args["previous"].items()
             if installed.get(name) != version
         ]

@@ -201,6 +201,8 @@ def test_unreachable_archive_is_named_when_nothing_is_found(pkgroot, clp):
 
 
 def test_signature_levels_of_pacman_conf_apply(pkgroot, tmp_path, keyring, clp):
+    # the way back (the installed 2.0-1) must pass the same check as the way there
+    gpgkit.sign(keyring, pkgroot / CACHE / "demo-2.0-1-any.pkg.tar.xz", keyring.packager_fpr)
     conf = pkgroot / "etc/pacman.conf"
     conf.write_text(
         conf.read_text().replace("LocalFileSigLevel = Never", "LocalFileSigLevel = Required")
@@ -296,3 +298,62 @@ def test_a_killed_revert_is_rolled_back_by_the_next_command(pkgroot, clp, step, 
     assert installed(pkgroot, "demo") == "2.0-1"
     assert "IgnorePkg = demo" not in (pkgroot / "etc/pacman.d/clp-pins.conf").read_text()
     assert [e for e in json.loads(result.stdout) if e["kind"] != "patch"] == []
+
+
+def test_an_unverified_download_never_lands_in_the_cache(pkgroot, archive, clp):
+    """A rejected archive package must not become a 'local' file the next run trusts more."""
+    url, top = archive
+    folder = top / "packages/d/demo"
+    folder.mkdir(parents=True)
+    build(folder, "demo", "0.9-1")
+    (pkgroot / "etc/CLP").mkdir(parents=True, exist_ok=True)
+    (pkgroot / "etc/CLP/clp.conf").write_text(f"[options]\nArchiveServer = {url}\n")
+    conf = pkgroot / "etc/pacman.conf"
+    conf.write_text(
+        conf.read_text().replace(
+            "LocalFileSigLevel = Never", "LocalFileSigLevel = Never\nRemoteFileSigLevel = Required"
+        )
+    )
+    for _ in range(2):
+        result = revert(clp, pkgroot, "demo", "0.9-1")
+        assert result.returncode == 2 and "RemoteFileSigLevel requires one" in result.stderr
+        assert not (pkgroot / CACHE / "demo-0.9-1-any.pkg.tar.xz").exists()
+    assert installed(pkgroot, "demo") == "2.0-1"
+
+
+def test_no_revert_without_a_way_back(pkgroot, clp):
+    (pkgroot / CACHE / "demo-2.0-1-any.pkg.tar.xz").unlink()  # paccache removed it
+    result = revert(clp, pkgroot, "demo", "1.0-1")
+    assert result.returncode == 2
+    assert "demo 2.0-1 is in no package cache or archive" in result.stderr
+    assert installed(pkgroot, "demo") == "2.0-1"
+
+
+def test_rollback_refuses_when_the_package_moved_on(pkgroot, clp):
+    assert revert(clp, pkgroot, "demo", "1.0-1").returncode == 0
+    assert clp("--root", str(pkgroot), "unpin", "demo").returncode == 0
+    pacman(pkgroot, "-U", str(pkgroot / CACHE / "demo-2.0-1-any.pkg.tar.xz"))
+    result = clp("--root", str(pkgroot), "rollback", "R1", "--noconfirm")
+    assert result.returncode == 2 and "nothing left to roll back" in result.stderr
+    assert installed(pkgroot, "demo") == "2.0-1"
+
+
+def test_the_earlier_of_two_reverts_waits_for_the_later(pkgroot, tmp_path, clp):
+    pacman(pkgroot, "-U", str(build(pkgroot / CACHE, "demo", "3.0-1")))
+    assert revert(clp, pkgroot, "demo", "2.0-1").returncode == 0  # R1
+    assert revert(clp, pkgroot, "demo", "1.0-1").returncode == 0  # R2
+    refused = clp("--root", str(pkgroot), "rollback", "R1", "--noconfirm")
+    assert refused.returncode == 2 and "roll back R2 first" in refused.stderr
+    assert installed(pkgroot, "demo") == "1.0-1"
+    assert clp("--root", str(pkgroot), "rollback", "R2", "--noconfirm").returncode == 0
+    assert clp("--root", str(pkgroot), "rollback", "R1", "--noconfirm").returncode == 0
+    assert installed(pkgroot, "demo") == "3.0-1"
+
+
+def test_hand_written_lines_of_the_pins_file_are_kept(pkgroot, clp):
+    pins_file = pkgroot / "etc/pacman.d/clp-pins.conf"
+    pins_file.write_text("# my own note\nIgnoreGroup = nvidia\nIgnorePkg = linux\n")
+    assert revert(clp, pkgroot, "demo", "1.0-1").returncode == 0
+    text = pins_file.read_text()
+    assert "# my own note" in text and "IgnoreGroup = nvidia" in text
+    assert "IgnorePkg = linux" in text and "IgnorePkg = demo" in text
