@@ -357,3 +357,33 @@ def test_hand_written_lines_of_the_pins_file_are_kept(pkgroot, clp):
     text = pins_file.read_text()
     assert "# my own note" in text and "IgnoreGroup = nvidia" in text
     assert "IgnorePkg = linux" in text and "IgnorePkg = demo" in text
+
+
+def test_ctrl_c_during_pacman_waits_for_it_then_undoes(pkgroot, clp):
+    """pacman is never left running (or killed) in its transaction: clp passes the Ctrl-C on,
+    waits for pacman to finish, then undoes the revert."""
+    import signal
+
+    from conftest import CLP
+
+    hooks = pkgroot / "usr/share/libalpm/hooks"
+    hooks.mkdir(parents=True)
+    (hooks / "50-slow.hook").write_text(
+        "[Trigger]\nOperation = Install\nOperation = Upgrade\nType = Package\nTarget = demo\n\n"
+        "[Action]\nDescription = a slow hook\nWhen = PostTransaction\n"
+        "Exec = /bin/sh -c 'touch /tmp/hook-started; sleep 2'\n"
+    )
+    process = subprocess.Popen(
+        [str(CLP), "--root", str(pkgroot), "revert", "--noconfirm", "demo", "1.0-1"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while not (pkgroot / "tmp/hook-started").exists():
+        assert time.monotonic() < deadline and process.poll() is None, process.communicate()
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 1, stderr
+    assert "interrupted" in stderr
+    assert not (pkgroot / "var/lib/pacman/db.lck").exists()
+    assert installed(pkgroot, "demo") == "2.0-1"
