@@ -64,12 +64,6 @@ class OperationFailed(ClpError):
     exit_code = EXIT_FAILED
 
 
-class RecoveryError(ClpError):
-    """An interrupted operation could not be rolled back automatically."""
-
-    exit_code = EXIT_FAILED
-
-
 class ConflictError(ClpError):
     """A managed file was changed by someone else; clp refuses to overwrite it without --force."""
 

@@ -49,6 +49,7 @@ from .meta import (
     decode_utf8,
     element_attribute,
     element_text,
+    package_children,
     parse_applies_to,
     parse_supersedes,
     parse_untrusted_xml,
@@ -233,7 +234,7 @@ def _package_elements(root: etree._Element, source: str) -> list[etree._Element]
 
 
 def _entry(package: etree._Element, source: str) -> FeedEntry:
-    elements = _known_children(package, source)
+    elements = package_children(package, _KNOWN_ELEMENTS, _REQUIRED_ELEMENTS, source)
 
     def text_of(tag: str) -> str | None:
         return element_text(elements[tag], source) if tag in elements else None
@@ -262,25 +263,6 @@ def _entry(package: etree._Element, source: str) -> FeedEntry:
         supersedes=parse_supersedes(children("Supersedes", "Patch"), name, source),
         applies_to=tuple(parse_applies_to(c, source) for c in children("AppliesTo", "Pkg")),
     )
-
-
-def _known_children(package: etree._Element, source: str) -> dict[str, etree._Element]:
-    """The children of <Package> that this clp knows, by name; unknown ones are ignored (a
-    newer feed may add some), duplicates and missing required ones are refused."""
-    found: dict[str, etree._Element] = {}
-    for child in package:
-        if child.tag not in _KNOWN_ELEMENTS:
-            continue
-        if child.tag in found:
-            first = found[child.tag].sourceline
-            raise _fail(
-                source, child.sourceline, f"<{child.tag}> is given twice (first on line {first})"
-            )
-        found[child.tag] = child
-    for required in _REQUIRED_ELEMENTS:
-        if required not in found:
-            raise _fail(source, package.sourceline, f"<Package> has no <{required}> element")
-    return found
 
 
 def _sha256(value: str | None, source: str, line: int | None) -> str | None:

@@ -16,6 +16,7 @@ import datetime
 import functools
 import re
 import unicodedata
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -358,20 +359,29 @@ def _refuse_dtd_pis_and_entities(root: etree._Element, source: str) -> None:
 
 
 def _package_children(root: etree._Element, source: str) -> dict[str, etree._Element]:
-    """The children of <Package> by name; refuses duplicates and missing required ones."""
+    """The children of <Package> by name (unknown ones are the schema's to report)."""
+    return package_children(root, _PACKAGE_ELEMENTS, _REQUIRED_ELEMENTS, source)
+
+
+def package_children(
+    package: etree._Element, known: Collection[str], required: Collection[str], source: str
+) -> dict[str, etree._Element]:
+    """The children of <Package> whose names are in `known`, by name; others are skipped.
+    Refuses a child given twice and a missing `required` one, naming the line: PKGINFO.meta
+    and CLP.db share these rules."""
     found: dict[str, etree._Element] = {}
-    for child in root:
-        if not isinstance(child.tag, str) or child.tag not in _PACKAGE_ELEMENTS:
-            continue  # unknown elements are reported by the schema, with their line
+    for child in package:
+        if not isinstance(child.tag, str) or child.tag not in known:
+            continue
         if child.tag in found:
             first = found[child.tag].sourceline
             raise _fail(
                 source, child.sourceline, f"<{child.tag}> is given twice (first on line {first})"
             )
         found[child.tag] = child
-    for required in _REQUIRED_ELEMENTS:
-        if required not in found:
-            raise _fail(source, root.sourceline, f"<Package> has no <{required}> element")
+    for name in required:
+        if name not in found:
+            raise _fail(source, package.sourceline, f"<Package> has no <{name}> element")
     return found
 
 
