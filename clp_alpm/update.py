@@ -280,11 +280,12 @@ def _download_patch(
     directory: Path,
     progress: Callable[[str, int, int | None], None] | None,
 ) -> Path:
-    """The patch and its signature, from the mirror the index came from first, then others."""
+    """The patch and its signature, from the mirror the index came from first, then others.
+    Each mirror is asked for `<Name>.clp`, then for the `<Name>.CLP` that clpctl publishes."""
     mirrors = [first_mirror] + [m for m in mirror_urls(session) if m != first_mirror]
     name = f"{entry.name}.clp"
     path = download(
-        [f"{mirror}/{name}" for mirror in mirrors],
+        [url for m in mirrors for url in (f"{m}/{name}", f"{m}/{entry.name}.CLP")],
         directory / name,
         expected_size=entry.size,
         expected_sha256=entry.sha256,
@@ -294,7 +295,7 @@ def _download_patch(
         # a missing signature is plan_apply's to judge, under SigLevel
         with contextlib.suppress(DownloadError):
             download(
-                [f"{mirror}/{name}.sig" for mirror in mirrors],
+                [url for m in mirrors for url in (f"{m}/{name}.sig", f"{m}/{entry.name}.CLP.sig")],
                 directory / f"{name}.sig",
                 max_size=MAX_SIGNATURE_BYTES,
             )

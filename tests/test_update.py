@@ -304,3 +304,16 @@ def test_repo_add_refuses_clpctl_upper_case_names(tmp_path, feed_dir, keyring, c
     assert result.returncode == 2
     assert "rename it to CLPR261101.clp" in result.stderr
     assert not (serve(feed_dir) / "CLP.db").exists()
+
+
+def test_a_clpctl_mirror_serving_upper_case_names_works(
+    tmp_path, sandbox, keyring, app_conf, feed_dir, mirror, clp
+):
+    patch = add_patch(tmp_path, feed_dir, keyring, "CLPR261101", "echo two >> /etc/app.conf\n")
+    publish(clp, feed_dir, keyring)
+    patch.rename(patch.with_suffix(".CLP"))  # clpctl's file name on the mirror
+    Path(f"{patch}.sig").rename(f"{patch.with_suffix('.CLP')}.sig")
+    use_mirrors(sandbox, mirror)
+    result = update(clp, sandbox)
+    assert result.returncode == 0, result.stderr
+    assert app_conf.read_text().endswith("two\n")
