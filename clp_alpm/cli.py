@@ -387,10 +387,15 @@ def apply_command(patch_file: str) -> None:
         _show_apply_plan(printer, plan)
         _confirm(printer, "Proceed with apply?")
         record = apply(session, plan)
+    _report_patch(printer, plan, record, "applied")
+
+
+def _report_patch(printer: Printer, plan, record, done: str) -> None:
+    """The outcome of apply or rollback: the plan and the record as JSON, or one line."""
     if printer.json:
         printer.data({"plan": plan.to_dict(), "patch": record.to_dict()})
     else:
-        printer.section(f"{record.id} applied")
+        printer.section(f"{record.id} {done}")
 
 
 def _show_apply_plan(printer: Printer, plan) -> None:
@@ -477,10 +482,7 @@ def rollback_command(patch_id: str, force: bool) -> None:
         printer.item()
         _confirm(printer, "Proceed with rollback?")
         record = rollback(session, plan)
-    if printer.json:
-        printer.data({"plan": plan.to_dict(), "patch": record.to_dict()})
-    else:
-        printer.section(f"{patch_id} rolled back")
+    _report_patch(printer, plan, record, "rolled back")
 
 
 @command("revert")

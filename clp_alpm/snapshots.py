@@ -546,11 +546,7 @@ class SnapshotStore:
         temp_fd, temp_path = _create_temp(os.path.dirname(host), _TEMP_PREFIX)
         try:
             self._copy_object(str(record.digest), temp_fd)
-            os.fchown(temp_fd, record.uid, record.gid)
-            os.fchmod(temp_fd, record.mode)  # after fchown: chown clears setuid/setgid
-            _write_xattrs(temp_fd, record.xattrs)  # after fchown: it clears capabilities
-            os.utime(temp_fd, ns=(record.mtime_ns, record.mtime_ns))
-            os.fsync(temp_fd)
+            _set_metadata(temp_fd, record)
             os.close(temp_fd)
             temp_fd = -1
             os.replace(temp_path, host)
@@ -1014,6 +1010,16 @@ def _recreate_directory(where: _Resolver, record: FileState, now: FileState | No
         _fsync_dir_quietly(os.path.dirname(host))
 
 
+def _set_metadata(fd: int, record: FileState) -> None:
+    """Owner, mode, extended attributes and mtime of an open file or directory, then fsync.
+    The order matters: chown clears setuid/setgid bits and file capabilities."""
+    os.fchown(fd, record.uid, record.gid)
+    os.fchmod(fd, record.mode)
+    _write_xattrs(fd, record.xattrs)
+    os.utime(fd, ns=(record.mtime_ns, record.mtime_ns))
+    os.fsync(fd)
+
+
 def _set_regular_file_metadata(record: FileState, host: str) -> bool:
     """Fix mode, owner and mtime in place; False if the file has other hard links (their
     metadata must not change: the caller writes a fresh copy instead)."""
@@ -1024,11 +1030,7 @@ def _set_regular_file_metadata(record: FileState, host: str) -> bool:
             raise SnapshotError(f"{record.path}: changed while clp restored it")
         if st.st_nlink > 1:
             return False
-        os.fchown(fd, record.uid, record.gid)
-        os.fchmod(fd, record.mode)
-        _write_xattrs(fd, record.xattrs)
-        os.utime(fd, ns=(record.mtime_ns, record.mtime_ns))
-        os.fsync(fd)
+        _set_metadata(fd, record)
     finally:
         os.close(fd)
     return True
@@ -1099,11 +1101,7 @@ def _set_directory_metadata(record: FileState, host: str) -> None:
             record.mtime_ns,
         ) and _read_xattrs(fd) == record.xattrs:
             return
-        os.fchown(fd, record.uid, record.gid)
-        os.fchmod(fd, record.mode)
-        _write_xattrs(fd, record.xattrs)
-        os.utime(fd, ns=(record.mtime_ns, record.mtime_ns))
-        os.fsync(fd)
+        _set_metadata(fd, record)
     finally:
         os.close(fd)
 

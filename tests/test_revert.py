@@ -3,19 +3,17 @@ archive on 127.0.0.1, from a file; pinned; rolled back; every error case."""
 
 from __future__ import annotations
 
-import functools
 import io
 import json
 import subprocess
 import tarfile
-import threading
 import time
 from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import gpgkit
 import pytest
+from conftest import static_server
 from test_lifecycle import apply_args, make_patch
 
 CACHE = "var/cache/pacman/pkg"
@@ -108,22 +106,13 @@ def test_list_versions_json(pkgroot, clp):
     assert {v["source"] for v in listing["versions"]} == {"cache"}
 
 
-class QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        return None
-
-
 @pytest.fixture
 def archive(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """An Arch Linux Archive look-alike on 127.0.0.1: packages/<l>/<name>/<files>."""
     top = tmp_path / "archive"
     top.mkdir()
-    handler = functools.partial(QuietHandler, directory=str(top))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", top
-    server.shutdown()
-    server.server_close()
+    with static_server(top) as url:
+        yield url, top
 
 
 def test_revert_from_an_archive_lands_in_the_cache(pkgroot, archive, clp):

@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import socket
-import threading
 from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import gpgkit
 import pytest
+from conftest import static_server
 from test_full_disk import run_with_small_fs
 from test_lifecycle import make_patch, tree
-
-
-class QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        return None
 
 
 @pytest.fixture
@@ -32,13 +25,8 @@ def feed_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def mirror(feed_dir: Path) -> Iterator[str]:
     """A static web server on 127.0.0.1 serving the feed directory."""
-    handler = functools.partial(QuietHandler, directory=str(feed_dir))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/CLP"
-    server.shutdown()
-    server.server_close()
+    with static_server(feed_dir) as url:
+        yield f"{url}/CLP"
 
 
 @pytest.fixture
