@@ -636,16 +636,42 @@ def pacman_upgrade(
     of the files: ask installed_versions() before undoing anything.
     """
     paths = _checked_files(files)
+    _run_transaction(settings, "-U", [str(path) for path in paths], env, timeout)
+
+
+def pacman_remove(
+    settings: PacmanSettings,
+    names: Sequence[str],
+    env: Mapping[str, str] | None = None,
+    timeout: float = 3600,
+) -> None:
+    """Remove packages with `pacman -R --noconfirm` (never -dd: pacman refuses to break a
+    dependency, and nothing is removed then). Errors as pacman_upgrade's."""
+    for name in names:
+        if not name or name.startswith("-") or "/" in name:
+            raise UsageError(f"'{name}' is not a package name")
+    if not names:
+        raise UsageError("pacman -R: no package names given")
+    _run_transaction(settings, "-R", list(names), env, timeout)
+
+
+def _run_transaction(
+    settings: PacmanSettings,
+    operation: str,
+    targets: list[str],
+    env: Mapping[str, str] | None,
+    timeout: float,
+) -> None:
     if pacman_lock(settings) is not None:
         raise LockError(f"{settings.dbpath / 'db.lck'}: pacman's database is locked")
     with tempfile.TemporaryDirectory(prefix="clp-pacman-") as private:
-        command = _pacman_command(settings, Path(private)) + [str(path) for path in paths]
+        command = _pacman_command(settings, Path(private), operation) + targets
         returncode, stdout, stderr = _run_pacman(command, _pacman_environment(env), timeout)
     if returncode != 0:
         message = _failure_message(stdout, stderr)
         if "unable to lock database" in message:
             raise LockError(f"{settings.dbpath / 'db.lck'}: pacman's database is locked")
-        raise OperationFailed(f"pacman -U failed: {message}")
+        raise OperationFailed(f"pacman {operation} failed: {message}")
 
 
 def _checked_files(files: Sequence[Path]) -> list[Path]:
@@ -662,9 +688,9 @@ def _checked_files(files: Sequence[Path]) -> list[Path]:
     return paths
 
 
-def _pacman_command(settings: PacmanSettings, private: Path) -> list[str]:
+def _pacman_command(settings: PacmanSettings, private: Path, operation: str) -> list[str]:
     conf = _config_for_pacman(settings, private)
-    command = ["pacman", "-U", "--noconfirm", "--root", str(settings.root),
+    command = ["pacman", operation, "--noconfirm", "--root", str(settings.root),
                "--dbpath", str(settings.dbpath), "--config", str(conf)]  # fmt: skip
     for cache_dir in settings.cache_dirs:
         command += ["--cachedir", str(cache_dir)]

@@ -171,6 +171,12 @@ class Printer:
             for line in lines[1:]:
                 self._echo(f"{'':<{width}}   {line}")
 
+    def diff_line(self, line: str) -> None:
+        colour = {"+": "green", "-": "red", "@": "cyan"}.get(line[:1])
+        if line.startswith(("+++", "---")):
+            colour = None
+        self._echo(self._style(line, fg=colour) if colour else line)
+
     def warning(self, text: str) -> None:
         self._echo_err("warning:", "yellow", text)
 
@@ -621,6 +627,111 @@ def unpin_command(package: str) -> None:
         step = Step("unpin", {"names": [package]}, f"unpin {package}")
         session.journal().commit("unpin", package, [step])
     printer.section(f"{package} unpinned: the next 'pacman -Syu' may upgrade it")
+
+
+@command("transactions")
+def transactions_command() -> None:
+    """List the pacman transactions the hooks recorded, with versions and changed files."""
+    from .transactions import describe_packages
+
+    printer = Printer(options())
+    with _session(printer, write=False) as session:
+        records = session.state.list_transactions()
+    if printer.json:
+        printer.data([record.to_dict() for record in records])
+        return
+    if not records:
+        printer.item("no transactions recorded (are clp's pacman hooks installed?)")
+    for record in records:
+        info = record.to_dict()
+        status = "" if record.status == "done" else f" [{record.status}]"
+        by = " by clp" if record.origin == "clp" else ""
+        files = f", {len(record.changed)} file(s) changed" if record.changed else ""
+        printer.section(f"{record.id}  {_when(info['started'] or '')}{by}{status}{files}")
+        for line in describe_packages(record.packages):
+            printer.arrow(line)
+        for path in record.changed:
+            printer.item(f"   {path}")
+
+
+@command("diff")
+@click.argument("transaction")
+def diff_command(transaction: str) -> None:
+    """Show what a pacman transaction changed in configuration files, as unified diffs."""
+    from .transactions import diff, get
+
+    printer = Printer(options())
+    with _session(printer, write=False) as session:
+        record = get(session.state, transaction)
+        diffs = diff(session.store, record)
+    if printer.json:
+        printer.data({"transaction": record.id, "files": [d.to_dict() for d in diffs]})
+        return
+    if not diffs:
+        printer.item(f"transaction {record.id} changed no configuration file")
+    for file_diff in diffs:
+        printer.section(f"{file_diff.path}: {file_diff.summary}")
+        for line in file_diff.diff.splitlines():
+            printer.diff_line(line)
+
+
+@command("undo-transaction")
+@click.argument("transaction")
+@click.option("--force", is_flag=True, help="Overwrite files changed since the transaction.")
+def undo_transaction_command(transaction: str, force: bool) -> None:
+    """Reverse a pacman transaction: earlier package versions, then its files restored."""
+    from .transactions import plan_undo, undo
+
+    printer = Printer(options())
+    with _session(printer) as session:
+        plan = plan_undo(session, transaction, force=force)
+        printer.section(f"Undoing transaction {plan.record.id}")
+        rows = [("Packages", "\n".join(plan.moves) or "(none)"),
+                ("Files", "\n".join(plan.files) or "(none)")]  # fmt: skip
+        printer.rows(rows)
+        for change in plan.overwritten:
+            printer.warning(f"{change} since the transaction; --force overwrites it")
+        printer.item()
+        _confirm(printer, "Proceed with undo?")
+        record = undo(session, plan)
+    if printer.json:
+        printer.data({"plan": plan.to_dict(), "transaction": record.to_dict()})
+    else:
+        printer.section(f"transaction {record.id} undone")
+
+
+@command("status")
+def status_command() -> None:
+    """List running processes that still use files pacman deleted or replaced."""
+    from .processes import find_stale_processes, group_by_unit
+
+    printer = Printer(options())
+    config = _config_checking_recovery(printer)
+    stale = find_stale_processes(config.root)
+    if printer.json:
+        printer.data({"processes": [process.to_dict() for process in stale]})
+        return
+    if not stale:
+        printer.item("no running process uses deleted or replaced files")
+        return
+    for unit, processes in sorted(group_by_unit(stale).items(), key=lambda kv: kv[0] or "~"):
+        printer.section(unit or "Processes outside any service")
+        for process in processes:
+            files = ", ".join(process.files[:3]) + (" ..." if len(process.files) > 3 else "")
+            printer.arrow(f"{process.pid} {process.command}: {files}")
+    units = sorted(unit for unit in group_by_unit(stale) if unit and unit.endswith(".service"))
+    if units:
+        printer.item()
+        printer.item(f"restart them with: systemctl try-restart {' '.join(units)}")
+
+
+@command("hook", hidden=True)
+@click.argument("when", type=click.Choice(["pre-transaction", "post-transaction"]))
+def hook_command(when: str) -> None:
+    """Run by clp's pacman hooks (targets on stdin); never fails the transaction."""
+    from .launcher import run_hook_command
+
+    run_hook_command([when], Path(options().root))
 
 
 @command("recover")

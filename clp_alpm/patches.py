@@ -34,6 +34,7 @@ from .patchfile import DEFAULT_LIMITS, PatchArchive, extract_patch, inspect_patc
 from .signature import SignatureInfo, check_signature
 from .snapshots import FileState, Snapshot, SnapshotStore
 from .state import Operation, PatchRecord, StateDB
+from .transactions import forget_old_transactions
 
 if TYPE_CHECKING:
     from .alpm import PacmanSettings
@@ -199,26 +200,32 @@ class Session:
             self._recover_if_abandoned()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: object, *exc: object) -> None:
         try:
+            if self._locked and exc_type is None:
+                self._reapply_pending()
             if self._locked:
                 self._collect_garbage()
         finally:
             self.close()
 
+    def _reapply_pending(self) -> None:
+        """Patches whose files a transaction of this session's own pacman run replaced."""
+        from .hooks import run_reapplies, take_pending
+
+        pending = take_pending(self.state)
+        if pending:
+            run_reapplies(self, pending)
+
     def _collect_garbage(self) -> None:
-        """Drop snapshots no patch record needs (failed applies, finished rollbacks, replaced
-        records): they hold copies of configuration files. Never while recovery is pending."""
+        """Drop snapshots no patch or transaction record needs (failed applies, finished
+        rollbacks, replaced records, transactions beyond TRANSACTION_HISTORY): they hold
+        copies of configuration files. Never while recovery is pending."""
         if self.state.unfinished_operations():
             return
-        keep = {
-            snapshot
-            for record in self.state.list_patches()
-            for snapshot in (record.snapshot_before, record.snapshot_after)
-            if snapshot
-        }
         try:
-            self.store.prune(keep)
+            forget_old_transactions(self.state)
+            self.store.prune(self.state.snapshots_in_use())
         except (ClpError, OSError) as err:
             self.events.warning(f"could not clean up old snapshots: {err}")
 
@@ -393,15 +400,8 @@ def plan_apply(
     ]
     if meta.health_check is not None:
         steps.append(
-            Step(
-                "health-check",
-                {
-                    "patch_id": meta.name,
-                    "patch_dir": patch_dir,
-                    "command": meta.health_check.command,
-                    "timeout": meta.health_check.timeout,
-                },
-                f"health check '{meta.health_check.command}'",
+            _health_check_step(
+                meta.name, patch_dir, meta.health_check.command, meta.health_check.timeout
             )
         )
     steps += [
@@ -414,10 +414,85 @@ def plan_apply(
     ]
     notes = []
     if meta.restart:
-        notes.append(
-            "services to restart are not restarted by this version: " + ", ".join(meta.restart)
-        )
+        notes.append("afterwards, systemctl try-restart " + " ".join(meta.restart))
     return ApplyPlan(patch, patch_dir, config.interpreter, tuple(steps), tuple(notes))
+
+
+def _health_check_step(patch_id: str, patch_dir: str, command: str, timeout: float) -> Step:
+    return Step(
+        "health-check",
+        {"patch_id": patch_id, "patch_dir": patch_dir, "command": command, "timeout": timeout},
+        f"health check '{command}'",
+    )
+
+
+def restart_services(session: Session, record: PatchRecord) -> list[Any]:
+    """`systemctl try-restart` the services the patch names (after apply or re-apply); not
+    part of the journal: a restart cannot be undone, and a failed one changes no file."""
+    from .services import try_restart
+
+    units = list(record.meta.get("restart", []))
+    if not units:
+        return []
+    results = try_restart(units, session.config.root)
+    for result in results:
+        session.log.write(LOG_TAG, f"{record.id}: {result.unit} {result.status}: {result.message}")
+    return results
+
+
+# -- re-apply after an upgrade -----------------------------------------------------------
+
+
+def plan_reapply(session: Session, patch_id: str, reason: str) -> tuple[Step, ...]:
+    """Run an applied patch's Install script again on the files an upgrade replaced: the new
+    files become what a rollback restores, the patched ones what it compares with."""
+    record = _known_record(session, patch_id)
+    if record.state != "applied":
+        raise UsageError(f"patch '{patch_id}' is {record.state}, not applied")
+    config = session.config
+    patch_dir = config.patch_path(patch_id)
+    if not config.host(patch_dir).is_dir():
+        raise ClpError(
+            f"{config.host(patch_dir)} is missing: {patch_id}'s Install script cannot run again"
+        )
+    meta = record.meta
+    files = list(meta.get("files", []))
+    install = meta.get("install_script", "Install-Script.ps1")
+    remove = meta.get("remove_script", "Remove-Script.ps1")
+    steps = [
+        Step("snapshot-before", {"files": files}, f"snapshot {len(files)} declared file(s)"),
+        Step(
+            "install-script",
+            _script_args(patch_id, patch_dir, install, "install", remove),
+            f"run {install} again",
+        ),
+    ]
+    check = meta.get("health_check")
+    if check:
+        steps.append(_health_check_step(patch_id, patch_dir, check["command"], check["timeout"]))
+    steps += [
+        Step("snapshot-after", {"files": files}, "snapshot the patched files"),
+        Step(
+            "record",
+            {"patch_id": patch_id, "state": "reapplied", "reason": reason},
+            f"record {patch_id} as re-applied",
+        ),
+    ]
+    return tuple(steps)
+
+
+def reapply(session: Session, patch_id: str, reason: str) -> PatchRecord:
+    """Commit plan_reapply. On failure the upgraded files are back and the record says the
+    patch is no longer in force."""
+    steps = plan_reapply(session, patch_id, reason)
+    try:
+        return _commit(session, "reapply", patch_id, steps, reason)
+    except OperationFailed as err:
+        record = session.state.get_patch(patch_id)
+        if record is not None:
+            note = f"not in force: re-applying after an upgrade failed ({err})"
+            session.state.put_patch(replace(record, message=note, updated_at=time.time()))
+        raise
 
 
 def _check_applicable(session: Session, meta: PatchMeta) -> None:
@@ -829,9 +904,14 @@ class HealthCheckStep(_Handler):
 
 
 class RestoreFilesStep(_Handler):
+    """Restore a snapshot: all of it, or the "paths" given."""
+
     def do(self, run: StepRun) -> None:
         if run.args["snapshot"]:
-            _restore_exactly(self.session, self.session.store.load(run.args["snapshot"]))
+            snapshot = self.session.store.load(run.args["snapshot"])
+            if run.args.get("paths") is not None:
+                snapshot = snapshot.only(run.args["paths"])
+            _restore_exactly(self.session, snapshot)
 
     def undo(self, run: StepRun) -> None:
         snapshot = _earlier_snapshot(self.session, run, "snapshot-current")
@@ -880,6 +960,14 @@ class RecordStep(_Handler):
                 **values,
             )
         assert previous is not None
+        if target_state == "reapplied":
+            return replace(
+                previous,
+                updated_at=now,
+                message=f"re-applied: {run.args['reason']}",
+                snapshot_before=run.earlier["snapshot-before"]["snapshot"],
+                snapshot_after=run.earlier["snapshot-after"]["snapshot"],
+            )
         # a rolled-back patch needs no snapshot: a new apply takes its own
         return replace(
             previous,
@@ -941,10 +1029,10 @@ def _restore_exactly(session: Session, snapshot: Snapshot) -> None:
 
 
 def _handlers(session: Session) -> dict[str, Any]:
-    from . import reverts
+    from . import reverts, transactions
 
     snapshot = SnapshotStep(session)
-    return reverts.handlers(session) | {
+    return reverts.handlers(session) | transactions.handlers(session) | {
         "extract": ExtractStep(session),
         "snapshot-before": snapshot,
         "snapshot-after": snapshot,

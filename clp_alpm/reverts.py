@@ -131,7 +131,7 @@ def plan_revert(
     """Choose the versions, fetch the files into the cache, check signatures and dependencies.
     Nothing on the system changes (downloads land in the cache dir, as pacman's do)."""
     settings = session.pacman()
-    _refuse_if_pacman_runs(settings)
+    refuse_if_pacman_runs(settings)
     choices = [_choose(session, request, allow_upgrade) for request in requests]
     files = [_fetch_checked(session, choice.available, progress) for choice in choices]
     problems = alpm.check_revert_set(session.config, files)
@@ -146,7 +146,7 @@ def plan_revert(
     targets = {c.name: c.available.version for c in choices}
     previous = {c.name: c.installed for c in choices}
     # The way back must exist before the way there is taken: the installed versions' files.
-    previous_files = {c.name: str(_version_file(session, c.name, c.installed, progress))
+    previous_files = {c.name: str(version_file(session, c.name, c.installed, progress))
                       for c in choices}  # fmt: skip
     current_pins = pins.read_pins(session.config)  # a pins file clp cannot read stops us now
     pin_list = [
@@ -198,7 +198,7 @@ def _cached_by_name(session: Session, problems: Sequence[alpm.DependencyProblem]
     }
 
 
-def _refuse_if_pacman_runs(settings: alpm.PacmanSettings) -> None:
+def refuse_if_pacman_runs(settings: alpm.PacmanSettings) -> None:
     lock = alpm.pacman_lock(settings)
     if lock is not None and HELD_ENV not in os.environ:
         raise LockError(
@@ -268,7 +268,7 @@ def _fetch_checked(
     return cache / path.name
 
 
-def _version_file(
+def version_file(
     session: Session,
     name: str,
     version: str,
@@ -330,7 +330,7 @@ def plan_revert_rollback(session: Session, record: RevertRecord) -> tuple[Step, 
     if record.state != "applied":
         raise UsageError(f"revert {record.id} is {record.state}, not applied")
     settings = session.pacman()
-    _refuse_if_pacman_runs(settings)
+    refuse_if_pacman_runs(settings)
     names = [p["name"] for p in record.packages]
     _refuse_if_reverted_since(session, record, names)
     installed = alpm.installed_versions(session.config, names)
@@ -341,10 +341,10 @@ def plan_revert_rollback(session: Session, record: RevertRecord) -> tuple[Step, 
                 f"{package['name']} is {now} now, not the {package['to']} that {record.id} "
                 f"installed: {record.id} has nothing left to roll back"
             )
-    files = [str(_version_file(session, p["name"], p["from"])) for p in record.packages]
+    files = [str(version_file(session, p["name"], p["from"])) for p in record.packages]
     targets = {p["name"]: p["from"] for p in record.packages}
     previous = {p["name"]: p["to"] for p in record.packages}
-    previous_files = {p["name"]: str(_version_file(session, p["name"], p["to"]))
+    previous_files = {p["name"]: str(version_file(session, p["name"], p["to"]))
                       for p in record.packages}  # fmt: skip
     moves = ", ".join(f"{n} {previous[n]} -> {targets[n]}" for n in targets)
     return (
@@ -410,18 +410,40 @@ class PacmanUpgradeStep:
         self._install([Path(f) for f in run.args["files"]])
 
     def undo(self, run: StepRun) -> None:
-        installed = alpm.installed_versions(self.session.config, list(run.args["previous"]))
-        back = [
-            Path(run.args["previous_files"][name])
-            for name, version in run.args["previous"].items()
-            if installed.get(name) != version
-        ]
+        previous = run.args["previous"]
+        installed = alpm.installed_versions(self.session.config, list(previous))
+        changed = [name for name, version in previous.items() if installed.get(name) != version]
+        back = [Path(run.args["previous_files"][n]) for n in changed if previous[n] is not None]
         if back:
             self._install(back)
+        absent_before = [name for name in changed if previous[name] is None]
+        if absent_before:  # a package this step installed that was not there before
+            alpm.pacman_remove(self.session.pacman(), absent_before, env=_held())
 
     def _install(self, files: list[Path]) -> None:
-        env = {HELD_ENV: str(os.getpid())}  # the hooks pacman fires must not wait for our lock
-        alpm.pacman_upgrade(self.session.pacman(), files, env=env)
+        alpm.pacman_upgrade(self.session.pacman(), files, env=_held())
+
+
+def _held() -> dict[str, str]:
+    """The hooks pacman fires must not wait for the lock this process holds."""
+    return {HELD_ENV: str(os.getpid())}
+
+
+class PacmanRemoveStep:
+    """`pacman -R` of packages a transaction installed; undo installs them again."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def do(self, run: StepRun) -> None:
+        alpm.pacman_remove(self.session.pacman(), run.args["names"], env=_held())
+
+    def undo(self, run: StepRun) -> None:
+        files = run.args["previous_files"]
+        installed = alpm.installed_versions(self.session.config, list(files))
+        missing = [Path(files[name]) for name in files if installed.get(name) is None]
+        if missing:
+            alpm.pacman_upgrade(self.session.pacman(), missing, env=_held())
 
 
 class PinStep:
@@ -482,6 +504,7 @@ class RecordRevertStep:
 def handlers(session: Session) -> dict[str, Any]:
     return {
         "pacman-upgrade": PacmanUpgradeStep(session),
+        "pacman-remove": PacmanRemoveStep(session),
         "pin": PinStep(session),
         "unpin": UnpinStep(session),
         "record-revert": RecordRevertStep(session),

@@ -207,6 +207,10 @@ class Snapshot:
     def paths(self) -> list[str]:
         return [state.path for state in self.files]
 
+    def only(self, paths: Iterable[str]) -> Snapshot:
+        """The same snapshot restricted to `paths` (SnapshotError for a path it lacks)."""
+        return Snapshot(self.id, self.created, tuple(_select(self, paths)))
+
 
 class SnapshotStore:
     """Snapshots kept under `directory`. Not safe for concurrent writers: callers hold the lock."""
@@ -302,6 +306,12 @@ class SnapshotStore:
         plan = [r for r in records if _needs_restore(where, r, view)]
         self._check_plan(where, records, plan, view)
         return self._apply(root, records, plan, view)
+
+    def read_content(self, state: FileState) -> bytes:
+        """A regular file's recorded content (checked against its digest)."""
+        if state.kind != "file" or state.digest is None:
+            raise SnapshotError(f"{state.path}: not a regular file in the snapshot")
+        return self._read_blob(state.digest)
 
     def delete(self, snapshot_id: str) -> None:
         """Remove a snapshot and every object no other snapshot references."""

@@ -1,4 +1,4 @@
-"""SQLite state under StateDir: patches, operations and their journal."""
+"""SQLite state under StateDir: patches, reverts, pacman transactions, operations, journal."""
 
 from __future__ import annotations
 
@@ -54,6 +54,19 @@ CREATE TABLE IF NOT EXISTS operations (
     pid INTEGER,
     message TEXT,
     plan TEXT NOT NULL DEFAULT '[]'
+);
+CREATE TABLE IF NOT EXISTS transactions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    status TEXT NOT NULL,
+    started REAL NOT NULL,
+    finished REAL,
+    origin TEXT NOT NULL,
+    packages TEXT NOT NULL,
+    paths TEXT NOT NULL,
+    changed TEXT NOT NULL DEFAULT '[]',
+    snapshot_before TEXT,
+    snapshot_after TEXT,
+    message TEXT
 );
 CREATE TABLE IF NOT EXISTS journal (
     op_id INTEGER NOT NULL REFERENCES operations(id),
@@ -128,6 +141,43 @@ class RevertRecord:
             "created_at": _iso(self.created_at),
             "rolled_back_at": _iso(self.rolled_back_at),
             "updated_at": _iso(self.updated_at),
+        }
+
+
+TRANSACTION_STATES = ("open", "done", "interrupted", "undone")
+
+
+@dataclass(frozen=True)
+class TransactionRecord:
+    """One pacman transaction as the hooks saw it: versions and config files before and after.
+
+    status: open (the pre hook ran, the post hook not yet), done, interrupted (the post hook
+    never ran: pacman failed or was killed; the state after is what the next transaction
+    found), undone (`clp undo-transaction` reversed it).
+    """
+
+    id: int
+    status: str
+    started: float
+    origin: str  # "pacman", or "clp" when clp itself ran the transaction
+    packages: tuple[dict[str, Any], ...]  # {name, from, to}: None where absent
+    paths: tuple[str, ...]  # what the snapshots cover
+    changed: tuple[str, ...] = ()
+    snapshot_before: str | None = None
+    snapshot_after: str | None = None
+    finished: float | None = None
+    message: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "status": self.status,
+            "started": _iso(self.started),
+            "finished": _iso(self.finished),
+            "origin": self.origin,
+            "packages": [dict(package) for package in self.packages],
+            "changed_files": list(self.changed),
+            "message": self.message,
         }
 
 
@@ -285,6 +335,57 @@ class StateDB:
         with self.transaction() as conn:
             conn.execute("DELETE FROM reverts WHERE id = ?", (revert_id,))
 
+    # -- pacman transactions -------------------------------------------------
+
+    def add_transaction(self, record: TransactionRecord) -> int:
+        """Store a new transaction (its id is assigned here) and return the id."""
+        values = _transaction_to_row(record)
+        del values["id"]
+        names = ", ".join(values)
+        marks = ", ".join("?" for _ in values)
+        with self.transaction() as conn:
+            cursor = conn.execute(
+                f"INSERT INTO transactions ({names}) VALUES ({marks})", tuple(values.values())
+            )
+        return int(cursor.lastrowid or 0)
+
+    def put_transaction(self, record: TransactionRecord) -> None:
+        values = _transaction_to_row(record)
+        sets = ", ".join(f"{name} = ?" for name in values if name != "id")
+        with self.transaction() as conn:
+            conn.execute(
+                f"UPDATE transactions SET {sets} WHERE id = ?",
+                (*(v for k, v in values.items() if k != "id"), record.id),
+            )
+
+    def get_transaction(self, transaction_id: int) -> TransactionRecord | None:
+        row = self._conn.execute(
+            "SELECT * FROM transactions WHERE id = ?", (transaction_id,)
+        ).fetchone()
+        return None if row is None else _transaction_from_row(row)
+
+    def list_transactions(self) -> list[TransactionRecord]:
+        rows = self._conn.execute("SELECT * FROM transactions ORDER BY id").fetchall()
+        return [_transaction_from_row(row) for row in rows]
+
+    def open_transactions(self) -> list[TransactionRecord]:
+        rows = self._conn.execute(
+            "SELECT * FROM transactions WHERE status = 'open' ORDER BY id"
+        ).fetchall()
+        return [_transaction_from_row(row) for row in rows]
+
+    def forget_transactions_before(self, transaction_id: int) -> None:
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM transactions WHERE id < ?", (transaction_id,))
+
+    def snapshots_in_use(self) -> set[str]:
+        """Every snapshot a patch or a transaction record still needs."""
+        rows = self._conn.execute(
+            "SELECT snapshot_before, snapshot_after FROM patches "
+            "UNION ALL SELECT snapshot_before, snapshot_after FROM transactions"
+        ).fetchall()
+        return {snapshot for row in rows for snapshot in row if snapshot}
+
     # -- operations and journal ---------------------------------------------
 
     def begin_operation(self, kind: str, target: str, pid: int, plan: list[dict]) -> int:
@@ -371,3 +472,20 @@ def _revert_from_row(row: sqlite3.Row) -> RevertRecord:
     values = dict(row)
     values["packages"] = tuple(json.loads(values["packages"]))
     return RevertRecord(**values)
+
+
+_TRANSACTION_JSON = ("packages", "paths", "changed")
+
+
+def _transaction_to_row(record: TransactionRecord) -> dict[str, Any]:
+    values = dict(record.__dict__)
+    for key in _TRANSACTION_JSON:
+        values[key] = json.dumps(list(values[key]))
+    return values
+
+
+def _transaction_from_row(row: sqlite3.Row) -> TransactionRecord:
+    values = dict(row)
+    for key in _TRANSACTION_JSON:
+        values[key] = tuple(json.loads(values[key]))
+    return TransactionRecord(**values)

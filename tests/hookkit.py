@@ -1,0 +1,103 @@
+"""A sandbox root where real pacman runs clp's real hook files, chrooted.
+
+libalpm runs hooks chrooted into the root, so `/usr/bin/clp` must work in there: every command
+runs in a private mount namespace (`unshare --mount --propagation private`) in which the
+host's libraries, this Python and this checkout are bind-mounted read-only at their own paths
+inside the root. `R/usr/bin/clp` is a copy of the venv's `clp` script, whose interpreter line
+names the venv's Python. The namespace, and with it every mount, ends with the command.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import clp_alpm
+
+REPO = Path(__file__).resolve().parent.parent
+HOOKS = REPO / "hooks"
+CLP = Path(sys.executable).parent / "clp"
+CACHE = "var/cache/pacman/pkg"
+
+
+def _read_only_dirs() -> list[Path]:
+    """What Python and clp need inside the root, outermost first, without nested repeats."""
+    wanted = [Path("/usr/lib"), Path("/lib64"), Path(sys.base_prefix), Path(sys.prefix),
+              Path(clp_alpm.__file__).resolve().parent.parent]  # fmt: skip
+    result: list[Path] = []
+    for path in sorted({p.resolve() for p in wanted if p.exists()}, key=lambda p: len(p.parts)):
+        if not any(path == kept or kept in path.parents for kept in result):
+            result.append(path)
+    return result
+
+
+class HookRoot:
+    """A root with clp's hook files installed, and helpers that run commands against it."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        hook_dir = root / "usr/share/libalpm/hooks"
+        hook_dir.mkdir(parents=True, exist_ok=True)
+        for hook in sorted(HOOKS.glob("*.hook")):
+            shutil.copy2(hook, hook_dir / hook.name)
+        shutil.copy2(CLP, root / "usr/bin/clp")
+        for top in ("lib", "lib64"):  # as on the host: links into /usr (merged /usr) or dirs
+            host = Path("/") / top
+            if host.is_symlink() and not (root / top).exists():
+                (root / top).symlink_to(os.readlink(host))
+        (root / CACHE).mkdir(parents=True, exist_ok=True)
+        (root / "proc").mkdir(exist_ok=True)
+        if not (root / "etc/pacman.conf").exists():
+            (root / "etc/pacman.conf").write_text(
+                "[options]\nArchitecture = auto\nSigLevel = Never\nLocalFileSigLevel = Never\n"
+            )
+
+    def _mounts(self) -> list[str]:
+        lines = []
+        for directory in _read_only_dirs():
+            target = self.root / str(directory).lstrip("/")
+            if target.is_symlink():
+                continue
+            target.mkdir(parents=True, exist_ok=True)
+            quoted_source, quoted_target = shlex.quote(str(directory)), shlex.quote(str(target))
+            lines.append(f"mount --bind {quoted_source} {quoted_target}")
+            lines.append(f"mount -o remount,bind,ro {quoted_target}")
+        lines.append(f"mount -t proc proc {shlex.quote(str(self.root / 'proc'))}")
+        return lines
+
+    def run(
+        self,
+        *command: str | Path,
+        env: dict[str, str] | None = None,
+        input: str | None = None,
+        timeout: float = 120,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run `command` on the host, in a namespace where the root's hooks can run."""
+        script = "set -e\n" + "\n".join(self._mounts()) + "\nexec " + shlex.join(map(str, command))
+        return subprocess.run(
+            ["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+            capture_output=True,
+            text=True,
+            env=dict(os.environ) | (env or {}),
+            input=input,
+            stdin=None if input is not None else subprocess.DEVNULL,
+            timeout=timeout,
+        )
+
+    def pacman(self, *args: str | Path, env: dict[str, str] | None = None):
+        root = self.root
+        return self.run(
+            "pacman", "--noconfirm", "--root", root, "--dbpath", root / "var/lib/pacman",
+            "--config", root / "etc/pacman.conf", "--cachedir", root / CACHE, *args, env=env,
+        )  # fmt: skip
+
+    def clp(self, *args: str | Path, env: dict[str, str] | None = None, input: str | None = None):
+        return self.run(CLP, "--root", self.root, *args, env=env, input=input)
+
+    def installed(self, name: str) -> str | None:
+        result = self.pacman("-Q", name)
+        return result.stdout.split()[1] if result.returncode == 0 else None
