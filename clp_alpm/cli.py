@@ -385,7 +385,7 @@ def _meta_rows(meta: dict[str, Any]) -> list[tuple[str, str]]:
 @click.argument("patch_file", type=click.Path(dir_okay=False))
 def apply_command(patch_file: str) -> None:
     """Verify, plan and apply a .clp patch; roll it back by itself if anything fails."""
-    from .patches import apply, plan_apply
+    from .patches import apply, plan_apply, restart_services
 
     printer = Printer(options())
     with _session(printer) as session:
@@ -393,7 +393,15 @@ def apply_command(patch_file: str) -> None:
         _show_apply_plan(printer, plan)
         _confirm(printer, "Proceed with apply?")
         record = apply(session, plan)
-    _report_patch(printer, plan, record, "applied")
+        restarts = restart_services(session, record)
+    for result in restarts:
+        say = printer.arrow if result.status == "restarted" else printer.warning
+        say(f"{result.unit}: {result.status}: {result.message}")
+    if printer.json:
+        printer.data({"plan": plan.to_dict(), "patch": record.to_dict(),
+                      "restarts": [result.to_dict() for result in restarts]})  # fmt: skip
+    else:
+        printer.section(f"{record.id} applied")
 
 
 def _report_patch(printer: Printer, plan, record, done: str) -> None:

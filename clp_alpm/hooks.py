@@ -84,7 +84,8 @@ def _record(
     config: Config, when: str, targets: HookTargets
 ) -> tuple[TransactionRecord, list[tuple[str, str]]]:
     """The transaction record, and after it the patches to re-apply."""
-    lock = None if _reentrant() else StateLock(config.host_state_dir, wait=HOOK_LOCK_WAIT)
+    wait = float(os.environ.get("CLP_TEST_HOOK_LOCK_WAIT", HOOK_LOCK_WAIT))  # tests shorten it
+    lock = None if _reentrant() else StateLock(config.host_state_dir, wait=wait)
     if lock is not None:
         lock.acquire()
     try:

@@ -26,7 +26,7 @@ from .feed import (
     read_variant_id,
 )
 from .meta import PatchMeta
-from .patches import Session, apply, check_pacman_lock, plan_apply
+from .patches import Session, apply, check_pacman_lock, plan_apply, restart_services
 from .signature import check_signature
 
 MAX_SIGNATURE_BYTES = 64 * 1024
@@ -245,7 +245,9 @@ def run_update(
             path = _download_patch(session, plan.mirror, entry, downloads, progress)
             expect = functools.partial(_check_matches_index, entry)
             record = apply(session, plan_apply(session, path, expect))
-            report.outcomes.append(Outcome(entry.name, "applied", record.description))
+            restarts = [f"{r.unit} {r.status}" for r in restart_services(session, record)]
+            message = "; ".join([record.description, *restarts])
+            report.outcomes.append(Outcome(entry.name, "applied", message))
         except ClpError as err:
             report.outcomes.append(Outcome(entry.name, "failed", str(err)))
         finally:

@@ -89,10 +89,15 @@ class HookRoot:
         )
 
     def pacman(self, *args: str | Path, env: dict[str, str] | None = None):
+        """Real pacman on the root. pacman globs Include on the host, so it reads a copy of the
+        root's pacman.conf whose Include lines point into the root."""
         root = self.root
+        host_conf = root.parent / "pacman.host.conf"
+        host_conf.write_text((root / "etc/pacman.conf").read_text().replace(
+            "Include = /etc/", f"Include = {root}/etc/"))  # fmt: skip
         return self.run(
             "pacman", "--noconfirm", "--root", root, "--dbpath", root / "var/lib/pacman",
-            "--config", root / "etc/pacman.conf", "--cachedir", root / CACHE, *args, env=env,
+            "--config", host_conf, "--cachedir", root / CACHE, *args, env=env,
         )  # fmt: skip
 
     def clp(self, *args: str | Path, env: dict[str, str] | None = None, input: str | None = None):

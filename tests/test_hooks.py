@@ -1,0 +1,419 @@
+"""clp's pacman hooks with real pacman in a sandbox root: every transaction recorded with its
+versions and a snapshot of the configuration files it touched; `clp transactions`, `clp diff`,
+`clp undo-transaction`; patches re-applied when an upgrade replaces their files; a broken
+state never stops pacman; clp's own pacman runs recorded once, without deadlock."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+from hookkit import CACHE, HookRoot
+from pkgkit import make_package
+from test_lifecycle import make_patch
+
+PKG = "demo"
+
+
+def package(root: HookRoot, version: str, conf: str, extra: dict[str, bytes] | None = None,
+            name: str = PKG, backup: bool = False) -> Path:  # fmt: skip
+    """A package owning /etc/<name>.conf (a backup file when `backup`) and a data file."""
+    files = {f"etc/{name}.conf": conf.encode(), f"usr/share/{name}/VERSION": version.encode()}
+    files |= extra or {}
+    path = make_package(root.root / CACHE, name, version, files)
+    if backup:
+        _add_backup(path, f"etc/{name}.conf")
+    return path
+
+
+def _add_backup(path: Path, member: str) -> None:
+    """Rewrite the package with `backup = member` in its .PKGINFO."""
+    import io
+    import tarfile
+
+    with tarfile.open(path) as archive:
+        members = [(m, archive.extractfile(m).read()) for m in archive.getmembers()]  # type: ignore[union-attr]
+    with tarfile.open(path, "w:xz") as archive:
+        for info, data in members:
+            if info.name == ".PKGINFO":
+                data += f"backup = {member}\n".encode()
+                info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+
+
+@pytest.fixture
+def hroot(sandbox: Path) -> HookRoot:
+    return HookRoot(sandbox)
+
+
+def install(hroot: HookRoot, path: Path) -> str:
+    result = hroot.pacman("-U", path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "warning: clp" not in result.stdout and "error" not in result.stderr, result.stdout
+    return result.stdout
+
+
+def transactions(hroot: HookRoot) -> list[dict]:
+    result = hroot.clp("transactions", "--json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def moves(record: dict) -> list[tuple]:
+    return [(p["name"], p["from"], p["to"]) for p in record["packages"]]
+
+
+def test_install_upgrade_remove_are_recorded_with_versions_and_files(hroot):
+    install(hroot, package(hroot, "1.0-1", "port=1\n"))
+    install(hroot, package(hroot, "2.0-1", "port=2\n"))
+    removed = hroot.pacman("-R", PKG)
+    assert removed.returncode == 0, removed.stderr
+
+    records = transactions(hroot)
+    assert [r["id"] for r in records] == [1, 2, 3]
+    assert [r["status"] for r in records] == ["done"] * 3
+    assert [moves(r) for r in records] == [
+        [(PKG, None, "1.0-1")], [(PKG, "1.0-1", "2.0-1")], [(PKG, "2.0-1", None)]
+    ]  # fmt: skip
+    assert all(r["changed_files"] == ["/etc/demo.conf"] for r in records)
+    assert all(r["origin"] == "pacman" for r in records)
+
+    text = hroot.clp("transactions").stdout
+    assert "demo 1.0-1 -> 2.0-1" in text and "demo 2.0-1 (removed)" in text
+
+
+def test_diff_shows_the_config_change_as_a_unified_diff(hroot):
+    install(hroot, package(hroot, "1.0-1", "port=1\nhost=a\n"))
+    install(hroot, package(hroot, "2.0-1", "port=2\nhost=a\n"))
+    result = hroot.clp("diff", "2")
+    assert result.returncode == 0, result.stderr
+    assert "--- a/etc/demo.conf\tbefore transaction 2" in result.stdout
+    assert "-port=1\n+port=2\n host=a" in result.stdout
+    document = json.loads(hroot.clp("diff", "2", "--json").stdout)
+    assert document["files"][0]["path"] == "/etc/demo.conf"
+    created = json.loads(hroot.clp("diff", "1", "--json").stdout)["files"][0]
+    assert created["summary"] == "created" and "+port=1" in created["diff"]
+    missing = hroot.clp("diff", "9")
+    assert missing.returncode == 2 and "there is no transaction 9" in missing.stderr
+
+
+def test_snapshots_cover_only_what_the_transaction_touches(hroot):
+    """Cost follows the transaction: 500 unrelated files in /etc are never read."""
+    for number in range(500):
+        (hroot.root / f"etc/unrelated-{number}.conf").write_text("x\n")
+    install(hroot, package(hroot, "1.0-1", "port=1\n"))
+    from clp_alpm.state import StateDB
+
+    state = StateDB(hroot.root / "var/lib/clp", readonly=True)
+    (record,) = state.list_transactions()
+    state.close()
+    conf = "/etc/demo.conf"
+    assert set(record.paths) == {conf, f"{conf}.pacnew", f"{conf}.pacsave"}
+
+
+def test_undo_transaction_brings_back_versions_and_files(hroot):
+    install(hroot, package(hroot, "1.0-1", "port=1\n"))
+    install(hroot, package(hroot, "2.0-1", "port=2\n"))
+    result = hroot.clp("undo-transaction", "2", "--noconfirm")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert hroot.installed(PKG) == "1.0-1"
+    assert (hroot.root / "etc/demo.conf").read_text() == "port=1\n"
+    assert (hroot.root / "usr/share/demo/VERSION").read_text() == "1.0-1"
+    records = transactions(hroot)
+    assert records[1]["status"] == "undone"
+    # the undo's own pacman run was recorded exactly once, as clp's
+    assert len(records) == 3 and records[2]["origin"] == "clp"
+    assert moves(records[2]) == [(PKG, "2.0-1", "1.0-1")]
+    again = hroot.clp("undo-transaction", "2", "--noconfirm")
+    assert again.returncode == 2 and "already undone" in again.stderr
+
+
+def test_undo_of_an_install_removes_the_package_and_its_files(hroot):
+    install(hroot, package(hroot, "1.0-1", "port=1\n"))
+    result = hroot.clp("undo-transaction", "1", "--noconfirm")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert hroot.installed(PKG) is None
+    assert not (hroot.root / "etc/demo.conf").exists()
+
+
+def test_undo_of_a_removal_reinstalls_from_the_cache(hroot):
+    install(hroot, package(hroot, "1.0-1", "port=1\n"))
+    assert hroot.pacman("-R", PKG).returncode == 0
+    result = hroot.clp("undo-transaction", "2", "--noconfirm")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert hroot.installed(PKG) == "1.0-1"
+    assert (hroot.root / "etc/demo.conf").read_text() == "port=1\n"
+
+
+def test_undo_refuses_to_overwrite_a_file_changed_since_unless_forced(hroot):
+    install(hroot, package(hroot, "1.0-1", "port=1\n"))
+    install(hroot, package(hroot, "2.0-1", "port=2\n"))
+    (hroot.root / "etc/demo.conf").write_text("port=2\n# my edit\n")
+    refused = hroot.clp("undo-transaction", "2", "--noconfirm")
+    assert refused.returncode == 1, refused.stderr
+    assert "/etc/demo.conf (content changed)" in refused.stderr and "--force" in refused.stderr
+    assert hroot.installed(PKG) == "2.0-1"  # nothing changed
+    assert (hroot.root / "etc/demo.conf").read_text() == "port=2\n# my edit\n"
+    forced = hroot.clp("undo-transaction", "2", "--force", "--noconfirm")
+    assert forced.returncode == 0, forced.stdout + forced.stderr
+    assert (hroot.root / "etc/demo.conf").read_text() == "port=1\n"
+
+
+def test_undo_refuses_when_a_later_transaction_changed_the_package(hroot):
+    for version in ("1.0-1", "2.0-1", "3.0-1"):
+        install(hroot, package(hroot, version, f"port={version}\n"))
+    refused = hroot.clp("undo-transaction", "2", "--noconfirm")
+    assert refused.returncode == 2
+    assert "demo is 3.0-1 now, not 2.0-1" in refused.stderr
+    assert hroot.installed(PKG) == "3.0-1"
+
+
+def test_undo_without_the_old_package_in_the_cache_changes_nothing(hroot):
+    first = package(hroot, "1.0-1", "port=1\n")
+    install(hroot, first)
+    install(hroot, package(hroot, "2.0-1", "port=2\n"))
+    first.unlink()
+    result = hroot.clp("undo-transaction", "2", "--noconfirm")
+    assert result.returncode == 2, result.stderr
+    assert "demo 1.0-1 is in no package cache or archive" in result.stderr
+    assert hroot.installed(PKG) == "2.0-1"
+    assert (hroot.root / "etc/demo.conf").read_text() == "port=2\n"
+
+
+# -- patches kept in force --------------------------------------------------------------
+
+APPEND = "echo patched >> /etc/demo.conf\necho run >> /var/log/demo-runs\n"
+
+
+def apply_patch(hroot: HookRoot, tmp_path: Path, keyring, extra: str = "", name: str = "CLPR1"):
+    patch = make_patch(tmp_path, keyring, APPEND, files=("/etc/demo.conf",), extra=extra,
+                       name=name)  # fmt: skip
+    result = hroot.clp("apply", patch, "--noconfirm")
+    assert result.returncode == 0, result.stdout + result.stderr
+    return patch
+
+
+def test_upgrade_that_replaces_a_patched_file_reapplies_the_patch(hroot, tmp_path, keyring):
+    install(hroot, package(hroot, "1.0-1", "port=1\n"))
+    apply_patch(hroot, tmp_path, keyring)
+    conf = hroot.root / "etc/demo.conf"
+    assert conf.read_text() == "port=1\npatched\n"
+
+    output = install(hroot, package(hroot, "2.0-1", "port=2\n"))
+    assert "re-applying CLPR1: transaction 2 replaced /etc/demo.conf" in output
+    assert "CLPR1 re-applied" in output
+    assert conf.read_text() == "port=2\npatched\n"
+    (patch,) = json.loads(hroot.clp("list", "--json").stdout)
+    assert patch["state"] == "applied" and "re-applied" in patch["message"]
+
+    # rollback now restores the upgraded file, not the one from before the upgrade
+    back = hroot.clp("rollback", "CLPR1", "--noconfirm")
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert conf.read_text() == "port=2\n"
+
+
+def test_pacnew_beside_a_patched_file_reapplies_the_patch(hroot, tmp_path, keyring):
+    install(hroot, package(hroot, "1.0-1", "port=1\n", backup=True))
+    apply_patch(hroot, tmp_path, keyring)
+    output = install(hroot, package(hroot, "2.0-1", "port=2\n", backup=True))
+    assert (hroot.root / "etc/demo.conf.pacnew").read_text() == "port=2\n"
+    assert "replaced /etc/demo.conf.pacnew" in output
+    assert (hroot.root / "var/log/demo-runs").read_text() == "run\nrun\n"
+
+
+def test_a_trigger_package_runs_the_install_script_again(hroot, tmp_path, keyring):
+    install(hroot, package(hroot, "1.0-1", "port=1\n"))
+    apply_patch(hroot, tmp_path, keyring, extra='<Trigger><Pkg name="other"/></Trigger>')
+    output = install(hroot, package(hroot, "1.0-1", "x=1\n", name="other"))
+    assert "re-applying CLPR1: transaction 2 installed other 1.0-1" in output
+    assert (hroot.root / "var/log/demo-runs").read_text() == "run\nrun\n"
+    unrelated = install(hroot, package(hroot, "1.0-1", "y=1\n", name="third"))
+    assert "clp: re-applying" not in unrelated
+
+
+def test_a_failing_reapply_restores_the_upgraded_file_and_says_so(hroot, tmp_path, keyring):
+    install(hroot, package(hroot, "1.0-1", "port=1\n"))
+    script = ("if [ -e /etc/demo.conf ] && grep -q port=2 /etc/demo.conf; then "
+              "echo broken >> /etc/demo.conf; exit 3; fi\n" + APPEND)  # fmt: skip
+    patch = make_patch(tmp_path, keyring, script, files=("/etc/demo.conf",), name="CLPR1")
+    assert hroot.clp("apply", patch, "--noconfirm").returncode == 0
+    result = hroot.pacman("-U", package(hroot, "2.0-1", "port=2\n"))
+    assert result.returncode == 0  # pacman's transaction stands
+    assert "CLPR1 is no longer in force" in result.stdout
+    assert (hroot.root / "etc/demo.conf").read_text() == "port=2\n"
+    (patch_record,) = json.loads(hroot.clp("list", "--json").stdout)
+    assert "not in force" in patch_record["message"]
+
+
+# -- robustness --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("breakage", ["state-dir-is-a-file", "corrupt-database", "locked"])
+def test_a_broken_state_never_stops_pacman(hroot, breakage):
+    state = hroot.root / "var/lib/clp"
+    if breakage == "state-dir-is-a-file":
+        state.write_text("not a directory\n")
+    elif breakage == "corrupt-database":
+        state.mkdir(mode=0o700)
+        (state / "clp.db").write_bytes(b"this is not sqlite" * 100)
+    env = {}
+    if breakage == "locked":
+        env = {"CLP_TEST_HOOK_LOCK_WAIT": "0.2"}
+    holder = None
+    if breakage == "locked":
+        import subprocess
+        import sys
+
+        state.mkdir(mode=0o700)
+        holder = subprocess.Popen(
+            [sys.executable, "-c", "import fcntl,sys,time; f=open(sys.argv[1],'w'); "
+             "fcntl.flock(f, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(60)",
+             str(state / "lock")], stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+    try:
+        started = time.monotonic()
+        result = hroot.pacman("-U", package(hroot, "1.0-1", "port=1\n"), env=env)
+        took = time.monotonic() - started
+    finally:
+        if holder is not None:
+            holder.kill()
+            holder.wait()
+    assert result.returncode == 0, result.stderr
+    assert hroot.installed(PKG) == "1.0-1"
+    # pacman passes a hook's output (stderr too) on to its own stdout
+    assert "warning: clp could not record this transaction" in result.stdout
+    assert "Traceback" not in result.stderr + result.stdout
+    assert "clp could not record" in (hroot.root / "var/log/CLP.log").read_text()
+    assert took < 30
+
+
+def test_an_interrupted_transaction_is_closed_by_the_next(hroot):
+    install(hroot, package(hroot, "1.0-1", "port=1\n"))
+    # a pre-transaction hook whose pacman then died: no post hook ever ran
+    pre = hroot.run("chroot", hroot.root, "/usr/bin/clp", "hook", "pre-transaction",
+                    input=f"{PKG}\netc/demo.conf\n")  # fmt: skip
+    assert pre.returncode == 0 and not pre.stderr, pre.stderr
+    (hroot.root / "etc/demo.conf").write_text("half-written\n")
+    install(hroot, package(hroot, "2.0-1", "port=2\n"))
+    records = transactions(hroot)
+    assert [r["status"] for r in records] == ["done", "interrupted", "done"]
+    assert records[1]["changed_files"] == ["/etc/demo.conf"]
+    assert "never ran" in records[1]["message"]
+
+
+def test_clp_revert_inside_hooks_does_not_deadlock_and_records_once(hroot):
+    (hroot.root / "etc/pacman.d/clp-pins.conf").write_text("")
+    install(hroot, package(hroot, "1.0-1", "port=1\n"))
+    install(hroot, package(hroot, "2.0-1", "port=2\n"))
+    started = time.monotonic()
+    result = hroot.clp("revert", PKG, "1.0-1", "--noconfirm")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert time.monotonic() - started < 20  # the lock wait alone would take 10 s
+    assert hroot.installed(PKG) == "1.0-1"
+    records = transactions(hroot)
+    assert len(records) == 3
+    assert records[2]["origin"] == "clp" and moves(records[2]) == [(PKG, "2.0-1", "1.0-1")]
+
+
+def test_reapply_inside_clps_own_transaction_runs_after_it(hroot, tmp_path, keyring):
+    """A revert replaces a patched file: the hook defers, clp re-applies when it is done."""
+    (hroot.root / "etc/pacman.d/clp-pins.conf").write_text("")
+    install(hroot, package(hroot, "1.0-1", "port=1\n"))
+    install(hroot, package(hroot, "2.0-1", "port=2\n"))
+    apply_patch(hroot, tmp_path, keyring)
+    result = hroot.clp("revert", PKG, "1.0-1", "--noconfirm")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "CLPR1 re-applied" in result.stdout
+    assert (hroot.root / "etc/demo.conf").read_text() == "port=1\npatched\n"
+
+
+def test_hook_files_are_what_pacman_accepts(hroot):
+    """An unknown key in a hook file fails every transaction: pacman ran both without error,
+    and each says why it never aborts."""
+    output = install(hroot, package(hroot, "1.0-1", "port=1\n"))
+    assert "Recording package versions" in output and "Recording the transaction" in output
+    for hook in (hroot.root / "usr/share/libalpm/hooks").glob("*clp*.hook"):
+        text = hook.read_text()
+        assert "AbortOnFail" not in text.replace("# No AbortOnFail", "")
+        assert "NeedsTargets" in text and "Target = etc/*" in text
+
+
+def test_hook_with_nothing_to_record_is_quiet(hroot):
+    result = hroot.run("chroot", hroot.root, "/usr/bin/clp", "hook", "bogus", input="")
+    assert result.returncode == 0
+    assert "unknown hook 'bogus'" in result.stderr
+    assert os.path.exists(hroot.root / "usr/bin/clp")
+
+
+def test_a_transaction_lifts_a_pin_whose_fix_has_arrived(hroot, tmp_path):
+    import subprocess
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (hroot.root / "etc/pacman.d/clp-pins.conf").write_text("")
+    (hroot.root / "etc/pacman.conf").write_text(
+        "[options]\nArchitecture = auto\nSigLevel = Never\nLocalFileSigLevel = Never\n"
+        f"Include = /etc/pacman.d/clp-pins.conf\n[testrepo]\nServer = file://{repo}\n"
+    )
+    install(hroot, package(hroot, "1.0-1", "port=1\n"))
+    install(hroot, package(hroot, "2.0-1", "port=2\n"))
+    pinned = hroot.clp("revert", PKG, "1.0-1", "--until", "3.0-1", "--noconfirm")
+    assert pinned.returncode == 0, pinned.stdout + pinned.stderr
+    assert "IgnorePkg = demo" in (hroot.root / "etc/pacman.d/clp-pins.conf").read_text()
+
+    fixed = make_package(repo, PKG, "3.0-1", {"etc/demo.conf": b"port=3\n"})
+    subprocess.run(["repo-add", "-q", str(repo / "testrepo.db.tar.gz"), str(fixed)],
+                   check=True, capture_output=True, timeout=60)  # fmt: skip
+    assert hroot.pacman("-Sy").returncode == 0
+    output = install(hroot, package(hroot, "1.0-1", "x=1\n", name="other"))
+    assert "clp: unpinned demo (a repository offers 3.0-1 or newer)" in output
+    assert "IgnorePkg = demo" not in (hroot.root / "etc/pacman.d/clp-pins.conf").read_text()
+
+
+def test_status_lists_processes_still_using_replaced_files(hroot, clp):
+    """Run on the host, in the holder's mount namespace (hroot.clp would run in its own)."""
+    import subprocess
+    import sys
+
+    def status(*args: str) -> subprocess.CompletedProcess[str]:
+        return clp("--root", str(hroot.root), "status", *args)
+
+    install(hroot, package(hroot, "1.0-1", "port=1\n", {"usr/share/demo/data.bin": b"1" * 4096}))
+    data = hroot.root / "usr/share/demo/data.bin"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import mmap,sys,time; f=open(sys.argv[1],'rb'); "
+         "m=mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ); print('mapped', flush=True); "
+         "time.sleep(60)", str(data)], stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "mapped\n"
+        clean = json.loads(status("--json").stdout)
+        assert holder.pid not in [p["pid"] for p in clean["processes"]]
+        install(hroot, package(hroot, "2.0-1", "port=2\n", {"usr/share/demo/data.bin": b"2"}))
+        result = status("--json")
+        assert result.returncode == 0, result.stderr
+        stale = {p["pid"]: p for p in json.loads(result.stdout)["processes"]}
+        assert stale[holder.pid]["files"] == ["/usr/share/demo/data.bin"]
+        text = status().stdout
+        assert f"{holder.pid} python" in text and "/usr/share/demo/data.bin" in text
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_services_a_patch_names_are_not_restarted_outside_the_running_system(
+    hroot, tmp_path, keyring
+):
+    install(hroot, package(hroot, "1.0-1", "port=1\n"))
+    extra = "<Restart><Service>demo.service</Service></Restart>"
+    patch = make_patch(tmp_path, keyring, APPEND, files=("/etc/demo.conf",), extra=extra,
+                       name="CLPR1")  # fmt: skip
+    result = hroot.clp("apply", patch, "--noconfirm", "--json")
+    assert result.returncode == 0, result.stderr
+    (restart,) = json.loads(result.stdout)["restarts"]
+    assert restart["unit"] == "demo.service" and restart["status"] == "skipped"
+    assert "demo.service: skipped" in result.stderr

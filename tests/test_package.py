@@ -1,0 +1,174 @@
+"""The PKGBUILD as a user meets it: makepkg builds the package from the checkout, real pacman
+installs it into a sandbox root, and the installed `clp` runs there on its own files."""
+
+from __future__ import annotations
+
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import packagekit
+import pytest
+import rootkit
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parent.parent
+VERSION = "0.1.0-1"
+DEPENDS = ["python", "pyalpm", "python-lxml", "python-click", "powershell-bin", "gnupg"]
+MAKEDEPENDS = ["python-build", "python-installer", "python-setuptools", "python-wheel"]
+BACKUP = ["etc/CLP/clp.conf", "etc/CLP/mirrors"]
+
+# Installed path -> file in the checkout it is a copy of.
+INSTALLED_COPIES = {
+    "etc/CLP/clp.conf": "etc/clp.conf",
+    "etc/CLP/mirrors": "etc/mirrors",
+    "usr/share/libalpm/hooks/05-clp-pre.hook": "hooks/05-clp-pre.hook",
+    "usr/share/libalpm/hooks/zz-clp-post.hook": "hooks/zz-clp-post.hook",
+    "usr/lib/systemd/system/core-livepatch-update.service":
+        "systemd/core-livepatch-update.service",
+    "usr/lib/systemd/system/core-livepatch-update.timer": "systemd/core-livepatch-update.timer",
+    "usr/share/bash-completion/completions/clp": "completions/clp.bash",
+    "usr/share/zsh/site-functions/_clp": "completions/_clp",
+    "usr/share/fish/vendor_completions.d/clp.fish": "completions/clp.fish",
+    "usr/share/licenses/clp/LICENSE": "LICENSE",
+}  # fmt: skip
+MAN_PAGES = ("usr/share/man/man8/clp.8", "usr/share/man/man5/clp.conf.5",
+             "usr/share/man/man5/clp-patch.5")  # fmt: skip
+EMPTY_DIRS = {"opt/CLP": 0o755, "var/lib/clp": 0o700}
+TOP_LEVEL = {"etc", "opt", "usr", "var"}
+
+
+@pytest.fixture(scope="module")
+def package() -> Iterator[Path]:
+    """clp's package, built once by makepkg as `nobody` from a copy of the checkout."""
+    missing = packagekit.missing_build_requirements()
+    if missing:
+        pytest.fail(f"makepkg cannot build clp here; install {' '.join(missing)}")
+    build_dir = packagekit.make_build_dir(REPO)
+    try:
+        result = packagekit.makepkg(build_dir)
+        assert result.returncode == 0, f"makepkg failed:\n{result.stdout}\n{result.stderr}"
+        built = sorted(build_dir.packages.glob(f"*{packagekit.PACKAGE_EXTENSION}"))
+        assert [p.name for p in built] == [f"clp-{VERSION}-any{packagekit.PACKAGE_EXTENSION}"]
+        yield built[0]
+    finally:
+        build_dir.cleanup()
+
+
+@pytest.fixture(scope="module")
+def members(package: Path) -> list[str]:
+    return packagekit.package_members(package)
+
+
+@pytest.fixture(scope="module")
+def purelib(members: list[str]) -> str:
+    """The directory the package installs clp_alpm into (e.g. usr/lib/python3/dist-packages)."""
+    inits = [name for name in members if name.endswith("/clp_alpm/__init__.py")]
+    assert len(inits) == 1, inits
+    return inits[0].removesuffix("/clp_alpm/__init__.py")
+
+
+@pytest.fixture(scope="module")
+def installed(package: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A sandbox root with the package installed by `pacman -U`: (root, its pacman.conf)."""
+    base = tmp_path_factory.mktemp("package")
+    root = rootkit.make_sandbox_root(base / "root", interpreter=None)
+    (root / "var/cache/pacman/pkg").mkdir(parents=True)
+    config = base / "pacman.conf"
+    config.write_text("[options]\nArchitecture = auto\nSigLevel = Never\n")
+    # -dd: python, pyalpm and the rest are not pacman packages in this root. The package's
+    # post-transaction hook runs /usr/bin/clp, which cannot start here (no Python in the
+    # root yet); pacman reports that and goes on, as the hook does not abort anything.
+    result = packagekit.pacman(root, config, "-U", "-dd", str(package))
+    assert result.returncode == 0, f"pacman -U failed:\n{result.stdout}\n{result.stderr}"
+    return root, config
+
+
+def man_page(members: list[str], page: str) -> str | None:
+    """The member holding `page`, compressed by makepkg or not."""
+    return next((name for name in (page, page + ".gz") if name in members), None)
+
+
+def test_package_holds_every_file(members: list[str], purelib: str) -> None:
+    for path in [*INSTALLED_COPIES, "usr/bin/clp", *EMPTY_DIRS]:
+        assert path in members, path
+    for page in MAN_PAGES:
+        assert man_page(members, page), page
+    sources = sorted(p.name for p in (REPO / "clp_alpm").glob("*.py"))
+    schemas = sorted(p.name for p in (REPO / "clp_alpm/schema").glob("*.xsd"))
+    assert schemas, "the checkout has no schema to package"
+    packaged = [name.removeprefix(f"{purelib}/clp_alpm/") for name in members]
+    assert set(sources) <= set(packaged)
+    assert {f"schema/{name}" for name in schemas} <= set(packaged)
+    # Nothing but the package's metadata outside the file system's own directories.
+    stray = [n for n in members if not n.startswith(".") and n.split("/")[0] not in TOP_LEVEL]
+    assert stray == []
+    assert not any(name.startswith("usr/local") for name in members)
+
+
+def test_package_files_belong_to_root(package: Path) -> None:
+    for line in packagekit.package_listing(package):
+        mode, _links, owner, group, *_size_and_date, name = line.split()
+        assert (owner, group) == ("root", "root"), line
+        name = name.rstrip("/")
+        if name in EMPTY_DIRS:
+            assert mode[0] == "d" and _permission_bits(mode) == EMPTY_DIRS[name], line
+        if name == "usr/bin/clp":
+            assert mode == "-rwxr-xr-x", line
+
+
+def _permission_bits(mode: str) -> int:
+    """'drwx------' -> 0o700 (bsdtar -tv shows no setuid, setgid or sticky bits here)."""
+    bits = 0
+    for char in mode[1:10]:
+        bits = bits << 1 | (char != "-")
+    return bits
+
+
+def test_pkginfo_declares_dependencies_and_backups(package: Path) -> None:
+    info = packagekit.pkginfo(package)
+    assert info["pkgname"] == ["clp"]
+    assert info["pkgver"] == [VERSION]
+    assert info["arch"] == ["any"]
+    assert info["depend"] == DEPENDS
+    assert info["makedepend"] == MAKEDEPENDS
+    assert info["backup"] == BACKUP
+
+
+def test_pacman_installs_the_package(installed: tuple[Path, Path], members: list[str]):
+    root, config = installed
+    assert packagekit.pacman(root, config, "-Q", "clp").stdout == f"clp {VERSION}\n"
+    check = packagekit.pacman(root, config, "-Qk", "clp")
+    assert check.returncode == 0 and " 0 missing files" in check.stdout, check.stdout
+    for installed_path, source in INSTALLED_COPIES.items():
+        assert (root / installed_path).read_bytes() == (REPO / source).read_bytes(), source
+    for page in MAN_PAGES:
+        assert (root / man_page(members, page)).is_file(), page
+    for directory, mode in EMPTY_DIRS.items():
+        info = (root / directory).stat()
+        assert stat.S_ISDIR(info.st_mode) and stat.S_IMODE(info.st_mode) == mode, directory
+        assert (info.st_uid, info.st_gid) == (0, 0), directory
+    details = packagekit.pacman(root, config, "-Qii", "clp").stdout
+    for path in BACKUP:  # -Qii: pacman tracks the file as a backup file, still unmodified
+        assert f"UNMODIFIED\t{root}/{path}\n" in details, details
+    assert f"installed clp ({VERSION})" in (root / "var/log/pacman.log").read_text()
+
+
+def test_installed_clp_runs_inside_the_root(installed: tuple[Path, Path], purelib: str):
+    root = installed[0]
+    interpreter = packagekit.shebang_interpreter(root / "usr/bin/clp")
+    python = packagekit.host_python(interpreter)
+    binds = packagekit.python_binds(python, interpreter)
+    for host, _inside in binds:
+        assert not host.is_relative_to(REPO), f"{host}: the checkout must not reach the root"
+
+    version = packagekit.run_chrooted(root, binds, ["/usr/bin/clp", "--version"])
+    assert version.returncode == 0, version.stderr
+    assert version.stdout == "clp, version 0.1.0\n"
+
+    where = packagekit.run_chrooted(
+        root, binds, [interpreter, "-c", "import clp_alpm; print(clp_alpm.__file__)"]
+    )
+    assert where.returncode == 0, where.stderr
+    assert where.stdout == f"/{purelib}/clp_alpm/__init__.py\n"
