@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -58,7 +59,8 @@ def _global_options(hidden: bool) -> list[Callable]:
         ),  # fmt: skip
         option("--noconfirm", is_flag=True, help="Do not ask for confirmation."),
         option("--json", "json_output", is_flag=True, help="Machine-readable output."),
-        option("--color", type=click.Choice(["auto", "always", "never"]), help="Colorize output."),
+        option("--color", type=click.Choice(["auto", "always", "never"]),
+               help="Colour: auto (on a terminal, when pacman.conf says Color), always, never."),
         option("--debug", is_flag=True, help="Show tracebacks of internal errors."),
     ]
 
@@ -115,7 +117,10 @@ class Printer:
 
     @staticmethod
     def _wants_color(opts: Options, stream: Any) -> bool:
-        return opts.color == "always" or (opts.color == "auto" and stream.isatty())
+        """pacman's rule: --color always, or auto on a terminal when pacman.conf says Color."""
+        if opts.color != "auto":
+            return opts.color == "always"
+        return stream.isatty() and _pacman_wants_color(opts.root, opts.pacman_conf)
 
     def _style(self, text: str, **style: Any) -> str:
         return click.style(text, **style) if self.color else text
@@ -149,6 +154,13 @@ class Printer:
 
     def progress(self, name: str, done: int, total: int | None) -> None:
         """A download's progress, redrawn in place on a terminal; nothing in a pipe or --json."""
+        self._bar(name, _size(done), done, total)
+
+    def counting(self, name: str, done: int, total: int) -> None:
+        """A long snapshot's progress in files, drawn like a download's."""
+        self._bar(name, f"{done}/{total}", done, total)
+
+    def _bar(self, name: str, amount: str, done: int, total: int | None) -> None:
         if self.json or not sys.stdout.isatty():
             return
         width = 30
@@ -157,7 +169,7 @@ class Printer:
             bar = f"[{'#' * filled}{'-' * (width - filled)}] {done * 100 // total:3d}%"
         else:
             bar = ""
-        click.echo(f"\r {name:<24} {_size(done):>10} {bar}", nl=False)
+        click.echo(f"\r {name:<24} {amount:>10} {bar}", nl=False)
         if total and done >= total:
             click.echo()
 
@@ -187,6 +199,19 @@ class Printer:
         click.echo(json.dumps(value, indent=2, sort_keys=True))
 
 
+@functools.lru_cache(maxsize=4)
+def _pacman_wants_color(root: str, pacman_conf: str | None) -> bool:
+    from .alpm import read_pacman_conf
+    from .paths import under_root
+
+    conf = Path(pacman_conf) if pacman_conf else under_root(Path(root), "/etc/pacman.conf")
+    try:
+        entries = read_pacman_conf(Path(root), conf, strict=False)
+    except (ClpError, OSError):
+        return False
+    return any(entry.section == "options" and entry.key == "Color" for entry in entries)
+
+
 def _events(printer: Printer):
     from .patches import Events
 
@@ -196,6 +221,7 @@ def _events(printer: Printer):
         warning=printer.warning,
         step=printer.step,
         waiting=lambda text: printer.item(f":: {text}") if not printer.json else None,
+        counting=printer.counting,
     )
 
 

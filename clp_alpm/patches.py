@@ -55,6 +55,8 @@ class Events:
     warning: Callable[[str], None] = _ignore
     step: Callable[[int, int, str], None] = lambda number, total, description: None
     waiting: Callable[[str], None] = _ignore  # the lock is held by someone else, for now
+    # a long snapshot: what, files done, files in all
+    counting: Callable[[str, int, int], None] = lambda what, done, total: None
 
 
 # -- verification ------------------------------------------------------------------------
@@ -811,7 +813,12 @@ class ExtractStep(_Handler):
 
 class SnapshotStep(_Handler):
     def do(self, run: StepRun) -> None:
-        snapshot = self.session.store.take(self.config.root, run.args["files"])
+        files = run.args["files"]
+        snapshot = self.session.store.take(
+            self.config.root,
+            files,
+            progress=lambda done: self.session.events.counting("snapshot", done, len(files)),
+        )
         run.save(snapshot=snapshot.id)
 
 

@@ -54,6 +54,9 @@ _ID_RE = re.compile(r"\d{8}T\d{6}\.\d{6}-[0-9a-f]{8}")
 _TEMP_PREFIX = ".clp-restore-"
 
 
+PROGRESS_EVERY = 500  # paths between progress reports: small snapshots report nothing
+
+
 class SnapshotError(ClpError):
     """A snapshot cannot be taken, read or restored."""
 
@@ -231,11 +234,18 @@ class SnapshotStore:
 
     # ----------------------------------------------------------------- public API
 
-    def take(self, root: Path, paths: Iterable[str], previous: Snapshot | None = None) -> Snapshot:
+    def take(
+        self,
+        root: Path,
+        paths: Iterable[str],
+        previous: Snapshot | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> Snapshot:
         """Record every path under `root`.
 
         With `previous`, a file whose size, mtime, inode and ctime equal its record there is
         not read again (unless its ctime was within RACY_MARGIN_NS of that snapshot).
+        `progress` hears the number of paths done, every PROGRESS_EVERY paths and at the end.
         """
         created = time.time()
         trust_before_ns = _seconds_to_ns(previous.created) if previous is not None else None
@@ -252,6 +262,10 @@ class SnapshotStore:
                 seen.add(clean)
                 hint = previous._by_path.get(clean) if previous is not None else None
                 states.append(self._observe(where, clean, host, hint, trust_before_ns, keep=True))
+                if progress is not None and len(seen) % PROGRESS_EVERY == 0:
+                    progress(len(seen))
+            if progress is not None and len(seen) >= PROGRESS_EVERY:
+                progress(len(seen))
             snapshot = Snapshot(self._new_id(created), created, tuple(states))
             self._write_manifest(snapshot)
         finally:

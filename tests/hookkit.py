@@ -89,16 +89,18 @@ class HookRoot:
         )
 
     def pacman(self, *args: str | Path, env: dict[str, str] | None = None):
+        return self.run(*self.pacman_command(*args), env=env)
+
+    def pacman_command(self, *args: str | Path) -> list[str]:
         """Real pacman on the root. pacman globs Include on the host, so it reads a copy of the
         root's pacman.conf whose Include lines point into the root."""
         root = self.root
         host_conf = root.parent / "pacman.host.conf"
         host_conf.write_text((root / "etc/pacman.conf").read_text().replace(
             "Include = /etc/", f"Include = {root}/etc/"))  # fmt: skip
-        return self.run(
+        return [str(arg) for arg in (
             "pacman", "--noconfirm", "--root", root, "--dbpath", root / "var/lib/pacman",
-            "--config", host_conf, "--cachedir", root / CACHE, *args, env=env,
-        )  # fmt: skip
+            "--config", host_conf, "--cachedir", root / CACHE, *args)]  # fmt: skip
 
     def clp(self, *args: str | Path, env: dict[str, str] | None = None, input: str | None = None):
         return self.run(CLP, "--root", self.root, *args, env=env, input=input)

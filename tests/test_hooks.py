@@ -291,6 +291,23 @@ def test_a_broken_state_never_stops_pacman(hroot, breakage):
     assert took < 30
 
 
+def test_a_full_disk_under_the_state_dir_never_stops_pacman(hroot):
+    import shlex
+
+    state = hroot.root / "var/lib/clp"
+    state.mkdir(mode=0o700)
+    install(hroot, package(hroot, "1.0-1", "port=1\n"))  # recorded while there is room
+    upgrade = hroot.pacman_command("-U", package(hroot, "2.0-1", "port=2\n" * 4000))
+    script = (f"mount -t tmpfs -o size=256k tmpfs {state} && "
+              f"dd if=/dev/zero of={state}/fill bs=4k count=1000 2>/dev/null; "
+              f"exec {shlex.join(upgrade)}")  # fmt: skip
+    result = hroot.run("sh", "-c", script)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert hroot.installed(PKG) == "2.0-1"
+    assert "warning: clp could not record this transaction" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+
+
 def test_an_interrupted_transaction_is_closed_by_the_next(hroot):
     install(hroot, package(hroot, "1.0-1", "port=1\n"))
     # a pre-transaction hook whose pacman then died: no post hook ever ran

@@ -903,3 +903,33 @@ def test_an_xattr_change_alone_counts_as_a_change(tmp_path: Path) -> None:
     assert sorted(store.changed_paths(root, snapshot)) == ["/etc", "/etc/x.conf"]
     store.restore(root, snapshot)
     assert os.listxattr(conf) == [] and os.listxattr(conf.parent) == []
+
+
+def test_a_long_snapshot_reports_progress_and_a_short_one_does_not(
+    root: Path, store: SnapshotStore
+) -> None:
+    (root / "etc/many").mkdir(parents=True)
+    paths = []
+    for number in range(1200):
+        (root / f"etc/many/{number}.conf").write_text(f"{number}\n")
+        paths.append(f"/etc/many/{number}.conf")
+    heard: list[int] = []
+    snapshot = store.take(root, paths, progress=heard.append)
+    assert heard == [500, 1000, 1200] and len(snapshot.files) == 1200
+    quiet: list[int] = []
+    store.take(root, paths[:10], progress=quiet.append)
+    assert quiet == []
+
+
+def test_batched_syncs_leave_every_object_readable(root: Path, store: SnapshotStore) -> None:
+    """Objects are synced once per snapshot (syncfs), not one by one: each must be intact."""
+    (root / "etc").mkdir(exist_ok=True)
+    paths = []
+    for number in range(50):
+        (root / f"etc/{number}.conf").write_text(f"value {number}\n")
+        paths.append(f"/etc/{number}.conf")
+    snapshot = store.take(root, paths)
+    reloaded = store.load(snapshot.id)
+    for state in reloaded.files:
+        assert store.read_content(state) == f"value {state.path[5:-5]}\n".encode()
+    assert store._unsynced_objects == 0 and not store._batch

@@ -72,9 +72,20 @@ def test_answering_yes_applies_and_shows_steps_and_output(tmp_path, sandbox, key
 
 
 def test_colour_on_a_terminal_and_never_in_a_pipe(tmp_path, sandbox, keyring, app_conf, clp):
+    """As pacman: colour on a terminal only when pacman.conf says Color (or --color always)."""
     patch = make_patch(tmp_path, keyring, INSTALL_OK)
     _, screen = run_in_terminal(["--root", str(sandbox), "apply", str(patch)], b"n\n")
+    assert "\x1b[" not in screen  # no pacman.conf: no Color
+    (sandbox / "etc/pacman.conf").write_text("[options]\nColor\nSigLevel = Never\n")
+    _, screen = run_in_terminal(["--root", str(sandbox), "apply", str(patch)], b"n\n")
     assert "\x1b[" in screen
+    (sandbox / "etc/pacman.conf").write_text("[options]\n#Color\nSigLevel = Never\n")
+    _, screen = run_in_terminal(["--root", str(sandbox), "apply", str(patch)], b"n\n")
+    assert "\x1b[" not in screen
+    _, screen = run_in_terminal(["--root", str(sandbox), "--color", "always", "apply",
+                                 str(patch)], b"n\n")  # fmt: skip
+    assert "\x1b[" in screen
+    (sandbox / "etc/pacman.conf").write_text("[options]\nColor\n")
     _, screen = run_in_terminal(["--root", str(sandbox), "--color", "never", "apply", str(patch)],
                                 b"n\n")  # fmt: skip
     assert "\x1b[" not in screen
