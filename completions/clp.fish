@@ -122,7 +122,7 @@ complete -c clp -l pacman-conf -r -F -d 'pacman.conf to read (host path).'
 complete -c clp -l cachedir -x -a '(__fish_complete_directories)' -d 'Extra package cache directory (host path), searched first.'
 complete -c clp -l noconfirm -d 'Do not ask for confirmation.'
 complete -c clp -l json -d 'Machine-readable output.'
-complete -c clp -l color -x -a 'auto always never' -d 'Colorize output.'
+complete -c clp -l color -x -a 'auto always never' -d 'Colour: auto (on a terminal, when pacman.conf says Color), always, never.'
 complete -c clp -l debug -d 'Show tracebacks of internal errors.'
 complete -c clp -s h -l help -d 'Show this message and exit.'
 
