@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up clp and run its main job end to end on a throwaway sandbox root (safe on any machine):
-# build a signed sample patch, verify it, apply it, list it, roll it back. Nothing outside the
-# sandbox directory is touched. PowerShell is not packaged for Debian, so the sandbox gets a
+# build a signed sample patch, verify it, apply it, list it, roll it back; then pacman with clp's
+# hooks: two transactions recorded, one diffed and undone. Nothing outside the sandbox directory
+# is touched. PowerShell is not packaged for Debian, so the sandbox gets a
 # stand-in interpreter that runs the scripts' bodies with /bin/sh (busybox).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -67,6 +68,39 @@ echo; echo ":: clp rollback"
 echo "   /etc/demo.conf now: $(cat "$root/etc/demo.conf")"
 echo; echo ":: clp list"
 "$clp" --root "$root" list
+
+# pacman with clp's hooks in the sandbox: every transaction recorded, diffed, undone. pacman runs
+# the hooks chrooted into the root, so this part runs in a private mount namespace in which the
+# host's libraries and this checkout are visible read-only (tests/hookkit.py).
+.venv/bin/python - "$root" <<'PY'
+import sys
+from pathlib import Path
+
+sys.path.insert(0, "tests")
+from hookkit import CACHE, HookRoot  # noqa: E402
+from pkgkit import make_package  # noqa: E402
+
+root = HookRoot(Path(sys.argv[1]))
+
+
+def show(title, result):
+    print(f"\n:: {title}")
+    print((result.stdout + result.stderr).rstrip())
+    if result.returncode != 0:
+        sys.exit(result.returncode)
+
+
+for version, port in (("1.0-1", "22"), ("2.0-1", "2222")):
+    package = make_package(root.root / CACHE, "demo-app", version,
+                           {"etc/demo-app.conf": f"Port {port}\n".encode()})
+    show(f"pacman -U demo-app {version} (clp's hooks record it)", root.pacman("-U", package))
+show("clp transactions", root.clp("transactions"))
+show("clp diff 2", root.clp("diff", "2"))
+show("clp undo-transaction 2", root.clp("undo-transaction", "2", "--noconfirm"))
+print(f"   /etc/demo-app.conf now: {(root.root / 'etc/demo-app.conf').read_text().strip()}")
+show("clp transactions", root.clp("transactions"))
+PY
+
 gpgconf --homedir "$gnupg" --kill gpg-agent 2>/dev/null || true
 gpgconf --homedir "$keyring" --kill gpg-agent 2>/dev/null || true
 echo; echo ":: Done. The sandbox is $sandbox (remove it with: rm -rf $sandbox)"
