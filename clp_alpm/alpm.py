@@ -263,15 +263,9 @@ def _handle(root: Path, dbpath: Path):
 
 def installed_versions(config: Config, names: list[str]) -> dict[str, str | None]:
     """Installed version of each package name (None when not installed), from the local db."""
-    dbpath = config.host_dbpath
-    if not (dbpath / "local").is_dir():
-        return {name: None for name in names}
-    localdb = _handle(config.root, dbpath).get_localdb()
-    versions: dict[str, str | None] = {}
-    for name in names:
-        package = localdb.get_pkg(name)
-        versions[name] = str(package.version) if package is not None else None
-    return versions
+    from .localdb import installed_versions as read_local
+
+    return read_local(config.host_dbpath, names)
 
 
 def installed_package(config: Config, name: str) -> InstalledPackage | None:

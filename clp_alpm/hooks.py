@@ -17,7 +17,6 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from .config import Config, load_config
 from .lock import HELD_ENV, StateLock
@@ -25,6 +24,8 @@ from .logfile import LogFile
 from .snapshots import SnapshotStore
 from .state import StateDB, TransactionRecord
 from .transactions import HookTargets, Recorder, begin, finish, parse_targets, patches_to_reapply
+
+TYPE_CHECKING = False  # as in state.py: no typing import at run time
 
 if TYPE_CHECKING:
     from .patches import Session

@@ -24,7 +24,6 @@ import hashlib
 import json
 import os
 import re
-import secrets
 import stat
 import time
 from collections.abc import Callable, Iterable
@@ -740,7 +739,7 @@ class SnapshotStore:
     def _new_id(self, created: float) -> str:
         stamp = datetime.fromtimestamp(created, timezone.utc).strftime("%Y%m%dT%H%M%S.%f")
         while True:
-            snapshot_id = f"{stamp}-{secrets.token_hex(4)}"
+            snapshot_id = f"{stamp}-{os.urandom(4).hex()}"
             if not (self.snapshots_dir / f"{snapshot_id}.json").exists():
                 return snapshot_id
 
@@ -1087,7 +1086,7 @@ def _restore_symlink(record: FileState, host: str, now: FileState | None) -> Non
             os.rmdir(host)
     _make_parents(os.path.dirname(host))
     while True:
-        temp = os.path.join(os.path.dirname(host), f"{_TEMP_PREFIX}{secrets.token_hex(8)}")
+        temp = os.path.join(os.path.dirname(host), f"{_TEMP_PREFIX}{os.urandom(8).hex()}")
         try:
             os.symlink(str(record.target), temp)
             break
@@ -1183,7 +1182,7 @@ def _encode_chunk(states: list[FileState]) -> bytes:
 def _create_temp(directory: str | Path, prefix: str) -> tuple[int, str]:
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     while True:
-        path = os.path.join(directory, f"{prefix}{secrets.token_hex(8)}")
+        path = os.path.join(directory, f"{prefix}{os.urandom(8).hex()}")
         try:
             return os.open(path, flags, 0o600), path
         except FileExistsError:

@@ -10,9 +10,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from .errors import ClpError
+
+# typing costs ~4 ms to import and the hooks start on every transaction: names for type
+# checkers only (annotations are strings here)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 SCHEMA_VERSION = 1
 

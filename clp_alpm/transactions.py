@@ -9,20 +9,22 @@ other: packages back through `pacman -U` of cached files, then the files restore
 
 from __future__ import annotations
 
-import difflib
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
 
-from .alpm import installed_versions
 from .config import Config
 from .errors import ClpError, ConflictError, UsageError
-from .journal import Step, StepRun
+from .localdb import installed_versions
 from .snapshots import FileState, Snapshot, SnapshotStore
 from .state import StateDB, TransactionRecord
 
+TYPE_CHECKING = False  # as in state.py: no typing import at run time
+
 if TYPE_CHECKING:
+    from typing import Any
+
+    from .journal import Step, StepRun
     from .patches import Session
 
 # Transactions kept (with their snapshots); older ones are forgotten by clp's garbage collection.
@@ -93,7 +95,7 @@ def begin(recorder: Recorder, targets: HookTargets, origin: str) -> TransactionR
     for stale in recorder.state.open_transactions():
         close(recorder, stale, (), "interrupted")
     packages = sorted(targets.packages)
-    before = installed_versions(recorder.config, packages) if packages else {}
+    before = installed_versions(recorder.config.host_dbpath, packages)
     paths = paths_to_snapshot(recorder.state, targets.paths)
     snapshot = recorder.store.take(recorder.config.root, paths, previous=_latest(recorder))
     record = TransactionRecord(
@@ -137,7 +139,7 @@ def close(
     extra_packages = targets.packages if isinstance(targets, HookTargets) else ()
     extra_paths = targets.paths if isinstance(targets, HookTargets) else ()
     names = list(dict.fromkeys([p["name"] for p in record.packages] + list(extra_packages)))
-    after_versions = installed_versions(recorder.config, names) if names else {}
+    after_versions = installed_versions(recorder.config.host_dbpath, names)
     earlier = {p["name"]: p["from"] for p in record.packages}
     packages = tuple(
         {"name": name, "from": earlier.get(name), "to": after_versions[name]} for name in names
@@ -265,6 +267,8 @@ def diff(store: SnapshotStore, record: TransactionRecord) -> list[FileDiff]:
 def _file_diff(
     store: SnapshotStore, path: str, then: FileState | None, now: FileState | None, number: int
 ) -> FileDiff:
+    import difflib
+
     from .patches import describe_change
 
     summary = describe_change(then, now) if now is not None else "not recorded"
@@ -332,6 +336,7 @@ class UndoPlan:
 def plan_undo(session: Session, transaction_id: str | int, force: bool = False) -> UndoPlan:
     """Packages back to the versions before the transaction (from the cache or an archive, as
     a revert takes them) and its configuration files restored from the snapshot before it."""
+    from .journal import Step
     from .reverts import refuse_if_pacman_runs, version_file
 
     record = get(session.state, transaction_id)
@@ -418,7 +423,7 @@ def _check_undoable(record: TransactionRecord) -> None:
 
 def _check_versions_unchanged(session: Session, record: TransactionRecord) -> None:
     names = [p["name"] for p in record.packages]
-    installed = installed_versions(session.config, names)
+    installed = installed_versions(session.config.host_dbpath, names)
     for package in record.packages:
         if installed[package["name"]] != package["to"]:
             now = installed[package["name"]] or "not installed"

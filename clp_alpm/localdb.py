@@ -1,0 +1,32 @@
+"""pacman's local database read directly: which version of each package is installed.
+
+libalpm keeps one directory per installed package, `DBPath/local/NAME-PKGVER-PKGREL` (with the
+epoch, `NAME-EPOCH:PKGVER-PKGREL`); pkgver and pkgrel never contain '-', so libalpm itself
+splits the name at the last two dashes. A listdir answers what loading libalpm (about 10 ms)
+would: the hooks run on every pacman transaction and must start fast.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from .errors import ConfigError
+
+
+def installed_versions(dbpath: Path, names: Iterable[str]) -> dict[str, str | None]:
+    """Installed version of each name (None when not installed)."""
+    wanted = list(names)
+    try:
+        entries = os.listdir(Path(dbpath) / "local")
+    except FileNotFoundError:
+        return {name: None for name in wanted}
+    except OSError as err:
+        raise ConfigError(f"{dbpath}: cannot read the pacman database ({err.strerror})") from None
+    versions: dict[str, str] = {}
+    for entry in entries:
+        parts = entry.rsplit("-", 2)
+        if len(parts) == 3 and all(parts):
+            versions[parts[0]] = f"{parts[1]}-{parts[2]}"
+    return {name: versions.get(name) for name in wanted}
