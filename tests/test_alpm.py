@@ -521,3 +521,27 @@ def test_sync_versions_reads_the_sync_dbs_without_network(
     assert sync_versions(config, settings, "missing") == []
     (root / "var/lib/pacman/sync/extra.db").write_bytes(b"corrupt")
     assert sync_versions(config, settings, "nvidia-utils") == ["555.58-2"]
+
+
+def test_local_db_read_directly_agrees_with_libalpm(tmp_path: Path) -> None:
+    """The hooks read installed versions with a listdir; libalpm must agree, epochs and
+    dashed names included, and stray entries (ALPM_DB_VERSION) must not count."""
+    import pyalpm
+    from pkgkit import make_package, pacman_install
+
+    from clp_alpm.localdb import installed_versions as read_local
+
+    root = tmp_path / "root"
+    (root / "var/lib/pacman").mkdir(parents=True)
+    (root / "etc").mkdir()
+    packages = [make_package(tmp_path, "lib32-gcc-libs", "13.2.1-3"),
+                make_package(tmp_path, "python-click", "1:8.1.7-2"),
+                make_package(tmp_path, "a", "0.1rc1-1.1")]  # fmt: skip
+    pacman_install(root, *packages)
+    dbpath = root / "var/lib/pacman"
+    names = ["lib32-gcc-libs", "python-click", "a", "gcc-libs", "python", "ALPM_DB_VERSION"]
+    localdb = pyalpm.Handle(str(root), str(dbpath)).get_localdb()
+    expected = {n: (p.version if (p := localdb.get_pkg(n)) else None) for n in names}
+    assert read_local(dbpath, names) == expected
+    assert expected["python-click"] == "1:8.1.7-2" and expected["python"] is None
+    assert read_local(tmp_path / "nowhere", ["a"]) == {"a": None}
