@@ -729,11 +729,15 @@ def _changes_since_apply(session: Session, record: PatchRecord) -> list[str]:
     """Each declared file someone changed after the patch was applied, with what changed."""
     if record.state != "applied" or not record.snapshot_after:
         return []
-    after = session.store.load(record.snapshot_after)
+    return changes_since(session, session.store.load(record.snapshot_after))
+
+
+def changes_since(session: Session, snapshot: Snapshot) -> list[str]:
+    """Each file that differs now from `snapshot`, with what changed ("/etc/x (deleted)")."""
     root = session.config.root
     return [
-        f"{path} ({describe_change(after.get(path), session.store.current_state(root, path))})"
-        for path in session.store.changed_paths(root, after)
+        f"{path} ({describe_change(snapshot.get(path), session.store.current_state(root, path))})"
+        for path in session.store.changed_paths(root, snapshot)
     ]
 
 

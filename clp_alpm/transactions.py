@@ -435,18 +435,12 @@ def _check_versions_unchanged(session: Session, record: TransactionRecord) -> No
 
 
 def _files_changed_since(session: Session, record: TransactionRecord) -> list[str]:
-    from .patches import describe_change
+    from .patches import changes_since
 
     after = _load(session.store, record.snapshot_after)
     if after is None:
         return []
-    root = session.config.root
-    found = []
-    for path in record.changed:
-        then, now = after.get(path), session.store.current_state(root, path)
-        if then is not None and not now.same_content_as(then):
-            found.append(f"{path} ({describe_change(then, now)})")
-    return found
+    return changes_since(session, after.only(p for p in record.changed if after.get(p)))
 
 
 def undo(session: Session, plan: UndoPlan) -> TransactionRecord:
