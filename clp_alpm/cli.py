@@ -722,6 +722,9 @@ def undo_transaction_command(transaction: str, force: bool) -> None:
         printer.section(f"Undoing transaction {plan.record.id}")
         rows = [("Packages", "\n".join(plan.moves) or "(none)"),
                 ("Files", "\n".join(plan.files) or "(none)")]  # fmt: skip
+        if plan.left_to_patches:
+            rows.append(("Patched files", "\n".join(plan.left_to_patches)
+                         + "\n(left to their patches: re-applied on the earlier version)"))
         printer.rows(rows)
         for change in plan.overwritten:
             printer.warning(f"{change} since the transaction; --force overwrites it")

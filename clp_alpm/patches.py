@@ -212,12 +212,11 @@ class Session:
             self.close()
 
     def _reapply_pending(self) -> None:
-        """Patches whose files a transaction of this session's own pacman run replaced."""
-        from .hooks import run_reapplies, take_pending
+        """Patches whose files a pacman transaction replaced, waiting for a clp with the lock
+        (this session's own pacman run, or one whose post hook could not run them)."""
+        from .hooks import run_pending
 
-        pending = take_pending(self.state)
-        if pending:
-            run_reapplies(self, pending)
+        run_pending(self)
 
     def _collect_garbage(self) -> None:
         """Drop snapshots no patch or transaction record needs (failed applies, finished
@@ -445,9 +444,12 @@ def restart_services(session: Session, record: PatchRecord) -> list[Any]:
 # -- re-apply after an upgrade -----------------------------------------------------------
 
 
-def plan_reapply(session: Session, patch_id: str, reason: str) -> tuple[Step, ...]:
-    """Run an applied patch's Install script again on the files an upgrade replaced: the new
-    files become what a rollback restores, the patched ones what it compares with."""
+def plan_reapply(
+    session: Session, patch_id: str, reason: str, replaced: list[str]
+) -> tuple[Step, ...]:
+    """Run an applied patch's Install script again. The files an upgrade `replaced` become
+    what a rollback restores (the others keep their state from before the patch); the
+    patched files become what it compares with."""
     record = _known_record(session, patch_id)
     if record.state != "applied":
         raise UsageError(f"patch '{patch_id}' is {record.state}, not applied")
@@ -476,25 +478,50 @@ def plan_reapply(session: Session, patch_id: str, reason: str) -> tuple[Step, ..
         Step("snapshot-after", {"files": files}, "snapshot the patched files"),
         Step(
             "record",
-            {"patch_id": patch_id, "state": "reapplied", "reason": reason},
+            {"patch_id": patch_id, "state": "reapplied", "reason": reason, "replaced": replaced},
             f"record {patch_id} as re-applied",
         ),
     ]
     return tuple(steps)
 
 
-def reapply(session: Session, patch_id: str, reason: str) -> PatchRecord:
-    """Commit plan_reapply. On failure the upgraded files are back and the record says the
-    patch is no longer in force."""
-    steps = plan_reapply(session, patch_id, reason)
+def reapply(session: Session, patch_id: str, reason: str, replaced: list[str]) -> PatchRecord:
+    """Commit plan_reapply. On failure the upgraded files are back, a rollback would restore
+    them (not the files from before the upgrade), and the record says the patch is no
+    longer in force."""
+    steps = plan_reapply(session, patch_id, reason, replaced)
     try:
         return _commit(session, "reapply", patch_id, steps, reason)
     except OperationFailed as err:
         record = session.state.get_patch(patch_id)
-        if record is not None:
-            note = f"not in force: re-applying after an upgrade failed ({err})"
-            session.state.put_patch(replace(record, message=note, updated_at=time.time()))
+        if record is not None and record.state == "applied":
+            now_files = session.store.take(session.config.root, record.meta.get("files", []))
+            session.state.put_patch(
+                replace(
+                    record,
+                    snapshot_before=_rebased_before(session, record, now_files, replaced).id,
+                    snapshot_after=now_files.id,
+                    message=f"not in force: re-applying after an upgrade failed ({err})",
+                    updated_at=time.time(),
+                )
+            )
         raise
+
+
+def _rebased_before(
+    session: Session, record: PatchRecord, fresh: Snapshot, replaced: list[str]
+) -> Snapshot:
+    """The patch's state from before it was applied, with the `replaced` files as `fresh`
+    has them: what a rollback must restore after an upgrade replaced them."""
+    if not record.snapshot_before:
+        return fresh
+    old = session.store.load(record.snapshot_before)
+    renewed = set(replaced)
+    files = [
+        (fresh.get(state.path) or state) if state.path in renewed else state
+        for state in old.files
+    ]
+    return session.store.compose(files, min(old.created, fresh.created))
 
 
 def _check_applicable(session: Session, meta: PatchMeta) -> None:
@@ -826,6 +853,16 @@ class SnapshotStep(_Handler):
         run.save(snapshot=snapshot.id)
 
 
+class RestorePointStep(SnapshotStep):
+    """A snapshot whose undo restores it. As an operation's first step it is undone last,
+    after every later step's undo (a pacman reinstall rewrites files): the files end exactly
+    as they were before the operation."""
+
+    def undo(self, run: StepRun) -> None:
+        if run.data.get("snapshot"):
+            _restore_exactly(self.session, self.session.store.load(run.data["snapshot"]))
+
+
 class ScriptStep(_Handler):
     """Run a patch script; undo kills what may still run and puts the files back."""
 
@@ -972,11 +1009,13 @@ class RecordStep(_Handler):
             )
         assert previous is not None
         if target_state == "reapplied":
+            fresh = self.session.store.load(run.earlier["snapshot-before"]["snapshot"])
+            before = _rebased_before(self.session, previous, fresh, run.args["replaced"])
             return replace(
                 previous,
                 updated_at=now,
                 message=f"re-applied: {run.args['reason']}",
-                snapshot_before=run.earlier["snapshot-before"]["snapshot"],
+                snapshot_before=before.id,
                 snapshot_after=run.earlier["snapshot-after"]["snapshot"],
             )
         # a rolled-back patch needs no snapshot: a new apply takes its own
@@ -1048,6 +1087,7 @@ def _handlers(session: Session) -> dict[str, Any]:
         "snapshot-before": snapshot,
         "snapshot-after": snapshot,
         "snapshot-current": snapshot,
+        "restore-point": RestorePointStep(session),
         "install-script": ScriptStep(session),
         "health-check": HealthCheckStep(session),
         "remove-script": RemoveScriptStep(session),

@@ -54,6 +54,7 @@ _TEMP_PREFIX = ".clp-restore-"
 
 
 PROGRESS_EVERY = 500  # paths between progress reports: small snapshots report nothing
+SYNCFS_ABOVE = 64  # new objects in one snapshot above which one syncfs() replaces their fsyncs
 
 
 class SnapshotError(ClpError):
@@ -226,10 +227,11 @@ class SnapshotStore:
         # Bytes of target files read and hashed (not store objects): shows the stat shortcut works.
         self.bytes_hashed = 0
         self._dirs_to_sync: set[Path] = set()
-        # Inside take(), new objects are not fsynced one by one: one syncfs() makes them all
-        # durable before the manifest that names them is written (10,000 fsyncs took seconds).
+        # Inside take(), new objects are not fsynced as they are written: before the manifest
+        # that names them, a few are fsynced one by one and many with one syncfs() (10,000
+        # fsyncs took seconds; a syncfs in a pacman hook would flush all pacman just wrote).
         self._batch = False
-        self._unsynced_objects = 0
+        self._unsynced: list[str] = []
 
     # ----------------------------------------------------------------- public API
 
@@ -271,6 +273,20 @@ class SnapshotStore:
             # Also on failure: a later snapshot may reuse these objects by name.
             self._sync_object_dirs()
             self._batch = False
+        return snapshot
+
+    def compose(self, files: Iterable[FileState], created: float) -> Snapshot:
+        """A new snapshot made of records from others (their objects are in the store).
+        `created` is the oldest of theirs: the stat shortcut trusts nothing newer."""
+        records = tuple(files)
+        for record in records:
+            if record.digest is not None and not self._has_object(record.digest):
+                raise CorruptStoreError(
+                    f"snapshot store {self.directory}: object {record.digest} is missing"
+                )
+        self._ensure_layout()
+        snapshot = Snapshot(self._new_id(time.time()), created, records)
+        self._write_manifest(snapshot)
         return snapshot
 
     def load(self, snapshot_id: str) -> Snapshot:
@@ -610,22 +626,28 @@ class SnapshotStore:
             self._dirs_to_sync.add(self.objects_dir)
         os.replace(temp_path, final)
         self._dirs_to_sync.add(final.parent)
+        if self._batch:
+            self._unsynced.append(str(final))
 
     def _store_blob(self, data: bytes) -> str:
         digest = hashlib.sha256(data).hexdigest()
         final = self._object_path(digest)
         if os.path.isfile(final) and os.stat(final).st_size == len(data):
             return digest
-        temp_path = self._write_temp(data, "object-")
+        temp_path = self._write_temp(data, "object-", object_data=True)
         self._install_object(temp_path, digest, len(data))
         return digest
 
-    def _write_temp(self, data: bytes, prefix: str) -> str:
-        """`data` in a new fsynced temp file of the store; its path (removed on failure)."""
+    def _write_temp(self, data: bytes, prefix: str, object_data: bool = False) -> str:
+        """`data` in a new fsynced temp file of the store (an object's sync may be batched);
+        its path (removed on failure)."""
         temp_fd, temp_path = _create_temp(self.tmp_dir, prefix)
         try:
             _write_all(temp_fd, data)
-            self._sync_or_defer(temp_fd)
+            if object_data:
+                self._sync_or_defer(temp_fd)
+            else:
+                os.fsync(temp_fd)
         except BaseException:
             os.close(temp_fd)
             _unlink_quietly(temp_path)
@@ -721,19 +743,19 @@ class SnapshotStore:
                 os.chmod(directory, 0o700)
 
     def _sync_or_defer(self, fd: int) -> None:
-        if self._batch:
-            self._unsynced_objects += 1
-        else:
+        if not self._batch:
             os.fsync(fd)
 
     def _sync_object_dirs(self) -> None:
         """Make every object written so far durable, with the directory entries naming them."""
-        if self._unsynced_objects:
+        if len(self._unsynced) > SYNCFS_ABOVE:
             _syncfs(self.objects_dir)
-            self._unsynced_objects = 0
         else:
+            for path in self._unsynced:
+                _fsync_path(path)
             for directory in sorted(self._dirs_to_sync):
                 fsync_directory(directory)
+        self._unsynced.clear()
         self._dirs_to_sync.clear()
 
     def _new_id(self, created: float) -> str:
@@ -1194,6 +1216,14 @@ def _write_all(fd: int, data: bytes) -> None:
     while view:
         written = os.write(fd, view)
         view = view[written:]
+
+
+def _fsync_path(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _syncfs(directory: Path) -> None:

@@ -71,7 +71,8 @@ CREATE TABLE IF NOT EXISTS transactions (
     changed TEXT NOT NULL DEFAULT '[]',
     snapshot_before TEXT,
     snapshot_after TEXT,
-    message TEXT
+    message TEXT,
+    pacman_pid INTEGER
 );
 CREATE TABLE IF NOT EXISTS journal (
     op_id INTEGER NOT NULL REFERENCES operations(id),
@@ -172,6 +173,7 @@ class TransactionRecord:
     snapshot_after: str | None = None
     finished: float | None = None
     message: str | None = None
+    pacman_pid: int | None = None  # the pacman whose hooks opened it
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -89,7 +89,9 @@ def paths_to_snapshot(state: StateDB, target_paths: Iterable[str]) -> list[str]:
     return sorted(wanted)
 
 
-def begin(recorder: Recorder, targets: HookTargets, origin: str) -> TransactionRecord:
+def begin(
+    recorder: Recorder, targets: HookTargets, origin: str, pacman_pid: int
+) -> TransactionRecord:
     """Before a transaction: close any transaction whose post hook never ran, then record the
     versions and snapshot the files this one may change."""
     for stale in recorder.state.open_transactions():
@@ -106,19 +108,27 @@ def begin(recorder: Recorder, targets: HookTargets, origin: str) -> TransactionR
         packages=tuple({"name": name, "from": before[name], "to": None} for name in packages),
         paths=tuple(paths),
         snapshot_before=snapshot.id,
+        pacman_pid=pacman_pid,
     )
     return replace(record, id=recorder.state.add_transaction(record))
 
 
-def finish(recorder: Recorder, targets: HookTargets, origin: str) -> TransactionRecord:
-    """After a transaction: the versions and files now, and what changed."""
-    records = recorder.state.open_transactions()
-    for stale in records[:-1]:
-        close(recorder, stale, (), "interrupted")
-    if records:
-        return close(recorder, records[-1], targets, "done")
+def finish(
+    recorder: Recorder, targets: HookTargets, origin: str, pacman_pid: int
+) -> TransactionRecord:
+    """After a transaction: the versions and files now, and what changed. Only the record
+    this pacman's pre hook opened is closed as done: another open one is from a pacman that
+    died, and taking it for this transaction would record upgrades as installs."""
+    mine = None
+    for record in recorder.state.open_transactions():
+        if record.pacman_pid == pacman_pid and mine is None:
+            mine = record
+        else:
+            close(recorder, record, (), "interrupted")
+    if mine is not None:
+        return close(recorder, mine, targets, "done")
     # No pre-transaction record (clp was installed by this very transaction, or the pre hook
-    # failed): the versions after and a snapshot are still worth keeping.
+    # failed): the versions after and a snapshot are still worth keeping, never undone.
     record = TransactionRecord(
         id=0,
         status="open",
@@ -127,6 +137,7 @@ def finish(recorder: Recorder, targets: HookTargets, origin: str) -> Transaction
         packages=tuple({"name": n, "from": None, "to": None} for n in sorted(targets.packages)),
         paths=(),
         message="no record from before the transaction (the pre-transaction hook did not run)",
+        pacman_pid=pacman_pid,
     )
     record = replace(record, id=recorder.state.add_transaction(record))
     return close(recorder, record, targets, "done")
@@ -135,10 +146,14 @@ def finish(recorder: Recorder, targets: HookTargets, origin: str) -> Transaction
 def close(
     recorder: Recorder, record: TransactionRecord, targets: HookTargets | tuple, status: str
 ) -> TransactionRecord:
-    """Snapshot `record`'s paths as they are now and store what changed."""
+    """Snapshot `record`'s paths as they are now and store what changed. The packages are
+    those the pre hook named (it gets the whole list); a record without a pre side takes the
+    post hook's, whose earlier versions are unknown."""
     extra_packages = targets.packages if isinstance(targets, HookTargets) else ()
     extra_paths = targets.paths if isinstance(targets, HookTargets) else ()
-    names = list(dict.fromkeys([p["name"] for p in record.packages] + list(extra_packages)))
+    names = [p["name"] for p in record.packages]
+    if record.snapshot_before is None:
+        names = list(dict.fromkeys(names + list(extra_packages)))
     after_versions = installed_versions(recorder.config.host_dbpath, names)
     earlier = {p["name"]: p["from"] for p in record.packages}
     packages = tuple(
@@ -202,9 +217,18 @@ def forget_old_transactions(state: StateDB, keep: int = TRANSACTION_HISTORY) -> 
 # -- what a transaction means for patches -----------------------------------------------
 
 
-def patches_to_reapply(state: StateDB, record: TransactionRecord) -> list[tuple[str, str]]:
+@dataclass(frozen=True)
+class Reapply:
+    """A patch whose Install script must run again, why, and the declared files replaced."""
+
+    patch: str
+    reason: str
+    replaced: list[str]
+
+
+def patches_to_reapply(state: StateDB, record: TransactionRecord) -> list[Reapply]:
     """Applied patches whose files the transaction replaced (or wrote a .pacnew beside), and
-    patches whose <Trigger> package it installed or upgraded: (patch id, reason)."""
+    patches whose <Trigger> package it installed or upgraded."""
     changed = set(record.changed)
     present = {p["name"]: p for p in record.packages if p["to"] is not None}
     found = []
@@ -215,11 +239,13 @@ def patches_to_reapply(state: StateDB, record: TransactionRecord) -> list[tuple[
         hit = [path for path in files if path in changed]
         hit += [path + ".pacnew" for path in files if path + ".pacnew" in changed]
         triggers = [name for name in patch.meta.get("triggers", []) if name in present]
+        replaced = [path for path in files if path in changed]
         if hit:
-            found.append((patch.id, f"transaction {record.id} replaced {', '.join(hit)}"))
+            reason = f"transaction {record.id} replaced {', '.join(hit)}"
+            found.append(Reapply(patch.id, reason, replaced))
         elif triggers:
             moves = ", ".join(_move(present[name]) for name in triggers)
-            found.append((patch.id, f"transaction {record.id} {moves}"))
+            found.append(Reapply(patch.id, f"transaction {record.id} {moves}", []))
     return found
 
 
@@ -322,12 +348,14 @@ class UndoPlan:
     moves: tuple[str, ...]  # "foo 2.0-1 -> 1.0-1", "bar 1.0-1 -> (removed)"
     files: tuple[str, ...]
     overwritten: tuple[str, ...]  # changed since the transaction, overwritten because of --force
+    left_to_patches: tuple[str, ...] = ()  # files applied patches manage (re-applied instead)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "transaction": self.record.id,
             "packages": list(self.moves),
             "files": list(self.files),
+            "left_to_patches": list(self.left_to_patches),
             "steps": [step.description for step in self.steps],
             "overwritten": list(self.overwritten),
         }
@@ -343,7 +371,12 @@ def plan_undo(session: Session, transaction_id: str | int, force: bool = False) 
     _check_undoable(record)
     refuse_if_pacman_runs(session.pacman())
     _check_versions_unchanged(session, record)
-    overwritten = _files_changed_since(session, record)
+    # Files applied patches manage are left to the patches: when pacman puts the earlier
+    # version back, the hooks re-apply them on it (restoring the snapshot and re-applying
+    # too would patch twice).
+    managed = {path for files in managed_files(session.state).values() for path in files}
+    restore = tuple(path for path in record.changed if path not in managed)
+    overwritten = _files_changed_since(session, record, restore)
     if overwritten and not force:
         raise ConflictError(
             f"undo of transaction {record.id} stopped: changed since: {'; '.join(overwritten)}. "
@@ -352,7 +385,7 @@ def plan_undo(session: Session, transaction_id: str | int, force: bool = False) 
     back = [p for p in record.packages if p["from"] is not None and p["from"] != p["to"]]
     new = [p for p in record.packages if p["from"] is None and p["to"] is not None]
     steps: list[Step] = [
-        Step("snapshot-current", {"files": list(record.changed)}, "snapshot the files as now")
+        Step("restore-point", {"files": list(record.changed)}, "snapshot the files as now")
     ]
     if back:
         files = {p["name"]: str(version_file(session, p["name"], p["from"])) for p in back}
@@ -384,12 +417,12 @@ def plan_undo(session: Session, transaction_id: str | int, force: bool = False) 
                 "pacman -R: " + ", ".join(p["name"] for p in new),
             )
         )
-    if record.changed:
+    if restore:
         steps.append(
             Step(
                 "restore-files",
-                {"snapshot": record.snapshot_before, "paths": list(record.changed)},
-                f"restore {len(record.changed)} file(s) as they were before the transaction",
+                {"snapshot": record.snapshot_before, "paths": list(restore)},
+                f"restore {len(restore)} file(s) as they were before the transaction",
             )
         )
     steps.append(
@@ -400,7 +433,8 @@ def plan_undo(session: Session, transaction_id: str | int, force: bool = False) 
         )
     )
     moves = tuple(_describe_move(p) for p in [*back, *new])
-    return UndoPlan(record, tuple(steps), moves, record.changed, tuple(overwritten))
+    left = tuple(path for path in record.changed if path in managed)
+    return UndoPlan(record, tuple(steps), moves, restore, tuple(overwritten), left)
 
 
 def _describe_move(package: dict[str, Any]) -> str:
@@ -412,6 +446,11 @@ def _describe_move(package: dict[str, Any]) -> str:
 def _check_undoable(record: TransactionRecord) -> None:
     if record.status == "undone":
         raise UsageError(f"transaction {record.id} was already undone")
+    if record.origin == "clp":
+        raise UsageError(
+            f"transaction {record.id} was made by clp itself (a revert, an undo, a rollback): "
+            "undo that instead ('clp rollback R<N>' for a revert, see 'clp list')"
+        )
     if record.status == "open":
         raise UsageError(f"transaction {record.id} is still running (or its pacman was killed)")
     if record.snapshot_before is None:
@@ -434,13 +473,15 @@ def _check_versions_unchanged(session: Session, record: TransactionRecord) -> No
             )
 
 
-def _files_changed_since(session: Session, record: TransactionRecord) -> list[str]:
+def _files_changed_since(
+    session: Session, record: TransactionRecord, paths: Sequence[str]
+) -> list[str]:
     from .patches import changes_since
 
     after = _load(session.store, record.snapshot_after)
     if after is None:
         return []
-    return changes_since(session, after.only(p for p in record.changed if after.get(p)))
+    return changes_since(session, after.only(p for p in paths if after.get(p)))
 
 
 def undo(session: Session, plan: UndoPlan) -> TransactionRecord:

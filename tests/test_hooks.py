@@ -246,6 +246,10 @@ def test_a_failing_reapply_restores_the_upgraded_file_and_says_so(hroot, tmp_pat
     assert (hroot.root / "etc/demo.conf").read_text() == "port=2\n"
     (patch_record,) = json.loads(hroot.clp("list", "--json").stdout)
     assert "not in force" in patch_record["message"]
+    # a rollback now keeps the upgraded file: never the configuration of the old version
+    back = hroot.clp("rollback", "CLPR1", "--noconfirm")
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert (hroot.root / "etc/demo.conf").read_text() == "port=2\n"
 
 
 # -- robustness --------------------------------------------------------------------------
@@ -434,3 +438,124 @@ def test_services_a_patch_names_are_not_restarted_outside_the_running_system(
     (restart,) = json.loads(result.stdout)["restarts"]
     assert restart["unit"] == "demo.service" and restart["status"] == "skipped"
     assert "demo.service: skipped" in result.stderr
+
+
+# -- what a review found: each a scenario with real pacman --------------------------------
+
+
+def test_rollback_after_a_trigger_reapply_restores_the_original(hroot, tmp_path, keyring):
+    """A re-apply keeps the patch's 'before' state for files the transaction did not replace:
+    rolling back still gives the file as it was before the patch."""
+    install(hroot, package(hroot, "1.0-1", "port=1\n"))
+    apply_patch(hroot, tmp_path, keyring, extra='<Trigger><Pkg name="other"/></Trigger>')
+    install(hroot, package(hroot, "1.0-1", "x=1\n", name="other"))
+    conf = hroot.root / "etc/demo.conf"
+    assert conf.read_text() == "port=1\npatched\npatched\n"  # the test script is not idempotent
+    back = hroot.clp("rollback", "CLPR1", "--noconfirm", "--force")
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert conf.read_text() == "port=1\n"
+
+
+def test_undo_of_an_upgrade_leaves_patched_files_to_the_patch(hroot, tmp_path, keyring):
+    install(hroot, package(hroot, "1.0-1", "port=1\n"))
+    apply_patch(hroot, tmp_path, keyring)
+    install(hroot, package(hroot, "2.0-1", "port=2\n"))
+    conf = hroot.root / "etc/demo.conf"
+    assert conf.read_text() == "port=2\npatched\n"
+    undone = hroot.clp("undo-transaction", "2", "--noconfirm")  # no --force needed
+    assert undone.returncode == 0, undone.stdout + undone.stderr
+    assert "left to their patches" in undone.stdout
+    assert "CLPR1 re-applied" in undone.stdout
+    assert hroot.installed(PKG) == "1.0-1"
+    assert conf.read_text() == "port=1\npatched\n"  # patched once, on the earlier version
+    back = hroot.clp("rollback", "CLPR1", "--noconfirm")
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert conf.read_text() == "port=1\n"
+
+
+def test_an_undo_killed_after_restoring_is_rolled_back_with_the_users_edit(hroot):
+    install(hroot, package(hroot, "1.0-1", "port=1\n"))
+    install(hroot, package(hroot, "2.0-1", "port=2\n"))
+    conf = hroot.root / "etc/demo.conf"
+    conf.write_text("port=2\n# my edit\n")
+    killed = hroot.clp("undo-transaction", "2", "--force", "--noconfirm",
+                       env={"CLP_FAULT_KILL": "restore-files:after"})  # fmt: skip
+    assert killed.returncode == -9 or killed.returncode == 137, killed.stderr
+    recovered = hroot.clp("recover")
+    assert recovered.returncode == 0, recovered.stdout + recovered.stderr
+    assert hroot.installed(PKG) == "2.0-1"
+    assert conf.read_text() == "port=2\n# my edit\n"
+    assert transactions(hroot)[1]["status"] == "done"
+
+
+def test_a_transaction_made_by_clp_is_undone_through_clp(hroot):
+    (hroot.root / "etc/pacman.d/clp-pins.conf").write_text("")
+    install(hroot, package(hroot, "1.0-1", "port=1\n"))
+    install(hroot, package(hroot, "2.0-1", "port=2\n"))
+    assert hroot.clp("revert", PKG, "1.0-1", "--noconfirm").returncode == 0
+    refused = hroot.clp("undo-transaction", "3", "--noconfirm")
+    assert refused.returncode == 2 and "made by clp itself" in refused.stderr
+    assert hroot.installed(PKG) == "1.0-1"
+
+
+def test_a_stale_lock_claim_in_the_environment_is_not_trusted(hroot):
+    """CLP_LOCK_HELD_BY of a clp that no longer holds the lock: the hooks lock as usual."""
+    result = hroot.pacman("-U", package(hroot, "1.0-1", "port=1\n"),
+                          env={"CLP_LOCK_HELD_BY": "4194000"})  # fmt: skip
+    assert result.returncode == 0, result.stdout
+    (record,) = transactions(hroot)
+    assert record["origin"] == "pacman" and record["status"] == "done"
+
+
+def test_a_pending_reapply_waits_for_the_next_clp_with_the_lock(hroot, tmp_path, keyring):
+    """A re-apply the post hook could not run stays in the state until a clp runs it."""
+    from clp_alpm.hooks import add_pending, pending
+    from clp_alpm.state import StateDB
+    from clp_alpm.transactions import Reapply
+
+    install(hroot, package(hroot, "1.0-1", "port=1\n"))
+    apply_patch(hroot, tmp_path, keyring)
+    conf = hroot.root / "etc/demo.conf"
+    conf.write_text("port=9\n")  # as an upgrade would have left it
+    state = StateDB(hroot.root / "var/lib/clp")
+    add_pending(state, [Reapply("CLPR1", "transaction 7 replaced /etc/demo.conf",
+                                ["/etc/demo.conf"])])  # fmt: skip
+    add_pending(state, [Reapply("CLPR1", "transaction 8 installed other 1.0-1", [])])
+    (merged,) = pending(state)
+    assert merged.replaced == ["/etc/demo.conf"] and "transaction 8" in merged.reason
+    state.close()
+    listed = hroot.clp("list")  # a reading command leaves it
+    assert "re-applying" not in listed.stdout
+    result = hroot.clp("recover")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "re-applying CLPR1: transaction 7 replaced /etc/demo.conf" in result.stdout
+    assert conf.read_text() == "port=9\npatched\n"
+    state = StateDB(hroot.root / "var/lib/clp", readonly=True)
+    assert pending(state) == []
+    state.close()
+    assert hroot.clp("rollback", "CLPR1", "--noconfirm").returncode == 0
+    assert conf.read_text() == "port=9\n"
+
+
+def test_a_post_hook_of_another_pacman_never_takes_over_an_open_record(hroot):
+    """An open record left by a pacman that died is closed as interrupted; the next
+    transaction's post hook (its pre hook failed) makes a record of its own that has no
+    earlier versions and so cannot be undone: never an upgrade taken for an install."""
+    from clp_alpm.config import load_config
+    from clp_alpm.snapshots import SnapshotStore
+    from clp_alpm.state import StateDB
+    from clp_alpm.transactions import HookTargets, Recorder, begin, finish
+
+    install(hroot, package(hroot, "1.0-1", "port=1\n"))
+    config = load_config(hroot.root)
+    state = StateDB(hroot.root / "var/lib/clp")
+    recorder = Recorder(config, state, SnapshotStore(hroot.root / "var/lib/clp/snapshots"))
+    begin(recorder, HookTargets(("other",), ()), "pacman", pacman_pid=111)
+    record = finish(recorder, HookTargets((PKG,), ("/etc/demo.conf",)), "pacman", pacman_pid=222)
+    state.close()
+    records = {r["id"]: r for r in transactions(hroot)}
+    assert records[2]["status"] == "interrupted" and moves(records[2]) == [("other", None, None)]
+    assert record.snapshot_before is None and moves(records[3]) == [(PKG, None, "1.0-1")]
+    refused = hroot.clp("undo-transaction", str(record.id), "--noconfirm")
+    assert refused.returncode == 2 and "no record from before it" in refused.stderr
+    assert hroot.installed(PKG) == "1.0-1"
