@@ -424,13 +424,15 @@ class SnapshotStore:
                     f"{clean}: is a {_special_kind(st.st_mode)}; clp only snapshots regular "
                     "files, symlinks and directories"
                 )
+            # The hint comes from a snapshot whose manifest exists, so its objects do too
+            # (prune removes a manifest before the objects only it named): no stat of it.
             if (
                 hint is not None
                 and hint.digest is not None
                 and _stat_matches(hint, st, trust_before_ns)
-                and (not keep or self._has_object(hint.digest))
             ):
-                return _state_from_stat(clean, "file", st, digest=hint.digest, host=host)
+                # setting an xattr changes the ctime, which matched: the hint's xattrs hold
+                return _state_from_stat(clean, "file", st, digest=hint.digest, xattrs=hint.xattrs)
             state = self._read_regular_file(clean, host, st, keep)
             if state is not None:
                 return state
@@ -931,9 +933,12 @@ def _state_from_stat(
     digest: str | None = None,
     target: str | None = None,
     host: str | None = None,
+    xattrs: tuple[tuple[str, str], ...] | None = None,
 ) -> FileState:
+    if xattrs is None:
+        xattrs = _read_xattrs(host) if host is not None and kind in ("file", "dir") else ()
     return FileState(
-        xattrs=_read_xattrs(host) if host is not None and kind in ("file", "dir") else (),
+        xattrs=xattrs,
         path=clean,
         kind=kind,
         mode=stat.S_IMODE(st.st_mode),
