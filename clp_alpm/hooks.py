@@ -216,6 +216,8 @@ def run_pending(session: Session) -> None:
         try:
             record = reapply(session, item.patch, item.reason, item.replaced)
         except ClpError as err:
+            if isinstance(err.__cause__, KeyboardInterrupt):
+                raise KeyboardInterrupt from None  # undone, and left pending: not really tried
             _done(session.state, item)
             events.warning(f"clp: {item.patch} is no longer in force: {err}")
             continue
