@@ -336,7 +336,8 @@ def verify_command(patch_file: str) -> None:
 def info_command(patch: str) -> None:
     """Show a patch file's metadata, or what clp knows of the patch with that ID."""
     printer = Printer(options())
-    if patch.endswith(".clp") or "/" in patch or os.path.lexists(patch):
+    # a directory named like the patch is what 'clp new' made: the ID is meant, not the dir
+    if patch.endswith(".clp") or "/" in patch or os.path.isfile(patch):
         _info_file(printer, Path(patch))
     else:
         _info_record(printer, patch)
@@ -526,7 +527,8 @@ def rollback_command(patch_id: str, force: bool) -> None:
 
 
 @command("revert")
-@click.argument("targets", nargs=-1, required=True, metavar="PKG [VERSION] | PKG=VER... | FILE")
+@click.argument("targets", nargs=-1, required=True,
+                metavar="PKG [VERSION] | PKG=VER... | FILE|URL")
 @click.option("--list", "list_only", is_flag=True, help="Only list the versions to be had.")
 @click.option("--allow-upgrade", is_flag=True, help="Accept a version newer than installed.")
 @click.option("--until", metavar="VERSION", help="Lift the pin once a repository has VERSION.")
@@ -660,7 +662,10 @@ def unpin_command(package: str) -> None:
             raise UsageError(f"{package} is not pinned (see 'clp pins')")
         step = Step("unpin", {"names": [package]}, f"unpin {package}")
         session.journal().commit("unpin", package, [step])
-    printer.section(f"{package} unpinned: the next 'pacman -Syu' may upgrade it")
+    if printer.json:
+        printer.data({"unpinned": package})
+    else:
+        printer.section(f"{package} unpinned: the next 'pacman -Syu' may upgrade it")
 
 
 @command("transactions")
@@ -740,9 +745,11 @@ def undo_transaction_command(transaction: str, force: bool) -> None:
 @command("status")
 def status_command() -> None:
     """List running processes that still use files pacman deleted or replaced."""
+    from .patches import require_root
     from .processes import find_stale_processes, group_by_unit
 
     printer = Printer(options())
+    require_root()  # anyone else sees only their own processes: an all-clear would be false
     config = _config_checking_recovery(printer)
     stale = find_stale_processes(config.root)
     if printer.json:
@@ -803,7 +810,8 @@ def new_command(patch_id: str, directory: str) -> None:
 
 @command("build")
 @click.argument("directory", type=click.Path(file_okay=False))
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Output .clp file.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="Output .clp file (default: DIRECTORY's name + .clp, here).")
 @click.option("--sign", "sign_key", metavar="KEYID", help="Sign with this gpg key.")
 @click.option("--gpg-homedir", type=click.Path(file_okay=False), help="gpg home for --sign.")
 def build_command(
@@ -951,7 +959,11 @@ def _fail(message: str, code: int) -> int:
 def main(argv: list[str] | None = None) -> int:
     for signum in (signal.SIGTERM, signal.SIGHUP):  # a stop, a lost ssh session: undo
         signal.signal(signum, _terminate)
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    global _last_options
+    args = argv if argv is not None else sys.argv[1:]
+    debug = "--debug" in args
+    if "--json" in args:  # a usage error comes before the options are parsed: still JSON
+        _last_options = Options({"json_output": True})
     try:
         cli.main(args=argv, prog_name="clp", standalone_mode=False)
         return 0

@@ -96,7 +96,11 @@ def load_config(
     `config_file` is a host path, as pacman's --config; the default lives inside the root.
     """
     root_path = Path(root).absolute()
-    if not root_path.is_dir():
+    try:
+        is_dir = root_path.is_dir()
+    except OSError as err:  # a root this user may not enter
+        raise ConfigError(f"{root_path}: cannot use the root directory ({err.strerror})") from None
+    if not is_dir:
         raise ConfigError(f"{root_path}: root directory does not exist")
     explicit = config_file is not None
     path = Path(config_file) if explicit else under_root(root_path, DEFAULT_CONFIG)

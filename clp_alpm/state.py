@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from .errors import ClpError
+from .errors import ClpError, NotRootError
 
 # typing costs ~4 ms to import and the hooks start on every transaction: names for type
 # checkers only (annotations are strings here)
@@ -72,7 +72,8 @@ CREATE TABLE IF NOT EXISTS transactions (
     snapshot_before TEXT,
     snapshot_after TEXT,
     message TEXT,
-    pacman_pid INTEGER
+    pacman_pid INTEGER,
+    undoes INTEGER
 );
 CREATE TABLE IF NOT EXISTS journal (
     op_id INTEGER NOT NULL REFERENCES operations(id),
@@ -174,6 +175,7 @@ class TransactionRecord:
     finished: float | None = None
     message: str | None = None
     pacman_pid: int | None = None  # the pacman whose hooks opened it
+    undoes: int | None = None  # the transaction whose undo this clp-made transaction was
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -184,6 +186,7 @@ class TransactionRecord:
             "origin": self.origin,
             "packages": [dict(package) for package in self.packages],
             "changed_files": list(self.changed),
+            "undoes": self.undoes,
             "message": self.message,
         }
 
@@ -240,8 +243,10 @@ class StateDB:
             raise ClpError(f"{self.path}: state database is unreadable ({err})") from None
         except OSError as err:
             doing = "read clp's state" if readonly else "create the state directory"
-            hint = "; run as root" if isinstance(err, PermissionError) else ""
-            raise ClpError(f"{state_dir}: cannot {doing} ({err.strerror}){hint}") from None
+            if isinstance(err, PermissionError):
+                message = f"{state_dir}: cannot {doing} (Permission denied); run as root"
+                raise NotRootError(message) from None
+            raise ClpError(f"{state_dir}: cannot {doing} ({err.strerror})") from None
         self._conn.row_factory = sqlite3.Row
 
     def _connect_readonly(self) -> sqlite3.Connection:
@@ -251,7 +256,11 @@ class StateDB:
             return conn
         uri = f"file:{self.path}?mode=ro"
         conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30)
-        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # fails now, not later
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}  # fails now
+        if "operations" not in tables:  # an empty database: nothing recorded yet, as if absent
+            conn.close()
+            conn = sqlite3.connect(":memory:", isolation_level=None)
+            conn.executescript(_SCHEMA)
         return conn
 
     def _check_version(self) -> None:

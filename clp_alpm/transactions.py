@@ -370,6 +370,8 @@ def plan_undo(session: Session, transaction_id: str | int, force: bool = False) 
     record = get(session.state, transaction_id)
     _check_undoable(record)
     refuse_if_pacman_runs(session.pacman())
+    later = [r for r in session.state.list_transactions() if r.id > record.id]
+    _check_not_changed_later(record, later)
     _check_versions_unchanged(session, record)
     # Files applied patches manage are left to the patches: when pacman puts the earlier
     # version back, the hooks re-apply them on it (restoring the snapshot and re-applying
@@ -425,10 +427,11 @@ def plan_undo(session: Session, transaction_id: str | int, force: bool = False) 
                 f"restore {len(restore)} file(s) as they were before the transaction",
             )
         )
+    newest = max([record.id, *(r.id for r in later)])
     steps.append(
         Step(
             "record-transaction",
-            {"id": record.id, "status": "undone"},
+            {"id": record.id, "status": "undone", "after": newest},
             f"record transaction {record.id} as undone",
         )
     )
@@ -458,6 +461,24 @@ def _check_undoable(record: TransactionRecord) -> None:
             f"transaction {record.id} has no record from before it "
             "(the pre-transaction hook did not run): clp cannot undo it"
         )
+
+
+def _moved(record: TransactionRecord) -> set[str]:
+    return {p["name"] for p in record.packages if p["from"] != p["to"]}
+
+
+def _check_not_changed_later(record: TransactionRecord, later: list[TransactionRecord]) -> None:
+    """A later transaction that moved the same packages must be undone first (an undone one,
+    or the undo of a later one, does not count): else the undo would act on its result."""
+    for other in later:
+        if other.status == "undone" or (other.undoes is not None and other.undoes > record.id):
+            continue
+        again = sorted(_moved(record) & _moved(other))
+        if again:
+            raise UsageError(
+                f"{', '.join(again)} changed again in transaction {other.id}: undo that one "
+                f"first (see 'clp transactions')"
+            )
 
 
 def _check_versions_unchanged(session: Session, record: TransactionRecord) -> None:
@@ -498,12 +519,16 @@ class RecordTransactionStep:
         self.session = session
 
     def do(self, run: StepRun) -> None:
-        record = get(self.session.state, run.args["id"])
+        state = self.session.state
+        record = get(state, run.args["id"])
         run.save(previous=record.status, message=record.message)
         stamp = time.strftime("%Y-%m-%d %H:%M")
-        self.session.state.put_transaction(
+        state.put_transaction(
             replace(record, status=run.args["status"], message=f"undone by clp on {stamp}")
         )
+        for made in state.list_transactions():  # the pacman runs of this undo, by its hooks
+            if made.id > run.args["after"] and made.origin == "clp" and made.undoes is None:
+                state.put_transaction(replace(made, undoes=record.id))
 
     def undo(self, run: StepRun) -> None:
         if "previous" in run.data:

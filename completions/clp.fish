@@ -130,7 +130,7 @@ complete -c clp -s h -l help -d 'Show this message and exit.'
 complete -c clp -n '__clp_argument apply 0' -k -a '(__fish_complete_suffix .clp)'
 
 # clp build
-complete -c clp -n '__clp_using build' -s o -l output -r -F -d 'Output .clp file.'
+complete -c clp -n '__clp_using build' -s o -l output -r -F -d 'Output .clp file (default: DIRECTORY\'s name + .clp, here).'
 complete -c clp -n '__clp_using build' -l sign -x -d 'Sign with this gpg key.'
 complete -c clp -n '__clp_using build' -l gpg-homedir -x -a '(__fish_complete_directories)' -d 'gpg home for --sign.'
 complete -c clp -n '__clp_argument build 0' -a '(__fish_complete_directories)'

@@ -494,7 +494,8 @@ GLOBAL_OPTION_DETAILS = {
 # Exit statuses: the EXIT_* constants of clp_alpm/errors.py, and the one of an interruption.
 EXIT_STATUS = {
     "EXIT_OK": "Success.",
-    "EXIT_FAILED": "The operation failed and what it had done was rolled back; or it was "
+    "EXIT_FAILED": "The operation failed, or was interrupted (Ctrl-C, SIGTERM, SIGHUP), and "
+    "what it had done was rolled back; or it was "
     "declined at the prompt; or a rollback refused to overwrite a file changed since the "
     "patch was applied (see `--force`); or `clp update` could not apply some patches (it "
     "applied the others).",
@@ -506,7 +507,8 @@ EXIT_STATUS = {
 }
 INTERRUPTED_STATUS = (
     130,
-    "Interrupted by Ctrl-C, SIGTERM or SIGHUP; what the command had started was rolled back.",
+    "Interrupted by Ctrl-C, SIGTERM or SIGHUP before any change began (at a prompt, "
+    "during a download).",
 )
 
 EXAMPLES = (
