@@ -642,7 +642,7 @@ def pins_command() -> None:
         return
     for pin in pins:
         until = f" until {pin.until}" if pin.until else ""
-        printer.item(f"{pin.name} {pin.version}{until}  ({pin.reason})")
+        printer.item(f"{pin.name} {pin.version}{until} ({pin.reason})")
     if pins and not pins_included(config, config.pacman_conf):
         from .pins import include_line
 
@@ -924,7 +924,8 @@ def repo_add_command(directory: str, sign_key: str | None, gpg_homedir: str | No
     for entry in index.entries:
         printer.arrow(f"{entry.name} {entry.version} ({entry.architecture})")
     signed = f", signed {path}.sig" if sign_key else ""
-    printer.section(f"wrote {path}: {len(index.entries)} patches{signed}")
+    count = len(index.entries)
+    printer.section(f"wrote {path}: {count} patch{'' if count == 1 else 'es'}{signed}")
 
 
 def _size(count: int) -> str:

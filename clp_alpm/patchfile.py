@@ -1258,7 +1258,10 @@ _TEMPLATE_HEADER = """\
 #
 # Before Install-Script.ps1 runs, clp snapshots every path listed in <Files> of PKGINFO.meta
 # and restores them exactly on rollback or failure: no backup logic is needed here.
-# Any error must stop the script with a non-zero exit code; clp then rolls the patch back.
+# Stop with a non-zero exit code on any error. A failing Install-Script.ps1 rolls the patch
+# back; a failing Remove-Script.ps1 is a warning (clp restores the files from its snapshot).
+# Install-Script.ps1 runs again when a pacman upgrade replaces a declared file: keep it safe
+# to run twice.
 
 Set-StrictMode -Version Latest
 $ErrorActionPreference = 'Stop'
