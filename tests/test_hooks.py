@@ -579,3 +579,18 @@ def test_undo_refuses_when_a_later_transaction_moved_the_package_even_back(hroot
     assert hroot.installed(PKG) is None
     undos = [r for r in transactions(hroot) if r["origin"] == "clp"]
     assert [r["undoes"] for r in undos] == [3, 2, 1]
+
+
+def test_one_transaction_of_several_packages_is_one_record(hroot):
+    install(hroot, package(hroot, "1.0-1", "port=1\n"))
+    result = hroot.pacman("-U", package(hroot, "2.0-1", "port=2\n"),
+                          package(hroot, "1.0-1", "x=1\n", name="other"))  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    records = transactions(hroot)
+    assert len(records) == 2
+    assert sorted(moves(records[1])) == [(PKG, "1.0-1", "2.0-1"), ("other", None, "1.0-1")]
+    assert sorted(records[1]["changed_files"]) == ["/etc/demo.conf", "/etc/other.conf"]
+    undone = hroot.clp("undo-transaction", "2", "--noconfirm")
+    assert undone.returncode == 0, undone.stdout + undone.stderr
+    assert hroot.installed(PKG) == "1.0-1" and hroot.installed("other") is None
+    assert not (hroot.root / "etc/other.conf").exists()
