@@ -12,7 +12,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .alpm import glob_under_root, read_pacman_conf
 from .atomicfile import write_atomically
 from .config import Config
 from .errors import ConfigError, UsageError
@@ -155,6 +154,8 @@ def pins_included(config: Config, pacman_conf: Path | None = None) -> bool:
     them, following nested includes; an Include naming the file counts even before the file
     exists (pacman would then refuse to run until clp writes it).
     """
+    from .alpm import read_pacman_conf  # lazy: the post hook reads pins on every transaction
+
     conf = Path(pacman_conf) if pacman_conf is not None else config.host(PACMAN_CONF)
     if not conf.is_file():
         return False
@@ -170,6 +171,8 @@ def pins_included(config: Config, pacman_conf: Path | None = None) -> bool:
 
 
 def _matches(root: Path, pattern: str) -> list[Path]:
+    from .alpm import glob_under_root
+
     try:
         return glob_under_root(root, pattern) if pattern.startswith("/") else []
     except ConfigError:
