@@ -157,9 +157,13 @@ def _keep_patches_in_force(config: Config, out: Output) -> None:
     state = StateDB(config.host_state_dir, readonly=True)
     try:
         due = bool(pending(state))
+        unfinished = bool(state.unfinished_operations())
     finally:
         state.close()
     if not due and not any(pin.until for pin in read_pins(config)):
+        return
+    if unfinished:  # its recovery may need pacman, whose lock this transaction holds
+        out.warning("clp: an interrupted clp operation needs recovery first: run 'clp recover'")
         return
     from .patches import Events, Session
     from .reverts import lift_satisfied_pins
@@ -212,20 +216,43 @@ def run_pending(session: Session) -> None:
         if record is None or record.state != "applied":
             _done(session.state, item)
             continue
+        replaced = _still_replaced(session, record, item.replaced)
+        if item.replaced and not replaced:  # patched again meanwhile (a recovered undo)
+            _done(session.state, item)
+            continue
         events.info(f"clp: re-applying {item.patch}: {item.reason}")
         try:
-            record = reapply(session, item.patch, item.reason, item.replaced)
+            record = reapply(session, item.patch, item.reason, replaced)
         except ClpError as err:
             if isinstance(err.__cause__, KeyboardInterrupt):
                 raise KeyboardInterrupt from None  # undone, and left pending: not really tried
             _done(session.state, item)
             events.warning(f"clp: {item.patch} is no longer in force: {err}")
             continue
+        except Exception as err:  # noqa: BLE001 - a bug must not block every later command
+            _done(session.state, item)
+            events.warning(f"clp: re-applying {item.patch} failed: {type(err).__name__}: {err}")
+            continue
         _done(session.state, item)
         events.info(f"clp: {item.patch} re-applied")
         for result in restart_services(session, record):
             say = events.info if result.status == "restarted" else events.warning
             say(f"clp: {result.unit}: {result.status}: {result.message}")
+
+
+def _still_replaced(session: Session, record, paths: list[str]) -> list[str]:
+    """The paths that differ from what the patch left (a killed re-apply or a recovered
+    undo may have put the patched file back already: re-applying then would patch twice)."""
+    if not paths or not record.snapshot_after:
+        return list(paths)
+    after = session.store.load(record.snapshot_after)
+    root = session.config.root
+    return [
+        path
+        for path in paths
+        if (then := after.get(path)) is None
+        or not session.store.current_state(root, path).same_content_as(then)
+    ]
 
 
 def _done(state: StateDB, item: Reapply) -> None:

@@ -143,8 +143,11 @@ class Journal:
         earlier = {e.kind: e.data for e in operation.entries}
         errors: list[str] = []
         for entry in reversed(operation.entries):
-            if entry.status != "undone":  # an undo that failed before is tried again
-                errors.extend(self._undo_entry(entry, earlier))
+            if entry.status == "undone":  # an undo that failed before is tried again
+                continue
+            if errors and getattr(self.handlers[entry.kind], "undo_last", False):
+                continue  # left for the retry, to run after the undos that failed
+            errors.extend(self._undo_entry(entry, earlier))
         return errors
 
     def _undo_entry(self, entry: JournalEntry, earlier: dict[str, dict[str, Any]]) -> list[str]:

@@ -3,6 +3,7 @@ every transaction, so it must start fast (see bench/hooks.py)."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -29,7 +30,9 @@ def run_hook_command(args: list[str], root: Path = Path("/")) -> int:
     if len(args) != 1:
         warning("usage: clp hook pre-transaction|post-transaction (targets on stdin)")
         return 0
-    stdin = "" if sys.stdin is None or sys.stdin.isatty() else sys.stdin.read()
+    # paths are bytes on Linux: one that is not UTF-8 must not cost the transaction its record
+    raw = b"" if sys.stdin is None or sys.stdin.isatty() else sys.stdin.buffer.read()
+    stdin = os.fsdecode(raw)
     run_hook(args[0], stdin, Output(info=info, warning=warning, output=info), root)
     return 0
 

@@ -18,15 +18,15 @@ from .errors import ConfigError
 def installed_versions(dbpath: Path, names: Iterable[str]) -> dict[str, str | None]:
     """Installed version of each name (None when not installed)."""
     wanted = list(names)
+    versions: dict[str, str] = {}
     try:
-        entries = os.listdir(Path(dbpath) / "local")
+        with os.scandir(Path(dbpath) / "local") as entries:
+            for entry in entries:  # as libalpm: directories only, the first of a name wins
+                parts = entry.name.rsplit("-", 2)
+                if len(parts) == 3 and all(parts) and entry.is_dir(follow_symlinks=False):
+                    versions.setdefault(parts[0], f"{parts[1]}-{parts[2]}")
     except FileNotFoundError:
         return {name: None for name in wanted}
     except OSError as err:
         raise ConfigError(f"{dbpath}: cannot read the pacman database ({err.strerror})") from None
-    versions: dict[str, str] = {}
-    for entry in entries:
-        parts = entry.rsplit("-", 2)
-        if len(parts) == 3 and all(parts):
-            versions[parts[0]] = f"{parts[1]}-{parts[2]}"
     return {name: versions.get(name) for name in wanted}

@@ -194,6 +194,7 @@ class Session:
             try:
                 self.state = StateDB(self.config.host_state_dir)
                 self.recover()
+                self._reapply_pending()  # before this command looks at any patch's files
             except BaseException:
                 self.close()
                 raise
@@ -856,7 +857,10 @@ class SnapshotStep(_Handler):
 class RestorePointStep(SnapshotStep):
     """A snapshot whose undo restores it. As an operation's first step it is undone last,
     after every later step's undo (a pacman reinstall rewrites files): the files end exactly
-    as they were before the operation."""
+    as they were before the operation. When a later undo fails, the journal leaves this one
+    for the retry (`undo_last`), so that it still comes after that reinstall."""
+
+    undo_last = True
 
     def undo(self, run: StepRun) -> None:
         if run.data.get("snapshot"):

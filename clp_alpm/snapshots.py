@@ -55,6 +55,7 @@ _TEMP_PREFIX = ".clp-restore-"
 
 PROGRESS_EVERY = 500  # paths between progress reports: small snapshots report nothing
 SYNCFS_ABOVE = 64  # new objects in one snapshot above which one syncfs() replaces their fsyncs
+INDEX_OBJECTS_ABOVE = 2000  # paths in one snapshot above which the objects are listed once
 
 
 class SnapshotError(ClpError):
@@ -227,11 +228,14 @@ class SnapshotStore:
         # Bytes of target files read and hashed (not store objects): shows the stat shortcut works.
         self.bytes_hashed = 0
         self._dirs_to_sync: set[Path] = set()
-        # Inside take(), new objects are not fsynced as they are written: before the manifest
-        # that names them, a few are fsynced one by one and many with one syncfs() (10,000
-        # fsyncs took seconds; a syncfs in a pacman hook would flush all pacman just wrote).
+        # Inside take(), new objects wait as temp files: before the manifest that names them,
+        # a few are fsynced one by one and many with one syncfs() (10,000 fsyncs took seconds;
+        # a syncfs in a pacman hook would flush all pacman just wrote), and only then renamed
+        # into place, so an object under its name is always complete.
         self._batch = False
-        self._unsynced: list[str] = []
+        self._staged: dict[str, str] = {}  # digest -> temp path, durable and named at flush
+        # In a large take(), the objects present, listed once instead of a stat per file.
+        self._index: set[str] | None = None
 
     # ----------------------------------------------------------------- public API
 
@@ -254,7 +258,9 @@ class SnapshotStore:
         where = _Resolver(root)
         states: list[FileState] = []
         seen: set[str] = set()
+        paths = list(paths)
         self._batch = True
+        self._index = self._list_objects() if len(paths) >= INDEX_OBJECTS_ABOVE else None
         try:
             for path in paths:
                 clean, host = where.locate(path)
@@ -273,6 +279,7 @@ class SnapshotStore:
             # Also on failure: a later snapshot may reuse these objects by name.
             self._sync_object_dirs()
             self._batch = False
+            self._index = None
         return snapshot
 
     def compose(self, files: Iterable[FileState], created: float) -> Snapshot:
@@ -424,12 +431,11 @@ class SnapshotStore:
                     f"{clean}: is a {_special_kind(st.st_mode)}; clp only snapshots regular "
                     "files, symlinks and directories"
                 )
-            # The hint comes from a snapshot whose manifest exists, so its objects do too
-            # (prune removes a manifest before the objects only it named): no stat of it.
             if (
                 hint is not None
                 and hint.digest is not None
                 and _stat_matches(hint, st, trust_before_ns)
+                and (not keep or self._has_object(hint.digest))  # a lost object is made again
             ):
                 # setting an xattr changes the ctime, which matched: the hint's xattrs hold
                 return _state_from_stat(clean, "file", st, digest=hint.digest, xattrs=hint.xattrs)
@@ -611,30 +617,48 @@ class SnapshotStore:
         return self.objects_dir / digest[:2] / digest[2:]
 
     def _has_object(self, digest: str) -> bool:
+        if digest in self._staged:
+            return True
+        if self._index is not None:
+            return digest in self._index
         # Plain strings: this runs once per unchanged file, pathlib would dominate the cost.
         return os.path.isfile(f"{self._objects_prefix}{digest[:2]}/{digest[2:]}")
 
+    def _list_objects(self) -> set[str]:
+        return {digest for digest, _path in self._stored_objects()}
+
     def _install_object(self, temp_path: str, digest: str, length: int) -> None:
-        """Move a fsynced temp file into place, unless an intact-looking object is there."""
-        final = self._object_path(digest)
-        try:
-            if os.stat(final).st_size == length:
+        """Move a fsynced temp file into place, unless an intact-looking object is there.
+        Inside take(), the temp file waits (unsynced) for the flush in _sync_object_dirs."""
+        if self._batch:
+            if digest in self._staged or self._intact_object(digest, length):
                 _unlink_quietly(temp_path)
-                return
+            else:
+                self._staged[digest] = temp_path
+            return
+        self._move_into_place(temp_path, digest, length)
+
+    def _intact_object(self, digest: str, length: int) -> bool:
+        """An object of the right size is there (a truncated one is replaced)."""
+        try:
+            return os.stat(self._object_path(digest)).st_size == length
         except FileNotFoundError:
-            pass
+            return False
+
+    def _move_into_place(self, temp_path: str, digest: str, length: int) -> None:
+        final = self._object_path(digest)
+        if self._intact_object(digest, length):
+            _unlink_quietly(temp_path)
+            return
         if not final.parent.is_dir():
             final.parent.mkdir(mode=0o700)
             self._dirs_to_sync.add(self.objects_dir)
         os.replace(temp_path, final)
         self._dirs_to_sync.add(final.parent)
-        if self._batch:
-            self._unsynced.append(str(final))
 
     def _store_blob(self, data: bytes) -> str:
         digest = hashlib.sha256(data).hexdigest()
-        final = self._object_path(digest)
-        if os.path.isfile(final) and os.stat(final).st_size == len(data):
+        if digest in self._staged or self._intact_object(digest, len(data)):
             return digest
         temp_path = self._write_temp(data, "object-", object_data=True)
         self._install_object(temp_path, digest, len(data))
@@ -749,15 +773,20 @@ class SnapshotStore:
             os.fsync(fd)
 
     def _sync_object_dirs(self) -> None:
-        """Make every object written so far durable, with the directory entries naming them."""
-        if len(self._unsynced) > SYNCFS_ABOVE:
-            _syncfs(self.objects_dir)
+        """Make every object written so far durable, then name it, then make the names
+        durable: a crash leaves complete objects or temp files, never a torn object."""
+        staged, self._staged = self._staged, {}
+        if len(staged) > SYNCFS_ABOVE:
+            _syncfs(self.tmp_dir)
         else:
-            for path in self._unsynced:
-                _fsync_path(path)
-            for directory in sorted(self._dirs_to_sync):
-                fsync_directory(directory)
-        self._unsynced.clear()
+            for temp_path in staged.values():
+                _fsync_path(temp_path)
+        for digest, temp_path in staged.items():
+            self._move_into_place(temp_path, digest, os.stat(temp_path).st_size)
+            if self._index is not None:
+                self._index.add(digest)
+        for directory in sorted(self._dirs_to_sync):
+            fsync_directory(directory)
         self._dirs_to_sync.clear()
 
     def _new_id(self, created: float) -> str:

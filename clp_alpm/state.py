@@ -72,8 +72,7 @@ CREATE TABLE IF NOT EXISTS transactions (
     snapshot_before TEXT,
     snapshot_after TEXT,
     message TEXT,
-    pacman_pid INTEGER,
-    undoes INTEGER
+    pacman_pid INTEGER
 );
 CREATE TABLE IF NOT EXISTS journal (
     op_id INTEGER NOT NULL REFERENCES operations(id),
@@ -175,7 +174,6 @@ class TransactionRecord:
     finished: float | None = None
     message: str | None = None
     pacman_pid: int | None = None  # the pacman whose hooks opened it
-    undoes: int | None = None  # the transaction whose undo this clp-made transaction was
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -186,7 +184,6 @@ class TransactionRecord:
             "origin": self.origin,
             "packages": [dict(package) for package in self.packages],
             "changed_files": list(self.changed),
-            "undoes": self.undoes,
             "message": self.message,
         }
 

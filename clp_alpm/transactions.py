@@ -117,11 +117,13 @@ def finish(
     recorder: Recorder, targets: HookTargets, origin: str, pacman_pid: int
 ) -> TransactionRecord:
     """After a transaction: the versions and files now, and what changed. Only the record
-    this pacman's pre hook opened is closed as done: another open one is from a pacman that
-    died, and taking it for this transaction would record upgrades as installs."""
+    this transaction's pre hook opened is closed as done: the same pacman process, and the
+    same packages (a front end such as pamac runs every transaction in one process). Another
+    open record is from a transaction that died; taking it for this one would record
+    upgrades as installs."""
     mine = None
     for record in recorder.state.open_transactions():
-        if record.pacman_pid == pacman_pid and mine is None:
+        if mine is None and _opened_by(record, targets, pacman_pid):
             mine = record
         else:
             close(recorder, record, (), "interrupted")
@@ -141,6 +143,11 @@ def finish(
     )
     record = replace(record, id=recorder.state.add_transaction(record))
     return close(recorder, record, targets, "done")
+
+
+def _opened_by(record: TransactionRecord, targets: HookTargets, pacman_pid: int) -> bool:
+    names = {package["name"] for package in record.packages}
+    return record.pacman_pid == pacman_pid and names == set(targets.packages)
 
 
 def close(
@@ -427,11 +434,10 @@ def plan_undo(session: Session, transaction_id: str | int, force: bool = False) 
                 f"restore {len(restore)} file(s) as they were before the transaction",
             )
         )
-    newest = max([record.id, *(r.id for r in later)])
     steps.append(
         Step(
             "record-transaction",
-            {"id": record.id, "status": "undone", "after": newest},
+            {"id": record.id, "status": "undone"},
             f"record transaction {record.id} as undone",
         )
     )
@@ -468,10 +474,12 @@ def _moved(record: TransactionRecord) -> set[str]:
 
 
 def _check_not_changed_later(record: TransactionRecord, later: list[TransactionRecord]) -> None:
-    """A later transaction that moved the same packages must be undone first (an undone one,
-    or the undo of a later one, does not count): else the undo would act on its result."""
+    """A later pacman transaction that moved the same packages must be undone first: else the
+    undo would act on its result. clp's own transactions (reverts, their rollbacks, undos)
+    come and go with clp's records: for them the installed versions decide (a revert still
+    in force leaves another version installed, and the undo refuses for that)."""
     for other in later:
-        if other.status == "undone" or (other.undoes is not None and other.undoes > record.id):
+        if other.status == "undone" or other.origin == "clp":
             continue
         again = sorted(_moved(record) & _moved(other))
         if again:
@@ -526,9 +534,6 @@ class RecordTransactionStep:
         state.put_transaction(
             replace(record, status=run.args["status"], message=f"undone by clp on {stamp}")
         )
-        for made in state.list_transactions():  # the pacman runs of this undo, by its hooks
-            if made.id > run.args["after"] and made.origin == "clp" and made.undoes is None:
-                state.put_transaction(replace(made, undoes=record.id))
 
     def undo(self, run: StepRun) -> None:
         if "previous" in run.data:

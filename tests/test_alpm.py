@@ -545,3 +545,5 @@ def test_local_db_read_directly_agrees_with_libalpm(tmp_path: Path) -> None:
     assert read_local(dbpath, names) == expected
     assert expected["python-click"] == "1:8.1.7-2" and expected["python"] is None
     assert read_local(tmp_path / "nowhere", ["a"]) == {"a": None}
+    (dbpath / "local/stray-1.0-1").write_text("")  # a file is no package, for libalpm too
+    assert read_local(dbpath, ["stray"]) == {"stray": None}

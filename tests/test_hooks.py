@@ -577,8 +577,22 @@ def test_undo_refuses_when_a_later_transaction_moved_the_package_even_back(hroot
         result = hroot.clp("undo-transaction", number, "--noconfirm")
         assert result.returncode == 0, number + result.stdout + result.stderr
     assert hroot.installed(PKG) is None
-    undos = [r for r in transactions(hroot) if r["origin"] == "clp"]
-    assert [r["undoes"] for r in undos] == [3, 2, 1]
+    records = transactions(hroot)
+    assert [r["status"] for r in records[:3]] == ["undone"] * 3
+    assert [r["origin"] for r in records[3:]] == ["clp"] * 3
+
+
+def test_a_revert_and_its_rollback_do_not_block_undoing_an_earlier_transaction(hroot):
+    (hroot.root / "etc/pacman.d/clp-pins.conf").write_text("")
+    install(hroot, package(hroot, "1.0-1", "port=1\n"))
+    install(hroot, package(hroot, "2.0-1", "port=2\n"))
+    assert hroot.clp("revert", PKG, "1.0-1", "--noconfirm").returncode == 0
+    in_force = hroot.clp("undo-transaction", "2", "--noconfirm")
+    assert in_force.returncode == 2 and "demo is 1.0-1 now, not 2.0-1" in in_force.stderr
+    assert hroot.clp("rollback", "R1", "--noconfirm").returncode == 0
+    undone = hroot.clp("undo-transaction", "2", "--noconfirm")
+    assert undone.returncode == 0, undone.stdout + undone.stderr
+    assert hroot.installed(PKG) == "1.0-1"
 
 
 def test_one_transaction_of_several_packages_is_one_record(hroot):
@@ -594,3 +608,37 @@ def test_one_transaction_of_several_packages_is_one_record(hroot):
     assert undone.returncode == 0, undone.stdout + undone.stderr
     assert hroot.installed(PKG) == "1.0-1" and hroot.installed("other") is None
     assert not (hroot.root / "etc/other.conf").exists()
+
+
+def test_a_restore_point_waits_for_a_failed_pacman_undo_to_be_retried(hroot):
+    """Recovery of a killed undo: its pacman reinstall fails once (pacman is busy); the user's
+    files are restored only after that reinstall finally ran, never before it."""
+    install(hroot, package(hroot, "1.0-1", "port=1\n"))
+    install(hroot, package(hroot, "2.0-1", "port=2\n"))
+    conf = hroot.root / "etc/demo.conf"
+    conf.write_text("port=2\n# my edit\n")
+    killed = hroot.clp("undo-transaction", "2", "--force", "--noconfirm",
+                       env={"CLP_FAULT_KILL": "restore-files:after"})  # fmt: skip
+    assert killed.returncode in (-9, 137), killed.stderr
+    lock = hroot.root / "var/lib/pacman/db.lck"
+    lock.write_text("")
+    stuck = hroot.clp("recover")
+    assert stuck.returncode != 0 and "db.lck" in stuck.stderr, stuck.stdout + stuck.stderr
+    lock.unlink()
+    recovered = hroot.clp("recover")
+    assert recovered.returncode == 0, recovered.stdout + recovered.stderr
+    assert hroot.installed(PKG) == "2.0-1"
+    assert conf.read_text() == "port=2\n# my edit\n"
+
+
+def test_a_target_path_that_is_not_utf8_does_not_cost_the_record(hroot):
+    install(hroot, package(hroot, "1.0-1", "port=1\n"))
+    (hroot.root / "tmp/targets").write_bytes(b"demo\netc/caf\xe9.conf\n")
+    hook = f"chroot {hroot.root} /usr/bin/clp hook"
+    targets = f"< {hroot.root}/tmp/targets"
+    # one shell runs both, as one pacman does: the post hook recognises the pre hook's record
+    result = hroot.run("sh", "-c", f"{hook} pre-transaction {targets}; "
+                       f"{hook} post-transaction {targets}; true")  # fmt: skip
+    assert result.returncode == 0 and not result.stderr, result.stderr
+    records = transactions(hroot)
+    assert records[-1]["status"] == "done" and moves(records[-1]) == [(PKG, "1.0-1", "1.0-1")]

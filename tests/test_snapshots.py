@@ -22,6 +22,7 @@ from clp_alpm.snapshots import (
     RACY_MARGIN_NS,
     CorruptStoreError,
     FileState,
+    Snapshot,
     SnapshotError,
     SnapshotStore,
     SpecialFileError,
@@ -932,4 +933,36 @@ def test_batched_syncs_leave_every_object_readable(root: Path, store: SnapshotSt
     reloaded = store.load(snapshot.id)
     for state in reloaded.files:
         assert store.read_content(state) == f"value {state.path[5:-5]}\n".encode()
-    assert store._unsynced == [] and not store._batch
+    assert store._staged == {} and not store._batch
+
+
+def test_a_lost_object_is_stored_again_by_the_next_snapshot(
+    root: Path, store: SnapshotStore
+) -> None:
+    """The stat shortcut trusts a matching record only while its object is in the store."""
+    (root / "etc").mkdir(exist_ok=True)
+    (root / "etc/a.conf").write_text("a\n")
+    first = store.take(root, ["/etc/a.conf"])
+    digest = first.get("/etc/a.conf").digest
+    store._object_path(digest).unlink()
+    # a record old enough to be trusted: only the missing object makes clp read the file
+    trusted = Snapshot(first.id, first.created + 10, first.files)
+    hashed = store.bytes_hashed
+    second = store.take(root, ["/etc/a.conf"], previous=trusted)
+    assert store.bytes_hashed == hashed + 2
+    assert store.read_content(second.get("/etc/a.conf")) == b"a\n"
+
+
+def test_a_large_snapshot_lists_the_objects_once(root: Path, store: SnapshotStore) -> None:
+    (root / "etc/many").mkdir(parents=True)
+    paths = []
+    for number in range(2100):
+        (root / f"etc/many/{number}.conf").write_text(f"{number % 7}\n")  # duplicates too
+        paths.append(f"/etc/many/{number}.conf")
+    first = store.take(root, paths)
+    assert len({s.digest for s in first.files}) == 7
+    second = store.take(root, paths, previous=first)
+    for state in second.files:
+        number = int(Path(state.path).stem)
+        assert store.read_content(state) == f"{number % 7}\n".encode()
+    assert not list(store.tmp_dir.iterdir())  # every staged temp file was named or dropped
