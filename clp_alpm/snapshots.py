@@ -625,7 +625,16 @@ class SnapshotStore:
         return os.path.isfile(f"{self._objects_prefix}{digest[:2]}/{digest[2:]}")
 
     def _list_objects(self) -> set[str]:
-        return {digest for digest, _path in self._stored_objects()}
+        """Names of the stored objects (strings only: this lists every object)."""
+        found: set[str] = set()
+        try:
+            prefixes = os.listdir(self.objects_dir)
+        except FileNotFoundError:
+            return found
+        for prefix in prefixes:
+            if len(prefix) == 2:
+                found.update(prefix + rest for rest in os.listdir(self._objects_prefix + prefix))
+        return found
 
     def _install_object(self, temp_path: str, digest: str, length: int) -> None:
         """Move a fsynced temp file into place, unless an intact-looking object is there.
