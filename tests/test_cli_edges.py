@@ -75,3 +75,10 @@ def test_info_of_an_id_beside_a_directory_of_that_name(tmp_path, sandbox, clp):
     result = clp("--root", str(sandbox), "info", "CLPR261125", cwd=tmp_path)
     assert result.returncode == 2
     assert "patch 'CLPR261125' is not known to clp" in result.stderr
+
+
+def test_a_transaction_that_is_not_a_number_is_one_line(sandbox, clp):
+    for command in ("diff", "undo-transaction"):
+        result = clp("--root", str(sandbox), command, "abc", "--noconfirm")
+        assert result.returncode == 2, result.stderr
+        assert result.stderr == "error: 'abc' is not a transaction number\n"
