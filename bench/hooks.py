@@ -50,7 +50,7 @@ import pkgkit  # noqa: E402
 import rootkit  # noqa: E402
 from hookkit import HookRoot  # noqa: E402
 
-from clp_alpm.snapshots import RACY_MARGIN_NS, Snapshot, SnapshotStore  # noqa: E402
+from clp_alpm.store.snapshots import RACY_MARGIN_NS, Snapshot, SnapshotStore  # noqa: E402
 
 PKG = "demo"
 ETC_FILES = 5
@@ -295,7 +295,7 @@ compiling = {k: v for k, v in cached.items() if k != "PYTHONPYCACHEPREFIX"}
 compiling["PYTHONDONTWRITEBYTECODE"] = "1"
 commands = {
     "python": (["chroot", root, python, "-c", "pass"], cached),
-    "imports": (["chroot", root, python, "-c", "import clp_alpm.launcher, clp_alpm.hooks"],
+    "imports": (["chroot", root, python, "-c", "import clp_alpm.cli.entry, clp_alpm.ops.hooks"],
                 cached),
     # `clp hook` without its argument: the real entry point started and the hook path
     # imported, then a usage warning and exit 0 (nothing recorded): the start-up alone
@@ -381,7 +381,7 @@ def bench_startup(work: Path, args: argparse.Namespace, report: Report) -> None:
     print(f"   {'':<46} {'median':>11} {'min':>11} {'median CPU':>11}")
     labels = {
         "python": "chroot R python -c pass",
-        "imports": "chroot R python -c 'import clp_alpm.hooks'",
+        "imports": "chroot R python -c 'import clp_alpm.ops.hooks'",
         "start-up": "chroot R clp hook (start-up: no argument)",
         "clp": "chroot R clp hook pre-transaction (recording)",
         "clp, no .pyc": "  the same, compiling clp_alpm (no .pyc)",

@@ -7,8 +7,8 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .errors import ConfigError
-from .paths import under_root
+from clp_alpm.errors import ConfigError
+from clp_alpm.paths import under_root
 
 DEFAULT_CONFIG = "/etc/CLP/clp.conf"
 DEFAULT_MIRRORS = "/etc/CLP/mirrors"

@@ -7,7 +7,7 @@ import posixpath
 import stat
 from pathlib import Path
 
-from .errors import UsageError
+from clp_alpm.errors import UsageError
 
 
 def normalize_target_path(path: str) -> str:

@@ -1,4 +1,4 @@
-"""clp_alpm.alpm against real pacman, repo-add and pyalpm in throwaway roots."""
+"""clp_alpm.system.alpm against real pacman, repo-add and pyalpm in throwaway roots."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ import pytest
 import rootkit
 from pkgkit import make_package, pacman_install
 
-from clp_alpm.alpm import (
+from clp_alpm.config import Config
+from clp_alpm.errors import ConfigError, LockError, OperationFailed, UsageError
+from clp_alpm.system.alpm import (
     DependencyProblem,
     check_revert_set,
     installed_package,
@@ -26,8 +28,6 @@ from clp_alpm.alpm import (
     suggest_together,
     sync_versions,
 )
-from clp_alpm.config import Config
-from clp_alpm.errors import ConfigError, LockError, OperationFailed, UsageError
 
 
 def build_package(
@@ -529,7 +529,7 @@ def test_local_db_read_directly_agrees_with_libalpm(tmp_path: Path) -> None:
     import pyalpm
     from pkgkit import make_package, pacman_install
 
-    from clp_alpm.localdb import installed_versions as read_local
+    from clp_alpm.system.localdb import installed_versions as read_local
 
     root = tmp_path / "root"
     (root / "var/lib/pacman").mkdir(parents=True)

@@ -13,7 +13,7 @@ import pytest
 from conftest import CLP
 from test_lifecycle import BROKEN_REMOVE, INSTALL_OK, PATCH_ID, SCRIBBLE, make_patch, tree
 
-from clp_alpm.journal import FAULT_ENV
+from clp_alpm.store.journal import FAULT_ENV
 
 HEALTH = '<HealthCheck timeout="5">grep -q sha2 /etc/app.conf</HealthCheck>'
 APPLY_STEPS = ["extract", "snapshot-before", "install-script", "health-check", "snapshot-after",

@@ -21,10 +21,11 @@ import click
 import pytest
 from lxml import etree
 
-from clp_alpm import __version__, errors, scripts
-from clp_alpm import cli as cli_module
+from clp_alpm import __version__, errors
 from clp_alpm import config as config_module
-from clp_alpm.meta import parse_meta
+from clp_alpm.cli import app as cli_module
+from clp_alpm.formats.meta import parse_meta
+from clp_alpm.system import scripts
 
 REPO = Path(__file__).resolve().parent.parent
 GENERATOR = REPO / "tools" / "gen_docs.py"
@@ -357,7 +358,7 @@ def test_clp_conf_5_example_is_a_configuration_clp_reads(tmp_path: Path) -> None
 
 
 def test_clp_patch_5_describes_every_element_of_the_schema() -> None:
-    schema = etree.parse(str(REPO / "clp_alpm/schema/pkginfo.xsd"))
+    schema = etree.parse(str(REPO / "clp_alpm/formats/pkginfo.xsd"))
     xs = "{http://www.w3.org/2001/XMLSchema}"
     names = {e.get("name") for e in schema.iter(f"{xs}element")}
     attributes = {a.get("name") for a in schema.iter(f"{xs}attribute")}
@@ -646,7 +647,7 @@ def test_generation_fails_when_the_code_knows_what_the_tables_do_not(
 def test_generation_fails_for_an_element_the_schema_gains(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    schema = (REPO / "clp_alpm/schema/pkginfo.xsd").read_text()
+    schema = (REPO / "clp_alpm/formats/pkginfo.xsd").read_text()
     grown = schema.replace(
         '<xs:element name="Supersedes"',
         '<xs:element name="Reboot" type="nonEmptyToken" minOccurs="0"/>\n'

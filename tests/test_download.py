@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from clp_alpm import __version__
-from clp_alpm.download import DownloadError, download, fetch_bytes
+from clp_alpm.system.download import DownloadError, download, fetch_bytes
 
 NAME = "CLPR261125.clp"
 PATH = f"/CLP/{NAME}"
@@ -546,7 +546,7 @@ def test_unwritable_dest_stops_without_trying_other_mirrors(tmp_path, mirror, mi
 DOWNLOAD_IN_SUBPROCESS = """
 import json, sys
 from pathlib import Path
-from clp_alpm.download import DownloadError, download
+from clp_alpm.system.download import DownloadError, download
 dest = Path(sys.argv[1])
 try:
     download(sys.argv[2:], dest, backoff=0.01, timeout=5.0)
@@ -631,7 +631,7 @@ def test_a_trickling_mirror_is_given_up_for_the_next(tmp_path, monkeypatch):
     import http.server
     import threading
 
-    import clp_alpm.download as download_module
+    import clp_alpm.system.download as download_module
 
     monkeypatch.setattr(download_module, "LOW_SPEED_TIME", 2.0)
     payload = b"x" * 1000

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from patchkit import make_zip, meta_xml, patch_files, write_patch_dir, zip_items
 
 from clp_alpm.errors import MetadataError, PatchFormatError, UsageError
-from clp_alpm.feed import (
+from clp_alpm.formats.feed import (
     MAX_INDEX_BYTES,
     FeedEntry,
     FeedError,
@@ -29,8 +29,8 @@ from clp_alpm.feed import (
     render_index,
     write_index,
 )
-from clp_alpm.meta import AppliesTo, PatchMeta, VersionConstraint, render_meta
-from clp_alpm.patchfile import build_patch
+from clp_alpm.formats.meta import AppliesTo, PatchMeta, VersionConstraint, render_meta
+from clp_alpm.formats.patchfile import build_patch
 
 STAMP = "2026-11-25T12:00:00Z"
 SHA = "0123456789abcdef" * 4

@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from clp_alpm import meta as meta_module
 from clp_alpm.errors import MetadataError, PatchFormatError, UsageError
-from clp_alpm.meta import (
+from clp_alpm.formats import meta as meta_module
+from clp_alpm.formats.meta import (
     MAX_META_BYTES,
     AppliesTo,
     HealthCheck,

@@ -95,12 +95,13 @@ def test_package_holds_every_file(members: list[str], purelib: str) -> None:
         assert path in members, path
     for page in MAN_PAGES:
         assert man_page(members, page), page
-    sources = sorted(p.name for p in (REPO / "clp_alpm").glob("*.py"))
-    schemas = sorted(p.name for p in (REPO / "clp_alpm/schema").glob("*.xsd"))
+    package_dir = REPO / "clp_alpm"
+    sources = sorted(str(p.relative_to(package_dir)) for p in package_dir.rglob("*.py"))
+    schemas = sorted(str(p.relative_to(package_dir)) for p in package_dir.rglob("*.xsd"))
     assert schemas, "the checkout has no schema to package"
     packaged = [name.removeprefix(f"{purelib}/clp_alpm/") for name in members]
     assert set(sources) <= set(packaged)
-    assert {f"schema/{name}" for name in schemas} <= set(packaged)
+    assert set(schemas) <= set(packaged)
     # Nothing but the package's metadata outside the file system's own directories.
     stray = [n for n in members if not n.startswith(".") and n.split("/")[0] not in TOP_LEVEL]
     assert stray == []

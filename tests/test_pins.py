@@ -1,4 +1,4 @@
-"""clp_alpm.pins: the IgnorePkg drop-in, checked with real pacman-conf and pacman -Syu."""
+"""clp_alpm.system.pins: the IgnorePkg drop-in, checked with real pacman-conf and pacman -Syu."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pkgkit import make_package, pacman_install
 
 from clp_alpm.config import Config
 from clp_alpm.errors import ConfigError, UsageError
-from clp_alpm.pins import (
+from clp_alpm.system.pins import (
     PINS_FILE,
     Pin,
     include_line,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from clp_alpm.processes import (
+from clp_alpm.system.processes import (
     StaleProcess,
     find_stale_processes,
     group_by_unit,

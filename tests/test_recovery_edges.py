@@ -98,7 +98,7 @@ def test_a_failed_reapply_records_the_new_version(tmp_path, sandbox, keyring, ap
 
 
 def test_verify_as_root_recovers_first(tmp_path, sandbox, keyring, app_conf, clp):
-    from clp_alpm.journal import FAULT_ENV
+    from clp_alpm.store.journal import FAULT_ENV
 
     before = tree(sandbox)
     patch = make_patch(tmp_path, keyring, INSTALL_OK)

@@ -276,7 +276,7 @@ def test_a_pacman_conf_without_the_pins_include_gets_the_line_to_add(pkgroot, cl
 @pytest.mark.parametrize("when", ["before", "after"])
 @pytest.mark.parametrize("step", ["pacman-upgrade", "pin", "record-revert"])
 def test_a_killed_revert_is_rolled_back_by_the_next_command(pkgroot, clp, step, when):
-    from clp_alpm.journal import FAULT_ENV
+    from clp_alpm.store.journal import FAULT_ENV
 
     killed = clp("--root", str(pkgroot), "revert", "--noconfirm", "demo", "1.0-1",
                  env={FAULT_ENV: f"{step}:{when}"})  # fmt: skip

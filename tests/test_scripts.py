@@ -19,7 +19,7 @@ from rootkit import STAND_IN_PWSH, make_host_stand_in, make_sandbox_root
 
 from clp_alpm.errors import OperationFailed, UsageError
 from clp_alpm.logfile import LogFile
-from clp_alpm.scripts import (
+from clp_alpm.system.scripts import (
     MAX_LINE_BYTES,
     ProcessResult,
     find_interpreter,
@@ -260,7 +260,7 @@ WITHOUT_CHROOT_CAPABILITY = """
 import sys
 from pathlib import Path
 from clp_alpm.errors import OperationFailed
-from clp_alpm.scripts import run_script
+from clp_alpm.system.scripts import run_script
 
 try:
     run_script("/usr/bin/pwsh", sys.argv[2], root=Path(sys.argv[1]), cwd=sys.argv[3], env={},
@@ -547,7 +547,7 @@ def test_kill_marked_processes_finds_children_and_spares_others(tmp_path: Path) 
 CRASHING_CALLER = """
 import sys
 from pathlib import Path
-from clp_alpm.scripts import run_script
+from clp_alpm.system.scripts import run_script
 
 root = Path(sys.argv[1])
 run_script(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from clp_alpm.services import (
+from clp_alpm.system.services import (
     FAILED,
     RESTARTED,
     SKIPPED,

@@ -24,7 +24,7 @@ from gpgkit import (
 )
 
 from clp_alpm.errors import ConfigError, SignatureError
-from clp_alpm.signature import (
+from clp_alpm.system.signature import (
     SIGLEVELS,
     SignatureInfo,
     check_signature,

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from clp_alpm.errors import ClpError, UsageError
-from clp_alpm.snapshots import (
+from clp_alpm.store.snapshots import (
     RACY_MARGIN_NS,
     CorruptStoreError,
     FileState,

@@ -12,7 +12,7 @@ Where each page comes from:
   which every command accepts again, hidden from its help) are documented once and completed
   everywhere.
 - clp.conf(5) lists the options clp_alpm/config.py reads, with their defaults from its Config.
-- clp-patch(5) lists the PKGINFO.meta elements of clp_alpm/schema/pkginfo.xsd, the script
+- clp-patch(5) lists the PKGINFO.meta elements of clp_alpm/formats/pkginfo.xsd, the script
   environment clp_alpm/scripts.py builds and the archive limits of clp_alpm/patchfile.py.
 
 The prose lives in the tables below. Generation fails, naming what is missing, when the code
@@ -39,17 +39,12 @@ if str(ROOT) not in sys.path:
 import click  # noqa: E402
 from lxml import etree  # noqa: E402
 
-from clp_alpm import (  # noqa: E402
-    __version__,
-    errors,
-    meta,
-    patchfile,
-    pins,
-    scripts,
-)
-from clp_alpm import cli as cli_module  # noqa: E402
+from clp_alpm import __version__, errors  # noqa: E402
 from clp_alpm import config as config_module  # noqa: E402
-from clp_alpm.lock import DEFAULT_WAIT, LOCK_NAME  # noqa: E402
+from clp_alpm.cli import app as cli_module  # noqa: E402
+from clp_alpm.formats import meta, patchfile  # noqa: E402
+from clp_alpm.store.lock import DEFAULT_WAIT, LOCK_NAME  # noqa: E402
+from clp_alpm.system import pins, scripts  # noqa: E402
 
 # The date the pages carry (man(7) wants one). Fixed, so that generating is reproducible:
 # move it forward together with clp_alpm.__version__.
@@ -952,7 +947,7 @@ SCRIPT_VARIABLES: dict[str, str] = {
 }
 
 XS = "{http://www.w3.org/2001/XMLSchema}"
-XSD_PATH = ROOT / "clp_alpm" / "schema" / "pkginfo.xsd"
+XSD_PATH = ROOT / "clp_alpm" / "formats" / "pkginfo.xsd"
 
 
 @dataclass(frozen=True)
@@ -1189,7 +1184,7 @@ def clp_patch_5() -> str:
         "A DOCTYPE, entities and processing instructions are refused. `Name`, `Version`, "
         "`Architecture` and `Description`, the four elements clpctl reads, are required; "
         "the others are CLP's. A parse or schema error names the line. The schema is "
-        "`pkginfo.xsd`, installed with clp's Python package (`clp_alpm/schema/`)."
+        "`pkginfo.xsd`, installed with clp's Python package (`clp_alpm/formats/`)."
     )
     package = schema_elements()
     missing = [p for p in _all_paths(package) if p not in ELEMENTS]

@@ -10,10 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .alpm import installed_versions
-from .download import DownloadError, download, fetch_bytes
-from .errors import ClpError, UsageError
-from .feed import (
+from clp_alpm.errors import ClpError, UsageError
+from clp_alpm.formats.feed import (
     INDEX_NAME,
     MAX_INDEX_BYTES,
     FeedEntry,
@@ -25,9 +23,11 @@ from .feed import (
     parse_index,
     read_variant_id,
 )
-from .meta import PatchMeta
-from .patches import Session, apply, check_pacman_lock, plan_apply, restart_services
-from .signature import check_signature
+from clp_alpm.formats.meta import PatchMeta
+from clp_alpm.ops.patches import Session, apply, check_pacman_lock, plan_apply, restart_services
+from clp_alpm.system.alpm import installed_versions
+from clp_alpm.system.download import DownloadError, download, fetch_bytes
+from clp_alpm.system.signature import check_signature
 
 MAX_SIGNATURE_BYTES = 64 * 1024
 LAST_INDEX_SETTING = "feed.generated"

@@ -16,8 +16,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-from .errors import ClpError, OperationFailed
-from .state import JournalEntry, Operation, StateDB
+from clp_alpm.errors import ClpError, OperationFailed
+from clp_alpm.store.state import JournalEntry, Operation, StateDB
 
 # Test hook: "KIND:before", "KIND:after", "KIND:undo" SIGKILLs the process at that point.
 FAULT_ENV = "CLP_FAULT_KILL"

@@ -12,10 +12,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import scripts
-from .alpm import installed_versions
-from .config import Config
-from .errors import (
+from clp_alpm.config import Config
+from clp_alpm.errors import (
     ClpError,
     ConflictError,
     LockError,
@@ -26,18 +24,20 @@ from .errors import (
     SignatureError,
     UsageError,
 )
-from .journal import Journal, Step, StepRun
-from .lock import HELD_ENV, StateLock
-from .logfile import LogFile
-from .meta import PatchMeta
-from .patchfile import DEFAULT_LIMITS, PatchArchive, extract_patch, inspect_patch
-from .signature import SignatureInfo, check_signature
-from .snapshots import FileState, Snapshot, SnapshotStore
-from .state import Operation, PatchRecord, StateDB
-from .transactions import forget_old_transactions
+from clp_alpm.formats.meta import PatchMeta
+from clp_alpm.formats.patchfile import DEFAULT_LIMITS, PatchArchive, extract_patch, inspect_patch
+from clp_alpm.logfile import LogFile
+from clp_alpm.ops.transactions import forget_old_transactions
+from clp_alpm.store.journal import Journal, Step, StepRun
+from clp_alpm.store.lock import HELD_ENV, StateLock
+from clp_alpm.store.snapshots import FileState, Snapshot, SnapshotStore
+from clp_alpm.store.state import Operation, PatchRecord, StateDB
+from clp_alpm.system import scripts
+from clp_alpm.system.alpm import installed_versions
+from clp_alpm.system.signature import SignatureInfo, check_signature
 
 if TYPE_CHECKING:
-    from .alpm import PacmanSettings
+    from clp_alpm.system.alpm import PacmanSettings
 
 LOG_TAG = "CLP"
 
@@ -215,7 +215,7 @@ class Session:
     def _reapply_pending(self) -> None:
         """Patches whose files a pacman transaction replaced, waiting for a clp with the lock
         (this session's own pacman run, or one whose post hook could not run them)."""
-        from .hooks import run_pending
+        from clp_alpm.ops.hooks import run_pending
 
         run_pending(self)
 
@@ -273,7 +273,7 @@ class Session:
 
     def pacman(self) -> PacmanSettings:
         """pacman's settings for this root (read once per session)."""
-        from .alpm import pacman_settings
+        from clp_alpm.system.alpm import pacman_settings
 
         if self._pacman is None:
             self._pacman = pacman_settings(
@@ -431,7 +431,7 @@ def _health_check_step(patch_id: str, patch_dir: str, command: str, timeout: flo
 def restart_services(session: Session, record: PatchRecord) -> list[Any]:
     """`systemctl try-restart` the services the patch names (after apply or re-apply); not
     part of the journal: a restart cannot be undone, and a failed one changes no file."""
-    from .services import try_restart
+    from clp_alpm.system.services import try_restart
 
     units = list(record.meta.get("restart", []))
     if not units:
@@ -546,7 +546,7 @@ def _revert_steps(session: Session, meta: PatchMeta) -> tuple[Step, ...]:
     """The patch's package reverts, in the same journal: a failing script undoes them too."""
     if not meta.reverts:
         return ()
-    from .reverts import Request, plan_revert
+    from clp_alpm.ops.revert import Request, plan_revert
 
     requests = [Request(r.name, version=r.to, until=r.until) for r in meta.reverts]
     return plan_revert(session, requests, reason=f"patch {meta.name}", patch=meta.name).steps
@@ -734,7 +734,7 @@ def plan_rollback(session: Session, patch_id: str, force: bool = False) -> Rollb
 
 
 def _revert_rollback_steps(session: Session, patch_id: str) -> tuple[Step, ...]:
-    from .reverts import plan_revert_rollback
+    from clp_alpm.ops.revert import plan_revert_rollback
 
     steps: tuple[Step, ...] = ()
     for revert in session.state.list_reverts():
@@ -1083,7 +1083,8 @@ def _restore_exactly(session: Session, snapshot: Snapshot) -> None:
 
 
 def _handlers(session: Session) -> dict[str, Any]:
-    from . import reverts, transactions
+    from clp_alpm.ops import revert as reverts
+    from clp_alpm.ops import transactions
 
     snapshot = SnapshotStep(session)
     return reverts.handlers(session) | transactions.handlers(session) | {

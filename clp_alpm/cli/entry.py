@@ -12,14 +12,14 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if args[:1] == ["hook"]:
         return run_hook_command(args[1:])
-    from .cli import main as cli_main
+    from clp_alpm.cli.app import main as cli_main
 
     return cli_main(args)
 
 
 def run_hook_command(args: list[str], root: Path = Path("/")) -> int:
     """`clp hook pre-transaction|post-transaction`, targets on stdin. Always exits 0."""
-    from .hooks import Output, run_hook
+    from clp_alpm.ops.hooks import Output, run_hook
 
     def info(text: str) -> None:
         print(text, flush=True)

@@ -15,14 +15,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import alpm, pins, pkgsource
-from .errors import LockError, UsageError
-from .journal import Step, StepRun
-from .lock import HELD_ENV
-from .state import RevertRecord
+from clp_alpm.errors import LockError, UsageError
+from clp_alpm.store.journal import Step, StepRun
+from clp_alpm.store.lock import HELD_ENV
+from clp_alpm.store.state import RevertRecord
+from clp_alpm.system import alpm, pins, pkgsource
 
 if TYPE_CHECKING:  # patches imports this module
-    from .patches import Session
+    from clp_alpm.ops.patches import Session
 
 
 @dataclass(frozen=True)

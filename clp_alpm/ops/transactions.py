@@ -13,19 +13,19 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
-from .config import Config
-from .errors import ClpError, ConflictError, UsageError
-from .localdb import installed_versions
-from .snapshots import FileState, Snapshot, SnapshotStore
-from .state import StateDB, TransactionRecord
+from clp_alpm.config import Config
+from clp_alpm.errors import ClpError, ConflictError, UsageError
+from clp_alpm.store.snapshots import FileState, Snapshot, SnapshotStore
+from clp_alpm.store.state import StateDB, TransactionRecord
+from clp_alpm.system.localdb import installed_versions
 
 TYPE_CHECKING = False  # as in state.py: no typing import at run time
 
 if TYPE_CHECKING:
     from typing import Any
 
-    from .journal import Step, StepRun
-    from .patches import Session
+    from clp_alpm.ops.patches import Session
+    from clp_alpm.store.journal import Step, StepRun
 
 # Transactions kept (with their snapshots); older ones are forgotten by clp's garbage collection.
 TRANSACTION_HISTORY = 100
@@ -302,7 +302,7 @@ def _file_diff(
 ) -> FileDiff:
     import difflib
 
-    from .patches import describe_change
+    from clp_alpm.ops.patches import describe_change
 
     summary = describe_change(then, now) if now is not None else "not recorded"
     old, new = _text(store, then), _text(store, now)
@@ -371,8 +371,8 @@ class UndoPlan:
 def plan_undo(session: Session, transaction_id: str | int, force: bool = False) -> UndoPlan:
     """Packages back to the versions before the transaction (from the cache or an archive, as
     a revert takes them) and its configuration files restored from the snapshot before it."""
-    from .journal import Step
-    from .reverts import refuse_if_pacman_runs, version_file
+    from clp_alpm.ops.revert import refuse_if_pacman_runs, version_file
+    from clp_alpm.store.journal import Step
 
     record = get(session.state, transaction_id)
     _check_undoable(record)
@@ -505,7 +505,7 @@ def _check_versions_unchanged(session: Session, record: TransactionRecord) -> No
 def _files_changed_since(
     session: Session, record: TransactionRecord, paths: Sequence[str]
 ) -> list[str]:
-    from .patches import changes_since
+    from clp_alpm.ops.patches import changes_since
 
     after = _load(session.store, record.snapshot_after)
     if after is None:

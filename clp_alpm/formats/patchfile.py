@@ -29,9 +29,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from .atomicfile import fsync_directory
-from .errors import OperationFailed, PatchFormatError, UsageError
-from .meta import MAX_META_BYTES, PatchMeta, parse_meta, patch_id_is_valid, render_meta
+from clp_alpm.atomicfile import fsync_directory
+from clp_alpm.errors import OperationFailed, PatchFormatError, UsageError
+from clp_alpm.formats.meta import (
+    MAX_META_BYTES,
+    PatchMeta,
+    parse_meta,
+    patch_id_is_valid,
+    render_meta,
+)
 
 KiB = 1024
 MiB = 1024 * KiB

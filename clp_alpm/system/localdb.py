@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from .errors import ConfigError
+from clp_alpm.errors import ConfigError
 
 
 def installed_versions(dbpath: Path, names: Iterable[str]) -> dict[str, str | None]:

@@ -20,12 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import Config, load_config
-from .lock import HELD_ENV, StateLock, lock_holder
-from .logfile import LogFile
-from .snapshots import SnapshotStore
-from .state import StateDB, TransactionRecord
-from .transactions import (
+from clp_alpm.config import Config, load_config
+from clp_alpm.logfile import LogFile
+from clp_alpm.ops.transactions import (
     HookTargets,
     Reapply,
     Recorder,
@@ -34,11 +31,14 @@ from .transactions import (
     parse_targets,
     patches_to_reapply,
 )
+from clp_alpm.store.lock import HELD_ENV, StateLock, lock_holder
+from clp_alpm.store.snapshots import SnapshotStore
+from clp_alpm.store.state import StateDB, TransactionRecord
 
 TYPE_CHECKING = False  # as in state.py: no typing import at run time
 
 if TYPE_CHECKING:
-    from .patches import Session
+    from clp_alpm.ops.patches import Session
 
 WHEN = ("pre-transaction", "post-transaction")
 LOG_TAG = "CLP-HOOK"
@@ -152,7 +152,7 @@ def _report(config: Config, record: TransactionRecord, out: Output) -> None:
 
 def _keep_patches_in_force(config: Config, out: Output) -> None:
     """Re-apply what is due and lift pins whose fix arrived, under the lock (a Session)."""
-    from .pins import read_pins
+    from clp_alpm.system.pins import read_pins
 
     state = StateDB(config.host_state_dir, readonly=True)
     try:
@@ -165,8 +165,8 @@ def _keep_patches_in_force(config: Config, out: Output) -> None:
     if unfinished:  # its recovery may need pacman, whose lock this transaction holds
         out.warning("clp: an interrupted clp operation needs recovery first: run 'clp recover'")
         return
-    from .patches import Events, Session
-    from .reverts import lift_satisfied_pins
+    from clp_alpm.ops.patches import Events, Session
+    from clp_alpm.ops.revert import lift_satisfied_pins
 
     events = Events(output=out.output, info=out.info, warning=out.warning)
     with Session(config, events) as session:  # re-applies what is pending when it ends
@@ -207,8 +207,8 @@ def run_pending(session: Session) -> None:
     """Re-apply each patch waiting in the state, and restart its services. One failure does
     not stop the others; an entry is removed once tried (a failed re-apply is reported and
     recorded on the patch, not retried on every command)."""
-    from .errors import ClpError
-    from .patches import reapply, restart_services
+    from clp_alpm.errors import ClpError
+    from clp_alpm.ops.patches import reapply, restart_services
 
     events = session.events
     for item in pending(session.state):

@@ -43,7 +43,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .services import unit_name_is_valid
+from clp_alpm.system.services import unit_name_is_valid
 
 DELETED_SUFFIX = " (deleted)"
 

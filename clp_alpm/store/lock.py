@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .errors import ClpError, LockError
+from clp_alpm.errors import ClpError, LockError
 
 LOCK_NAME = "lock"
 DEFAULT_WAIT = 5.0

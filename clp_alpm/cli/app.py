@@ -14,8 +14,8 @@ from typing import Any
 
 import click
 
-from . import __version__
-from .errors import EXIT_FAILED, EXIT_USAGE, ClpError, UsageError
+from clp_alpm import __version__
+from clp_alpm.errors import EXIT_FAILED, EXIT_USAGE, ClpError, UsageError
 
 EPILOG = (
     "Exit status: 0 success; 1 the operation failed (and was rolled back) or was declined; "
@@ -201,8 +201,8 @@ class Printer:
 
 @functools.lru_cache(maxsize=4)
 def _pacman_wants_color(root: str, pacman_conf: str | None) -> bool:
-    from .alpm import read_pacman_conf
-    from .paths import under_root
+    from clp_alpm.paths import under_root
+    from clp_alpm.system.alpm import read_pacman_conf
 
     conf = Path(pacman_conf) if pacman_conf else under_root(Path(root), "/etc/pacman.conf")
     try:
@@ -213,7 +213,7 @@ def _pacman_wants_color(root: str, pacman_conf: str | None) -> bool:
 
 
 def _events(printer: Printer):
-    from .patches import Events
+    from clp_alpm.ops.patches import Events
 
     return Events(
         output=printer.output,
@@ -226,7 +226,7 @@ def _events(printer: Printer):
 
 
 def _config():
-    from .config import load_config
+    from clp_alpm.config import load_config
 
     opts = options()
     overrides = {
@@ -238,7 +238,7 @@ def _config():
 
 
 def _session(printer: Printer, write: bool = True):
-    from .patches import Session, require_root
+    from clp_alpm.ops.patches import Session, require_root
 
     if write:
         require_root()
@@ -317,7 +317,7 @@ def _signature_text(report: dict[str, Any], name: str) -> str:
 @click.argument("patch_file", type=click.Path(dir_okay=False))
 def verify_command(patch_file: str) -> None:
     """Check a patch's signature and structure; change nothing."""
-    from .patches import verify_patch
+    from clp_alpm.ops.patches import verify_patch
 
     printer = Printer(options())
     config = _config_checking_recovery(printer)
@@ -344,7 +344,7 @@ def info_command(patch: str) -> None:
 
 
 def _info_file(printer: Printer, path: Path) -> None:
-    from .patches import describe_patch_file
+    from clp_alpm.ops.patches import describe_patch_file
 
     info = describe_patch_file(_config_checking_recovery(printer), path)
     if printer.json:
@@ -364,7 +364,7 @@ def _info_file(printer: Printer, path: Path) -> None:
 
 
 def _info_record(printer: Printer, patch_id: str) -> None:
-    from .patches import describe_record
+    from clp_alpm.ops.patches import describe_record
 
     with _session(printer, write=False) as session:
         info = describe_record(session, patch_id)
@@ -412,7 +412,7 @@ def _meta_rows(meta: dict[str, Any]) -> list[tuple[str, str]]:
 @click.argument("patch_file", type=click.Path(dir_okay=False))
 def apply_command(patch_file: str) -> None:
     """Verify, plan and apply a .clp patch; roll it back by itself if anything fails."""
-    from .patches import apply, plan_apply, restart_services
+    from clp_alpm.ops.patches import apply, plan_apply, restart_services
 
     printer = Printer(options())
     with _session(printer) as session:
@@ -459,7 +459,7 @@ def _show_apply_plan(printer: Printer, plan) -> None:
 @command("list")
 def list_command() -> None:
     """List patches (applied, rolled back, failed), package reverts and pins."""
-    from .pins import read_pins
+    from clp_alpm.system.pins import read_pins
 
     printer = Printer(options())
     with _session(printer, write=False) as session:
@@ -498,8 +498,8 @@ def _when(stamp: str) -> str:
 @click.option("--force", is_flag=True, help="Overwrite files changed since the patch was applied.")
 def rollback_command(patch_id: str, force: bool) -> None:
     """Undo an applied patch (Remove script, then CLP's snapshot) or a package revert."""
-    from .patches import plan_rollback, rollback
-    from .reverts import find_revert, rollback_revert
+    from clp_alpm.ops.patches import plan_rollback, rollback
+    from clp_alpm.ops.revert import find_revert, rollback_revert
 
     printer = Printer(options())
     with _session(printer) as session:
@@ -536,7 +536,7 @@ def revert_command(
     targets: tuple[str, ...], list_only: bool, allow_upgrade: bool, until: str | None
 ) -> None:
     """Bring packages back to earlier versions (cache, archive or file), then pin them."""
-    from .reverts import list_versions, plan_revert, revert
+    from clp_alpm.ops.revert import list_versions, plan_revert, revert
 
     printer = Printer(options())
     requests = _revert_requests(targets, until)
@@ -558,7 +558,7 @@ def revert_command(
             printer.arrow(f"{choice.name} {choice.installed} -> {choice.available.version} "
                           f"from {choice.available.describe()}")  # fmt: skip
         if not plan.pins_included:
-            from .pins import include_line
+            from clp_alpm.system.pins import include_line
 
             printer.warning(
                 "pacman.conf does not include clp's pins, so 'pacman -Syu' would undo this "
@@ -573,8 +573,8 @@ def revert_command(
 
 
 def _revert_requests(targets: tuple[str, ...], until: str | None):
-    from .pkgsource import parse_package_filename
-    from .reverts import Request
+    from clp_alpm.ops.revert import Request
+    from clp_alpm.system.pkgsource import parse_package_filename
 
     def is_file(arg: str) -> bool:
         return "/" in arg or ".pkg.tar" in arg
@@ -611,7 +611,7 @@ def _show_versions(printer: Printer, listing) -> None:
 
 def _ask_version(printer: Printer, session, request):
     """pacman's numbered question: which version? --noconfirm takes the newest older one."""
-    from .reverts import Request, list_versions, pick_default
+    from clp_alpm.ops.revert import Request, list_versions, pick_default
 
     listing = list_versions(session, request.name, request.given)
     default = pick_default(listing)
@@ -632,7 +632,7 @@ def _ask_version(printer: Printer, session, request):
 @command("pins")
 def pins_command() -> None:
     """List the packages clp keeps pacman from upgrading."""
-    from .pins import pins_included, read_pins
+    from clp_alpm.system.pins import pins_included, read_pins
 
     printer = Printer(options())
     config = _config()
@@ -644,7 +644,7 @@ def pins_command() -> None:
         until = f" until {pin.until}" if pin.until else ""
         printer.item(f"{pin.name} {pin.version}{until} ({pin.reason})")
     if pins and not pins_included(config, config.pacman_conf):
-        from .pins import include_line
+        from clp_alpm.system.pins import include_line
 
         printer.warning(f"pacman.conf does not include these pins: add '{include_line()}'")
 
@@ -653,8 +653,8 @@ def pins_command() -> None:
 @click.argument("package")
 def unpin_command(package: str) -> None:
     """Let pacman upgrade a pinned package again."""
-    from .journal import Step
-    from .pins import read_pins
+    from clp_alpm.store.journal import Step
+    from clp_alpm.system.pins import read_pins
 
     printer = Printer(options())
     with _session(printer) as session:
@@ -671,7 +671,7 @@ def unpin_command(package: str) -> None:
 @command("transactions")
 def transactions_command() -> None:
     """List the pacman transactions the hooks recorded, with versions and changed files."""
-    from .transactions import describe_packages
+    from clp_alpm.ops.transactions import describe_packages
 
     printer = Printer(options())
     with _session(printer, write=False) as session:
@@ -697,7 +697,7 @@ def transactions_command() -> None:
 @click.argument("transaction")
 def diff_command(transaction: str) -> None:
     """Show what a pacman transaction changed in configuration files, as unified diffs."""
-    from .transactions import diff, get
+    from clp_alpm.ops.transactions import diff, get
 
     printer = Printer(options())
     with _session(printer, write=False) as session:
@@ -719,7 +719,7 @@ def diff_command(transaction: str) -> None:
 @click.option("--force", is_flag=True, help="Overwrite files changed since the transaction.")
 def undo_transaction_command(transaction: str, force: bool) -> None:
     """Reverse a pacman transaction: earlier package versions, then its files restored."""
-    from .transactions import plan_undo, undo
+    from clp_alpm.ops.transactions import plan_undo, undo
 
     printer = Printer(options())
     with _session(printer) as session:
@@ -745,8 +745,8 @@ def undo_transaction_command(transaction: str, force: bool) -> None:
 @command("status")
 def status_command() -> None:
     """List running processes that still use files pacman deleted or replaced."""
-    from .patches import require_root
-    from .processes import find_stale_processes, group_by_unit
+    from clp_alpm.ops.patches import require_root
+    from clp_alpm.system.processes import find_stale_processes, group_by_unit
 
     printer = Printer(options())
     require_root()  # anyone else sees only their own processes: an all-clear would be false
@@ -773,7 +773,7 @@ def status_command() -> None:
 @click.argument("when", type=click.Choice(["pre-transaction", "post-transaction"]))
 def hook_command(when: str) -> None:
     """Run by clp's pacman hooks (targets on stdin); never fails the transaction."""
-    from .launcher import run_hook_command
+    from clp_alpm.cli.entry import run_hook_command
 
     run_hook_command([when], Path(options().root))
 
@@ -796,7 +796,7 @@ def recover_command() -> None:
               help="Existing directory to create the patch directory in.")  # fmt: skip
 def new_command(patch_id: str, directory: str) -> None:
     """Write a patch directory with template metadata and scripts."""
-    from .patchfile import write_template
+    from clp_alpm.formats.patchfile import write_template
 
     printer = Printer(options())
     dest = Path(directory) / patch_id
@@ -818,8 +818,8 @@ def build_command(
     directory: str, output: str | None, sign_key: str | None, gpg_homedir: str | None
 ) -> None:
     """Validate a patch directory and pack it into a .clp (and sign it)."""
-    from .patchfile import build_patch
-    from .signature import sign_detached
+    from clp_alpm.formats.patchfile import build_patch
+    from clp_alpm.system.signature import sign_detached
 
     printer = Printer(options())
     src = Path(directory)
@@ -852,8 +852,8 @@ def build_command(
 @click.option("--check", is_flag=True, help="Only report what would be done; change nothing.")
 def update_command(check: bool) -> None:
     """Read the patch feed and apply every patch that is due (what the daily timer runs)."""
-    from .reverts import lift_satisfied_pins
-    from .update import plan_update, run_update
+    from clp_alpm.ops.revert import lift_satisfied_pins
+    from clp_alpm.ops.update import plan_update, run_update
 
     printer = Printer(options())
     with _session(printer, write=not check) as session:
@@ -907,8 +907,8 @@ def _show_update_plan(printer: Printer, plan) -> None:
 @click.option("--gpg-homedir", type=click.Path(file_okay=False), help="gpg home for --sign.")
 def repo_add_command(directory: str, sign_key: str | None, gpg_homedir: str | None) -> None:
     """Write the feed index CLP.db for a directory of .clp files (and sign it)."""
-    from .feed import build_index, write_index
-    from .signature import sign_detached
+    from clp_alpm.formats.feed import build_index, write_index
+    from clp_alpm.system.signature import sign_detached
 
     printer = Printer(options())
     folder = Path(directory)

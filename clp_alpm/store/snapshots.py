@@ -31,9 +31,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .atomicfile import fsync_directory
-from .errors import ClpError, UsageError
-from .paths import normalize_target_path, under_root
+from clp_alpm.atomicfile import fsync_directory
+from clp_alpm.errors import ClpError, UsageError
+from clp_alpm.paths import normalize_target_path, under_root
 
 READ_CHUNK = 1 << 20
 KINDS = ("file", "symlink", "dir", "absent")

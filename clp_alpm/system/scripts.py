@@ -31,11 +31,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import OperationFailed, UsageError
-from .paths import normalize_target_path, resolve_in_root
+from clp_alpm.errors import OperationFailed, UsageError
+from clp_alpm.paths import normalize_target_path, resolve_in_root
 
 if TYPE_CHECKING:
-    from .logfile import LogFile
+    from clp_alpm.logfile import LogFile
 
 SCRIPT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/bin:/usr/sbin:/bin:/sbin"
 ACTIONS = ("install", "remove", "health-check")

@@ -1,7 +1,7 @@
 """PKGINFO.meta: the metadata of a .clp patch.
 
 Two forms are read. The XML form (clpctl 2.1 and CLP) has root <Package> and is validated
-against clp_alpm/schema/pkginfo.xsd, then checked here for what the schema cannot say clearly.
+against clp_alpm/formats/pkginfo.xsd, then checked here for what the schema cannot say clearly.
 The legacy INI form (clpctl up to 2.0) is a [Package] section with Name, Version,
 Architecture (clpctl's code spells it Architechture) and Description.
 
@@ -23,8 +23,8 @@ from typing import Any
 
 from lxml import etree
 
-from .errors import MetadataError, UsageError
-from .paths import normalize_target_path
+from clp_alpm.errors import MetadataError, UsageError
+from clp_alpm.paths import normalize_target_path
 
 MAX_META_BYTES = 256 * 1024
 MAX_PATH_LENGTH = 4096
@@ -49,7 +49,7 @@ _UNIT = re.compile(r"[A-Za-z0-9_:.@\\][A-Za-z0-9_:.@\\-]{0,254}")
 
 _XML_WHITESPACE = " \t\r\n"
 # Beside this module (package data); importlib.resources trips over editable installs.
-_SCHEMA_PATH = Path(__file__).with_name("schema") / "pkginfo.xsd"
+_SCHEMA_PATH = Path(__file__).with_name("pkginfo.xsd")
 
 _REQUIRED_ELEMENTS = ("Name", "Version", "Architecture", "Description")
 _OPTIONAL_ELEMENTS = (

@@ -12,9 +12,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .atomicfile import write_atomically
-from .config import Config
-from .errors import ConfigError, UsageError
+from clp_alpm.atomicfile import write_atomically
+from clp_alpm.config import Config
+from clp_alpm.errors import ConfigError, UsageError
 
 PINS_FILE = "/etc/pacman.d/clp-pins.conf"  # target path
 PACMAN_CONF = "/etc/pacman.conf"
@@ -154,7 +154,9 @@ def pins_included(config: Config, pacman_conf: Path | None = None) -> bool:
     them, following nested includes; an Include naming the file counts even before the file
     exists (pacman would then refuse to run until clp writes it).
     """
-    from .alpm import read_pacman_conf  # lazy: the post hook reads pins on every transaction
+    from clp_alpm.system.alpm import (
+        read_pacman_conf,  # lazy: the post hook reads pins on every transaction
+    )
 
     conf = Path(pacman_conf) if pacman_conf is not None else config.host(PACMAN_CONF)
     if not conf.is_file():
@@ -171,7 +173,7 @@ def pins_included(config: Config, pacman_conf: Path | None = None) -> bool:
 
 
 def _matches(root: Path, pattern: str) -> list[Path]:
-    from .alpm import glob_under_root
+    from clp_alpm.system.alpm import glob_under_root
 
     try:
         return glob_under_root(root, pattern) if pattern.startswith("/") else []

@@ -35,9 +35,9 @@ from urllib.parse import urlsplit
 
 from lxml import etree
 
-from .atomicfile import write_atomically
-from .errors import ConfigError, MetadataError, OperationFailed, UsageError
-from .meta import (
+from clp_alpm.atomicfile import write_atomically
+from clp_alpm.errors import ConfigError, MetadataError, OperationFailed, UsageError
+from clp_alpm.formats.meta import (
     SEVERITIES,
     AppliesTo,
     add_element,
@@ -54,8 +54,8 @@ from .meta import (
     parse_supersedes,
     parse_untrusted_xml,
 )
-from .patchfile import inspect_patch
-from .paths import resolve_in_root
+from clp_alpm.formats.patchfile import inspect_patch
+from clp_alpm.paths import resolve_in_root
 
 MAX_INDEX_BYTES = 16 * 1024 * 1024
 INDEX_NAME = "CLP.db"

@@ -21,8 +21,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from .atomicfile import write_atomically
-from .errors import ConfigError, SignatureError
+from clp_alpm.atomicfile import write_atomically
+from clp_alpm.errors import ConfigError, SignatureError
 
 SIGLEVELS = ("Required", "Optional", "Never")
 

@@ -18,9 +18,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import Config
-from .errors import ConfigError, LockError, OperationFailed, UsageError
-from .paths import under_root
+from clp_alpm.config import Config
+from clp_alpm.errors import ConfigError, LockError, OperationFailed, UsageError
+from clp_alpm.paths import under_root
 
 PACMAN_CONF = "/etc/pacman.conf"
 DEFAULT_CACHE_DIR = "/var/cache/pacman/pkg"
@@ -263,7 +263,7 @@ def _handle(root: Path, dbpath: Path):
 
 def installed_versions(config: Config, names: list[str]) -> dict[str, str | None]:
     """Installed version of each package name (None when not installed), from the local db."""
-    from .localdb import installed_versions as read_local
+    from clp_alpm.system.localdb import installed_versions as read_local
 
     return read_local(config.host_dbpath, names)
 
