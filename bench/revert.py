@@ -64,8 +64,7 @@ def make_root(work: Path, files: int, size: int) -> Path:
     (root / "etc/pacman.d").mkdir(parents=True, exist_ok=True)
     (root / "etc/pacman.d/clp-pins.conf").write_text("")
     (root / "etc/pacman.conf").write_text(
-        "[options]\nArchitecture = auto\nSigLevel = Never\n"
-        "Include = /etc/pacman.d/clp-pins.conf\n"
+        "[options]\nArchitecture = auto\nSigLevel = Never\nInclude = /etc/pacman.d/clp-pins.conf\n"
     )
     for version in ("1.0-1", "2.0-1"):
         pacman(root, "-U", str(build_package(root / CACHE, version, files, size)))

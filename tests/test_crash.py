@@ -150,9 +150,7 @@ def test_sigkill_mid_script_kills_the_script_and_recovers(
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
-def test_a_stop_signal_mid_script_rolls_back_at_once(
-    tmp_path, sandbox, keyring, app_conf, signum
-):
+def test_a_stop_signal_mid_script_rolls_back_at_once(tmp_path, sandbox, keyring, app_conf, signum):
     before = tree(sandbox)
     patch = make_patch(tmp_path, keyring, SCRIBBLE + STARTED + "sleep 600\n")
     process = apply_until_the_script_runs(sandbox, patch)

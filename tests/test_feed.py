@@ -618,12 +618,12 @@ def test_build_index_from_real_patches(tmp_path: Path) -> None:
 
 
 def test_build_index_stamps_now_by_default(tmp_path: Path) -> None:
-    before = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+    before = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
     index = build_index(tmp_path)
-    after = datetime.datetime.now(datetime.timezone.utc)
+    after = datetime.datetime.now(datetime.UTC)
     assert index.generated is not None
     stamp = datetime.datetime.strptime(index.generated, "%Y-%m-%dT%H:%M:%SZ")
-    assert before <= stamp.replace(tzinfo=datetime.timezone.utc) <= after
+    assert before <= stamp.replace(tzinfo=datetime.UTC) <= after
 
 
 def test_build_index_refuses_a_bad_generated(tmp_path: Path) -> None:

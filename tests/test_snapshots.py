@@ -862,7 +862,7 @@ def test_errors_are_clp_errors() -> None:
 
 def _set_capability(path: Path) -> bytes:
     """cap_net_raw+ep as the kernel stores it (VFS_CAP_REVISION_2)."""
-    value = bytes.fromhex("01000002" "00200000" "00000000" "00000000" "00000000")
+    value = bytes.fromhex("0100000200200000000000000000000000000000")
     os.setxattr(path, "security.capability", value)
     return value
 

@@ -59,8 +59,11 @@ def _global_options(hidden: bool) -> list[Callable]:
         ),  # fmt: skip
         option("--noconfirm", is_flag=True, help="Do not ask for confirmation."),
         option("--json", "json_output", is_flag=True, help="Machine-readable output."),
-        option("--color", type=click.Choice(["auto", "always", "never"]),
-               help="Colour: auto (on a terminal, when pacman.conf says Color), always, never."),
+        option(
+            "--color",
+            type=click.Choice(["auto", "always", "never"]),
+            help="Colour: auto (on a terminal, when pacman.conf says Color), always, never.",
+        ),
         option("--debug", is_flag=True, help="Show tracebacks of internal errors."),
     ]
 
@@ -527,8 +530,7 @@ def rollback_command(patch_id: str, force: bool) -> None:
 
 
 @command("revert")
-@click.argument("targets", nargs=-1, required=True,
-                metavar="PKG [VERSION] | PKG=VER... | FILE|URL")
+@click.argument("targets", nargs=-1, required=True, metavar="PKG [VERSION] | PKG=VER... | FILE|URL")
 @click.option("--list", "list_only", is_flag=True, help="Only list the versions to be had.")
 @click.option("--allow-upgrade", is_flag=True, help="Accept a version newer than installed.")
 @click.option("--until", metavar="VERSION", help="Lift the pin once a repository has VERSION.")
@@ -728,8 +730,13 @@ def undo_transaction_command(transaction: str, force: bool) -> None:
         rows = [("Packages", "\n".join(plan.moves) or "(none)"),
                 ("Files", "\n".join(plan.files) or "(none)")]  # fmt: skip
         if plan.left_to_patches:
-            rows.append(("Patched files", "\n".join(plan.left_to_patches)
-                         + "\n(left to their patches: re-applied on the earlier version)"))
+            rows.append(
+                (
+                    "Patched files",
+                    "\n".join(plan.left_to_patches)
+                    + "\n(left to their patches: re-applied on the earlier version)",
+                )
+            )
         printer.rows(rows)
         for change in plan.overwritten:
             printer.warning(f"{change} since the transaction; --force overwrites it")
@@ -810,8 +817,12 @@ def new_command(patch_id: str, directory: str) -> None:
 
 @command("build")
 @click.argument("directory", type=click.Path(file_okay=False))
-@click.option("-o", "--output", type=click.Path(dir_okay=False),
-              help="Output .clp file (default: DIRECTORY's name + .clp, here).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    help="Output .clp file (default: DIRECTORY's name + .clp, here).",
+)
 @click.option("--sign", "sign_key", metavar="KEYID", help="Sign with this gpg key.")
 @click.option("--gpg-homedir", type=click.Path(file_okay=False), help="gpg home for --sign.")
 def build_command(

@@ -533,8 +533,8 @@ def expand_server(server: str, arch: str) -> str:
 
 def utc_stamp(moment: datetime.datetime | None = None) -> str:
     """`moment` (default: now) as an RFC 3339 UTC stamp, "YYYY-mm-ddTHH:MM:SSZ"."""
-    moment = moment or datetime.datetime.now(datetime.timezone.utc)
-    return moment.astimezone(datetime.timezone.utc).strftime(_STAMP_FORMAT)
+    moment = moment or datetime.datetime.now(datetime.UTC)
+    return moment.astimezone(datetime.UTC).strftime(_STAMP_FORMAT)
 
 
 def newer_than(generated: str | None, last_seen: str | None) -> bool | None:

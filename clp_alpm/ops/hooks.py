@@ -84,8 +84,10 @@ def _reason(err: BaseException) -> str:
     if isinstance(err, KeyboardInterrupt):
         return "interrupted"
     text = str(err) or type(err).__name__
-    return text if isinstance(err, (OSError, ValueError)) or "clp" in type(err).__module__ else (
-        f"{type(err).__name__}: {text}"
+    return (
+        text
+        if isinstance(err, (OSError, ValueError)) or "clp" in type(err).__module__
+        else (f"{type(err).__name__}: {text}")
     )
 
 
@@ -110,9 +112,7 @@ def _as_pid(text: str | None) -> int | None:
         return None
 
 
-def _record(
-    config: Config, when: str, targets: HookTargets, reentrant: bool
-) -> TransactionRecord:
+def _record(config: Config, when: str, targets: HookTargets, reentrant: bool) -> TransactionRecord:
     lock = None if reentrant else StateLock(config.host_state_dir, wait=_lock_wait())
     if lock is not None:
         lock.acquire()

@@ -519,8 +519,7 @@ def _rebased_before(
     old = session.store.load(record.snapshot_before)
     renewed = set(replaced)
     files = [
-        (fresh.get(state.path) or state) if state.path in renewed else state
-        for state in old.files
+        (fresh.get(state.path) or state) if state.path in renewed else state for state in old.files
     ]
     return session.store.compose(files, min(old.created, fresh.created))
 
@@ -1087,16 +1086,20 @@ def _handlers(session: Session) -> dict[str, Any]:
     from clp_alpm.ops import transactions
 
     snapshot = SnapshotStep(session)
-    return reverts.handlers(session) | transactions.handlers(session) | {
-        "extract": ExtractStep(session),
-        "snapshot-before": snapshot,
-        "snapshot-after": snapshot,
-        "snapshot-current": snapshot,
-        "restore-point": RestorePointStep(session),
-        "install-script": ScriptStep(session),
-        "health-check": HealthCheckStep(session),
-        "remove-script": RemoveScriptStep(session),
-        "restore-files": RestoreFilesStep(session),
-        "retire-patch-dir": RetirePatchDirStep(session),
-        "record": RecordStep(session),
-    }
+    return (
+        reverts.handlers(session)
+        | transactions.handlers(session)
+        | {
+            "extract": ExtractStep(session),
+            "snapshot-before": snapshot,
+            "snapshot-after": snapshot,
+            "snapshot-current": snapshot,
+            "restore-point": RestorePointStep(session),
+            "install-script": ScriptStep(session),
+            "health-check": HealthCheckStep(session),
+            "remove-script": RemoveScriptStep(session),
+            "restore-files": RestoreFilesStep(session),
+            "retire-patch-dir": RetirePatchDirStep(session),
+            "record": RecordStep(session),
+        }
+    )

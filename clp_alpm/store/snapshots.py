@@ -28,7 +28,7 @@ import stat
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from clp_alpm.atomicfile import fsync_directory
@@ -799,7 +799,7 @@ class SnapshotStore:
         self._dirs_to_sync.clear()
 
     def _new_id(self, created: float) -> str:
-        stamp = datetime.fromtimestamp(created, timezone.utc).strftime("%Y%m%dT%H%M%S.%f")
+        stamp = datetime.fromtimestamp(created, UTC).strftime("%Y%m%dT%H%M%S.%f")
         while True:
             snapshot_id = f"{stamp}-{os.urandom(4).hex()}"
             if not (self.snapshots_dir / f"{snapshot_id}.json").exists():
