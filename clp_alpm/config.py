@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -89,7 +90,7 @@ class Config:
 def load_config(
     root: Path | str = "/",
     config_file: Path | str | None = None,
-    overrides: dict[str, object] | None = None,
+    overrides: Mapping[str, object] | None = None,
 ) -> Config:
     """Read clp.conf for the system at `root`. A missing default file means defaults.
 

@@ -1,18 +1,31 @@
-"""The one exception hierarchy of clp. Messages are written for users: one or two plain lines."""
+"""The one exception hierarchy of clp. Messages are written for users: one plain line.
+
+This module imports nothing from the rest of clp, so that every layer can raise these. How an
+error ends the process (its exit status) is the front end's business: `clp_alpm.cli.exits`.
+
+    ClpError                      an operation failed; what it had done was rolled back
+      UsageError                  bad input or usage; nothing was changed
+        ConfigError               clp.conf or pacman.conf
+        PatchFormatError          a .clp archive
+          MetadataError           its PKGINFO.meta
+        FeedError                 a feed index (CLP.db) or what a mirror served
+        SignatureError            a detached signature
+        NotApplicableError        a patch that does not apply to this system
+        NotRootError              a mutating command run by a user who is not root
+      LockError                   another clp holds the lock, or pacman is running
+      OperationFailed             an operation failed and was rolled back
+      ConflictError               a managed file changed since; --force overwrites it
+      Declined                    the user said no at the prompt
+      FeedUnavailable             no mirror gave a usable patch index
+      UpdateFailed                some patches of `clp update` were not applied
+      DownloadError               a download failed on every mirror
+"""
 
 from __future__ import annotations
 
-# Exit codes, as DESIGN.md fixes them.
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_LOCKED = 3
-
 
 class ClpError(Exception):
-    """Base of every error clp reports to a user. `exit_code` is what the command exits with."""
-
-    exit_code = EXIT_FAILED
+    """Base of every error clp reports to a user."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -25,8 +38,6 @@ class ClpError(Exception):
 class UsageError(ClpError):
     """Bad input or usage; nothing was changed."""
 
-    exit_code = EXIT_USAGE
-
 
 class ConfigError(UsageError):
     """clp.conf or pacman.conf cannot be read or holds a bad value."""
@@ -38,6 +49,10 @@ class PatchFormatError(UsageError):
 
 class MetadataError(PatchFormatError):
     """PKGINFO.meta does not parse or does not match the schema."""
+
+
+class FeedError(UsageError):
+    """A feed index is malformed, or a mirror served something it does not describe."""
 
 
 class SignatureError(UsageError):
@@ -55,16 +70,29 @@ class NotRootError(UsageError):
 class LockError(ClpError):
     """Another clp (or pacman) holds the lock."""
 
-    exit_code = EXIT_LOCKED
-
 
 class OperationFailed(ClpError):
     """An operation failed and what it had done was rolled back."""
-
-    exit_code = EXIT_FAILED
 
 
 class ConflictError(ClpError):
     """A managed file was changed by someone else; clp refuses to overwrite it without --force."""
 
-    exit_code = EXIT_FAILED
+
+class Declined(ClpError):
+    """The user answered no at the prompt: nothing was changed."""
+
+    def __init__(self) -> None:
+        super().__init__("nothing was changed")
+
+
+class FeedUnavailable(ClpError):
+    """No mirror gave a good index (nothing was changed; try again later)."""
+
+
+class UpdateFailed(ClpError):
+    """Some patches of an update were not applied (each said why); the others were."""
+
+    def __init__(self, failed: int, total: int, reported: bool) -> None:
+        super().__init__(f"{failed} of {total} patches were not applied (see above)")
+        self.reported = reported  # the JSON report already holds the failures

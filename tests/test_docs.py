@@ -21,9 +21,10 @@ import click
 import pytest
 from lxml import etree
 
-from clp_alpm import __version__, errors
+from clp_alpm import __version__
 from clp_alpm import config as config_module
-from clp_alpm.cli import app as cli_module
+from clp_alpm.cli import exits
+from clp_alpm.cli import main as cli_module
 from clp_alpm.formats.meta import parse_meta
 from clp_alpm.system import scripts
 
@@ -298,10 +299,10 @@ def test_hidden_commands_are_left_out_of_docs_and_completions() -> None:
         assert f"-a '{name}'" not in (COMPLETIONS / "clp.fish").read_text()
 
 
-def test_clp_8_lists_every_exit_status_of_errors_py() -> None:
+def test_clp_8_lists_every_exit_status_of_the_front_end() -> None:
     text = sections(page_source("clp.8"))["EXIT STATUS"]
     listed = {int(line) for line in text.splitlines() if line.strip().isdigit()}
-    constants = {v for n, v in vars(errors).items() if n.startswith("EXIT_")}
+    constants = {v for n, v in vars(exits).items() if n.startswith("EXIT_")}
     assert constants <= listed
     assert 130 in listed  # interrupted
 
@@ -639,7 +640,7 @@ def test_generation_fails_when_the_code_knows_what_the_tables_do_not(
     monkeypatch.setattr(config_module, "_OPTIONS", options)
     with pytest.raises(gen_docs.GenerationError, match="NewOption"):
         gen_docs.clp_conf_5()
-    monkeypatch.setattr(errors, "EXIT_TIMEOUT", 4, raising=False)
+    monkeypatch.setattr(exits, "EXIT_TIMEOUT", 4, raising=False)
     with pytest.raises(gen_docs.GenerationError, match="EXIT_TIMEOUT"):
         gen_docs.clp_8(gen_docs.command_tree())
 

@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from patchkit import make_zip, meta_xml, patch_files, write_patch_dir, zip_items
 
+from clp_alpm.cli.exits import exit_code_for
 from clp_alpm.errors import MetadataError, PatchFormatError, UsageError
 from clp_alpm.formats.feed import (
     MAX_INDEX_BYTES,
@@ -391,7 +392,7 @@ def test_feed_error_is_a_usage_error_not_a_metadata_error() -> None:
         parse_index(index_xml(package(name="../x")))
     assert isinstance(caught.value, UsageError)
     assert not isinstance(caught.value, MetadataError)
-    assert caught.value.exit_code == 2
+    assert exit_code_for(caught.value) == 2
 
 
 # -- rendering refuses what it could not read back ------------------------------------------------

@@ -509,8 +509,7 @@ def test_a_stale_lock_claim_in_the_environment_is_not_trusted(hroot):
 
 def test_a_pending_reapply_waits_for_the_next_clp_with_the_lock(hroot, tmp_path, keyring):
     """A re-apply the post hook could not run stays in the state until a clp runs it."""
-    from clp_alpm.ops.hooks import add_pending, pending
-    from clp_alpm.ops.transactions import Reapply
+    from clp_alpm.ops.pending import Reapply, add_pending, pending
     from clp_alpm.store.state import StateDB
 
     install(hroot, package(hroot, "1.0-1", "port=1\n"))
@@ -542,7 +541,7 @@ def test_a_post_hook_of_another_pacman_never_takes_over_an_open_record(hroot):
     transaction's post hook (its pre hook failed) makes a record of its own that has no
     earlier versions and so cannot be undone: never an upgrade taken for an install."""
     from clp_alpm.config import load_config
-    from clp_alpm.ops.transactions import HookTargets, Recorder, begin, finish
+    from clp_alpm.ops.record import HookTargets, Recorder, begin, finish
     from clp_alpm.store.snapshots import SnapshotStore
     from clp_alpm.store.state import StateDB
 

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
+from clp_alpm.cli.exits import exit_code_for
 from clp_alpm.errors import MetadataError, PatchFormatError, UsageError
 from clp_alpm.formats import meta as meta_module
 from clp_alpm.formats.meta import (
@@ -592,7 +593,7 @@ def test_metadata_error_is_a_usage_error() -> None:
     with pytest.raises(PatchFormatError) as caught:
         parse_meta(b"<Package/>")
     assert isinstance(caught.value, UsageError)
-    assert caught.value.exit_code == 2
+    assert exit_code_for(caught.value) == 2
 
 
 # -- Supersedes ------------------------------------------------------------------------------

@@ -6,7 +6,7 @@
     python tools/gen_docs.py --check   write nothing; exit 1 naming each file that differs
 
 Where each page comes from:
-- clp(8) and the completions walk the click command tree of clp_alpm/cli.py: every visible
+- clp(8) and the completions walk the click command tree of clp_alpm/cli/main.py: every visible
   command, its arguments and options (metavars, choices, defaults, help) and its docstring.
   Hidden commands and hidden options are left out; the global options (those of the group,
   which every command accepts again, hidden from its help) are documented once and completed
@@ -39,9 +39,10 @@ if str(ROOT) not in sys.path:
 import click  # noqa: E402
 from lxml import etree  # noqa: E402
 
-from clp_alpm import __version__, errors  # noqa: E402
+from clp_alpm import __version__  # noqa: E402
+from clp_alpm.cli import exits  # noqa: E402
 from clp_alpm import config as config_module  # noqa: E402
-from clp_alpm.cli import app as cli_module  # noqa: E402
+from clp_alpm.cli import main as cli_module  # noqa: E402
 from clp_alpm.formats import meta, patchfile  # noqa: E402
 from clp_alpm.store.lock import DEFAULT_WAIT, LOCK_NAME  # noqa: E402
 from clp_alpm.system import pins, scripts  # noqa: E402
@@ -134,13 +135,13 @@ _PATCH_PARAM = re.compile(r"(?:^|_)patch(?:_file|_files)?$")
 
 
 def find_root_group() -> click.Group:
-    """The group `clp` runs: `cli` in clp_alpm/cli.py, or its only top-level click group."""
+    """The group `clp` runs: `cli` in clp_alpm/cli/main.py, or its only top-level click group."""
     group = getattr(cli_module, "cli", None)
     if isinstance(group, click.Group):
         return group
     groups = [g for g in vars(cli_module).values() if isinstance(g, click.Group)]
     if len(groups) != 1:
-        raise GenerationError("clp_alpm/cli.py: cannot tell which click group is the clp command")
+        raise GenerationError("clp_alpm/cli/main.py: cannot tell which click group is the clp command")
     return groups[0]
 
 
@@ -486,7 +487,7 @@ GLOBAL_OPTION_DETAILS = {
     "--help": "After a command, show the help of that command.",
 }
 
-# Exit statuses: the EXIT_* constants of clp_alpm/errors.py, and the one of an interruption.
+# Exit statuses: the EXIT_* constants of clp_alpm/cli/exits.py.
 EXIT_STATUS = {
     "EXIT_OK": "Success.",
     "EXIT_FAILED": "The operation failed, or was interrupted (Ctrl-C, SIGTERM, SIGHUP), and "
@@ -499,12 +500,9 @@ EXIT_STATUS = {
     "changed.",
     "EXIT_LOCKED": "Another clp holds the lock (`{lock}`; clp waits {wait} seconds for it "
     "first), or pacman is running (its `db.lck` exists).",
+    "EXIT_INTERRUPTED": "Interrupted by Ctrl-C, SIGTERM or SIGHUP before any change began (at "
+    "a prompt, during a download).",
 }
-INTERRUPTED_STATUS = (
-    130,
-    "Interrupted by Ctrl-C, SIGTERM or SIGHUP before any change began (at a prompt, "
-    "during a download).",
-)
 
 EXAMPLES = (
     ("clp apply CLPR261125.clp", "verify, show the plan, apply; undo everything on failure"),
@@ -666,17 +664,17 @@ def _command_section(doc: Roff, command: CommandDoc) -> None:
 
 
 def _exit_statuses(defaults: config_module.Config) -> list[tuple[int, str]]:
-    constants = {n: v for n, v in vars(errors).items() if n.startswith("EXIT_")}
+    constants = {n: v for n, v in vars(exits).items() if n.startswith("EXIT_")}
     missing = set(constants) - set(EXIT_STATUS)
     if missing:
-        raise GenerationError(f"errors.py has exit codes EXIT_STATUS does not describe: {missing}")
+        raise GenerationError(f"exits.py has exit codes EXIT_STATUS does not describe: {missing}")
     lock = f"{defaults.state_dir}/{LOCK_NAME}"
     rows = [
         (constants[name], text.format(lock=lock, wait=f"{DEFAULT_WAIT:g}"))
         for name, text in EXIT_STATUS.items()
         if name in constants
     ]
-    return sorted(rows) + [INTERRUPTED_STATUS]
+    return sorted(rows)
 
 
 # =============================================================================================

@@ -2,27 +2,27 @@
 
 pyalpm does the thinking (installed versions, dependencies of the planned set); the commit is
 one `pacman -U` of the planned files, so that every hook directory, pacman's SigLevels and its
-own questions apply as for any other transaction (see NOTES-libalpm.md for why not pyalpm).
+own questions apply as for any other transaction (docs/ARCHITECTURE.md says why not pyalpm).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from clp_alpm.errors import LockError, UsageError
-from clp_alpm.store.journal import Step, StepRun
+from clp_alpm.ops import steps
+from clp_alpm.ops.commit import commit
+from clp_alpm.ops.session import LOG_TAG, Session
+from clp_alpm.ops.steps import OperationKind
+from clp_alpm.store.journal import Step
 from clp_alpm.store.lock import HELD_ENV
-from clp_alpm.store.state import RevertRecord
+from clp_alpm.store.records import RevertRecord, RevertState
 from clp_alpm.system import alpm, pins, pkgsource
-
-if TYPE_CHECKING:  # patches imports this module
-    from clp_alpm.ops.patches import Session
 
 
 @dataclass(frozen=True)
@@ -149,41 +149,39 @@ def plan_revert(
     previous_files = {c.name: str(version_file(session, c.name, c.installed, progress))
                       for c in choices}  # fmt: skip
     current_pins = pins.read_pins(session.config)  # a pins file clp cannot read stops us now
-    pin_list = [
-        {"name": c.name, "version": c.available.version, "until": r.until, "reason": reason}
+    new_pins = [
+        pins.Pin(c.name, c.available.version, r.until, reason)
         for c, r in zip(choices, requests, strict=True)
     ]
+    pin_list = [pin.__dict__ for pin in new_pins]
     packages = [
         {"name": c.name, "from": c.installed, "to": c.available.version,
          "source": c.available.describe()}
         for c in choices
     ]  # fmt: skip
     names = ", ".join(f"{c.name} {c.installed} -> {c.available.version}" for c in choices)
-    record_args = {"id": session.state.next_revert_id(),
-                   "record": {"packages": packages, "patch": patch}}  # fmt: skip
-    steps = (
-        Step(
-            "pacman-upgrade",
-            {
-                "files": [str(f) for f in files],
-                "previous": previous,
-                "targets": targets,
-                "previous_files": previous_files,
-            },
-            f"pacman -U: {names}",
-        ),  # fmt: skip
-        Step("pin", {"pins": pin_list}, f"pin {', '.join(targets)} in {pins.PINS_FILE}"),
-        Step("record-revert", record_args, "record the revert"),
+    record_id = session.state.next_revert_id()
+    steps_ = (
+        steps.pacman_upgrade(
+            files=[str(f) for f in files],
+            previous=previous,
+            targets=targets,
+            previous_files=previous_files,
+            moves=names,
+        ),
+        steps.pin(pin_list, f"pin {', '.join(targets)} in {pins.PINS_FILE}"),
+        steps.record_revert(record_id, {"packages": packages, "patch": patch}),
     )
-    wanted = {p["name"] for p in pin_list}
-    pins.render_pins(
-        [p for p in current_pins if p.name not in wanted] + [pins.Pin(**p) for p in pin_list]
-    )  # fmt: skip  (refuses bad names now)
+    wanted = {pin.name for pin in new_pins}
+    # rendered now to refuse bad names before anything changes
+    pins.render_pins([p for p in current_pins if p.name not in wanted] + new_pins)
     included = pins.pins_included(session.config, session.config.pacman_conf)
-    return RevertPlan(tuple(choices), tuple(files), steps, included)
+    return RevertPlan(tuple(choices), tuple(files), steps_, included)
 
 
-def _cached_by_name(session: Session, problems: Sequence[alpm.DependencyProblem]) -> dict:
+def _cached_by_name(
+    session: Session, problems: Sequence[alpm.DependencyProblem]
+) -> dict[str, list[str]]:
     """Versions of the packages the problems name that the cache holds, for the hint."""
     settings = session.pacman()
     names = {problem.package for problem in problems}
@@ -297,8 +295,8 @@ def version_file(
 
 def revert(session: Session, plan: RevertPlan) -> RevertRecord:
     revert_id = plan.steps[-1].args["id"]
-    session.log.write("CLP", f"revert {revert_id}: {plan.steps[0].description}")
-    session.journal().commit("revert", revert_id, list(plan.steps))
+    session.log.write(LOG_TAG, f"revert {revert_id}: {plan.steps[0].description}")
+    commit(session, OperationKind.REVERT, revert_id, plan.steps)
     record = session.state.get_revert(revert_id)
     assert record is not None
     return record
@@ -311,15 +309,15 @@ def find_revert(session: Session, key: str) -> RevertRecord | None:
         return record
     applied = [
         r for r in session.state.list_reverts()
-        if r.state == "applied" and any(p["name"] == key for p in r.packages)
+        if r.state == RevertState.APPLIED and any(p["name"] == key for p in r.packages)
     ]  # fmt: skip
     return applied[-1] if applied else None
 
 
 def rollback_revert(session: Session, record: RevertRecord) -> RevertRecord:
-    steps = plan_revert_rollback(session, record)
-    session.log.write("CLP", f"rollback of revert {record.id}")
-    session.journal().commit("revert-rollback", record.id, list(steps))
+    plan = plan_revert_rollback(session, record)
+    session.log.write(LOG_TAG, f"rollback of revert {record.id}")
+    commit(session, OperationKind.REVERT_ROLLBACK, record.id, plan)
     result = session.state.get_revert(record.id)
     assert result is not None
     return result
@@ -327,7 +325,7 @@ def rollback_revert(session: Session, record: RevertRecord) -> RevertRecord:
 
 def plan_revert_rollback(session: Session, record: RevertRecord) -> tuple[Step, ...]:
     """Steps that bring a revert's packages back to the versions they had before it."""
-    if record.state != "applied":
+    if record.state != RevertState.APPLIED:
         raise UsageError(f"revert {record.id} is {record.state}, not applied")
     settings = session.pacman()
     refuse_if_pacman_runs(settings)
@@ -348,29 +346,22 @@ def plan_revert_rollback(session: Session, record: RevertRecord) -> tuple[Step, 
                       for p in record.packages}  # fmt: skip
     moves = ", ".join(f"{n} {previous[n]} -> {targets[n]}" for n in targets)
     return (
-        Step("unpin", {"names": names}, f"unpin {', '.join(names)}"),
-        Step(
-            "pacman-upgrade",
-            {
-                "files": files,
-                "previous": previous,
-                "targets": targets,
-                "previous_files": previous_files,
-            },
-            f"pacman -U: {moves}",
-        ),  # fmt: skip
-        Step(
-            "record-revert",
-            {"id": record.id, "state": "rolled-back"},
-            f"record {record.id} as rolled back",
-        ),  # fmt: skip
+        steps.unpin(names),
+        steps.pacman_upgrade(
+            files=files,
+            previous=previous,
+            targets=targets,
+            previous_files=previous_files,
+            moves=moves,
+        ),
+        steps.record_revert_rolled_back(record.id),
     )
 
 
 def _refuse_if_reverted_since(session: Session, record: RevertRecord, names: list[str]) -> None:
     later = [
         r.id for r in session.state.list_reverts()
-        if r.state == "applied" and r.created_at > record.created_at
+        if r.state == RevertState.APPLIED and r.created_at > record.created_at
         and any(p["name"] in names for p in r.packages)
     ]  # fmt: skip
     if later:
@@ -378,134 +369,3 @@ def _refuse_if_reverted_since(session: Session, record: RevertRecord, names: lis
             f"{', '.join(later)} reverted the same packages after {record.id}: "
             f"roll back {later[-1]} first"
         )
-
-
-def lift_satisfied_pins(session: Session) -> list[str]:
-    """Lift every pin whose `until` version a repository now offers (after `pacman -Sy`):
-    the fix has arrived, so pacman may upgrade again. Returns what was lifted, for the report."""
-    pinned = [pin for pin in pins.read_pins(session.config) if pin.until]
-    if not pinned:
-        return []
-    settings = session.pacman()
-    offered = {pin.name: alpm.sync_versions(session.config, settings, pin.name) for pin in pinned}
-    lifted = pins.pins_to_lift(pinned, offered)
-    if not lifted:
-        return []
-    names = [pin.name for pin in lifted]
-    step = Step("unpin", {"names": names}, f"unpin {', '.join(names)}: the fix has arrived")
-    session.journal().commit("unpin", ",".join(names), [step])
-    return [f"{pin.name} (a repository offers {pin.until} or newer)" for pin in lifted]
-
-
-# -- step handlers -------------------------------------------------------------------------
-
-
-class PacmanUpgradeStep:
-    """One `pacman -U` of the planned files; undo installs the previous versions from the cache."""
-
-    def __init__(self, session: Session) -> None:
-        self.session = session
-
-    def do(self, run: StepRun) -> None:
-        self._install([Path(f) for f in run.args["files"]])
-
-    def undo(self, run: StepRun) -> None:
-        previous = run.args["previous"]
-        installed = alpm.installed_versions(self.session.config, list(previous))
-        changed = [name for name, version in previous.items() if installed.get(name) != version]
-        back = [Path(run.args["previous_files"][n]) for n in changed if previous[n] is not None]
-        if back:
-            self._install(back)
-        absent_before = [name for name in changed if previous[name] is None]
-        if absent_before:  # a package this step installed that was not there before
-            alpm.pacman_remove(self.session.pacman(), absent_before, env=_held())
-
-    def _install(self, files: list[Path]) -> None:
-        alpm.pacman_upgrade(self.session.pacman(), files, env=_held())
-
-
-def _held() -> dict[str, str]:
-    """The hooks pacman fires must not wait for the lock this process holds."""
-    return {HELD_ENV: str(os.getpid())}
-
-
-class PacmanRemoveStep:
-    """`pacman -R` of packages a transaction installed; undo installs them again."""
-
-    def __init__(self, session: Session) -> None:
-        self.session = session
-
-    def do(self, run: StepRun) -> None:
-        alpm.pacman_remove(self.session.pacman(), run.args["names"], env=_held())
-
-    def undo(self, run: StepRun) -> None:
-        files = run.args["previous_files"]
-        installed = alpm.installed_versions(self.session.config, list(files))
-        missing = [Path(files[name]) for name in files if installed.get(name) is None]
-        if missing:
-            alpm.pacman_upgrade(self.session.pacman(), missing, env=_held())
-
-
-class PinStep:
-    def __init__(self, session: Session) -> None:
-        self.session = session
-
-    def do(self, run: StepRun) -> None:
-        current = pins.read_pins(self.session.config)
-        run.save(previous=[p.__dict__ for p in current])
-        wanted = [pins.Pin(**p) for p in run.args["pins"]]
-        names = {p.name for p in wanted}
-        pins.write_pins(self.session.config, [p for p in current if p.name not in names] + wanted)
-
-    def undo(self, run: StepRun) -> None:
-        if "previous" in run.data:
-            pins.write_pins(self.session.config, [pins.Pin(**p) for p in run.data["previous"]])
-
-
-class UnpinStep(PinStep):
-    def do(self, run: StepRun) -> None:
-        current = pins.read_pins(self.session.config)
-        run.save(previous=[p.__dict__ for p in current])
-        names = set(run.args["names"])
-        pins.write_pins(self.session.config, [p for p in current if p.name not in names])
-
-
-class RecordRevertStep:
-    def __init__(self, session: Session) -> None:
-        self.session = session
-
-    def do(self, run: StepRun) -> None:
-        state = self.session.state
-        previous = state.get_revert(run.args["id"])
-        run.save(previous=None if previous is None else previous.__dict__ | {
-            "packages": list(previous.packages)})  # fmt: skip
-        now = time.time()
-        if previous is None:
-            values = run.args["record"]
-            record = RevertRecord(
-                id=run.args["id"], state="applied", packages=tuple(values["packages"]),
-                patch=values.get("patch"), created_at=now, updated_at=now,
-            )  # fmt: skip
-        else:
-            record = replace(previous, state=run.args["state"], rolled_back_at=now, updated_at=now)
-        state.put_revert(record)
-
-    def undo(self, run: StepRun) -> None:
-        if "previous" not in run.data:
-            return
-        previous = run.data["previous"]
-        if previous is None:
-            self.session.state.delete_revert(run.args["id"])
-        else:
-            previous["packages"] = tuple(previous["packages"])
-            self.session.state.put_revert(RevertRecord(**previous))
-
-
-def handlers(session: Session) -> dict[str, Any]:
-    return {
-        "pacman-upgrade": PacmanUpgradeStep(session),
-        "pacman-remove": PacmanRemoveStep(session),
-        "pin": PinStep(session),
-        "unpin": UnpinStep(session),
-        "record-revert": RecordRevertStep(session),
-    }

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from clp_alpm.errors import ClpError, UsageError
+from clp_alpm.errors import ClpError, FeedUnavailable, UsageError
 from clp_alpm.formats.feed import (
     INDEX_NAME,
     MAX_INDEX_BYTES,
@@ -24,17 +24,22 @@ from clp_alpm.formats.feed import (
     read_variant_id,
 )
 from clp_alpm.formats.meta import PatchMeta
-from clp_alpm.ops.patches import Session, apply, check_pacman_lock, plan_apply, restart_services
-from clp_alpm.system.alpm import installed_versions
+from clp_alpm.ops.apply import (
+    applies_to_mismatch,
+    apply,
+    architecture_mismatch,
+    check_pacman_lock,
+    plan_apply,
+    restart_services,
+)
+from clp_alpm.ops.session import Session
+from clp_alpm.store.records import PatchState
 from clp_alpm.system.download import DownloadError, download, fetch_bytes
+from clp_alpm.system.localdb import installed_versions
 from clp_alpm.system.signature import check_signature
 
 MAX_SIGNATURE_BYTES = 64 * 1024
 LAST_INDEX_SETTING = "feed.generated"
-
-
-class FeedUnavailable(ClpError):
-    """No mirror gave a good index (exit 1: nothing was changed, try again later)."""
 
 
 @dataclass(frozen=True)
@@ -169,7 +174,7 @@ def decide(session: Session, index: FeedIndex) -> list[Decision]:
     variant = read_variant_id(config.root)
     entries = sorted(index.entries, key=lambda e: (e.date or "", e.name))
     packages = sorted({rule.name for entry in entries for rule in entry.applies_to})
-    installed = installed_versions(config, packages) if packages else {}
+    installed = installed_versions(config.host_dbpath, packages) if packages else {}
     verdicts = {e.name: _verdict(session, e, variant, installed) for e in entries}
     replaced = _superseded_by(session, entries, verdicts)
     return [
@@ -190,7 +195,7 @@ def _superseded_by(
             for old in entry.supersedes:
                 replaced.setdefault(old, entry.name)
     for record in session.state.list_patches():
-        if record.state == "applied":
+        if record.state == PatchState.APPLIED:
             for old in record.meta.get("supersedes", []):
                 replaced.setdefault(old, record.id)
     return replaced
@@ -202,25 +207,23 @@ def _verdict(
     variant: str | None,
     installed: dict[str, str | None],
 ) -> tuple[bool, str]:
-    if entry.architecture not in ("any", session.config.architecture):
-        return False, f"built for {entry.architecture}"
+    wrong_architecture = architecture_mismatch(session.config, entry.architecture)
+    if wrong_architecture is not None:
+        return False, wrong_architecture.describe()
     if not applicable_edition(entry, variant):
         return False, f"for the {entry.edition} edition (this is {variant or 'no edition'})"
     record = session.state.get_patch(entry.name)
-    if record is not None and record.state == "applied":
+    if record is not None and record.state == PatchState.APPLIED:
         return False, "already applied"
-    if record is not None and record.state == "rolled-back":
+    if record is not None and record.state == PatchState.ROLLED_BACK:
         return False, "rolled back by the administrator (apply it by hand to have it again)"
-    if record is not None and record.state == "failed" and record.sha256 == entry.sha256:
+    if record is not None and record.state == PatchState.FAILED and record.sha256 == entry.sha256:
         return False, "failed before; the feed has no newer build of it"
     if session.config.siglevel != "Never" and (entry.sha256 is None or entry.size is None):
         return False, "the index gives no SHA256 and Size for it (republish with clp repo-add)"
-    for rule in entry.applies_to:
-        version = installed.get(rule.name)
-        if version is None:
-            return False, f"{rule.name} is not installed"
-        if rule.constraint is not None and not rule.constraint.matches(version):
-            return False, f"needs {rule.name}{rule.constraint}, installed is {version}"
+    mismatch = applies_to_mismatch(entry.applies_to, installed)
+    if mismatch is not None:
+        return False, mismatch.describe()
     return True, entry.description or "due"
 
 

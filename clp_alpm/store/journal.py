@@ -17,7 +17,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from clp_alpm.errors import ClpError, OperationFailed
-from clp_alpm.store.state import JournalEntry, Operation, StateDB
+from clp_alpm.store.records import EntryStatus, JournalEntry, Operation, OperationStatus
+from clp_alpm.store.state import StateDB
 
 # Test hook: "KIND:before", "KIND:after", "KIND:undo" SIGKILLs the process at that point.
 FAULT_ENV = "CLP_FAULT_KILL"
@@ -89,7 +90,7 @@ class Journal:
                 message = _failure_message(target, str(failure), undo_errors)
                 raise OperationFailed(message) from failure.error
             raise failure.error from None
-        self.state.finish_operation(op_id, "done")
+        self.state.finish_operation(op_id, OperationStatus.DONE)
         return op_id
 
     def recover(self, operation: Operation) -> list[str]:
@@ -103,7 +104,9 @@ class Journal:
                 errors = [f"finishing '{failure.step.kind}': {failure}"]
                 self._finish(operation.id, "interrupted", errors)
                 return errors
-            self.state.finish_operation(operation.id, "done", "interrupted; finished by recovery")
+            self.state.finish_operation(
+                operation.id, OperationStatus.DONE, "interrupted; finished by recovery"
+            )
             return []
         errors = self._undo(operation)
         self._finish(operation.id, "interrupted", errors)
@@ -111,16 +114,16 @@ class Journal:
 
     @staticmethod
     def _passed_forward_step(operation: Operation, steps: list[Step]) -> bool:
-        started = {entry.seq for entry in operation.entries if entry.status != "undone"}
+        started = {e.seq for e in operation.entries if e.status != EntryStatus.UNDONE}
         return any(step.forward and seq in started for seq, step in enumerate(steps))
 
     def _run_steps(self, operation: Operation, steps: list[Step]) -> None:
         """Run every step not yet done, in order (all of them for a new operation)."""
         entries = {entry.seq: entry for entry in operation.entries}
-        earlier = {entry.kind: entry.data for entry in operation.entries if entry.status == "done"}
+        earlier = {e.kind: e.data for e in operation.entries if e.status == EntryStatus.DONE}
         for seq, step in enumerate(steps):
             entry = entries.get(seq)
-            if entry is not None and entry.status == "done":
+            if entry is not None and entry.status == EntryStatus.DONE:
                 continue
             if self.on_step is not None:
                 self.on_step(seq + 1, len(steps), step)
@@ -132,18 +135,18 @@ class Journal:
             try:
                 self.handlers[step.kind].do(run)
             except BaseException as err:
-                self.state.update_entry(operation.id, seq, status="failed")
+                self.state.update_entry(operation.id, seq, status=EntryStatus.FAILED)
                 raise _StepFailed(step, err) from err
             _maybe_die(step.kind, "after")
-            self.state.update_entry(operation.id, seq, status="done")
+            self.state.update_entry(operation.id, seq, status=EntryStatus.DONE)
             earlier[step.kind] = run.data
 
     def _undo(self, operation: Operation) -> list[str]:
-        self.state.finish_operation(operation.id, "undoing")
+        self.state.finish_operation(operation.id, OperationStatus.UNDOING)
         earlier = {e.kind: e.data for e in operation.entries}
         errors: list[str] = []
         for entry in reversed(operation.entries):
-            if entry.status == "undone":  # an undo that failed before is tried again
+            if entry.status == EntryStatus.UNDONE:  # an undo that failed before is tried again
                 continue
             if errors and getattr(self.handlers[entry.kind], "undo_last", False):
                 continue  # left for the retry, to run after the undos that failed
@@ -156,13 +159,13 @@ class Journal:
         try:
             self.handlers[entry.kind].undo(run)
         except Exception as err:  # one failing undo must not stop the others
-            self.state.update_entry(entry.op_id, entry.seq, status="undo-failed")
+            self.state.update_entry(entry.op_id, entry.seq, status=EntryStatus.UNDO_FAILED)
             return [f"undoing '{entry.kind}': {_describe(err)}"]
-        self.state.update_entry(entry.op_id, entry.seq, status="undone")
+        self.state.update_entry(entry.op_id, entry.seq, status=EntryStatus.UNDONE)
         return []
 
     def _finish(self, op_id: int, reason: str, errors: list[str]) -> None:
-        status = "stuck" if errors else "undone"
+        status = OperationStatus.STUCK if errors else OperationStatus.UNDONE
         self.state.finish_operation(op_id, status, "; ".join([reason, *errors]))
 
     def _step_run(

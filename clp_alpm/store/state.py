@@ -7,11 +7,23 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
 from clp_alpm.errors import ClpError, NotRootError
+from clp_alpm.store.records import (
+    UNFINISHED,
+    EntryStatus,
+    JournalEntry,
+    Operation,
+    OperationStatus,
+    Origin,
+    PatchRecord,
+    PatchState,
+    RevertRecord,
+    RevertState,
+    TransactionRecord,
+    TransactionStatus,
+)
 
 # typing costs ~4 ms to import and the hooks start on every transaction: names for type
 # checkers only (annotations are strings here)
@@ -85,137 +97,6 @@ CREATE TABLE IF NOT EXISTS journal (
     PRIMARY KEY (op_id, seq)
 );
 """
-
-PATCH_STATES = ("applied", "rolled-back", "failed")
-
-
-@dataclass(frozen=True)
-class PatchRecord:
-    id: str
-    state: str
-    version: str
-    description: str
-    meta: dict[str, Any]
-    updated_at: float
-    source: str | None = None
-    sha256: str | None = None
-    signer: str | None = None
-    snapshot_before: str | None = None
-    snapshot_after: str | None = None
-    applied_at: float | None = None
-    rolled_back_at: float | None = None
-    failed_at: float | None = None
-    message: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "description": self.description,
-            "version": self.version,
-            "state": self.state,
-            "severity": self.meta.get("severity"),
-            "applied_at": _iso(self.applied_at),
-            "rolled_back_at": _iso(self.rolled_back_at),
-            "failed_at": _iso(self.failed_at),
-            "updated_at": _iso(self.updated_at),
-            "source": self.source,
-            "sha256": self.sha256,
-            "signer": self.signer,
-            "files": list(self.meta.get("files", [])),
-            "message": self.message,
-        }
-
-
-@dataclass(frozen=True)
-class RevertRecord:
-    """Packages clp brought back to earlier versions, as one undoable unit."""
-
-    id: str
-    state: str  # applied | rolled-back
-    packages: tuple[dict[str, Any], ...]  # {name, from, to, source}
-    created_at: float
-    updated_at: float
-    patch: str | None = None  # the patch that asked for it
-    rolled_back_at: float | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "state": self.state,
-            "packages": [dict(package) for package in self.packages],
-            "patch": self.patch,
-            "created_at": _iso(self.created_at),
-            "rolled_back_at": _iso(self.rolled_back_at),
-            "updated_at": _iso(self.updated_at),
-        }
-
-
-TRANSACTION_STATES = ("open", "done", "interrupted", "undone")
-
-
-@dataclass(frozen=True)
-class TransactionRecord:
-    """One pacman transaction as the hooks saw it: versions and config files before and after.
-
-    status: open (the pre hook ran, the post hook not yet), done, interrupted (the post hook
-    never ran: pacman failed or was killed; the state after is what the next transaction
-    found), undone (`clp undo-transaction` reversed it).
-    """
-
-    id: int
-    status: str
-    started: float
-    origin: str  # "pacman", or "clp" when clp itself ran the transaction
-    packages: tuple[dict[str, Any], ...]  # {name, from, to}: None where absent
-    paths: tuple[str, ...]  # what the snapshots cover
-    changed: tuple[str, ...] = ()
-    snapshot_before: str | None = None
-    snapshot_after: str | None = None
-    finished: float | None = None
-    message: str | None = None
-    pacman_pid: int | None = None  # the pacman whose hooks opened it
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "status": self.status,
-            "started": _iso(self.started),
-            "finished": _iso(self.finished),
-            "origin": self.origin,
-            "packages": [dict(package) for package in self.packages],
-            "changed_files": list(self.changed),
-            "message": self.message,
-        }
-
-
-@dataclass(frozen=True)
-class JournalEntry:
-    op_id: int
-    seq: int
-    kind: str
-    args: dict[str, Any]
-    data: dict[str, Any]
-    status: str
-
-
-@dataclass(frozen=True)
-class Operation:
-    id: int
-    kind: str
-    target: str
-    status: str
-    started: float
-    pid: int | None
-    finished: float | None = None
-    message: str | None = None
-    plan: tuple[dict[str, Any], ...] = field(default=())
-    entries: tuple[JournalEntry, ...] = field(default=())
-
-
-def _iso(stamp: float | None) -> str | None:
-    if stamp is None:
-        return None
-    return datetime.fromtimestamp(stamp).astimezone().isoformat(timespec="seconds")
 
 
 class StateDB:
@@ -383,7 +264,7 @@ class StateDB:
 
     def open_transactions(self) -> list[TransactionRecord]:
         rows = self._conn.execute(
-            "SELECT * FROM transactions WHERE status = 'open' ORDER BY id"
+            "SELECT * FROM transactions WHERE status = ? ORDER BY id", (TransactionStatus.OPEN,)
         ).fetchall()
         return [_transaction_from_row(row) for row in rows]
 
@@ -401,16 +282,25 @@ class StateDB:
 
     # -- operations and journal ---------------------------------------------
 
-    def begin_operation(self, kind: str, target: str, pid: int, plan: list[dict]) -> int:
+    def begin_operation(self, kind: str, target: str, pid: int, plan: list[dict[str, Any]]) -> int:
         with self.transaction() as conn:
             cursor = conn.execute(
                 "INSERT INTO operations(kind, target, status, started, pid, plan) "
-                "VALUES (?, ?, 'running', ?, ?, ?)",
-                (kind, target, time.time(), pid, json.dumps(plan, sort_keys=True)),
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    kind,
+                    target,
+                    OperationStatus.RUNNING,
+                    time.time(),
+                    pid,
+                    json.dumps(plan, sort_keys=True),
+                ),
             )
-            return int(cursor.lastrowid)
+            return int(cursor.lastrowid or 0)
 
-    def finish_operation(self, op_id: int, status: str, message: str | None = None) -> None:
+    def finish_operation(
+        self, op_id: int, status: OperationStatus, message: str | None = None
+    ) -> None:
         with self.transaction() as conn:
             conn.execute(
                 "UPDATE operations SET status = ?, finished = ?, message = ? WHERE id = ?",
@@ -421,12 +311,24 @@ class StateDB:
         with self.transaction() as conn:
             conn.execute(
                 "INSERT INTO journal(op_id, seq, kind, args, data, status, at) "
-                "VALUES (?, ?, ?, ?, '{}', 'started', ?)",
-                (op_id, seq, kind, json.dumps(args, sort_keys=True), time.time()),
+                "VALUES (?, ?, ?, ?, '{}', ?, ?)",
+                (
+                    op_id,
+                    seq,
+                    kind,
+                    json.dumps(args, sort_keys=True),
+                    EntryStatus.STARTED,
+                    time.time(),
+                ),  # fmt: skip
             )
 
     def update_entry(
-        self, op_id: int, seq: int, *, status: str | None = None, data: dict | None = None
+        self,
+        op_id: int,
+        seq: int,
+        *,
+        status: EntryStatus | None = None,
+        data: dict[str, Any] | None = None,
     ) -> None:
         with self.transaction() as conn:
             if data is not None:
@@ -441,8 +343,9 @@ class StateDB:
                 )
 
     def unfinished_operations(self) -> list[Operation]:
+        marks = ", ".join("?" for _ in UNFINISHED)
         rows = self._conn.execute(
-            "SELECT * FROM operations WHERE status IN ('running', 'undoing', 'stuck') ORDER BY id"
+            f"SELECT * FROM operations WHERE status IN ({marks}) ORDER BY id", UNFINISHED
         ).fetchall()
         return [self.operation(row["id"]) for row in rows]
 
@@ -455,7 +358,7 @@ class StateDB:
             id=row["id"],
             kind=row["kind"],
             target=row["target"],
-            status=row["status"],
+            status=OperationStatus(row["status"]),
             started=row["started"],
             pid=row["pid"],
             finished=row["finished"],
@@ -468,7 +371,7 @@ class StateDB:
                     kind=e["kind"],
                     args=json.loads(e["args"]),
                     data=json.loads(e["data"]),
-                    status=e["status"],
+                    status=EntryStatus(e["status"]),
                 )
                 for e in entries
             ),
@@ -478,12 +381,14 @@ class StateDB:
 def _patch_from_row(row: sqlite3.Row) -> PatchRecord:
     values = dict(row)
     values["meta"] = json.loads(values["meta"])
+    values["state"] = PatchState(values["state"])
     return PatchRecord(**values)
 
 
 def _revert_from_row(row: sqlite3.Row) -> RevertRecord:
     values = dict(row)
     values["packages"] = tuple(json.loads(values["packages"]))
+    values["state"] = RevertState(values["state"])
     return RevertRecord(**values)
 
 
@@ -501,4 +406,6 @@ def _transaction_from_row(row: sqlite3.Row) -> TransactionRecord:
     values = dict(row)
     for key in _TRANSACTION_JSON:
         values[key] = tuple(json.loads(values[key]))
+    values["status"] = TransactionStatus(values["status"])
+    values["origin"] = Origin(values["origin"])
     return TransactionRecord(**values)

@@ -1,0 +1,92 @@
+"""Feed commands: update (what the daily timer runs) and repo-add (for publishers)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from clp_alpm.cli import context
+from clp_alpm.cli.options import command, options
+from clp_alpm.cli.output import Printer
+from clp_alpm.cli.prompts import confirm
+from clp_alpm.errors import UpdateFailed, UsageError
+
+if TYPE_CHECKING:
+    from clp_alpm.ops.update import UpdatePlan
+
+
+@command("update")
+@click.option("--check", is_flag=True, help="Only report what would be done; change nothing.")
+def update_command(check: bool) -> None:
+    """Read the patch feed and apply every patch that is due (what the daily timer runs)."""
+    from clp_alpm.ops.pins import lift_satisfied_pins
+    from clp_alpm.ops.update import plan_update, run_update
+
+    printer = Printer(options())
+    with context.session(printer, write=not check) as session:
+        # pins first: they wait for the repositories, not for the feed (which may be unset)
+        lifted = [] if check else lift_satisfied_pins(session)
+        for pin in lifted:
+            printer.arrow(f"pin lifted: {pin}")
+        printer.section("Synchronizing the patch feed...")
+        plan = plan_update(session)
+        _show_update_plan(printer, plan)
+        due = plan.to_apply
+        if check:
+            if printer.json:
+                printer.data(plan.to_dict())
+            return
+        if due:
+            confirm(printer, f"Proceed with {len(due)} patch{'es' if len(due) > 1 else ''}?")
+        else:
+            printer.item(" there is nothing to do")
+        report = run_update(session, plan, progress=printer.progress)
+        report.lifted_pins = lifted
+    if printer.json:
+        printer.data(report.to_dict())  # the one JSON document, failures included
+    failures = [outcome for outcome in report.outcomes if outcome.result == "failed"]
+    for failure in failures:
+        printer.error(
+            failure.message
+            if failure.name in failure.message
+            else f"{failure.name}: {failure.message}"
+        )
+    if failures:
+        raise UpdateFailed(len(failures), len(report.outcomes), printer.json)
+
+
+def _show_update_plan(printer: Printer, plan: UpdatePlan) -> None:
+    printer.arrow(f"index from {plan.mirror} (generated {plan.index.generated or 'unknown'})")
+    for decision in plan.decisions:
+        entry = decision.entry
+        mark = "apply" if decision.apply else "skip "
+        printer.item(f" {mark} {entry.name:<16} {entry.severity or '':<8} {decision.reason}")
+
+
+@command("repo-add")
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--sign", "sign_key", metavar="KEYID", help="Sign CLP.db with this gpg key.")
+@click.option("--gpg-homedir", type=click.Path(file_okay=False), help="gpg home for --sign.")
+def repo_add_command(directory: str, sign_key: str | None, gpg_homedir: str | None) -> None:
+    """Write the feed index CLP.db for a directory of .clp files (and sign it)."""
+    from clp_alpm.formats.feed import build_index, write_index
+    from clp_alpm.system.signature import sign_detached
+
+    printer = Printer(options())
+    folder = Path(directory)
+    if not folder.is_dir():
+        raise UsageError(f"{folder}: no such directory")
+    index = build_index(folder)
+    path = write_index(folder, index)
+    if sign_key:
+        sign_detached(path, sign_key, Path(gpg_homedir) if gpg_homedir else None)
+    if printer.json:
+        printer.data(index.to_dict() | {"path": str(path), "signed": bool(sign_key)})
+        return
+    for entry in index.entries:
+        printer.arrow(f"{entry.name} {entry.version} ({entry.architecture})")
+    signed = f", signed {path}.sig" if sign_key else ""
+    count = len(index.entries)
+    printer.section(f"wrote {path}: {count} patch{'' if count == 1 else 'es'}{signed}")

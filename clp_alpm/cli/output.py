@@ -1,0 +1,155 @@
+"""All of clp's printing, in pacman's conventions: `::` sections, `->` items, `(n/N)` steps,
+`warning:`/`error:` on standard error, colour as pacman decides it, one JSON document with
+`--json` (script output then goes to standard error, so that standard output stays JSON)."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+import click
+
+from clp_alpm.cli.options import Options
+from clp_alpm.errors import ClpError
+
+
+class Printer:
+    def __init__(self, opts: Options) -> None:
+        self.json = opts.json
+        self.color = self._wants_color(opts, sys.stdout) and not opts.json
+        self.color_err = self._wants_color(opts, sys.stderr)
+
+    @staticmethod
+    def _wants_color(opts: Options, stream: TextIO) -> bool:
+        """pacman's rule: --color always, or auto on a terminal when pacman.conf says Color."""
+        if opts.color != "auto":
+            return opts.color == "always"
+        return stream.isatty() and _pacman_wants_color(opts.root, opts.pacman_conf)
+
+    def _style(self, text: str, **style: Any) -> str:
+        return click.style(text, **style) if self.color else text
+
+    def _echo(self, text: str = "") -> None:
+        click.echo(text, color=self.color)
+
+    def _echo_err(self, label: str, colour: str, text: str) -> None:
+        styled = click.style(label, fg=colour, bold=True) if self.color_err else label
+        click.echo(f"{styled} {text}", err=True, color=self.color_err)
+
+    def question(self, text: str, bold: bool = True) -> str:
+        """A prompt as pacman shows it: `:: text` (bold on a colour terminal)."""
+        return self._style("::", fg="blue", bold=True) + " " + self._style(text, bold=bold)
+
+    def section(self, text: str) -> None:
+        if not self.json:
+            self._echo(self.question(text))
+
+    def item(self, text: str = "") -> None:
+        if not self.json:
+            self._echo(text)
+
+    def arrow(self, text: str) -> None:
+        if not self.json:
+            self._echo(self._style("->", fg="blue", bold=True) + " " + text)
+
+    def step(self, number: int, total: int, text: str) -> None:
+        if not self.json:
+            self._echo(f"({number}/{total}) {text}")
+
+    def waiting(self, text: str) -> None:
+        if not self.json:
+            self._echo(f":: {text}")
+
+    def output(self, line: str) -> None:
+        # script output goes to stderr under --json, so that stdout stays one JSON document
+        click.echo(line, err=self.json)
+
+    def progress(self, name: str, done: int, total: int | None) -> None:
+        """A download's progress, redrawn in place on a terminal; nothing in a pipe or --json."""
+        self._bar(name, size(done), done, total)
+
+    def counting(self, name: str, done: int, total: int) -> None:
+        """A long snapshot's progress in files, drawn like a download's."""
+        self._bar(name, f"{done}/{total}", done, total)
+
+    def _bar(self, name: str, amount: str, done: int, total: int | None) -> None:
+        if self.json or not sys.stdout.isatty():
+            return
+        width = 30
+        if total:
+            filled = min(width, done * width // total)
+            bar = f"[{'#' * filled}{'-' * (width - filled)}] {done * 100 // total:3d}%"
+        else:
+            bar = ""
+        click.echo(f"\r {name:<24} {amount:>10} {bar}", nl=False)
+        if total and done >= total:
+            click.echo()
+
+    def rows(self, rows: list[tuple[str, str]]) -> None:
+        if self.json:
+            return
+        width = max(len(label) for label, _ in rows)
+        for label, value in rows:
+            lines = str(value).splitlines() or ["-"]
+            self._echo(f"{label:<{width}} : {lines[0]}")
+            for line in lines[1:]:
+                self._echo(f"{'':<{width}}   {line}")
+
+    def diff_line(self, line: str) -> None:
+        colour = {"+": "green", "-": "red", "@": "cyan"}.get(line[:1])
+        if line.startswith(("+++", "---")):
+            colour = None
+        self._echo(self._style(line, fg=colour) if colour else line)
+
+    def warning(self, text: str) -> None:
+        self._echo_err("warning:", "yellow", text)
+
+    def error(self, text: str) -> None:
+        self._echo_err("error:", "red", text)
+
+    def data(self, value: Any) -> None:
+        click.echo(json.dumps(value, indent=2, sort_keys=True))
+
+
+@functools.lru_cache(maxsize=4)
+def _pacman_wants_color(root: str, pacman_conf: str | None) -> bool:
+    from clp_alpm.paths import under_root
+    from clp_alpm.system.alpm import read_pacman_conf
+
+    conf = Path(pacman_conf) if pacman_conf else under_root(Path(root), "/etc/pacman.conf")
+    try:
+        entries = read_pacman_conf(Path(root), conf, strict=False)
+    except (ClpError, OSError):
+        return False
+    return any(entry.section == "options" and entry.key == "Color" for entry in entries)
+
+
+def size(count: int) -> str:
+    """A byte count as pacman shows one: 512 B, 1.5 KiB, 3.0 MiB."""
+    amount = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if amount < 1024 or unit == "GiB":
+            return f"{amount:.0f} {unit}" if unit == "B" else f"{amount:.1f} {unit}"
+        amount /= 1024
+    return f"{count} B"
+
+
+def when(stamp: str) -> str:
+    """An ISO time stamp as a fixed-width 'YYYY-MM-DD HH:MM' column."""
+    return f"{stamp[:16].replace('T', ' '):<16}"
+
+
+def signature_text(report: dict[str, Any], name: str) -> str:
+    """One line for a signature verdict (the JSON shape of ops.verify.signature_report)."""
+    status = report["status"]
+    if status == "verified":
+        return f"signed by {report['uid'] or 'unknown user id'} ({report['fingerprint']})"
+    if status == "invalid":
+        return f"INVALID: {report['message']}"
+    if status in ("unsigned", "missing"):
+        verdict = "apply refuses it" if report["siglevel"] == "Required" else "accepted"
+        return f"none ({name}.sig missing; SigLevel = {report['siglevel']}: {verdict})"
+    return f"not checked (SigLevel = {report['siglevel']})"

@@ -1,0 +1,152 @@
+"""Package commands: revert, pins, unpin."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import click
+
+from clp_alpm.cli import context
+from clp_alpm.cli.options import command, options
+from clp_alpm.cli.output import Printer
+from clp_alpm.cli.prompts import choose_number, confirm
+from clp_alpm.errors import UsageError
+
+if TYPE_CHECKING:
+    from clp_alpm.ops.revert import Request, VersionList
+    from clp_alpm.ops.session import Session
+
+
+@command("revert")
+@click.argument("targets", nargs=-1, required=True, metavar="PKG [VERSION] | PKG=VER... | FILE|URL")
+@click.option("--list", "list_only", is_flag=True, help="Only list the versions to be had.")
+@click.option("--allow-upgrade", is_flag=True, help="Accept a version newer than installed.")
+@click.option("--until", metavar="VERSION", help="Lift the pin once a repository has VERSION.")
+def revert_command(
+    targets: tuple[str, ...], list_only: bool, allow_upgrade: bool, until: str | None
+) -> None:
+    """Bring packages back to earlier versions (cache, archive or file), then pin them."""
+    from clp_alpm.ops.revert import list_versions, plan_revert, revert
+
+    printer = Printer(options())
+    requests = _revert_requests(targets, until)
+    if list_only:
+        with context.session(printer, write=False) as session:
+            listings = [list_versions(session, r.name, r.given) for r in requests]
+        if printer.json:
+            printer.data([listing.to_dict() for listing in listings])
+        for listing in listings:
+            _show_versions(printer, listing)
+        return
+    with context.session(printer) as session:
+        if len(requests) == 1 and not requests[0].version and not requests[0].given:
+            requests = [_ask_version(printer, session, requests[0])]
+        plan = plan_revert(
+            session, requests, allow_upgrade=allow_upgrade, progress=printer.progress
+        )
+        printer.section("Packages to revert:")
+        for choice in plan.choices:
+            printer.arrow(
+                f"{choice.name} {choice.installed} -> {choice.available.version} "
+                f"from {choice.available.describe()}"
+            )
+        if not plan.pins_included:
+            from clp_alpm.system.pins import include_line
+
+            printer.warning(
+                "pacman.conf does not include clp's pins, so 'pacman -Syu' would undo this "
+                f"revert: add '{include_line()}' under [options]"
+            )
+        confirm(printer, "Proceed with revert?")
+        record = revert(session, plan)
+    if printer.json:
+        printer.data({"plan": plan.to_dict(), "revert": record.to_dict()})
+    else:
+        printer.section(f"{record.id}: reverted and pinned (undo with 'clp rollback {record.id}')")
+
+
+def _revert_requests(targets: tuple[str, ...], until: str | None) -> list[Request]:
+    from clp_alpm.ops.revert import Request
+    from clp_alpm.system.pkgsource import parse_package_filename
+
+    def is_file(arg: str) -> bool:
+        return "/" in arg or ".pkg.tar" in arg
+
+    if len(targets) == 2 and not any("=" in t or is_file(t) for t in targets):
+        return [Request(targets[0], version=targets[1], until=until)]
+    requests = []
+    for target in targets:
+        if is_file(target):
+            ref = parse_package_filename(target.rsplit("/", 1)[-1])
+            if ref is None:
+                raise UsageError(f"{target}: not a package file name (name-version-arch.pkg.tar.*)")
+            requests.append(Request(ref.name, given=target, until=until))
+        elif "=" in target:
+            name, _, version = target.partition("=")
+            if not name or not version:
+                raise UsageError(f"'{target}': write PKG=VERSION")
+            requests.append(Request(name, version=version, until=until))
+        else:
+            requests.append(Request(target, until=until))
+    return requests
+
+
+def _show_versions(printer: Printer, listing: VersionList) -> None:
+    printer.section(f"Versions of {listing.name} (installed {listing.installed}):")
+    for number, available in enumerate(listing.versions, start=1):
+        mark = " (installed)" if available.version == listing.installed else ""
+        printer.item(f" {number:>3}) {available.version:<20} {available.describe()}{mark}")
+    if not listing.versions:
+        printer.item(f"   none found (searched: {', '.join(listing.searched) or 'nowhere'})")
+    for problem in listing.problems:
+        printer.warning(problem)
+
+
+def _ask_version(printer: Printer, session: Session, request: Request) -> Request:
+    """pacman's numbered question: which version? --noconfirm takes the newest older one."""
+    from clp_alpm.ops.revert import Request, list_versions, pick_default
+
+    listing = list_versions(session, request.name, request.given)
+    default = pick_default(listing)
+    if default is None:
+        _show_versions(printer, listing)
+        raise UsageError(f"no version of {request.name} older than {listing.installed} was found")
+    if options().noconfirm:
+        return Request(request.name, version=default.version, until=request.until)
+    _show_versions(printer, listing)
+    number = listing.versions.index(default) + 1
+    answer = choose_number(printer, len(listing.versions), number)
+    return Request(request.name, version=listing.versions[answer - 1].version, until=request.until)
+
+
+@command("pins")
+def pins_command() -> None:
+    """List the packages clp keeps pacman from upgrading."""
+    from clp_alpm.system.pins import include_line, pins_included, read_pins
+
+    printer = Printer(options())
+    config = context.config()
+    pins = read_pins(config)
+    if printer.json:
+        printer.data([pin.__dict__ for pin in pins])
+        return
+    for pin in pins:
+        until = f" until {pin.until}" if pin.until else ""
+        printer.item(f"{pin.name} {pin.version}{until} ({pin.reason})")
+    if pins and not pins_included(config, config.pacman_conf):
+        printer.warning(f"pacman.conf does not include these pins: add '{include_line()}'")
+
+
+@command("unpin")
+@click.argument("package")
+def unpin_command(package: str) -> None:
+    """Let pacman upgrade a pinned package again."""
+    from clp_alpm.ops.pins import unpin
+
+    printer = Printer(options())
+    with context.session(printer) as session:
+        unpin(session, [package])
+    if printer.json:
+        printer.data({"unpinned": package})
+    else:
+        printer.section(f"{package} unpinned: the next 'pacman -Syu' may upgrade it")

@@ -1,0 +1,300 @@
+"""Applying a patch: plan (verify, decide every step, change nothing), then commit.
+
+The plan extracts the verified copy, reverts the packages the patch names, snapshots every
+declared file, runs the Install script (and the health check), snapshots again and records the
+patch. A failure anywhere undoes everything before it, in reverse, and the patch is recorded
+as failed.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from clp_alpm.config import Config
+from clp_alpm.errors import LockError, NotApplicableError, OperationFailed
+from clp_alpm.formats.meta import AppliesTo, PatchMeta, VersionConstraint
+from clp_alpm.ops import steps
+from clp_alpm.ops.commit import commit
+from clp_alpm.ops.revert import Request, plan_revert
+from clp_alpm.ops.session import LOG_TAG, Session
+from clp_alpm.ops.steps import OperationKind
+from clp_alpm.ops.verify import VerifiedPatch, verify_patch
+from clp_alpm.store.journal import Step
+from clp_alpm.store.lock import HELD_ENV
+from clp_alpm.store.records import PatchRecord, PatchState
+from clp_alpm.system import scripts
+from clp_alpm.system.localdb import installed_versions
+from clp_alpm.system.services import RestartResult, try_restart
+
+
+@dataclass(frozen=True)
+class ApplyPlan:
+    patch: VerifiedPatch
+    patch_dir: str
+    interpreter: str
+    steps: tuple[Step, ...]
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def meta(self) -> PatchMeta:
+        return self.patch.meta
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "patch": self.meta.name,
+            "patch_dir": self.patch_dir,
+            "files": list(self.meta.files),
+            "scripts": {
+                "install": self.patch.archive.install_script,
+                "remove": self.patch.archive.remove_script,
+            },
+            "health_check": self.meta.to_dict()["health_check"],
+            "steps": [step.description for step in self.steps],
+            "notes": list(self.notes),
+        }
+
+
+def plan_apply(
+    session: Session, path: Path, expect: Callable[[PatchMeta], None] | None = None
+) -> ApplyPlan:
+    """Decide everything `apply` will do, changing nothing. `expect` may refuse the verified
+    metadata before anything else is looked at (the feed checks the file is the one listed)."""
+    config = session.config
+    patch = verify_patch(config, path, session.incoming())
+    session.inspected[str(patch.archive.path)] = patch.archive
+    meta = patch.meta
+    if expect is not None:
+        expect(meta)
+    check_applicable(session, meta)
+    patch_dir = config.patch_path(meta.name)
+    if config.host(patch_dir).exists():
+        raise NotApplicableError(
+            f"{config.host(patch_dir)} already exists but clp has no record of applying "
+            f"{meta.name} (left by clpctl?); roll it back or move it away first"
+        )
+    scripts.find_interpreter(config.root, config.interpreter)
+    archive = patch.archive
+    files = list(meta.files)
+    record = applied_record(patch)
+    plan = [
+        steps.extract(str(archive.path), archive.sha256, patch_dir, record, path.name),
+        *_revert_steps(session, meta),
+        steps.snapshot_before(files),
+        steps.install_script(meta.name, patch_dir, archive.install_script, archive.remove_script),
+    ]
+    if meta.health_check is not None:
+        check = meta.health_check
+        plan.append(steps.health_check(meta.name, patch_dir, check.command, check.timeout))
+    plan += [steps.snapshot_after(files), steps.record_applied(meta.name, record)]
+    notes = []
+    if meta.restart:
+        notes.append("afterwards, systemctl try-restart " + " ".join(meta.restart))
+    return ApplyPlan(patch, patch_dir, config.interpreter, tuple(plan), tuple(notes))
+
+
+def apply(session: Session, plan: ApplyPlan) -> PatchRecord:
+    """Commit an apply plan. On failure everything is undone and the patch recorded failed."""
+    patch_id = plan.meta.name
+    try:
+        return commit_patch_operation(
+            session, OperationKind.APPLY, patch_id, plan.steps, plan.patch.archive.sha256
+        )
+    except OperationFailed as err:
+        record_failure(session, patch_id, str(err), plan.steps[0].args["record"])
+        raise
+
+
+def commit_patch_operation(
+    session: Session, kind: OperationKind, patch_id: str, plan: Sequence[Step], detail: str = ""
+) -> PatchRecord:
+    """Run a patch operation's steps through the journal, logging its start and its outcome."""
+    session.log.write(LOG_TAG, f"{kind} {patch_id} {detail}".rstrip())
+    try:
+        commit(session, kind, patch_id, plan)
+    except OperationFailed as err:
+        session.log.write(LOG_TAG, f"{kind} {patch_id} failed: {err}")
+        raise
+    session.log.write(LOG_TAG, f"{kind} {patch_id} done")
+    record = session.state.get_patch(patch_id)
+    assert record is not None, "the record step always leaves a record"
+    return record
+
+
+def restart_services(session: Session, record: PatchRecord) -> list[RestartResult]:
+    """`systemctl try-restart` the services the patch names (after apply or re-apply); not
+    part of the journal: a restart cannot be undone, and a failed one changes no file."""
+    units = list(record.meta.get("restart", []))
+    if not units:
+        return []
+    results = try_restart(units, session.config.root)
+    for result in results:
+        session.log.write(LOG_TAG, f"{record.id}: {result.unit} {result.status}: {result.message}")
+    return results
+
+
+# -- does the patch apply here? -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """Why a patch does not apply to this system: its architecture, or an AppliesTo rule."""
+
+    architecture: str | None = None  # the patch's, when that is the reason
+    package: str | None = None  # the AppliesTo package, when that is the reason
+    installed: str | None = None  # its installed version (None: not installed)
+    constraint: VersionConstraint | None = None
+
+    def describe(self) -> str:
+        """A few words, as `clp update` lists them beside a skipped patch."""
+        if self.architecture is not None:
+            return f"built for {self.architecture}"
+        if self.installed is None:
+            return f"{self.package} is not installed"
+        return f"needs {self.package}{self.constraint}, installed is {self.installed}"
+
+
+def architecture_mismatch(config: Config, architecture: str) -> Mismatch | None:
+    """Why a patch built for `architecture` does not run here, or None."""
+    if architecture in ("any", config.architecture):
+        return None
+    return Mismatch(architecture=architecture)
+
+
+def applies_to_mismatch(
+    rules: Sequence[AppliesTo], installed: Mapping[str, str | None]
+) -> Mismatch | None:
+    """The first AppliesTo rule the installed versions (of the rules' packages) break."""
+    for rule in rules:
+        version = installed.get(rule.name)
+        if version is None:
+            return Mismatch(package=rule.name)
+        if rule.constraint is not None and not rule.constraint.matches(version):
+            return Mismatch(package=rule.name, installed=version, constraint=rule.constraint)
+    return None
+
+
+def check_applicable(session: Session, meta: PatchMeta) -> None:
+    """Refuse (NotApplicableError) a patch that does not apply here or is applied already;
+    LockError while pacman runs."""
+    config = session.config
+    if architecture_mismatch(config, meta.architecture) is not None:
+        raise NotApplicableError(
+            f"{meta.name} is built for {meta.architecture}, this system is {config.architecture}"
+        )
+    existing = session.state.get_patch(meta.name)
+    if existing is not None and existing.state == PatchState.APPLIED:
+        raise NotApplicableError(
+            f"{meta.name} is already applied (since {existing.to_dict()['applied_at']}); "
+            f"roll it back first with 'clp rollback {meta.name}'"
+        )
+    _check_own_files(config, meta)
+    rules = [rule.name for rule in meta.applies_to]
+    installed = installed_versions(config.host_dbpath, rules) if rules else {}
+    mismatch = applies_to_mismatch(meta.applies_to, installed)
+    if mismatch is not None:
+        raise NotApplicableError(_mismatch_message(meta.name, mismatch))
+    check_pacman_lock(config)
+
+
+def check_pacman_lock(config: Config) -> None:
+    """Another package transaction in progress: patching under it is a race (exit 3)."""
+    lock = config.host_dbpath / "db.lck"
+    if lock.exists() and HELD_ENV not in os.environ:
+        raise LockError(
+            f"pacman is running ({lock} exists); wait for it to finish, "
+            "or remove the file if no pacman is running"
+        )
+
+
+def _mismatch_message(patch_id: str, mismatch: Mismatch) -> str:
+    if mismatch.installed is None:
+        return f"{patch_id} applies to {mismatch.package}, which is not installed"
+    assert mismatch.constraint is not None
+    return (
+        f"{patch_id} applies to {mismatch.package}{mismatch.constraint.op}"
+        f"{mismatch.constraint.version}; installed is {mismatch.installed}"
+    )
+
+
+def _check_own_files(config: Config, meta: PatchMeta) -> None:
+    """A patch may not manage clp's own files: restoring them would pull the state, the lock
+    or the snapshots from under clp (and the log would stop every rollback)."""
+    own = {
+        "StateDir": config.state_dir,
+        "PatchDir": config.patch_dir,
+        "LogFile": config.log_file,
+        "Keyring": config.keyring,
+        "DBPath": config.dbpath,
+    }
+    for path in meta.files:
+        for setting, mine in own.items():
+            if path == mine or path.startswith(mine + "/") or mine.startswith(path + "/"):
+                raise NotApplicableError(
+                    f"{meta.name} declares {path}, which is clp's own ({setting} = {mine}); "
+                    "a patch cannot manage it"
+                )
+
+
+def _revert_steps(session: Session, meta: PatchMeta) -> tuple[Step, ...]:
+    """The patch's package reverts, in the same journal: a failing script undoes them too."""
+    if not meta.reverts:
+        return ()
+    requests = [Request(r.name, version=r.to, until=r.until) for r in meta.reverts]
+    return plan_revert(session, requests, reason=f"patch {meta.name}", patch=meta.name).steps
+
+
+# -- the patch's record ---------------------------------------------------------------------
+
+
+def applied_record(patch: VerifiedPatch) -> dict[str, Any]:
+    """The fields of the record an apply writes (JSON: they are journaled with the plan)."""
+    return {
+        "version": patch.meta.version,
+        "description": patch.meta.description,
+        "meta": patch.meta.to_dict()
+        | {
+            "install_script": patch.archive.install_script,
+            "remove_script": patch.archive.remove_script,
+        },
+        "source": str(patch.source.absolute()),
+        "sha256": patch.archive.sha256,
+        "signer": patch.signer.fingerprint if patch.signer else None,
+    }
+
+
+def record_failure(
+    session: Session, patch_id: str, message: str, values: dict[str, Any] | None
+) -> None:
+    """Mark a patch failed; an applied one stays applied (only a re-apply could have failed)."""
+    now = time.time()
+    previous = session.state.get_patch(patch_id)
+    if previous is not None and previous.state == PatchState.APPLIED:
+        return
+    if previous is not None:
+        update = dict(values or {})  # the failed version's metadata, not the earlier one's
+        session.state.put_patch(
+            replace(
+                previous,
+                state=PatchState.FAILED,
+                failed_at=now,
+                updated_at=now,
+                message=message,
+                **update,
+            )
+        )
+    elif values is not None:
+        session.state.put_patch(
+            PatchRecord(
+                id=patch_id,
+                state=PatchState.FAILED,
+                failed_at=now,
+                updated_at=now,
+                message=message,
+                **values,
+            )
+        )

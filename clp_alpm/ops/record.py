@@ -1,0 +1,219 @@
+"""Recording pacman transactions, as the hooks do: versions and snapshots before and after.
+
+The pre-transaction hook snapshots the configuration files the transaction names (its `etc/*`
+targets) plus every file an applied patch manages, and the `.pacnew`/`.pacsave` files pacman
+may write beside them; the post-transaction hook snapshots the same paths again. The cost
+follows what the transaction touches, not the size of /etc.
+
+pacman waits for this code on every transaction: it imports no lxml, no gpg, no journal.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+
+from clp_alpm.config import Config
+from clp_alpm.errors import ClpError
+from clp_alpm.store.records import Origin, TransactionRecord, TransactionStatus
+from clp_alpm.store.snapshots import Snapshot, SnapshotStore
+from clp_alpm.store.state import StateDB
+from clp_alpm.system.localdb import installed_versions
+
+# Transactions kept (with their snapshots); older ones are forgotten by clp's garbage collection.
+TRANSACTION_HISTORY = 100
+
+
+# Files pacman writes beside a configuration file it must not overwrite or is removing.
+PACMAN_SIDE_FILES = (".pacnew", ".pacsave")
+
+
+@dataclass(frozen=True)
+class HookTargets:
+    """What libalpm passes a NeedsTargets hook: package names and paths (no leading '/')."""
+
+    packages: tuple[str, ...]
+    paths: tuple[str, ...]  # absolute, regular-file targets only (directories end in '/')
+
+
+def parse_targets(text: str) -> HookTargets:
+    """Split a hook's stdin: package names never contain '/', paths from `etc/*` always do."""
+    packages: list[str] = []
+    paths: list[str] = []
+    for line in text.splitlines():
+        target = line.strip()
+        if not target:
+            continue
+        if "/" not in target:
+            packages.append(target)
+        elif not target.endswith("/"):
+            paths.append("/" + target.lstrip("/"))
+    return HookTargets(tuple(dict.fromkeys(packages)), tuple(dict.fromkeys(paths)))
+
+
+@dataclass(frozen=True)
+class Recorder:
+    """The parts a hook needs: no lxml, no gpg, no journal (pacman is waiting)."""
+
+    config: Config
+    state: StateDB
+    store: SnapshotStore
+
+
+def managed_files(state: StateDB) -> dict[str, list[str]]:
+    """Files each applied patch manages, by patch id."""
+    return {
+        record.id: list(record.meta.get("files", []))
+        for record in state.list_patches()
+        if record.state == "applied"
+    }
+
+
+def paths_to_snapshot(state: StateDB, target_paths: Iterable[str]) -> list[str]:
+    """The transaction's configuration files and the patches' files, each with the side files
+    pacman may create beside it."""
+    managed = [path for files in managed_files(state).values() for path in files]
+    wanted: dict[str, None] = {}
+    for path in [*target_paths, *managed]:
+        if path.endswith(PACMAN_SIDE_FILES):
+            path = path.rsplit(".", 1)[0]
+        wanted[path] = None
+        for suffix in PACMAN_SIDE_FILES:
+            wanted[path + suffix] = None
+    return sorted(wanted)
+
+
+def begin(
+    recorder: Recorder, targets: HookTargets, origin: Origin, pacman_pid: int
+) -> TransactionRecord:
+    """Before a transaction: close any transaction whose post hook never ran, then record the
+    versions and snapshot the files this one may change."""
+    for stale in recorder.state.open_transactions():
+        close(recorder, stale, (), TransactionStatus.INTERRUPTED)
+    packages = sorted(targets.packages)
+    before = installed_versions(recorder.config.host_dbpath, packages)
+    paths = paths_to_snapshot(recorder.state, targets.paths)
+    snapshot = recorder.store.take(recorder.config.root, paths, previous=_latest(recorder))
+    record = TransactionRecord(
+        id=0,
+        status=TransactionStatus.OPEN,
+        started=time.time(),
+        origin=origin,
+        packages=tuple({"name": name, "from": before[name], "to": None} for name in packages),
+        paths=tuple(paths),
+        snapshot_before=snapshot.id,
+        pacman_pid=pacman_pid,
+    )
+    return replace(record, id=recorder.state.add_transaction(record))
+
+
+def finish(
+    recorder: Recorder, targets: HookTargets, origin: Origin, pacman_pid: int
+) -> TransactionRecord:
+    """After a transaction: the versions and files now, and what changed. Only the record
+    this transaction's pre hook opened is closed as done: the same pacman process, and the
+    same packages (a front end such as pamac runs every transaction in one process). Another
+    open record is from a transaction that died; taking it for this one would record
+    upgrades as installs."""
+    mine = None
+    for record in recorder.state.open_transactions():
+        if mine is None and _opened_by(record, targets, pacman_pid):
+            mine = record
+        else:
+            close(recorder, record, (), TransactionStatus.INTERRUPTED)
+    if mine is not None:
+        return close(recorder, mine, targets, TransactionStatus.DONE)
+    # No pre-transaction record (clp was installed by this very transaction, or the pre hook
+    # failed): the versions after and a snapshot are still worth keeping, never undone.
+    record = TransactionRecord(
+        id=0,
+        status=TransactionStatus.OPEN,
+        started=time.time(),
+        origin=origin,
+        packages=tuple({"name": n, "from": None, "to": None} for n in sorted(targets.packages)),
+        paths=(),
+        message="no record from before the transaction (the pre-transaction hook did not run)",
+        pacman_pid=pacman_pid,
+    )
+    record = replace(record, id=recorder.state.add_transaction(record))
+    return close(recorder, record, targets, TransactionStatus.DONE)
+
+
+def _opened_by(record: TransactionRecord, targets: HookTargets, pacman_pid: int) -> bool:
+    names = {package["name"] for package in record.packages}
+    return record.pacman_pid == pacman_pid and names == set(targets.packages)
+
+
+def close(
+    recorder: Recorder,
+    record: TransactionRecord,
+    targets: HookTargets | tuple[()],
+    status: TransactionStatus,
+) -> TransactionRecord:
+    """Snapshot `record`'s paths as they are now and store what changed. The packages are
+    those the pre hook named (it gets the whole list); a record without a pre side takes the
+    post hook's, whose earlier versions are unknown."""
+    extra_packages = targets.packages if isinstance(targets, HookTargets) else ()
+    extra_paths = targets.paths if isinstance(targets, HookTargets) else ()
+    names = [p["name"] for p in record.packages]
+    if record.snapshot_before is None:
+        names = list(dict.fromkeys(names + list(extra_packages)))
+    after_versions = installed_versions(recorder.config.host_dbpath, names)
+    earlier = {p["name"]: p["from"] for p in record.packages}
+    packages = tuple(
+        {"name": name, "from": earlier.get(name), "to": after_versions[name]} for name in names
+    )
+    paths = tuple(sorted(set(record.paths) | set(paths_to_snapshot(recorder.state, extra_paths))))
+    before = _load(recorder.store, record.snapshot_before)
+    after = recorder.store.take(recorder.config.root, paths, previous=before)
+    changed = changed_between(before, after) if before is not None else ()
+    message = record.message
+    if status == TransactionStatus.INTERRUPTED:
+        message = "the post-transaction hook never ran (pacman failed or was stopped)"
+    closed = replace(
+        record,
+        status=status,
+        finished=time.time(),
+        packages=packages,
+        paths=paths,
+        changed=changed,
+        snapshot_after=after.id,
+        message=message,
+    )
+    recorder.state.put_transaction(closed)
+    return closed
+
+
+def changed_between(before: Snapshot, after: Snapshot) -> tuple[str, ...]:
+    """Paths whose kind, content, mode or owner differ (a missing record means absent)."""
+    changed = []
+    for state in after.files:
+        then = before.get(state.path)
+        if then is None:
+            continue  # not watched before: nothing to compare with
+        if not state.same_content_as(then):
+            changed.append(state.path)
+    return tuple(changed)
+
+
+def _load(store: SnapshotStore, snapshot_id: str | None) -> Snapshot | None:
+    return store.load(snapshot_id) if snapshot_id else None
+
+
+def _latest(recorder: Recorder) -> Snapshot | None:
+    """The newest snapshot of a finished transaction: files unchanged since are not reread."""
+    for record in reversed(recorder.state.list_transactions()[-5:]):
+        if record.snapshot_after:
+            try:
+                return recorder.store.load(record.snapshot_after)
+            except ClpError:
+                return None
+    return None
+
+
+def forget_old_transactions(state: StateDB, keep: int = TRANSACTION_HISTORY) -> None:
+    """Keep the newest `keep` transactions; their snapshots go with the next prune."""
+    records = state.list_transactions()
+    if len(records) > keep:
+        state.forget_transactions_before(records[-keep].id)

@@ -1,0 +1,63 @@
+"""Reading what clp knows of a patch: its record, and the declared files changed since."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from clp_alpm.errors import UsageError
+from clp_alpm.ops.session import Session
+from clp_alpm.store.records import PatchRecord, PatchState
+from clp_alpm.store.snapshots import FileState, Snapshot
+
+
+def known_record(session: Session, patch_id: str) -> PatchRecord:
+    """The record of `patch_id`, or a UsageError that says where to look."""
+    record = session.state.get_patch(patch_id)
+    if record is not None:
+        return record
+    hint = "see 'clp list'"
+    if patch_id.endswith(".clp"):
+        hint = f"patches are named by their ID, e.g. '{Path(patch_id).name[:-4]}'"
+    raise UsageError(f"patch '{patch_id}' is not known to clp ({hint})")
+
+
+def describe_record(session: Session, patch_id: str) -> dict[str, Any]:
+    """What `clp info ID` shows: the state record and which declared files changed since."""
+    record = known_record(session, patch_id)
+    changed = changes_since_apply(session, record)
+    return record.to_dict() | {"meta": record.meta, "changed_since_apply": changed}
+
+
+def changes_since_apply(session: Session, record: PatchRecord) -> list[str]:
+    """Each declared file someone changed after the patch was applied, with what changed."""
+    if record.state != PatchState.APPLIED or not record.snapshot_after:
+        return []
+    return changes_since(session, session.store.load(record.snapshot_after))
+
+
+def changes_since(session: Session, snapshot: Snapshot) -> list[str]:
+    """Each file that differs now from `snapshot`, with what changed ("/etc/x (deleted)")."""
+    root = session.config.root
+    return [
+        f"{path} ({describe_change(snapshot.get(path), session.store.current_state(root, path))})"
+        for path in session.store.changed_paths(root, snapshot)
+    ]
+
+
+def describe_change(then: FileState | None, now: FileState) -> str:
+    """In a few words, how a file differs from what clp recorded."""
+    if then is None or then.kind == "absent":
+        return "created"
+    if now.kind == "absent":
+        return "deleted"
+    if then.kind != now.kind:
+        return f"{then.kind} replaced by a {now.kind}"
+    changes = []
+    if (then.digest, then.target) != (now.digest, now.target):
+        changes.append("content changed")
+    if then.mode != now.mode:
+        changes.append(f"mode {then.mode:o} -> {now.mode:o}")
+    if (then.uid, then.gid) != (now.uid, now.gid):
+        changes.append(f"owner {then.uid}:{then.gid} -> {now.uid}:{now.gid}")
+    return ", ".join(changes) or "changed"

@@ -1,0 +1,110 @@
+"""The handle of one clp command: configuration, state, snapshot store, log, lock and events.
+
+As `alpm_handle_t` is to libalpm, a `Session` is what every operation is given. It is plain:
+opening one (taking the lock, recovering, re-applying what is pending) and closing one
+(garbage collection) are `clp_alpm.ops.startup.open_session`'s duties, one layer up.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from clp_alpm.config import Config
+from clp_alpm.errors import NotRootError
+from clp_alpm.logfile import LogFile
+from clp_alpm.store.lock import StateLock
+from clp_alpm.store.snapshots import SnapshotStore
+from clp_alpm.store.state import StateDB
+
+if TYPE_CHECKING:
+    from clp_alpm.formats.patchfile import PatchArchive
+    from clp_alpm.system.alpm import PacmanSettings
+
+LOG_TAG = "CLP"
+
+
+def _ignore(_: str) -> None:
+    return None
+
+
+def _ignore_step(number: int, total: int, description: str) -> None:
+    return None
+
+
+def _ignore_count(what: str, done: int, total: int) -> None:
+    return None
+
+
+@dataclass
+class Events:
+    """How the library tells the front end what happens. Every callback defaults to silence."""
+
+    output: Callable[[str], None] = _ignore  # a line a script printed
+    info: Callable[[str], None] = _ignore  # a step begins
+    warning: Callable[[str], None] = _ignore
+    step: Callable[[int, int, str], None] = _ignore_step
+    waiting: Callable[[str], None] = _ignore  # the lock is held by someone else, for now
+    # a long snapshot: what, files done, files in all
+    counting: Callable[[str, int, int], None] = _ignore_count
+
+
+class Session:
+    """Everything one clp command needs. `lock` is held for a writing session, None else."""
+
+    def __init__(
+        self, config: Config, events: Events, state: StateDB, lock: StateLock | None
+    ) -> None:
+        self.config = config
+        self.events = events
+        self.state = state
+        self.lock = lock
+        self.log = LogFile(config.host_log_file)
+        self.store = SnapshotStore(config.host_state_dir / "snapshots")
+        self.recovered: list[str] = []  # what recovery did when the session opened
+        # staged patch copies this session inspected, so a commit need not read them again
+        self.inspected: dict[str, PatchArchive] = {}
+        self._pacman: PacmanSettings | None = None
+
+    @property
+    def locked(self) -> bool:
+        return self.lock is not None
+
+    def incoming(self) -> Path:
+        """A fresh private dir under StateDir for staged patch copies (emptied at the end)."""
+        base = self.config.host_state_dir / "incoming"
+        base.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return Path(tempfile.mkdtemp(dir=base))
+
+    def pacman(self) -> PacmanSettings:
+        """pacman's settings for this root (read once per session)."""
+        from clp_alpm.system.alpm import pacman_settings
+
+        if self._pacman is None:
+            self._pacman = pacman_settings(
+                self.config, self.config.pacman_conf, self.config.extra_cache_dirs
+            )
+        return self._pacman
+
+    def reopen_state(self, readonly: bool) -> None:
+        """Swap the state connection (a read-only session that recovers needs a writable one)."""
+        self.state.close()
+        self.state = StateDB(self.config.host_state_dir, readonly=readonly)
+
+    def close(self) -> None:
+        if self.lock is not None:
+            shutil.rmtree(self.config.host_state_dir / "incoming", ignore_errors=True)
+        self.state.close()
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
+
+
+def require_root() -> None:
+    if os.geteuid() != 0:
+        raise NotRootError("you cannot perform this operation unless you are root.")

@@ -1,0 +1,82 @@
+"""Opening and closing a session: what every clp command does around its own work.
+
+A writing session takes the lock, rolls back whatever a killed clp left behind, and re-applies
+the patches a pacman transaction left pending — before the command looks at any patch's files —
+then, when the command is done, re-applies what its own pacman runs left pending and drops the
+snapshots nothing needs any more. A read-only session takes no lock; as root it still recovers
+an operation nobody owns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from clp_alpm.config import Config
+from clp_alpm.errors import ClpError
+from clp_alpm.ops.reapply import run_pending
+from clp_alpm.ops.record import forget_old_transactions
+from clp_alpm.ops.recover import recover, recover_if_abandoned
+from clp_alpm.ops.session import Events, Session, require_root
+from clp_alpm.store.lock import StateLock
+from clp_alpm.store.state import StateDB
+
+
+@contextmanager
+def open_session(
+    config: Config, events: Events | None = None, write: bool = True
+) -> Iterator[Session]:
+    """The session of one command, opened and closed with every duty above."""
+    session = _start(config, events or Events(), write)
+    try:
+        try:
+            yield session
+        except BaseException:
+            if session.locked:
+                collect_garbage(session)
+            raise
+        if session.locked:
+            run_pending(session)
+            collect_garbage(session)
+    finally:
+        session.close()
+
+
+def _start(config: Config, events: Events, write: bool) -> Session:
+    if not write:
+        session = Session(config, events, StateDB(config.host_state_dir, readonly=True), None)
+        try:
+            recover_if_abandoned(session)
+        except BaseException:
+            session.close()
+            raise
+        return session
+    require_root()
+    lock = StateLock(config.host_state_dir, on_wait=events.waiting)
+    lock.acquire()
+    try:
+        state = StateDB(config.host_state_dir)
+    except BaseException:
+        lock.release()
+        raise
+    session = Session(config, events, state, lock)
+    try:
+        recover(session)
+        run_pending(session)  # before this command looks at any patch's files
+    except BaseException:
+        session.close()
+        raise
+    return session
+
+
+def collect_garbage(session: Session) -> None:
+    """Drop snapshots no patch or transaction record needs (failed applies, finished
+    rollbacks, replaced records, transactions beyond the history): they hold copies of
+    configuration files. Never while recovery is pending."""
+    if session.state.unfinished_operations():
+        return
+    try:
+        forget_old_transactions(session.state)
+        session.store.prune(session.state.snapshots_in_use())
+    except (ClpError, OSError) as err:
+        session.events.warning(f"could not clean up old snapshots: {err}")

@@ -1,0 +1,148 @@
+"""Step handlers that touch files: snapshots, restores, and the patch directory.
+
+Every restore is checked after it is done (`restore_exactly`): a file that still differs from
+its snapshot fails the step, and the journal undoes the operation.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from clp_alpm.config import Config
+from clp_alpm.errors import ClpError
+from clp_alpm.formats.patchfile import extract_patch, inspect_patch
+from clp_alpm.ops.steps import Handler, StepKind
+from clp_alpm.store.journal import StepRun
+from clp_alpm.store.snapshots import Snapshot
+
+if TYPE_CHECKING:
+    from clp_alpm.ops.session import Session
+
+
+class SnapshotStep(Handler):
+    def do(self, run: StepRun) -> None:
+        files = run.args["files"]
+        snapshot = self.session.store.take(
+            self.config.root,
+            files,
+            progress=lambda done: self.session.events.counting("snapshot", done, len(files)),
+        )
+        run.save(snapshot=snapshot.id)
+
+
+class RestorePointStep(SnapshotStep):
+    """A snapshot whose undo restores it. As an operation's first step it is undone last,
+    after every later step's undo (a pacman reinstall rewrites files): the files end exactly
+    as they were before the operation. When a later undo fails, the journal leaves this one
+    for the retry (`undo_last`), so that it still comes after that reinstall."""
+
+    undo_last = True
+
+    def undo(self, run: StepRun) -> None:
+        if run.data.get("snapshot"):
+            restore_exactly(self.session, self.session.store.load(run.data["snapshot"]))
+
+
+class RestoreFilesStep(Handler):
+    """Restore a snapshot: all of it, or the "paths" given."""
+
+    def do(self, run: StepRun) -> None:
+        if run.args["snapshot"]:
+            snapshot = self.session.store.load(run.args["snapshot"])
+            if run.args.get("paths") is not None:
+                snapshot = snapshot.only(run.args["paths"])
+            restore_exactly(self.session, snapshot)
+
+    def undo(self, run: StepRun) -> None:
+        snapshot = earlier_snapshot(self.session, run, StepKind.SNAPSHOT_CURRENT)
+        if snapshot is not None:
+            restore_exactly(self.session, snapshot)
+
+
+class ExtractStep(Handler):
+    """Extract into a private staging dir inside PatchDir, then rename into place."""
+
+    def do(self, run: StepRun) -> None:
+        final = self.config.host(run.args["patch_dir"])
+        final.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+        if final.exists():
+            raise ClpError(f"{final} already exists")
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=final.parent))
+        run.save(staging=str(staging), final=str(final))
+        archive = self.session.inspected.get(run.args["archive"]) or inspect_patch(
+            Path(run.args["archive"])
+        )
+        if archive.sha256 != run.args["sha256"]:
+            raise ClpError(f"{run.args['archive']} changed after it was verified")
+        extract_patch(archive, staging)
+        os.chmod(staging, 0o755)
+        os.rename(staging, final)
+
+    def undo(self, run: StepRun) -> None:
+        for key in ("staging", "final"):
+            if key in run.data and os.path.lexists(run.data[key]):
+                shutil.rmtree(run.data[key])
+
+
+class RetirePatchDirStep(Handler):
+    """Move the patch dir into PatchDir/.trash (same file system: a rename, never a copy),
+    so that undo can put it back; the trash is emptied once the rollback is done."""
+
+    def do(self, run: StepRun) -> None:
+        source = self.config.host(run.args["patch_dir"])
+        trash = trash_dir(self.config)
+        trash.mkdir(parents=True, exist_ok=True, mode=0o700)
+        target = trash / f"{int(time.time() * 1000)}-{source.name}"
+        run.save(source=str(source), trash=str(target))
+        if source.exists():
+            os.rename(source, target)
+
+    def undo(self, run: StepRun) -> None:
+        trash, source = run.data.get("trash"), run.data.get("source")
+        if trash and source and os.path.lexists(trash) and not os.path.lexists(source):
+            os.rename(trash, source)
+
+
+HANDLERS: dict[StepKind, type[Handler]] = {
+    StepKind.SNAPSHOT_BEFORE: SnapshotStep,
+    StepKind.SNAPSHOT_AFTER: SnapshotStep,
+    StepKind.SNAPSHOT_CURRENT: SnapshotStep,
+    StepKind.RESTORE_POINT: RestorePointStep,
+    StepKind.RESTORE_FILES: RestoreFilesStep,
+    StepKind.EXTRACT: ExtractStep,
+    StepKind.RETIRE_PATCH_DIR: RetirePatchDirStep,
+}
+
+
+def earlier_snapshot(session: Session, run: StepRun, kind: StepKind) -> Snapshot | None:
+    """The snapshot an earlier step of this operation took, if it got that far."""
+    snapshot_id = run.earlier.get(kind, {}).get("snapshot")
+    return session.store.load(snapshot_id) if snapshot_id else None
+
+
+def restore_exactly(session: Session, snapshot: Snapshot) -> None:
+    """Restore a snapshot and check that every file now matches it."""
+    session.store.restore(session.config.root, snapshot)
+    different = session.store.changed_paths(session.config.root, snapshot)
+    if different:
+        raise ClpError(
+            "files still differ from the snapshot after restoring: " + ", ".join(different)
+        )
+
+
+def trash_dir(config: Config) -> Path:
+    return config.host_patch_dir / ".trash"
+
+
+def empty_trash(config: Config) -> None:
+    """Delete patch dirs retired by finished rollbacks and staging dirs of killed extractions
+    (only ever called under the lock, with no operation left unfinished)."""
+    shutil.rmtree(trash_dir(config), ignore_errors=True)
+    if config.host_patch_dir.is_dir():
+        for leftover in config.host_patch_dir.glob(".staging-*"):
+            shutil.rmtree(leftover, ignore_errors=True)

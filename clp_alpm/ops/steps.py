@@ -1,0 +1,235 @@
+"""The journal's step kinds and one builder per kind: plans are made of these, and only these.
+
+A step is data (a kind, JSON arguments, a description): the plan is journaled as a whole, so a
+new process can finish or undo it from the journal alone. What a kind *does* is its handler's
+(`step_files`, `step_scripts`, `step_packages`, `step_records`), found through the registry in
+`commit.py`. Builders are pure: they read nothing and change nothing.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from clp_alpm.store.journal import Step, StepRun
+from clp_alpm.store.records import TransactionStatus
+
+if TYPE_CHECKING:
+    from clp_alpm.ops.session import Session
+
+
+class StepKind(StrEnum):
+    EXTRACT = "extract"
+    SNAPSHOT_BEFORE = "snapshot-before"
+    SNAPSHOT_AFTER = "snapshot-after"
+    SNAPSHOT_CURRENT = "snapshot-current"
+    RESTORE_POINT = "restore-point"
+    INSTALL_SCRIPT = "install-script"
+    HEALTH_CHECK = "health-check"
+    REMOVE_SCRIPT = "remove-script"
+    RESTORE_FILES = "restore-files"
+    RETIRE_PATCH_DIR = "retire-patch-dir"
+    RECORD = "record"
+    PACMAN_UPGRADE = "pacman-upgrade"
+    PACMAN_REMOVE = "pacman-remove"
+    PIN = "pin"
+    UNPIN = "unpin"
+    RECORD_REVERT = "record-revert"
+    RECORD_TRANSACTION = "record-transaction"
+
+
+class OperationKind(StrEnum):
+    """What an operation in the journal is (its `kind` column)."""
+
+    APPLY = "apply"
+    ROLLBACK = "rollback"
+    REAPPLY = "reapply"
+    REVERT = "revert"
+    REVERT_ROLLBACK = "revert-rollback"
+    UNDO_TRANSACTION = "undo-transaction"
+    UNPIN = "unpin"
+
+
+class RecordedState(StrEnum):
+    """What a `record` step writes on a patch's record."""
+
+    APPLIED = "applied"
+    REAPPLIED = "reapplied"
+    ROLLED_BACK = "rolled-back"
+
+
+# -- files ------------------------------------------------------------------------------------
+
+
+def extract(archive: str, sha256: str, patch_dir: str, record: dict[str, Any], name: str) -> Step:
+    """Extract the verified archive into a staging dir, then rename it to `patch_dir`."""
+    args = {"archive": archive, "sha256": sha256, "patch_dir": patch_dir, "record": record}
+    return Step(StepKind.EXTRACT, args, f"extract {name} to {patch_dir}")
+
+
+def snapshot_before(files: Sequence[str]) -> Step:
+    return Step(
+        StepKind.SNAPSHOT_BEFORE, {"files": list(files)}, f"snapshot {len(files)} declared file(s)"
+    )
+
+
+def snapshot_after(files: Sequence[str]) -> Step:
+    return Step(StepKind.SNAPSHOT_AFTER, {"files": list(files)}, "snapshot the patched files")
+
+
+def snapshot_current(files: Sequence[str]) -> Step:
+    return Step(
+        StepKind.SNAPSHOT_CURRENT, {"files": list(files)}, f"snapshot {len(files)} declared file(s)"
+    )
+
+
+def restore_point(files: Sequence[str]) -> Step:
+    """A snapshot that is undone last: the files end exactly as before the operation."""
+    return Step(StepKind.RESTORE_POINT, {"files": list(files)}, "snapshot the files as now")
+
+
+def restore_files(
+    snapshot: str | None, description: str, paths: Sequence[str] | None = None
+) -> Step:
+    args: dict[str, Any] = {"snapshot": snapshot}
+    if paths is not None:
+        args["paths"] = list(paths)
+    return Step(StepKind.RESTORE_FILES, args, description)
+
+
+def retire_patch_dir(patch_dir: str) -> Step:
+    return Step(StepKind.RETIRE_PATCH_DIR, {"patch_dir": patch_dir}, f"remove {patch_dir}")
+
+
+# -- scripts ----------------------------------------------------------------------------------
+
+
+def _script_args(
+    patch_id: str, patch_dir: str, script: str, action: str, remove_script: str
+) -> dict[str, Any]:
+    return {
+        "patch_id": patch_id,
+        "patch_dir": patch_dir,
+        "script": f"{patch_dir}/{script}",
+        "action": action,
+        "remove_script": remove_script,
+    }
+
+
+def install_script(
+    patch_id: str, patch_dir: str, script: str, remove_script: str, again: bool = False
+) -> Step:
+    description = f"run {script} again" if again else f"run {script}"
+    args = _script_args(patch_id, patch_dir, script, "install", remove_script)
+    return Step(StepKind.INSTALL_SCRIPT, args, description)
+
+
+def remove_script(patch_id: str, patch_dir: str, script: str) -> Step:
+    """Once the Remove script ran, finishing the rollback is the way back (`forward`)."""
+    args = _script_args(patch_id, patch_dir, script, "remove", script)
+    return Step(StepKind.REMOVE_SCRIPT, args, f"run {script}", forward=True)
+
+
+def health_check(patch_id: str, patch_dir: str, command: str, timeout: float) -> Step:
+    args = {"patch_id": patch_id, "patch_dir": patch_dir, "command": command, "timeout": timeout}
+    return Step(StepKind.HEALTH_CHECK, args, f"health check '{command}'")
+
+
+# -- packages ---------------------------------------------------------------------------------
+
+
+def pacman_upgrade(
+    files: Sequence[str],
+    previous: Mapping[str, str | None],
+    targets: Mapping[str, str | None],
+    previous_files: Mapping[str, str],
+    moves: str,
+) -> Step:
+    """`pacman -U files`; undone by installing `previous_files` (name -> the file of the
+    version installed before, `previous`) and removing what was not installed before."""
+    args = {
+        "files": list(files),
+        "previous": dict(previous),
+        "targets": dict(targets),
+        "previous_files": dict(previous_files),
+    }
+    return Step(StepKind.PACMAN_UPGRADE, args, f"pacman -U: {moves}")
+
+
+def pacman_remove(names: Sequence[str], previous_files: Mapping[str, str]) -> Step:
+    """`pacman -R names`; undone by installing `previous_files` again."""
+    args = {"names": list(names), "previous_files": dict(previous_files)}
+    return Step(StepKind.PACMAN_REMOVE, args, "pacman -R: " + ", ".join(names))
+
+
+def pin(pins: Sequence[Mapping[str, Any]], description: str) -> Step:
+    return Step(StepKind.PIN, {"pins": [dict(p) for p in pins]}, description)
+
+
+def unpin(names: Sequence[str], why: str = "") -> Step:
+    return Step(StepKind.UNPIN, {"names": list(names)}, f"unpin {', '.join(names)}{why}")
+
+
+# -- records ----------------------------------------------------------------------------------
+
+
+def record_applied(patch_id: str, record: dict[str, Any]) -> Step:
+    args = {"patch_id": patch_id, "state": RecordedState.APPLIED, "record": record}
+    return Step(StepKind.RECORD, args, f"record {patch_id} as applied")
+
+
+def record_reapplied(patch_id: str, reason: str, replaced: Sequence[str]) -> Step:
+    args = {
+        "patch_id": patch_id,
+        "state": RecordedState.REAPPLIED,
+        "reason": reason,
+        "replaced": list(replaced),
+    }
+    return Step(StepKind.RECORD, args, f"record {patch_id} as re-applied")
+
+
+def record_rolled_back(patch_id: str) -> Step:
+    args = {"patch_id": patch_id, "state": RecordedState.ROLLED_BACK, "record": {}}
+    return Step(StepKind.RECORD, args, f"record {patch_id} as rolled back")
+
+
+def record_revert(revert_id: str, record: dict[str, Any]) -> Step:
+    return Step(StepKind.RECORD_REVERT, {"id": revert_id, "record": record}, "record the revert")
+
+
+def record_revert_rolled_back(revert_id: str) -> Step:
+    return Step(
+        StepKind.RECORD_REVERT,
+        {"id": revert_id, "state": "rolled-back"},
+        f"record {revert_id} as rolled back",
+    )
+
+
+def record_transaction_undone(transaction_id: int) -> Step:
+    return Step(
+        StepKind.RECORD_TRANSACTION,
+        {"id": transaction_id, "status": TransactionStatus.UNDONE},
+        f"record transaction {transaction_id} as undone",
+    )
+
+
+# -- handlers ---------------------------------------------------------------------------------
+
+
+class Handler(ABC):
+    """Base of the step handlers: `do` acts, `undo` reverses (by default nothing to reverse).
+    A handler with `undo_last` is undone after every later step's undo, even on a retry."""
+
+    undo_last = False
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.config = session.config
+
+    @abstractmethod
+    def do(self, run: StepRun) -> None: ...
+
+    def undo(self, run: StepRun) -> None:
+        return None

@@ -1,0 +1,191 @@
+"""The records clp keeps in its state database, and the states they move through.
+
+Plain data: the SQLite mapping is `state.py`'s. States are `StrEnum` members, so that they are
+stored and printed as the strings they always were (`"applied"`, `"rolled-back"`, ...).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+# typing costs ~4 ms to import and the hooks start on every transaction: names for type
+# checkers only (annotations are strings here)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+
+class PatchState(StrEnum):
+    APPLIED = "applied"
+    ROLLED_BACK = "rolled-back"
+    FAILED = "failed"
+
+
+class RevertState(StrEnum):
+    APPLIED = "applied"
+    ROLLED_BACK = "rolled-back"
+
+
+class TransactionStatus(StrEnum):
+    """open: the pre hook ran, the post hook not yet; done; interrupted: the post hook never
+    ran (pacman failed or was killed; the state after is what the next transaction found);
+    undone: `clp undo-transaction` reversed it."""
+
+    OPEN = "open"
+    DONE = "done"
+    INTERRUPTED = "interrupted"
+    UNDONE = "undone"
+
+
+class Origin(StrEnum):
+    """Who ran a pacman transaction: a person (or another front end), or clp itself."""
+
+    PACMAN = "pacman"
+    CLP = "clp"
+
+
+class OperationStatus(StrEnum):
+    """running -> done; or, on failure or after a crash, undoing -> undone (clean) or stuck
+    (an undo failed: every recovery retries it)."""
+
+    RUNNING = "running"
+    UNDOING = "undoing"
+    DONE = "done"
+    UNDONE = "undone"
+    STUCK = "stuck"
+
+
+UNFINISHED = (OperationStatus.RUNNING, OperationStatus.UNDOING, OperationStatus.STUCK)
+
+
+class EntryStatus(StrEnum):
+    """One journal entry: started -> done | failed; undone | undo-failed when undone."""
+
+    STARTED = "started"
+    DONE = "done"
+    FAILED = "failed"
+    UNDONE = "undone"
+    UNDO_FAILED = "undo-failed"
+
+
+@dataclass(frozen=True)
+class PatchRecord:
+    id: str
+    state: PatchState
+    version: str
+    description: str
+    meta: dict[str, Any]
+    updated_at: float
+    source: str | None = None
+    sha256: str | None = None
+    signer: str | None = None
+    snapshot_before: str | None = None
+    snapshot_after: str | None = None
+    applied_at: float | None = None
+    rolled_back_at: float | None = None
+    failed_at: float | None = None
+    message: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "description": self.description,
+            "version": self.version,
+            "state": self.state,
+            "severity": self.meta.get("severity"),
+            "applied_at": _iso(self.applied_at),
+            "rolled_back_at": _iso(self.rolled_back_at),
+            "failed_at": _iso(self.failed_at),
+            "updated_at": _iso(self.updated_at),
+            "source": self.source,
+            "sha256": self.sha256,
+            "signer": self.signer,
+            "files": list(self.meta.get("files", [])),
+            "message": self.message,
+        }
+
+
+@dataclass(frozen=True)
+class RevertRecord:
+    """Packages clp brought back to earlier versions, as one undoable unit."""
+
+    id: str
+    state: RevertState
+    packages: tuple[dict[str, Any], ...]  # {name, from, to, source}
+    created_at: float
+    updated_at: float
+    patch: str | None = None  # the patch that asked for it
+    rolled_back_at: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "state": self.state,
+            "packages": [dict(package) for package in self.packages],
+            "patch": self.patch,
+            "created_at": _iso(self.created_at),
+            "rolled_back_at": _iso(self.rolled_back_at),
+            "updated_at": _iso(self.updated_at),
+        }
+
+
+@dataclass(frozen=True)
+class TransactionRecord:
+    """One pacman transaction as the hooks saw it: versions and config files before and after."""
+
+    id: int
+    status: TransactionStatus
+    started: float
+    origin: Origin
+    packages: tuple[dict[str, Any], ...]  # {name, from, to}: None where absent
+    paths: tuple[str, ...]  # what the snapshots cover
+    changed: tuple[str, ...] = ()
+    snapshot_before: str | None = None
+    snapshot_after: str | None = None
+    finished: float | None = None
+    message: str | None = None
+    pacman_pid: int | None = None  # the pacman whose hooks opened it
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "status": self.status,
+            "started": _iso(self.started),
+            "finished": _iso(self.finished),
+            "origin": self.origin,
+            "packages": [dict(package) for package in self.packages],
+            "changed_files": list(self.changed),
+            "message": self.message,
+        }
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    op_id: int
+    seq: int
+    kind: str
+    args: dict[str, Any]
+    data: dict[str, Any]
+    status: EntryStatus
+
+
+@dataclass(frozen=True)
+class Operation:
+    id: int
+    kind: str
+    target: str
+    status: OperationStatus
+    started: float
+    pid: int | None
+    finished: float | None = None
+    message: str | None = None
+    plan: tuple[dict[str, Any], ...] = field(default=())
+    entries: tuple[JournalEntry, ...] = field(default=())
+
+
+def _iso(stamp: float | None) -> str | None:
+    if stamp is None:
+        return None
+    return datetime.fromtimestamp(stamp).astimezone().isoformat(timespec="seconds")
