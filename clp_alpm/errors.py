@@ -19,6 +19,10 @@ error ends the process (its exit status) is the front end's business: `clp_alpm.
       FeedUnavailable             no mirror gave a usable patch index
       UpdateFailed                some patches of `clp update` were not applied
       DownloadError               a download failed on every mirror
+      SnapshotError               a snapshot cannot be taken, read or restored
+        UnsafePathError           a path leads outside the root or holds what clp must not touch
+          SpecialFileError        a device, fifo or socket
+        CorruptStoreError         a damaged or missing object or manifest in the store
 """
 
 from __future__ import annotations
@@ -96,3 +100,23 @@ class UpdateFailed(ClpError):
     def __init__(self, failed: int, total: int, reported: bool) -> None:
         super().__init__(f"{failed} of {total} patches were not applied (see above)")
         self.reported = reported  # the JSON report already holds the failures
+
+
+class DownloadError(ClpError):
+    """No mirror delivered the file, or the file could not be written locally."""
+
+
+class SnapshotError(ClpError):
+    """A snapshot cannot be taken, read or restored."""
+
+
+class UnsafePathError(SnapshotError):
+    """A path leads outside the root, or holds something clp must not touch."""
+
+
+class SpecialFileError(UnsafePathError):
+    """A path is a device, fifo or socket; clp neither reads nor records those."""
+
+
+class CorruptStoreError(SnapshotError):
+    """The snapshot store holds a damaged or missing object or manifest."""

@@ -20,7 +20,8 @@ import pytest
 
 from clp_alpm import __version__
 from clp_alpm.cli.exits import exit_code_for
-from clp_alpm.system.download import DownloadError, download, fetch_bytes
+from clp_alpm.errors import DownloadError
+from clp_alpm.system.download import download, fetch_bytes
 
 NAME = "CLPR261125.clp"
 PATH = f"/CLP/{NAME}"
@@ -547,7 +548,8 @@ def test_unwritable_dest_stops_without_trying_other_mirrors(tmp_path, mirror, mi
 DOWNLOAD_IN_SUBPROCESS = """
 import json, sys
 from pathlib import Path
-from clp_alpm.system.download import DownloadError, download
+from clp_alpm.errors import DownloadError
+from clp_alpm.system.download import download
 dest = Path(sys.argv[1])
 try:
     download(sys.argv[2:], dest, backoff=0.01, timeout=5.0)

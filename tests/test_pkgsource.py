@@ -17,8 +17,7 @@ import gpgkit
 import pytest
 from pkgkit import make_package, make_package_arch
 
-from clp_alpm.errors import ConfigError, SignatureError, UsageError
-from clp_alpm.system.download import DownloadError
+from clp_alpm.errors import ConfigError, DownloadError, SignatureError, UsageError
 from clp_alpm.system.pkgsource import (
     PKG_EXTENSIONS,
     Available,

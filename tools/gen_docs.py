@@ -40,8 +40,8 @@ import click  # noqa: E402
 from lxml import etree  # noqa: E402
 
 from clp_alpm import __version__  # noqa: E402
-from clp_alpm.cli import exits  # noqa: E402
 from clp_alpm import config as config_module  # noqa: E402
+from clp_alpm.cli import exits  # noqa: E402
 from clp_alpm.cli import main as cli_module  # noqa: E402
 from clp_alpm.formats import meta, patchfile  # noqa: E402
 from clp_alpm.store.lock import DEFAULT_WAIT, LOCK_NAME  # noqa: E402
@@ -141,7 +141,7 @@ def find_root_group() -> click.Group:
         return group
     groups = [g for g in vars(cli_module).values() if isinstance(g, click.Group)]
     if len(groups) != 1:
-        raise GenerationError("clp_alpm/cli/main.py: cannot tell which click group is the clp command")
+        raise GenerationError("clp_alpm/cli/main.py: cannot tell which group is the clp command")
     return groups[0]
 
 

@@ -36,7 +36,7 @@ from urllib.parse import urlsplit
 from lxml import etree
 
 from clp_alpm.atomicfile import write_atomically
-from clp_alpm.errors import ConfigError, MetadataError, OperationFailed, UsageError
+from clp_alpm.errors import ConfigError, FeedError, MetadataError, OperationFailed
 from clp_alpm.formats.meta import (
     SEVERITIES,
     AppliesTo,
@@ -90,10 +90,6 @@ _OS_RELEASE_FILES = ("/etc/os-release", "/usr/lib/os-release")
 _MAX_OS_RELEASE_BYTES = 64 * 1024
 _SERVER_SCHEMES = ("http", "https", "file")
 _SERVER_VARIABLE = re.compile(r"\$[A-Za-z_][A-Za-z0-9_]*")
-
-
-class FeedError(UsageError):
-    """A patch index (CLP.db) or a mirror line is bad; nothing was changed."""
 
 
 # ---------------------------------------------------------------------------------------------

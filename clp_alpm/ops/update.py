@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from clp_alpm.errors import ClpError, FeedUnavailable, UsageError
+from clp_alpm.errors import ClpError, DownloadError, FeedUnavailable, UsageError
 from clp_alpm.formats.feed import (
     INDEX_NAME,
     MAX_INDEX_BYTES,
@@ -34,7 +34,7 @@ from clp_alpm.ops.apply import (
 )
 from clp_alpm.ops.session import Session
 from clp_alpm.store.records import PatchState
-from clp_alpm.system.download import DownloadError, download, fetch_bytes
+from clp_alpm.system.download import download, fetch_bytes
 from clp_alpm.system.localdb import installed_versions
 from clp_alpm.system.signature import check_signature
 

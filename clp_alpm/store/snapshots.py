@@ -32,7 +32,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from clp_alpm.atomicfile import fsync_directory
-from clp_alpm.errors import ClpError, UsageError
+from clp_alpm.errors import (
+    ClpError,
+    CorruptStoreError,
+    SnapshotError,
+    SpecialFileError,
+    UnsafePathError,
+    UsageError,
+)
 from clp_alpm.paths import normalize_target_path, under_root
 
 READ_CHUNK = 1 << 20
@@ -56,22 +63,6 @@ _TEMP_PREFIX = ".clp-restore-"
 PROGRESS_EVERY = 500  # paths between progress reports: small snapshots report nothing
 SYNCFS_ABOVE = 64  # new objects in one snapshot above which one syncfs() replaces their fsyncs
 INDEX_OBJECTS_ABOVE = 2000  # paths in one snapshot above which the objects are listed once
-
-
-class SnapshotError(ClpError):
-    """A snapshot cannot be taken, read or restored."""
-
-
-class UnsafePathError(SnapshotError):
-    """A path leads outside the root, or holds something clp must not touch."""
-
-
-class SpecialFileError(UnsafePathError):
-    """A path is a device, fifo or socket; clp neither reads nor records those."""
-
-
-class CorruptStoreError(SnapshotError):
-    """The snapshot store holds a damaged or missing object or manifest."""
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from typing import IO, BinaryIO
 
 from clp_alpm import __version__
 from clp_alpm.atomicfile import fsync_directory
-from clp_alpm.errors import ClpError
+from clp_alpm.errors import DownloadError
 
 LOW_SPEED_LIMIT = 1  # bytes per second, as pacman (libcurl's low-speed limit)
 LOW_SPEED_TIME = 10.0  # seconds
@@ -39,10 +39,6 @@ PROGRESS_INTERVAL = 0.1  # seconds between two progress calls while bytes stream
 SUPPORTED_SCHEMES = ("http", "https", "file")
 
 Progress = Callable[[int, "int | None"], None]
-
-
-class DownloadError(ClpError):
-    """No mirror delivered the file, or the file could not be written locally."""
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 
-from clp_alpm.errors import ConfigError, SignatureError, UsageError
-from clp_alpm.system.download import DownloadError, download, fetch_bytes
+from clp_alpm.errors import ConfigError, DownloadError, SignatureError, UsageError
+from clp_alpm.system.download import download, fetch_bytes
 from clp_alpm.system.signature import MAX_SIGNATURE_BYTES, SignatureInfo, verify_detached
 
 PKG_EXTENSIONS = (".pkg.tar.zst", ".pkg.tar.xz", ".pkg.tar.gz", ".pkg.tar.bz2", ".pkg.tar")
