@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import glob
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from clp_alpm.errors import ConfigError
 from clp_alpm.paths import under_root
@@ -90,7 +91,7 @@ class Config:
 def load_config(
     root: Path | str = "/",
     config_file: Path | str | None = None,
-    overrides: Mapping[str, object] | None = None,
+    overrides: Mapping[str, Any] | None = None,
 ) -> Config:
     """Read clp.conf for the system at `root`. A missing default file means defaults.
 
@@ -104,7 +105,7 @@ def load_config(
     if not is_dir:
         raise ConfigError(f"{root_path}: root directory does not exist")
     explicit = config_file is not None
-    path = Path(config_file) if explicit else under_root(root_path, DEFAULT_CONFIG)
+    path = Path(config_file) if config_file is not None else under_root(root_path, DEFAULT_CONFIG)
     config = Config(root=root_path, config_file=path)
     if path.exists() or explicit:
         values, warnings = _read_options(path, root_path)
@@ -122,8 +123,8 @@ def load_config(
 
 def _read_options(
     path: Path, root: Path, section: str | None = None
-) -> tuple[dict[str, object], list[str]]:
-    values: dict[str, object] = {}
+) -> tuple[dict[str, Any], list[str]]:
+    values: dict[str, Any] = {}
     lists: dict[str, list[str]] = {}
     warnings: list[str] = []
     for source, key, value in _iter_lines(path, root, depth=0, section=section):
@@ -161,7 +162,9 @@ def _convert(source: str, key: str, value: str, kind: str) -> object:
     return value
 
 
-def _iter_lines(path: Path, root: Path, depth: int, section: str | None = None):
+def _iter_lines(
+    path: Path, root: Path, depth: int, section: str | None = None
+) -> Iterator[tuple[str, str, str]]:
     """Yield (file:line, key, value) of [options], following Include lines under root.
 
     An included file continues the section it was included from, as in pacman.conf.
@@ -199,7 +202,9 @@ def _iter_lines(path: Path, root: Path, depth: int, section: str | None = None):
         yield source, key, value
 
 
-def _iter_include(source: str, pattern: str, root: Path, depth: int, section: str | None):
+def _iter_include(
+    source: str, pattern: str, root: Path, depth: int, section: str | None
+) -> Iterator[tuple[str, str, str]]:
     if not pattern.startswith("/"):
         raise ConfigError(f"{source}: Include needs an absolute path")
     for match in sorted(glob.glob(str(under_root(root, pattern)))):

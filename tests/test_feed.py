@@ -15,11 +15,10 @@ from hypothesis import strategies as st
 from patchkit import make_zip, meta_xml, patch_files, write_patch_dir, zip_items
 
 from clp_alpm.cli.exits import exit_code_for
-from clp_alpm.errors import MetadataError, PatchFormatError, UsageError
+from clp_alpm.errors import FeedError, MetadataError, PatchFormatError, UsageError
 from clp_alpm.formats.feed import (
     MAX_INDEX_BYTES,
     FeedEntry,
-    FeedError,
     FeedIndex,
     applicable_edition,
     build_index,

@@ -10,12 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from clp_alpm.errors import ClpError, DownloadError, FeedUnavailable, UsageError
+from clp_alpm.errors import ClpError, DownloadError, FeedError, FeedUnavailable, UsageError
 from clp_alpm.formats.feed import (
     INDEX_NAME,
     MAX_INDEX_BYTES,
     FeedEntry,
-    FeedError,
     FeedIndex,
     applicable_edition,
     expand_server,
