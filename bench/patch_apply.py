@@ -3,7 +3,7 @@
 
 pacman extracts packages with libarchive; `bsdtar -xf` (libarchive's own front end) extracting the
 same .clp is the yardstick, measured in the same run. Reports wall time and peak RSS of each
-process (os.wait4), and the ratios. DESIGN.md's number: peak memory < 100 MB for a 1 GB payload.
+process (os.wait4), and the ratios. The project's goal: peak memory < 100 MB for a 1 GB payload.
 
     .venv/bin/python bench/patch_apply.py [--size-mb 1024] [--runs 3]
 """

@@ -27,7 +27,7 @@ from clp_alpm.formats.meta import (
     render_meta,
 )
 
-# The example of DESIGN.md, verbatim (comments included).
+# The example PKGINFO.meta of the project's original design, verbatim (comments included).
 DESIGN_EXAMPLE = b"""<Package>
   <Name>CLPR261125</Name>                  <!-- patch id; clpctl: required -->
   <Version>1</Version>                     <!-- clpctl: required -->
@@ -44,7 +44,7 @@ DESIGN_EXAMPLE = b"""<Package>
   <Restart><Service>sshd.service</Service></Restart>
   <HealthCheck timeout="30">systemctl is-active sshd.service</HealthCheck>
 </Package>
-"""  # noqa: E501 (verbatim from DESIGN.md)
+"""  # noqa: E501 (kept verbatim)
 
 DESIGN_EXPECTED = PatchMeta(
     name="CLPR261125",
