@@ -187,6 +187,43 @@ class PatchMeta:
             "supersedes": list(self.supersedes),
         }
 
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> PatchMeta:
+        """The inverse of to_dict(); keys an older clp did not store take their defaults."""
+        check = values.get("health_check")
+        return cls(
+            name=values["name"],
+            version=values["version"],
+            architecture=values["architecture"],
+            description=values["description"],
+            date=values.get("date"),
+            packager=values.get("packager"),
+            severity=values.get("severity"),
+            references=tuple(
+                Reference(r["kind"], r["value"]) for r in values.get("references", ())
+            ),
+            applies_to=tuple(
+                AppliesTo(
+                    a["name"],
+                    VersionConstraint(a["op"], a["version"]) if a.get("op") else None,
+                )
+                for a in values.get("applies_to", ())
+            ),
+            files=tuple(values.get("files", ())),
+            reverts=tuple(
+                PackageRevert(r["name"], r["to"], r.get("until")) for r in values.get("reverts", ())
+            ),
+            triggers=tuple(values.get("triggers", ())),
+            restart=tuple(values.get("restart", ())),
+            health_check=(
+                HealthCheck(check["command"], check.get("timeout", DEFAULT_HEALTH_TIMEOUT))
+                if check
+                else None
+            ),
+            legacy=bool(values.get("legacy", False)),
+            supersedes=tuple(values.get("supersedes", ())),
+        )
+
 
 def patch_id_is_valid(name: str) -> bool:
     """True when `name` can be a patch id (it becomes a directory name under /opt/CLP)."""
