@@ -46,7 +46,7 @@ def update_command(check: bool) -> None:
         report.lifted_pins = lifted
     if printer.json:
         printer.data(report.to_dict())  # the one JSON document, failures included
-    failures = [outcome for outcome in report.outcomes if outcome.result == "failed"]
+    failures = report.failures
     for failure in failures:
         printer.error(
             failure.message

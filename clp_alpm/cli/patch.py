@@ -14,6 +14,7 @@ from clp_alpm.cli.options import command, options
 from clp_alpm.cli.output import Printer, signature_text, size, when
 from clp_alpm.cli.prompts import confirm
 from clp_alpm.errors import ClpError, UsageError
+from clp_alpm.store.records import PatchState
 
 if TYPE_CHECKING:
     from clp_alpm.ops.apply import ApplyPlan
@@ -180,7 +181,8 @@ def list_command() -> None:
         return
     for record in records:
         info = record.to_dict()
-        stamp = (info["applied_at"] if record.state == "applied" else info["updated_at"]) or ""
+        applied = record.state == PatchState.APPLIED
+        stamp = (info["applied_at"] if applied else info["updated_at"]) or ""
         printer.item(
             f"{record.id:<16} {record.version:<6} {record.state:<12} {when(stamp)}  "
             f"{record.description}"
@@ -218,7 +220,7 @@ def rollback_command(patch_id: str, force: bool) -> None:
             return
         plan = plan_rollback(session, patch_id, force=force)
         printer.section(f"Rolling back {patch_id}")
-        printer.rows([("Files", "\n".join(plan.record.meta.get("files", [])) or "(none)")])
+        printer.rows([("Files", "\n".join(plan.record.meta.files) or "(none)")])
         for change in plan.overwritten:
             printer.warning(f"{change} since {patch_id} was applied; --force overwrites it")
         printer.item()

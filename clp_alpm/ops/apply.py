@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -128,7 +128,7 @@ def commit_patch_operation(
 def restart_services(session: Session, record: PatchRecord) -> list[RestartResult]:
     """`systemctl try-restart` the services the patch names (after apply or re-apply); not
     part of the journal: a restart cannot be undone, and a failed one changes no file."""
-    units = list(record.meta.get("restart", []))
+    units = list(record.meta.restart)
     if not units:
         return []
     results = try_restart(units, session.config.root)
@@ -275,26 +275,10 @@ def record_failure(
     previous = session.state.get_patch(patch_id)
     if previous is not None and previous.state == PatchState.APPLIED:
         return
+    failed = {"state": PatchState.FAILED, "failed_at": now, "updated_at": now, "message": message}
     if previous is not None:
-        update = dict(values or {})  # the failed version's metadata, not the earlier one's
-        session.state.put_patch(
-            replace(
-                previous,
-                state=PatchState.FAILED,
-                failed_at=now,
-                updated_at=now,
-                message=message,
-                **update,
-            )
-        )
+        # the failed version's metadata, not the earlier one's
+        stored = previous.stored() | (values or {}) | failed
+        session.state.put_patch(PatchRecord.from_stored(stored))
     elif values is not None:
-        session.state.put_patch(
-            PatchRecord(
-                id=patch_id,
-                state=PatchState.FAILED,
-                failed_at=now,
-                updated_at=now,
-                message=message,
-                **values,
-            )
-        )
+        session.state.put_patch(PatchRecord.from_stored(values | {"id": patch_id} | failed))

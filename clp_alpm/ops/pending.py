@@ -39,10 +39,10 @@ def patches_to_reapply(state: StateDB, record: TransactionRecord) -> list[Reappl
     for patch in state.list_patches():
         if patch.state != PatchState.APPLIED:
             continue
-        files = list(patch.meta.get("files", []))
+        files = list(patch.meta.files)
         hit = [path for path in files if path in changed]
         hit += [path + ".pacnew" for path in files if path + ".pacnew" in changed]
-        triggers = [name for name in patch.meta.get("triggers", []) if name in present]
+        triggers = [name for name in patch.meta.triggers if name in present]
         replaced = [path for path in files if path in changed]
         if hit:
             reason = f"transaction {record.id} replaced {', '.join(hit)}"

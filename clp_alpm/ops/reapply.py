@@ -36,17 +36,16 @@ def plan_reapply(
         raise ClpError(
             f"{config.host(patch_dir)} is missing: {patch_id}'s Install script cannot run again"
         )
-    meta = record.meta
-    files = list(meta.get("files", []))
-    install = meta.get("install_script", "Install-Script.ps1")
-    remove = meta.get("remove_script", "Remove-Script.ps1")
+    files = list(record.meta.files)
     plan = [
         steps.snapshot_before(files),
-        steps.install_script(patch_id, patch_dir, install, remove, again=True),
+        steps.install_script(
+            patch_id, patch_dir, record.install_script, record.remove_script, again=True
+        ),
     ]
-    check = meta.get("health_check")
-    if check:
-        plan.append(steps.health_check(patch_id, patch_dir, check["command"], check["timeout"]))
+    check = record.meta.health_check
+    if check is not None:
+        plan.append(steps.health_check(patch_id, patch_dir, check.command, check.timeout))
     plan += [steps.snapshot_after(files), steps.record_reapplied(patch_id, reason, replaced)]
     return tuple(plan)
 
@@ -61,7 +60,7 @@ def reapply(session: Session, patch_id: str, reason: str, replaced: list[str]) -
     except OperationFailed as err:
         record = session.state.get_patch(patch_id)
         if record is not None and record.state == PatchState.APPLIED:
-            now_files = session.store.take(session.config.root, record.meta.get("files", []))
+            now_files = session.store.take(session.config.root, list(record.meta.files))
             session.state.put_patch(
                 replace(
                     record,

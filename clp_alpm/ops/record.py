@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 
 from clp_alpm.config import Config
 from clp_alpm.errors import ClpError
-from clp_alpm.store.records import Origin, TransactionRecord, TransactionStatus
+from clp_alpm.store.records import Origin, PatchState, TransactionRecord, TransactionStatus
 from clp_alpm.store.snapshots import Snapshot, SnapshotStore
 from clp_alpm.store.state import StateDB
 from clp_alpm.system.localdb import installed_versions
@@ -64,9 +64,9 @@ class Recorder:
 def managed_files(state: StateDB) -> dict[str, list[str]]:
     """Files each applied patch manages, by patch id."""
     return {
-        record.id: list(record.meta.get("files", []))
+        record.id: list(record.meta.files)
         for record in state.list_patches()
-        if record.state == "applied"
+        if record.state == PatchState.APPLIED
     }
 
 

@@ -26,7 +26,7 @@ def describe_record(session: Session, patch_id: str) -> dict[str, Any]:
     """What `clp info ID` shows: the state record and which declared files changed since."""
     record = known_record(session, patch_id)
     changed = changes_since_apply(session, record)
-    return record.to_dict() | {"meta": record.meta, "changed_since_apply": changed}
+    return record.to_dict() | {"meta": record.stored()["meta"], "changed_since_apply": changed}
 
 
 def changes_since_apply(session: Session, record: PatchRecord) -> list[str]:

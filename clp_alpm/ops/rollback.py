@@ -31,7 +31,7 @@ class RollbackPlan:
     def to_dict(self) -> dict[str, Any]:
         return {
             "patch": self.record.id,
-            "files": list(self.record.meta.get("files", [])),
+            "files": list(self.record.meta.files),
             "steps": [step.description for step in self.steps],
             "overwritten": list(self.overwritten),
         }
@@ -41,7 +41,7 @@ def plan_rollback(session: Session, patch_id: str, force: bool = False) -> Rollb
     record = known_record(session, patch_id)
     if record.state != PatchState.APPLIED:
         raise UsageError(f"patch '{patch_id}' is {record.state}, not applied: nothing to roll back")
-    files = list(record.meta.get("files", []))
+    files = list(record.meta.files)
     changed = changes_since_apply(session, record)
     if changed and not force:
         raise ConflictError(
@@ -50,10 +50,9 @@ def plan_rollback(session: Session, patch_id: str, force: bool = False) -> Rollb
             f"'clp rollback --force {patch_id}' to overwrite them"
         )
     patch_dir = session.config.patch_path(patch_id)
-    remove_script = record.meta.get("remove_script", "Remove-Script.ps1")
     plan = (
         steps.snapshot_current(files),
-        steps.remove_script(patch_id, patch_dir, remove_script),
+        steps.remove_script(patch_id, patch_dir, record.remove_script),
         steps.restore_files(
             record.snapshot_before, "restore the declared files as they were before the patch"
         ),

@@ -30,22 +30,23 @@ class RecordStep(Handler):
     def do(self, run: StepRun) -> None:
         state = self.session.state
         previous = state.get_patch(run.args["patch_id"])
-        run.save(previous=None if previous is None else dict(previous.__dict__))
+        run.save(previous=None if previous is None else previous.stored())
         state.put_patch(self._new_record(run, previous))
 
     def _new_record(self, run: StepRun, previous: PatchRecord | None) -> PatchRecord:
         now = time.time()
         patch_id, target_state = run.args["patch_id"], run.args["state"]
         if target_state == RecordedState.APPLIED:
-            values = dict(run.args["record"])
-            return PatchRecord(
-                id=patch_id,
-                state=PatchState.APPLIED,
-                applied_at=now,
-                updated_at=now,
-                snapshot_before=run.earlier[StepKind.SNAPSHOT_BEFORE]["snapshot"],
-                snapshot_after=run.earlier[StepKind.SNAPSHOT_AFTER]["snapshot"],
-                **values,
+            return PatchRecord.from_stored(
+                run.args["record"]
+                | {
+                    "id": patch_id,
+                    "state": PatchState.APPLIED,
+                    "applied_at": now,
+                    "updated_at": now,
+                    "snapshot_before": run.earlier[StepKind.SNAPSHOT_BEFORE]["snapshot"],
+                    "snapshot_after": run.earlier[StepKind.SNAPSHOT_AFTER]["snapshot"],
+                }
             )
         assert previous is not None, "only an applied patch is re-applied or rolled back"
         if target_state == RecordedState.REAPPLIED:
@@ -76,9 +77,7 @@ class RecordStep(Handler):
         if previous is None:
             self.session.state.delete_patch(run.args["patch_id"])
         else:
-            self.session.state.put_patch(
-                PatchRecord(**previous | {"state": PatchState(previous["state"])})
-            )
+            self.session.state.put_patch(PatchRecord.from_stored(previous))
 
 
 class RecordRevertStep(Handler):

@@ -7,6 +7,7 @@ import functools
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -67,10 +68,15 @@ class UpdatePlan:
                 "patches": [decision.to_dict() for decision in self.decisions]}  # fmt: skip
 
 
+class OutcomeResult(StrEnum):
+    APPLIED = "applied"
+    FAILED = "failed"
+
+
 @dataclass
 class Outcome:
     name: str
-    result: str  # "applied" | "failed"
+    result: OutcomeResult
     message: str = ""
 
     def to_dict(self) -> dict[str, str]:
@@ -84,8 +90,8 @@ class UpdateReport:
     lifted_pins: list[str] = field(default_factory=list)
 
     @property
-    def failed(self) -> bool:
-        return any(outcome.result == "failed" for outcome in self.outcomes)
+    def failures(self) -> list[Outcome]:
+        return [outcome for outcome in self.outcomes if outcome.result == OutcomeResult.FAILED]
 
     def to_dict(self) -> dict[str, Any]:
         return self.plan.to_dict() | {
@@ -195,7 +201,7 @@ def _superseded_by(
                 replaced.setdefault(old, entry.name)
     for record in session.state.list_patches():
         if record.state == PatchState.APPLIED:
-            for old in record.meta.get("supersedes", []):
+            for old in record.meta.supersedes:
                 replaced.setdefault(old, record.id)
     return replaced
 
@@ -249,9 +255,9 @@ def run_update(
             record = apply(session, plan_apply(session, path, expect))
             restarts = [f"{r.unit} {r.status}" for r in restart_services(session, record)]
             message = "; ".join([record.description, *restarts])
-            report.outcomes.append(Outcome(entry.name, "applied", message))
+            report.outcomes.append(Outcome(entry.name, OutcomeResult.APPLIED, message))
         except ClpError as err:
-            report.outcomes.append(Outcome(entry.name, "failed", str(err)))
+            report.outcomes.append(Outcome(entry.name, OutcomeResult.FAILED, str(err)))
         finally:
             # a complete download is not kept; a .part left by a network failure is, to resume
             for done in (downloads / f"{entry.name}.clp", downloads / f"{entry.name}.clp.sig"):

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+from clp_alpm.formats.meta import PatchMeta
+
 # typing costs ~4 ms to import and the hooks start on every transaction: names for type
 # checkers only (annotations are strings here)
 TYPE_CHECKING = False
@@ -70,13 +72,18 @@ class EntryStatus(StrEnum):
     UNDO_FAILED = "undo-failed"
 
 
+# The script names of records written before clp stored them: the documented pair.
+DEFAULT_INSTALL_SCRIPT = "Install-Script.ps1"
+DEFAULT_REMOVE_SCRIPT = "Remove-Script.ps1"
+
+
 @dataclass(frozen=True)
 class PatchRecord:
     id: str
     state: PatchState
     version: str
     description: str
-    meta: dict[str, Any]
+    meta: PatchMeta
     updated_at: float
     source: str | None = None
     sha256: str | None = None
@@ -87,6 +94,34 @@ class PatchRecord:
     rolled_back_at: float | None = None
     failed_at: float | None = None
     message: str | None = None
+    install_script: str = DEFAULT_INSTALL_SCRIPT
+    remove_script: str = DEFAULT_REMOVE_SCRIPT
+
+    def stored(self) -> dict[str, Any]:
+        """The JSON-ready form kept in the database and the journal (inverse: from_stored).
+
+        The scripts travel inside `meta`, as they always have, so older databases still read.
+        """
+        values = dict(self.__dict__)
+        scripts = {
+            "install_script": values.pop("install_script"),
+            "remove_script": values.pop("remove_script"),
+        }
+        return values | {"state": str(self.state), "meta": self.meta.to_dict() | scripts}
+
+    @classmethod
+    def from_stored(cls, values: dict[str, Any]) -> PatchRecord:
+        fields = dict(values)
+        meta = dict(fields.pop("meta"))
+        install = meta.pop("install_script", DEFAULT_INSTALL_SCRIPT)
+        remove = meta.pop("remove_script", DEFAULT_REMOVE_SCRIPT)
+        fields["state"] = PatchState(fields["state"])
+        return cls(
+            **fields,
+            meta=PatchMeta.from_dict(meta),
+            install_script=install,
+            remove_script=remove,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -94,7 +129,7 @@ class PatchRecord:
             "description": self.description,
             "version": self.version,
             "state": self.state,
-            "severity": self.meta.get("severity"),
+            "severity": self.meta.severity,
             "applied_at": _iso(self.applied_at),
             "rolled_back_at": _iso(self.rolled_back_at),
             "failed_at": _iso(self.failed_at),
@@ -102,7 +137,7 @@ class PatchRecord:
             "source": self.source,
             "sha256": self.sha256,
             "signer": self.signer,
-            "files": list(self.meta.get("files", [])),
+            "files": list(self.meta.files),
             "message": self.message,
         }
 

@@ -18,7 +18,6 @@ from clp_alpm.store.records import (
     OperationStatus,
     Origin,
     PatchRecord,
-    PatchState,
     RevertRecord,
     RevertState,
     TransactionRecord,
@@ -193,7 +192,8 @@ class StateDB:
         return [_patch_from_row(row) for row in rows]
 
     def put_patch(self, record: PatchRecord) -> None:
-        values = record.__dict__ | {"meta": json.dumps(record.meta, sort_keys=True)}
+        values = record.stored()
+        values["meta"] = json.dumps(values["meta"], sort_keys=True)
         columns = ", ".join(values)
         marks = ", ".join(f":{name}" for name in values)
         with self.transaction() as conn:
@@ -381,8 +381,7 @@ class StateDB:
 def _patch_from_row(row: sqlite3.Row) -> PatchRecord:
     values = dict(row)
     values["meta"] = json.loads(values["meta"])
-    values["state"] = PatchState(values["state"])
-    return PatchRecord(**values)
+    return PatchRecord.from_stored(values)
 
 
 def _revert_from_row(row: sqlite3.Row) -> RevertRecord:

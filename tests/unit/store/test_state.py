@@ -1,0 +1,110 @@
+"""Patch records in the state database: typed in, typed out, and older rows still read."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from clp_alpm.formats.meta import (
+    AppliesTo,
+    HealthCheck,
+    PackageRevert,
+    PatchMeta,
+    Reference,
+    VersionConstraint,
+)
+from clp_alpm.store.records import PatchRecord, PatchState
+from clp_alpm.store.state import StateDB
+
+FULL_META = PatchMeta(
+    name="CLP-2026-0001",
+    version="2",
+    architecture="x86_64",
+    description="Harden sshd",
+    date="2026-12-01",
+    packager="Vincent OS <security@example.org>",
+    severity="critical",
+    references=(Reference("CVE", "CVE-2026-12345"), Reference("URL", "https://example.org/a")),
+    applies_to=(AppliesTo("openssh", VersionConstraint("<", "9.9p2-1")), AppliesTo("glibc", None)),
+    files=("/etc/ssh/sshd_config", "/etc/ssh/sshd_config.d/10-clp.conf"),
+    reverts=(PackageRevert("openssl", "3.1.0-1", "3.1.2-1"),),
+    triggers=("openssh",),
+    restart=("sshd.service",),
+    health_check=HealthCheck("sshd -t", 12),
+    supersedes=("CLP-2026-0000",),
+)
+
+
+@pytest.fixture
+def state(tmp_path: Path):
+    db = StateDB(tmp_path / "state")
+    yield db
+    db.close()
+
+
+def applied(meta: PatchMeta, **scripts: str) -> PatchRecord:
+    return PatchRecord(
+        id=meta.name,
+        state=PatchState.APPLIED,
+        version=meta.version,
+        description=meta.description,
+        meta=meta,
+        updated_at=1_700_000_000.5,
+        applied_at=1_700_000_000.5,
+        source="/root/CLP-2026-0001.clp",
+        sha256="ab" * 32,
+        snapshot_before="s1",
+        snapshot_after="s2",
+        **scripts,
+    )
+
+
+def test_a_record_reads_back_equal_with_its_typed_metadata(state: StateDB) -> None:
+    record = applied(FULL_META, install_script="install.ps1", remove_script="uninstall.ps1")
+    state.put_patch(record)
+    back = state.get_patch("CLP-2026-0001")
+    assert back == record
+    assert back is not None and back.state is PatchState.APPLIED
+    assert back.meta.health_check == HealthCheck("sshd -t", 12)
+    assert back.meta.applies_to[0].constraint == VersionConstraint("<", "9.9p2-1")
+    assert (back.install_script, back.remove_script) == ("install.ps1", "uninstall.ps1")
+
+
+def test_the_stored_row_keeps_the_format_older_clp_versions_wrote(
+    state: StateDB, tmp_path: Path
+) -> None:
+    state.put_patch(applied(FULL_META, install_script="install.ps1", remove_script="x.ps1"))
+    conn = sqlite3.connect(tmp_path / "state" / StateDB.FILENAME)
+    state_value, meta_json = conn.execute("SELECT state, meta FROM patches").fetchone()
+    conn.close()
+    stored = json.loads(meta_json)
+    assert state_value == "applied"
+    assert stored["install_script"] == "install.ps1" and stored["remove_script"] == "x.ps1"
+    assert stored["files"] == ["/etc/ssh/sshd_config", "/etc/ssh/sshd_config.d/10-clp.conf"]
+    assert stored["health_check"] == {"command": "sshd -t", "timeout": 12}
+    assert stored["applies_to"][0] == {"name": "openssh", "op": "<", "version": "9.9p2-1"}
+
+
+def test_a_row_with_only_the_required_metadata_reads_with_defaults(
+    state: StateDB, tmp_path: Path
+) -> None:
+    """An early clp stored the four required keys and no script names."""
+    state.put_patch(applied(PatchMeta("old", "1", "any", "legacy patch", legacy=True)))
+    conn = sqlite3.connect(tmp_path / "state" / StateDB.FILENAME)
+    minimal = {"name": "old", "version": "1", "architecture": "any", "description": "legacy"}
+    with conn:
+        conn.execute("UPDATE patches SET meta = ?", (json.dumps(minimal),))
+    conn.close()
+    back = state.get_patch("old")
+    assert back is not None
+    assert back.meta == PatchMeta("old", "1", "any", "legacy")
+    assert (back.install_script, back.remove_script) == ("Install-Script.ps1", "Remove-Script.ps1")
+    assert back.to_dict()["files"] == [] and back.to_dict()["severity"] is None
+
+
+def test_the_stored_form_round_trips_through_json() -> None:
+    record = applied(FULL_META)
+    assert PatchRecord.from_stored(json.loads(json.dumps(record.stored()))) == record
