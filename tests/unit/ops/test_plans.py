@@ -1,0 +1,45 @@
+"""Planning is pure: a plan decides everything and changes nothing until it is committed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from test_lifecycle import INSTALL_OK, PATCH_ID, make_patch, tree
+
+from clp_alpm.config import load_config
+from clp_alpm.ops.apply import apply, plan_apply
+from clp_alpm.ops.rollback import plan_rollback
+from clp_alpm.ops.startup import open_session
+from clp_alpm.ops.steps import StepKind
+
+
+def _recorded(session) -> tuple[list, list]:
+    patches = [record.stored() for record in session.state.list_patches()]
+    return patches, session.state.unfinished_operations()
+
+
+def test_planning_an_apply_changes_nothing(tmp_path: Path, sandbox, keyring, app_conf) -> None:
+    patch = make_patch(tmp_path, keyring, INSTALL_OK)
+    before = tree(sandbox)
+    with open_session(load_config(sandbox)) as session:
+        plan = plan_apply(session, patch)
+        assert _recorded(session) == ([], [])
+        kinds = [step.kind for step in plan.steps]
+    assert kinds[0] == StepKind.EXTRACT and kinds[-1] == StepKind.RECORD
+    assert StepKind.INSTALL_SCRIPT in kinds
+    assert tree(sandbox) == before
+    assert app_conf.read_text() == "MACs hmac-sha1\n"
+
+
+def test_planning_a_rollback_changes_nothing(tmp_path: Path, sandbox, keyring, app_conf) -> None:
+    patch = make_patch(tmp_path, keyring, INSTALL_OK)
+    with open_session(load_config(sandbox)) as session:
+        apply(session, plan_apply(session, patch))
+    after_apply = tree(sandbox)
+    with open_session(load_config(sandbox)) as session:
+        recorded = _recorded(session)
+        plan = plan_rollback(session, PATCH_ID)
+        assert _recorded(session) == recorded
+    assert plan.record.id == PATCH_ID and plan.record.meta.files == ("/etc/app.conf",)
+    assert tree(sandbox) == after_apply
+    assert app_conf.read_text() == "MACs hmac-sha2\n"
