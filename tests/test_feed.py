@@ -29,8 +29,9 @@ from clp_alpm.formats.feed import (
     render_index,
     write_index,
 )
-from clp_alpm.formats.meta import AppliesTo, PatchMeta, VersionConstraint, render_meta
+from clp_alpm.formats.meta import AppliesTo, PatchMeta, VersionConstraint
 from clp_alpm.formats.patchfile import build_patch
+from clp_alpm.formats.pkginfo import render_meta
 
 STAMP = "2026-11-25T12:00:00Z"
 SHA = "0123456789abcdef" * 4

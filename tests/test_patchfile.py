@@ -45,7 +45,6 @@ from patchkit import (
 )
 
 from clp_alpm.errors import OperationFailed, PatchFormatError, UsageError
-from clp_alpm.formats.meta import parse_meta
 from clp_alpm.formats.patchfile import (
     DEFAULT_LIMITS,
     SCRIPT_PAIRS,
@@ -56,6 +55,7 @@ from clp_alpm.formats.patchfile import (
     inspect_patch,
     write_template,
 )
+from clp_alpm.formats.pkginfo import parse_meta
 
 
 def listing(root: Path) -> list[str]:

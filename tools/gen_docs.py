@@ -43,7 +43,7 @@ from clp_alpm import __version__  # noqa: E402
 from clp_alpm import config as config_module  # noqa: E402
 from clp_alpm.cli import exits  # noqa: E402
 from clp_alpm.cli import main as cli_module  # noqa: E402
-from clp_alpm.formats import meta, patchfile  # noqa: E402
+from clp_alpm.formats import meta, patchfile, pkginfo  # noqa: E402
 from clp_alpm.store.lock import DEFAULT_WAIT, LOCK_NAME  # noqa: E402
 from clp_alpm.system import pins, scripts  # noqa: E402
 
@@ -1192,8 +1192,8 @@ def clp_patch_5() -> str:
     doc.para("For example:")
     doc.example(XML_EXAMPLE.splitlines())
     doc.macro("SS", "The INI form")
-    keys = [k for k, field in meta._INI_KEYS.items() if field != "Depends" and k == field]
-    odd = [k for k, field in meta._INI_KEYS.items() if k != field and field != "Depends"]
+    keys = [k for k, field in pkginfo._INI_KEYS.items() if field != "Depends" and k == field]
+    odd = [k for k, field in pkginfo._INI_KEYS.items() if k != field and field != "Depends"]
     doc.text(
         "clpctl up to 2.0 wrote PKGINFO.meta as INI, which clp reads too: a `[Package]` "
         "section with "

@@ -31,13 +31,8 @@ from typing import IO, Any
 
 from clp_alpm.atomicfile import fsync_directory
 from clp_alpm.errors import OperationFailed, PatchFormatError, UsageError
-from clp_alpm.formats.meta import (
-    MAX_META_BYTES,
-    PatchMeta,
-    parse_meta,
-    patch_id_is_valid,
-    render_meta,
-)
+from clp_alpm.formats.meta import MAX_META_BYTES, PatchMeta, patch_id_is_valid
+from clp_alpm.formats.pkginfo import parse_meta, render_meta
 
 KiB = 1024
 MiB = 1024 * KiB
