@@ -37,6 +37,7 @@ from lxml import etree
 
 from clp_alpm.atomicfile import write_atomically
 from clp_alpm.errors import ConfigError, FeedError, MetadataError, OperationFailed
+from clp_alpm.formats.inspect import inspect_patch
 from clp_alpm.formats.meta import (
     SEVERITIES,
     AppliesTo,
@@ -45,7 +46,6 @@ from clp_alpm.formats.meta import (
     check_patch_id,
     check_patch_version,
 )
-from clp_alpm.formats.patchfile import inspect_patch
 from clp_alpm.formats.pkginfo import (
     add_element,
     add_supersedes_and_applies_to,
