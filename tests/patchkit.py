@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
+from clp_alpm.formats.archive import Limits
 from clp_alpm.formats.meta import MAX_META_BYTES
-from clp_alpm.formats.patchfile import Limits
 
 MiB = 1024 * 1024
 PATCH_ID = "CLPR261125"

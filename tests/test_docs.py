@@ -25,7 +25,7 @@ from clp_alpm import __version__
 from clp_alpm import config as config_module
 from clp_alpm.cli import exits
 from clp_alpm.cli import main as cli_module
-from clp_alpm.formats.meta import parse_meta
+from clp_alpm.formats.pkginfo import parse_meta
 from clp_alpm.system import scripts
 
 REPO = Path(__file__).resolve().parent.parent

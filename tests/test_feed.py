@@ -16,6 +16,7 @@ from patchkit import make_zip, meta_xml, patch_files, write_patch_dir, zip_items
 
 from clp_alpm.cli.exits import exit_code_for
 from clp_alpm.errors import FeedError, MetadataError, PatchFormatError, UsageError
+from clp_alpm.formats.build import build_patch
 from clp_alpm.formats.feed import (
     MAX_INDEX_BYTES,
     FeedEntry,
@@ -29,8 +30,8 @@ from clp_alpm.formats.feed import (
     render_index,
     write_index,
 )
-from clp_alpm.formats.meta import AppliesTo, PatchMeta, VersionConstraint, render_meta
-from clp_alpm.formats.patchfile import build_patch
+from clp_alpm.formats.meta import AppliesTo, PatchMeta, VersionConstraint
+from clp_alpm.formats.pkginfo import render_meta
 
 STAMP = "2026-11-25T12:00:00Z"
 SHA = "0123456789abcdef" * 4

@@ -10,7 +10,7 @@ from pathlib import Path
 import gpgkit
 import pytest
 
-from clp_alpm.formats.patchfile import build_patch
+from clp_alpm.formats.build import build_patch
 
 PATCH_ID = "CLPR261125"
 

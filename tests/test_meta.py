@@ -13,7 +13,7 @@ from lxml import etree
 
 from clp_alpm.cli.exits import exit_code_for
 from clp_alpm.errors import MetadataError, PatchFormatError, UsageError
-from clp_alpm.formats import meta as meta_module
+from clp_alpm.formats import pkginfo
 from clp_alpm.formats.meta import (
     MAX_META_BYTES,
     AppliesTo,
@@ -22,10 +22,9 @@ from clp_alpm.formats.meta import (
     PatchMeta,
     Reference,
     VersionConstraint,
-    parse_meta,
     patch_id_is_valid,
-    render_meta,
 )
+from clp_alpm.formats.pkginfo import parse_meta, render_meta
 
 # The example PKGINFO.meta of the project's original design, verbatim (comments included).
 DESIGN_EXAMPLE = b"""<Package>
@@ -328,7 +327,7 @@ def test_safe_parser_alone_never_expands_an_external_entity(tmp_path: Path) -> N
         f'<!DOCTYPE Package [<!ENTITY xxe SYSTEM "file://{secret}">]>'
         "<Package><Description>&xxe;</Description></Package>"
     ).encode()
-    root = etree.fromstring(data, meta_module.safe_parser())
+    root = etree.fromstring(data, pkginfo.safe_parser())
     assert b"TOP-SECRET" not in etree.tostring(root)
     assert "TOP-SECRET" not in "".join(root.itertext())
 

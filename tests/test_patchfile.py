@@ -1,4 +1,4 @@
-"""clp_alpm.formats.patchfile: reading, checking, extracting and building .clp archives."""
+"""clp_alpm.formats .clp archives: inspecting (zip and tar), extracting, building, the template."""
 
 from __future__ import annotations
 
@@ -45,17 +45,12 @@ from patchkit import (
 )
 
 from clp_alpm.errors import OperationFailed, PatchFormatError, UsageError
-from clp_alpm.formats.meta import parse_meta
-from clp_alpm.formats.patchfile import (
-    DEFAULT_LIMITS,
-    SCRIPT_PAIRS,
-    Entry,
-    PatchArchive,
-    build_patch,
-    extract_patch,
-    inspect_patch,
-    write_template,
-)
+from clp_alpm.formats.archive import DEFAULT_LIMITS, SCRIPT_PAIRS, Entry, PatchArchive
+from clp_alpm.formats.build import build_patch
+from clp_alpm.formats.extract import extract_patch
+from clp_alpm.formats.inspect import inspect_patch
+from clp_alpm.formats.pkginfo import parse_meta
+from clp_alpm.formats.template import write_template
 
 
 def listing(root: Path) -> list[str]:
@@ -332,7 +327,8 @@ def test_extraction_streams_a_200_mb_payload_in_flat_memory(tmp_path):
         """
         import sys
         from pathlib import Path
-        from clp_alpm.formats.patchfile import extract_patch, inspect_patch
+        from clp_alpm.formats.extract import extract_patch
+        from clp_alpm.formats.inspect import inspect_patch
         extract_patch(inspect_patch(Path(sys.argv[1])), Path(sys.argv[2]))
         status = Path("/proc/self/status").read_text().splitlines()
         print([line.split()[1] for line in status if line.startswith("VmHWM:")][0])

@@ -13,7 +13,7 @@ Where each page comes from:
   everywhere.
 - clp.conf(5) lists the options clp_alpm/config.py reads, with their defaults from its Config.
 - clp-patch(5) lists the PKGINFO.meta elements of clp_alpm/formats/pkginfo.xsd, the script
-  environment clp_alpm/scripts.py builds and the archive limits of clp_alpm/patchfile.py.
+  environment clp_alpm/scripts.py builds and the archive limits of clp_alpm/formats/archive.py.
 
 The prose lives in the tables below. Generation fails, naming what is missing, when the code
 knows an option, element, variable or exit code that a table does not describe. The output is
@@ -43,7 +43,7 @@ from clp_alpm import __version__  # noqa: E402
 from clp_alpm import config as config_module  # noqa: E402
 from clp_alpm.cli import exits  # noqa: E402
 from clp_alpm.cli import main as cli_module  # noqa: E402
-from clp_alpm.formats import meta, patchfile  # noqa: E402
+from clp_alpm.formats import archive, meta, pkginfo  # noqa: E402
 from clp_alpm.store.lock import DEFAULT_WAIT, LOCK_NAME  # noqa: E402
 from clp_alpm.system import pins, scripts  # noqa: E402
 
@@ -1124,7 +1124,7 @@ def _script_environment() -> dict[str, str]:
 
 
 def _size(count: int) -> str:
-    for unit, size in (("GiB", patchfile.GiB), ("MiB", patchfile.MiB), ("KiB", patchfile.KiB)):
+    for unit, size in (("GiB", archive.GiB), ("MiB", archive.MiB), ("KiB", archive.KiB)):
         if count >= size and count % size == 0:
             return f"{count // size} {unit}"
     return f"{count} bytes"
@@ -1132,8 +1132,8 @@ def _size(count: int) -> str:
 
 def clp_patch_5() -> str:
     defaults = config_module.Config(architecture="any")
-    install, remove = patchfile.SCRIPT_PAIRS[0]
-    limits = patchfile.DEFAULT_LIMITS
+    install, remove = archive.SCRIPT_PAIRS[0]
+    limits = archive.DEFAULT_LIMITS
     doc = page("clp-patch", 5, "Core LivePatch patch file format (.clp)")
     doc.macro("SH", "SYNOPSIS")
     doc.raw(f"\\fI{code('ID.clp')}\\fR, \\fI{code('ID.clp.sig')}\\fR")
@@ -1153,8 +1153,8 @@ def clp_patch_5() -> str:
         "patches, a gzip'd tar. Its top level holds (or, as `tar czf ID.clp ID/` makes it, "
         "one top directory holds, which is then stripped):"
     )
-    doc.item(f"\\fB{code(patchfile.META_NAME)}\\fR", "The metadata, see PKGINFO.META below.")
-    pairs = " or ".join(f"`{i}` and `{r}`" for i, r in patchfile.SCRIPT_PAIRS)
+    doc.item(f"\\fB{code(archive.META_NAME)}\\fR", "The metadata, see PKGINFO.META below.")
+    pairs = " or ".join(f"`{i}` and `{r}`" for i, r in archive.SCRIPT_PAIRS)
     doc.item(
         f"\\fB{code(install)}\\fR, \\fB{code(remove)}\\fR",
         f"The scripts: {pairs} (the names clpctl's code uses). Both of a pair must be there; "
@@ -1169,8 +1169,8 @@ def clp_patch_5() -> str:
         "damaged archives; and archives larger than these limits: "
         f"{limits.max_entries} entries, {_size(limits.max_total_size)} in all, "
         f"{_size(limits.max_file_size)} per file, a compression ratio of {limits.max_ratio} "
-        f"for an entry above {_size(patchfile.RATIO_MIN_SIZE)}, names of "
-        f"{limits.max_name_length} bytes, {patchfile.NAME_MAX} bytes per path component and "
+        f"for an entry above {_size(archive.RATIO_MIN_SIZE)}, names of "
+        f"{limits.max_name_length} bytes, {archive.NAME_MAX} bytes per path component and "
         f"{limits.max_depth} directories deep."
     )
 
@@ -1192,8 +1192,8 @@ def clp_patch_5() -> str:
     doc.para("For example:")
     doc.example(XML_EXAMPLE.splitlines())
     doc.macro("SS", "The INI form")
-    keys = [k for k, field in meta._INI_KEYS.items() if field != "Depends" and k == field]
-    odd = [k for k, field in meta._INI_KEYS.items() if k != field and field != "Depends"]
+    keys = [k for k, field in pkginfo._INI_KEYS.items() if field != "Depends" and k == field]
+    odd = [k for k, field in pkginfo._INI_KEYS.items() if k != field and field != "Depends"]
     doc.text(
         "clpctl up to 2.0 wrote PKGINFO.meta as INI, which clp reads too: a `[Package]` "
         "section with "

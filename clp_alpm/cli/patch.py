@@ -248,7 +248,7 @@ def _report_patch(printer: Printer, plan: RollbackPlan, record: PatchRecord, don
 )
 def new_command(patch_id: str, directory: str) -> None:
     """Write a patch directory with template metadata and scripts."""
-    from clp_alpm.formats.patchfile import write_template
+    from clp_alpm.formats.template import write_template
 
     printer = Printer(options())
     dest = Path(directory) / patch_id
@@ -274,7 +274,7 @@ def build_command(
     directory: str, output: str | None, sign_key: str | None, gpg_homedir: str | None
 ) -> None:
     """Validate a patch directory and pack it into a .clp (and sign it)."""
-    from clp_alpm.formats.patchfile import build_patch
+    from clp_alpm.formats.build import build_patch
     from clp_alpm.system.signature import sign_detached
 
     printer = Printer(options())

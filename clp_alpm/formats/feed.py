@@ -15,7 +15,7 @@ clpctl ignores. In CLP.db a non-numeric <Version> names the edition the patch is
     </Database>
 
 The index comes from the network and is read by root: it is parsed with the same hostile-XML
-rules as PKGINFO.meta (meta.parse_untrusted_xml). Unlike PKGINFO.meta, unknown elements are
+rules as PKGINFO.meta (pkginfo.parse_untrusted_xml). Unlike PKGINFO.meta, unknown elements are
 ignored, so that a newer feed still reads; a known element with a bad value is an error naming
 its line. Signatures (CLP.db.sig) are checked elsewhere, before the index is parsed.
 """
@@ -37,15 +37,18 @@ from lxml import etree
 
 from clp_alpm.atomicfile import write_atomically
 from clp_alpm.errors import ConfigError, FeedError, MetadataError, OperationFailed
+from clp_alpm.formats.inspect import inspect_patch
 from clp_alpm.formats.meta import (
     SEVERITIES,
     AppliesTo,
-    add_element,
-    add_supersedes_and_applies_to,
     check_architecture,
     check_date,
     check_patch_id,
     check_patch_version,
+)
+from clp_alpm.formats.pkginfo import (
+    add_element,
+    add_supersedes_and_applies_to,
     decode_utf8,
     element_attribute,
     element_text,
@@ -53,8 +56,8 @@ from clp_alpm.formats.meta import (
     parse_applies_to,
     parse_supersedes,
     parse_untrusted_xml,
+    source_line,
 )
-from clp_alpm.formats.patchfile import inspect_patch
 from clp_alpm.paths import resolve_in_root
 
 MAX_INDEX_BYTES = 16 * 1024 * 1024
@@ -181,7 +184,7 @@ def parse_index(data: bytes, source: str = INDEX_NAME) -> FeedIndex:
 
 @contextmanager
 def _as_feed_error() -> Iterator[None]:
-    """meta's checks raise MetadataError; a bad index is a FeedError with the same message."""
+    """meta's and pkginfo's checks raise MetadataError: here a FeedError with the same message."""
     try:
         yield
     except MetadataError as e:
@@ -197,7 +200,7 @@ def _root_attributes(root: etree._Element, source: str) -> str | None:
     if version is not None and version != INDEX_FORMAT_VERSION:
         raise _fail(
             source,
-            root.sourceline,
+            source_line(root),
             f"index format version '{version}' is not supported "
             f"(this clp reads version {INDEX_FORMAT_VERSION})",
         )
@@ -205,7 +208,7 @@ def _root_attributes(root: etree._Element, source: str) -> str | None:
     if generated is not None and _parse_stamp(generated) is None:
         raise _fail(
             source,
-            root.sourceline,
+            source_line(root),
             f"generated='{generated}' is not a UTC time in the form YYYY-MM-DDTHH:MM:SSZ",
         )
     return generated
@@ -223,7 +226,7 @@ def _package_elements(root: etree._Element, source: str) -> list[etree._Element]
         name = etree.QName(root).localname
         raise _fail(
             source,
-            root.sourceline,
+            source_line(root),
             f"<{name}> holds no <Package> elements: this is not a patch index",
         )
     return []
@@ -236,7 +239,7 @@ def _entry(package: etree._Element, source: str) -> FeedEntry:
         return element_text(elements[tag], source) if tag in elements else None
 
     def line_of(tag: str) -> int | None:
-        return elements[tag].sourceline if tag in elements else None
+        return source_line(elements[tag]) if tag in elements else None
 
     def children(tag: str, child_tag: str) -> list[etree._Element]:
         return [c for c in elements[tag] if c.tag == child_tag] if tag in elements else []
@@ -300,11 +303,11 @@ def _refuse_duplicate_entries(
         if key in first_line:
             raise _fail(
                 source,
-                package.sourceline,
+                source_line(package),
                 f"patch '{entry.name}' version '{entry.version}' is listed twice "
                 f"(first on line {first_line[key]})",
             )
-        first_line[key] = package.sourceline
+        first_line[key] = source_line(package)
 
 
 # ---------------------------------------------------------------------------------------------

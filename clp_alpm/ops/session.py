@@ -23,7 +23,7 @@ from clp_alpm.store.snapshots import SnapshotStore
 from clp_alpm.store.state import StateDB
 
 if TYPE_CHECKING:
-    from clp_alpm.formats.patchfile import PatchArchive
+    from clp_alpm.formats.archive import PatchArchive
     from clp_alpm.system.alpm import PacmanSettings
 
 LOG_TAG = "CLP"

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 
 from clp_alpm.config import Config
 from clp_alpm.errors import ClpError
-from clp_alpm.formats.patchfile import extract_patch, inspect_patch
+from clp_alpm.formats.extract import extract_patch
+from clp_alpm.formats.inspect import inspect_patch
 from clp_alpm.ops.steps import Handler, StepKind
 from clp_alpm.store.journal import StepRun
 from clp_alpm.store.snapshots import Snapshot

@@ -14,8 +14,9 @@ from typing import Any
 
 from clp_alpm.config import Config
 from clp_alpm.errors import ClpError, PatchFormatError, SignatureError, UsageError
+from clp_alpm.formats.archive import DEFAULT_LIMITS, PatchArchive
+from clp_alpm.formats.inspect import inspect_patch
 from clp_alpm.formats.meta import PatchMeta
-from clp_alpm.formats.patchfile import DEFAULT_LIMITS, PatchArchive, inspect_patch
 from clp_alpm.system.signature import SignatureInfo, check_signature
 
 
