@@ -55,6 +55,13 @@ class MetadataError(PatchFormatError):
     """PKGINFO.meta does not parse or does not match the schema."""
 
 
+class ArchiveDamageError(PatchFormatError):
+    """A container reader met damage; the message lacks the file's name, which the caller adds.
+
+    Deliberately not a tarfile.HeaderError, so that tarfile passes it on instead of treating it
+    as the end of the archive."""
+
+
 class FeedError(UsageError):
     """A feed index is malformed, or a mirror served something it does not describe."""
 

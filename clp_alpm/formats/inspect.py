@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
-from clp_alpm.errors import PatchFormatError
+from clp_alpm.errors import ArchiveDamageError, PatchFormatError
 from clp_alpm.formats.archive import (
     CHUNK_SIZE,
     CONTAINER_TARGZ,
@@ -32,7 +32,7 @@ from clp_alpm.formats.archive import (
     PatchArchive,
 )
 from clp_alpm.formats.pkginfo import parse_meta
-from clp_alpm.formats.tarread import TarDamage, inspect_targz
+from clp_alpm.formats.tarread import inspect_targz
 from clp_alpm.formats.zipread import inspect_zip
 
 _ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
@@ -142,7 +142,7 @@ def archive_errors(label: str, container: str) -> Iterator[None]:
     kind = "zip archive" if container == CONTAINER_ZIP else "gzip'd tar"
     try:
         yield
-    except TarDamage as e:
+    except ArchiveDamageError as e:
         raise PatchFormatError(f"{label}: {e}") from None
     except UnicodeDecodeError:
         raise PatchFormatError(f"{label}: an entry name is not valid UTF-8") from None

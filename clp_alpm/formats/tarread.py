@@ -2,8 +2,8 @@
 
 `GzipReader` inflates and counts as it goes, so a gzip bomb stops after a few megabytes;
 tarfile reads from it in stream mode, with every damaged or cut header made an error
-(`TarDamage`) rather than a quiet end of the archive. Each member is checked as it passes:
-only regular files and directories, no sparse files, no negative sizes.
+(`ArchiveDamageError`) rather than a quiet end of the archive. Each member is checked as it
+passes: only regular files and directories, no sparse files, no negative sizes.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import zlib
 from collections.abc import Iterator
 from typing import IO, Protocol, Self
 
-from clp_alpm.errors import PatchFormatError
+from clp_alpm.errors import ArchiveDamageError, PatchFormatError
 from clp_alpm.formats.archive import CHUNK_SIZE, META_NAME, RATIO_MIN_SIZE, KiB, Limits, MiB
 from clp_alpm.formats.members import (
     Layout,
@@ -39,10 +39,6 @@ class Hasher(Protocol):
     """What GzipReader feeds the compressed bytes to (a hashlib object)."""
 
     def update(self, data: bytes, /) -> None: ...
-
-
-class TarDamage(Exception):
-    """A damaged tar header; deliberately not a tarfile.HeaderError, so tarfile passes it on."""
 
 
 class GzipReader:
@@ -142,11 +138,11 @@ class _StrictTarInfo(tarfile.TarInfo):
         except tarfile.EOFHeaderError:  # type: ignore[attr-defined]
             raise
         except tarfile.EmptyHeaderError:  # type: ignore[attr-defined]
-            raise TarDamage("truncated (the tar archive has no end marker)") from None
+            raise ArchiveDamageError("truncated (the tar archive has no end marker)") from None
         except tarfile.TruncatedHeaderError:  # type: ignore[attr-defined]
-            raise TarDamage("truncated (a tar header is cut short)") from None
+            raise ArchiveDamageError("truncated (a tar header is cut short)") from None
         except tarfile.HeaderError as e:
-            raise TarDamage(f"has a damaged tar header ({e})") from None
+            raise ArchiveDamageError(f"has a damaged tar header ({e})") from None
 
 
 def open_tar_stream(reader: GzipReader) -> tarfile.TarFile:
