@@ -13,7 +13,7 @@ Where each page comes from:
   everywhere.
 - clp.conf(5) lists the options clp_alpm/config.py reads, with their defaults from its Config.
 - clp-patch(5) lists the PKGINFO.meta elements of clp_alpm/formats/pkginfo.xsd, the script
-  environment clp_alpm/scripts.py builds and the archive limits of clp_alpm/formats/archive.py.
+  environment clp_alpm/system/scripts.py builds and the archive limits of clp_alpm/formats/archive.py.
 
 The prose lives in the tables below. Generation fails, naming what is missing, when the code
 knows an option, element, variable or exit code that a table does not describe. The output is
@@ -922,7 +922,7 @@ ELEMENTS: dict[str, str] = {
     "Supersedes/Patch": "The id of a patch, not this patch's own.",
 }
 
-# The script environment (clp_alpm/scripts.py script_environment, plus the run marker).
+# The script environment (clp_alpm/system/scripts.py script_environment, plus the run marker).
 SCRIPT_VARIABLES: dict[str, str] = {
     "CLP_PATCH_ID": "The patch id.",
     "CLP_PATCH_DIR": "The directory the patch was extracted to, `PatchDir/ID`, which is also "
@@ -1192,8 +1192,8 @@ def clp_patch_5() -> str:
     doc.para("For example:")
     doc.example(XML_EXAMPLE.splitlines())
     doc.macro("SS", "The INI form")
-    keys = [k for k, field in pkginfo._INI_KEYS.items() if field != "Depends" and k == field]
-    odd = [k for k, field in pkginfo._INI_KEYS.items() if k != field and field != "Depends"]
+    keys = [k for k, field in pkginfo.INI_KEYS.items() if field != "Depends" and k == field]
+    odd = [k for k, field in pkginfo.INI_KEYS.items() if k != field and field != "Depends"]
     doc.text(
         "clpctl up to 2.0 wrote PKGINFO.meta as INI, which clp reads too: a `[Package]` "
         "section with "

@@ -67,7 +67,7 @@ _PACKAGE_ELEMENTS = _REQUIRED_ELEMENTS + _OPTIONAL_ELEMENTS
 
 # INI keys of clpctl up to 2.0. clpctl writes `Depends=` but never reads it; it is accepted
 # and ignored, exactly as clpctl does.
-_INI_KEYS = {
+INI_KEYS = {
     "Name": "Name",
     "Version": "Version",
     "Architecture": "Architecture",
@@ -528,9 +528,9 @@ def _parse_ini(text: str, source: str) -> PatchMeta:
         key = key.strip()
         if not separator:
             raise metadata_error(source, number, f"expected 'Key=Value', found '{line}'")
-        if key not in _INI_KEYS:
+        if key not in INI_KEYS:
             raise metadata_error(source, number, f"unknown key '{key}'")
-        field = _INI_KEYS[key]
+        field = INI_KEYS[key]
         if field in values:
             raise metadata_error(
                 source, number, f"'{key}' is given twice (first on line {values[field][1]})"
