@@ -35,9 +35,8 @@ from clp_alpm.ops.session import Session
 from clp_alpm.store.records import PatchState
 from clp_alpm.system.download import download, fetch_bytes
 from clp_alpm.system.localdb import installed_versions
-from clp_alpm.system.signature import check_signature
+from clp_alpm.system.signature import MAX_SIGNATURE_BYTES, check_signature
 
-MAX_SIGNATURE_BYTES = 64 * 1024
 LAST_INDEX_SETTING = "feed.generated"
 
 
