@@ -24,8 +24,8 @@ from clp_alpm.ops.revert import Request, plan_revert
 from clp_alpm.ops.session import LOG_TAG, Session
 from clp_alpm.ops.steps import OperationKind
 from clp_alpm.ops.verify import VerifiedPatch, verify_patch
+from clp_alpm.paths import HELD_ENV
 from clp_alpm.store.journal import Step
-from clp_alpm.store.lock import HELD_ENV
 from clp_alpm.store.records import PatchRecord, PatchState
 from clp_alpm.system import scripts
 from clp_alpm.system.localdb import installed_versions

@@ -19,8 +19,8 @@ from clp_alpm.ops import steps
 from clp_alpm.ops.commit import commit
 from clp_alpm.ops.session import LOG_TAG, Session
 from clp_alpm.ops.steps import OperationKind
+from clp_alpm.paths import HELD_ENV
 from clp_alpm.store.journal import Step
-from clp_alpm.store.lock import HELD_ENV
 from clp_alpm.store.records import RevertRecord, RevertState
 from clp_alpm.system import alpm, pins, pkgsource
 

@@ -10,8 +10,8 @@ import os
 from pathlib import Path
 
 from clp_alpm.ops.steps import Handler, StepKind
+from clp_alpm.paths import HELD_ENV
 from clp_alpm.store.journal import StepRun
-from clp_alpm.store.lock import HELD_ENV
 from clp_alpm.system import alpm, pins
 from clp_alpm.system.localdb import installed_versions
 
