@@ -1,4 +1,5 @@
-"""clp_alpm.system.alpm against real pacman, repo-add and pyalpm in throwaway roots."""
+"""clp_alpm.system's pacman modules (pacmanconf, localdb, syncdb, depcheck, pacman) against real
+pacman, repo-add and pyalpm in throwaway roots."""
 
 from __future__ import annotations
 
@@ -16,18 +17,11 @@ from pkgkit import make_package, pacman_install
 
 from clp_alpm.config import Config
 from clp_alpm.errors import ConfigError, LockError, OperationFailed, UsageError
-from clp_alpm.system.alpm import (
-    DependencyProblem,
-    check_revert_set,
-    installed_package,
-    installed_versions,
-    pacman_lock,
-    pacman_settings,
-    pacman_upgrade,
-    read_pacman_conf,
-    suggest_together,
-    sync_versions,
-)
+from clp_alpm.system.depcheck import DependencyProblem, check_revert_set, suggest_together
+from clp_alpm.system.localdb import installed_package, installed_versions
+from clp_alpm.system.pacman import pacman_lock, pacman_upgrade
+from clp_alpm.system.pacmanconf import pacman_settings, read_pacman_conf
+from clp_alpm.system.syncdb import sync_versions
 
 
 def build_package(
@@ -219,12 +213,15 @@ def test_installed_package_with_depends_and_required_by(
     app = installed_package(config, "app")
     assert app is not None and app.depends == ("libfoo>=2.0",) and app.required_by == ()
     assert installed_package(config, "missing") is None
-    assert installed_versions(config, ["app", "missing"]) == {"app": "1.0-1", "missing": None}
+    assert installed_versions(config.host_dbpath, ["app", "missing"]) == {
+        "app": "1.0-1",
+        "missing": None,
+    }
 
 
 def test_no_database_means_nothing_installed(tmp_path: Path) -> None:
     config = Config(root=tmp_path)
-    assert installed_versions(config, ["a"]) == {"a": None}
+    assert installed_versions(config.host_dbpath, ["a"]) == {"a": None}
     assert installed_package(config, "a") is None
 
 
@@ -379,7 +376,7 @@ def test_pacman_upgrade_downgrades(root: Path, config: Config, tmp_path: Path) -
     old = simple_package(tmp_path / "old", "nvidia-utils", "545.29-1", {"usr/lib/nv": b"545"})
     pacman_upgrade(pacman_settings(config), [old])
     assert query(root) == {"nvidia-utils": "545.29-1"}
-    assert installed_versions(config, ["nvidia-utils"]) == {"nvidia-utils": "545.29-1"}
+    assert installed_versions(config.host_dbpath, ["nvidia-utils"]) == {"nvidia-utils": "545.29-1"}
     assert (root / "usr/lib/nv").read_bytes() == b"545"
     assert (root / "var/log/pacman.log").is_file()  # pacman's log inside the root
 

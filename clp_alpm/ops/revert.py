@@ -22,7 +22,10 @@ from clp_alpm.ops.steps import OperationKind
 from clp_alpm.paths import HELD_ENV
 from clp_alpm.store.journal import Step
 from clp_alpm.store.records import RevertRecord, RevertState
-from clp_alpm.system import alpm, pins, pkgsource
+from clp_alpm.system import depcheck, pins, pkgsource
+from clp_alpm.system.localdb import installed_versions
+from clp_alpm.system.pacman import pacman_lock
+from clp_alpm.system.pacmanconf import PacmanSettings
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,7 @@ class RevertPlan:
 
 def list_versions(session: Session, name: str, given: str | None = None) -> VersionList:
     """Every version of `name` clp can get, newest first: cache dirs, archives, a given file."""
-    installed = alpm.installed_versions(session.config, [name])[name]
+    installed = installed_versions(session.config.host_dbpath, [name])[name]
     if installed is None:
         raise UsageError(f"package '{name}' is not installed")
     settings = session.pacman()
@@ -134,10 +137,10 @@ def plan_revert(
     refuse_if_pacman_runs(settings)
     choices = [_choose(session, request, allow_upgrade) for request in requests]
     files = [_fetch_checked(session, choice.available, progress) for choice in choices]
-    problems = alpm.check_revert_set(session.config, files)
+    problems = depcheck.check_revert_set(session.config, files)
     if problems:
         targets = {c.name: c.available.version for c in choices}
-        hint = alpm.suggest_together(problems, _cached_by_name(session, problems), targets)
+        hint = depcheck.suggest_together(problems, _cached_by_name(session, problems), targets)
         raise UsageError(
             "the revert would break dependencies: "
             + "; ".join(problem.describe() for problem in problems)
@@ -180,7 +183,7 @@ def plan_revert(
 
 
 def _cached_by_name(
-    session: Session, problems: Sequence[alpm.DependencyProblem]
+    session: Session, problems: Sequence[depcheck.DependencyProblem]
 ) -> dict[str, list[str]]:
     """Versions of the packages the problems name that the cache holds, for the hint."""
     settings = session.pacman()
@@ -196,8 +199,8 @@ def _cached_by_name(
     }
 
 
-def refuse_if_pacman_runs(settings: alpm.PacmanSettings) -> None:
-    lock = alpm.pacman_lock(settings)
+def refuse_if_pacman_runs(settings: PacmanSettings) -> None:
+    lock = pacman_lock(settings)
     if lock is not None and HELD_ENV not in os.environ:
         raise LockError(
             f"pacman is running ({lock} exists); wait for it to finish, "
@@ -331,7 +334,7 @@ def plan_revert_rollback(session: Session, record: RevertRecord) -> tuple[Step, 
     refuse_if_pacman_runs(settings)
     names = [p["name"] for p in record.packages]
     _refuse_if_reverted_since(session, record, names)
-    installed = alpm.installed_versions(session.config, names)
+    installed = installed_versions(session.config.host_dbpath, names)
     for package in record.packages:
         if installed[package["name"]] != package["to"]:
             now = installed[package["name"]] or "not installed"
