@@ -3,7 +3,8 @@
 pyalpm only reads and plans (`system/depcheck.py`): a transaction through pyalpm segfaults on
 some prepare() errors, never asks libalpm's questions and runs no hook of /etc/pacman.d/hooks.
 pacman, in its own process with a pacman.conf generated for the root, applies its own hooks,
-scriptlets, SigLevels and locking.
+scriptlets, SigLevels and locking. This module is also the one place that answers "is pacman
+running?" (`refuse_if_pacman_runs`).
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from clp_alpm.errors import LockError, OperationFailed, UsageError
+from clp_alpm.paths import HELD_ENV
 from clp_alpm.system.pacmanconf import PacmanSettings
 
+PACMAN_LOCK = "db.lck"  # in DBPath, held by whichever pacman (or libalpm user) runs
 MAX_DETAIL_LINES = 5
 
 # pacman takes these on the host even with --root: the generated pacman.conf leaves them out and
@@ -25,10 +28,20 @@ MAX_DETAIL_LINES = 5
 _HOST_PATH_OPTIONS = frozenset({"RootDir", "DBPath", "CacheDir", "GPGDir", "HookDir", "LogFile"})
 
 
-def pacman_lock(settings: PacmanSettings) -> Path | None:
-    """pacman's lock file, when some pacman (or libalpm user) holds it or left it behind."""
-    lock = settings.dbpath / "db.lck"
-    return lock if lock.exists() else None
+def refuse_if_pacman_runs(dbpath: Path) -> None:
+    """Raise LockError when pacman's lock `dbpath/db.lck` exists: a package transaction is in
+    progress (or a killed one left the file behind), and changing packages or patching files
+    under it would race it.
+
+    Not inside a pacman that clp runs (HELD_ENV is in the environment): the lock there is that
+    pacman's own, taken on clp's behalf, and clp's own lock already keeps other clps out.
+    """
+    lock = Path(dbpath) / PACMAN_LOCK
+    if lock.exists() and HELD_ENV not in os.environ:
+        raise LockError(
+            f"pacman is running ({lock} exists); wait for it to finish, "
+            "or remove the file if no pacman is running"
+        )
 
 
 def pacman_upgrade(
@@ -39,7 +52,7 @@ def pacman_upgrade(
 ) -> None:
     """Install `files` with `pacman -U --noconfirm`, as pacman itself would for this system.
 
-    Raises LockError when pacman's database is locked, OperationFailed with
+    Raises LockError when pacman is running (refuse_if_pacman_runs), OperationFailed with
     pacman's errors when it fails. A failure found before the commit (dependencies, conflicts,
     file conflicts, signatures) changed nothing; one during it (a full disk, a timeout) may have
     installed some of the files: ask localdb.installed_versions() before undoing anything.
@@ -71,15 +84,15 @@ def _run_transaction(
     env: Mapping[str, str] | None,
     timeout: float,
 ) -> None:
-    if pacman_lock(settings) is not None:
-        raise LockError(f"{settings.dbpath / 'db.lck'}: pacman's database is locked")
+    refuse_if_pacman_runs(settings.dbpath)
     with tempfile.TemporaryDirectory(prefix="clp-pacman-") as private:
         command = _pacman_command(settings, Path(private), operation) + targets
         returncode, stdout, stderr = _run_pacman(command, _pacman_environment(env), timeout)
     if returncode != 0:
         message = _failure_message(stdout, stderr)
         if "unable to lock database" in message:
-            raise LockError(f"{settings.dbpath / 'db.lck'}: pacman's database is locked")
+            # pacman could not take its lock: another pacman holds it
+            raise LockError(f"{settings.dbpath / PACMAN_LOCK}: pacman's database is locked")
         raise OperationFailed(f"pacman {operation} failed: {message}")
 
 
