@@ -1,4 +1,8 @@
-"""Paths of the target system, resolved under --root."""
+"""Paths of the target system, resolved under --root.
+
+Also HELD_ENV, the environment variable that tells a clp it runs under a clp holding the lock:
+ops sets it and reads it in the hooks, system reads it at pacman's lock, so it lives below both.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,11 @@ import stat
 from pathlib import Path
 
 from clp_alpm.errors import UsageError
+
+# Set in the environment of everything clp runs while it holds its lock (pacman -U and so the
+# hooks it fires) to clp's pid: a clp started there must not wait for the lock its own parent
+# holds, nor refuse to run because that parent's pacman holds pacman's lock.
+HELD_ENV = "CLP_LOCK_HELD_BY"
 
 
 def normalize_target_path(path: str) -> str:

@@ -1,9 +1,11 @@
-"""clp_alpm.system.alpm against real pacman, repo-add and pyalpm in throwaway roots."""
+"""clp_alpm.system's pacman modules (pacmanconf, localdb, syncdb, depcheck, pacman) against real
+pacman, repo-add and pyalpm in throwaway roots."""
 
 from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
 import subprocess
 import tarfile
@@ -16,18 +18,11 @@ from pkgkit import make_package, pacman_install
 
 from clp_alpm.config import Config
 from clp_alpm.errors import ConfigError, LockError, OperationFailed, UsageError
-from clp_alpm.system.alpm import (
-    DependencyProblem,
-    check_revert_set,
-    installed_package,
-    installed_versions,
-    pacman_lock,
-    pacman_settings,
-    pacman_upgrade,
-    read_pacman_conf,
-    suggest_together,
-    sync_versions,
-)
+from clp_alpm.system.depcheck import DependencyProblem, check_revert_set, suggest_together
+from clp_alpm.system.localdb import installed_package, installed_versions
+from clp_alpm.system.pacman import pacman_upgrade, refuse_if_pacman_runs
+from clp_alpm.system.pacmanconf import pacman_settings, read_pacman_conf
+from clp_alpm.system.syncdb import sync_versions
 
 
 def build_package(
@@ -219,12 +214,15 @@ def test_installed_package_with_depends_and_required_by(
     app = installed_package(config, "app")
     assert app is not None and app.depends == ("libfoo>=2.0",) and app.required_by == ()
     assert installed_package(config, "missing") is None
-    assert installed_versions(config, ["app", "missing"]) == {"app": "1.0-1", "missing": None}
+    assert installed_versions(config.host_dbpath, ["app", "missing"]) == {
+        "app": "1.0-1",
+        "missing": None,
+    }
 
 
 def test_no_database_means_nothing_installed(tmp_path: Path) -> None:
     config = Config(root=tmp_path)
-    assert installed_versions(config, ["a"]) == {"a": None}
+    assert installed_versions(config.host_dbpath, ["a"]) == {"a": None}
     assert installed_package(config, "a") is None
 
 
@@ -379,7 +377,7 @@ def test_pacman_upgrade_downgrades(root: Path, config: Config, tmp_path: Path) -
     old = simple_package(tmp_path / "old", "nvidia-utils", "545.29-1", {"usr/lib/nv": b"545"})
     pacman_upgrade(pacman_settings(config), [old])
     assert query(root) == {"nvidia-utils": "545.29-1"}
-    assert installed_versions(config, ["nvidia-utils"]) == {"nvidia-utils": "545.29-1"}
+    assert installed_versions(config.host_dbpath, ["nvidia-utils"]) == {"nvidia-utils": "545.29-1"}
     assert (root / "usr/lib/nv").read_bytes() == b"545"
     assert (root / "var/log/pacman.log").is_file()  # pacman's log inside the root
 
@@ -404,7 +402,7 @@ def test_a_file_conflict_fails_with_pacmans_words(
     assert "\n" not in message
     assert query(root) == {"libfoo": "2-1", "other": "1-1"}
     assert (root / "usr/lib/other").read_bytes() == b"o"
-    assert pacman_lock(pacman_settings(config)) is None
+    assert not (config.host_dbpath / "db.lck").exists()
 
 
 def test_a_missing_dependency_fails_and_keeps_the_installed_version(
@@ -428,11 +426,11 @@ def test_pacman_upgrade_refuses_missing_files_and_a_held_lock(
         pacman_upgrade(settings, [])
     with pytest.raises(UsageError, match="gone.pkg.tar.xz: no such package file"):
         pacman_upgrade(settings, [tmp_path / "gone.pkg.tar.xz"])
-    assert pacman_lock(settings) is None
+    refuse_if_pacman_runs(settings.dbpath)
     (root / "var/lib/pacman/db.lck").touch()
-    assert pacman_lock(settings) == root / "var/lib/pacman/db.lck"
     package = simple_package(tmp_path, "x", "1-1")
-    with pytest.raises(LockError, match="db.lck: pacman's database is locked"):
+    running = f"pacman is running ({root}/var/lib/pacman/db.lck exists)"
+    with pytest.raises(LockError, match=re.escape(running)):
         pacman_upgrade(settings, [package])
     assert query(root) == {}
 
@@ -485,7 +483,7 @@ def test_pacman_upgrade_that_runs_too_long_is_interrupted(tmp_path: Path) -> Non
         )
     assert time.monotonic() - started < 20
     assert "x" not in query(root)
-    assert pacman_lock(pacman_settings(Config(root=root))) is None
+    assert not (root / "var/lib/pacman/db.lck").exists()
 
 
 # --- sync databases ------------------------------------------------------------------------------

@@ -117,7 +117,7 @@ class Printer:
 @functools.lru_cache(maxsize=4)
 def _pacman_wants_color(root: str, pacman_conf: str | None) -> bool:
     from clp_alpm.paths import under_root
-    from clp_alpm.system.alpm import read_pacman_conf
+    from clp_alpm.system.pacmanconf import read_pacman_conf
 
     conf = Path(pacman_conf) if pacman_conf else under_root(Path(root), "/etc/pacman.conf")
     try:

@@ -8,7 +8,6 @@ as failed.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from clp_alpm.config import Config
-from clp_alpm.errors import LockError, NotApplicableError, OperationFailed
+from clp_alpm.errors import NotApplicableError, OperationFailed
 from clp_alpm.formats.meta import AppliesTo, PatchMeta, VersionConstraint
 from clp_alpm.ops import steps
 from clp_alpm.ops.commit import commit
@@ -25,10 +24,10 @@ from clp_alpm.ops.session import LOG_TAG, Session
 from clp_alpm.ops.steps import OperationKind
 from clp_alpm.ops.verify import VerifiedPatch, verify_patch
 from clp_alpm.store.journal import Step
-from clp_alpm.store.lock import HELD_ENV
 from clp_alpm.store.records import PatchRecord, PatchState
 from clp_alpm.system import scripts
 from clp_alpm.system.localdb import installed_versions
+from clp_alpm.system.pacman import refuse_if_pacman_runs
 from clp_alpm.system.services import RestartResult, try_restart
 
 
@@ -198,17 +197,7 @@ def check_applicable(session: Session, meta: PatchMeta) -> None:
     mismatch = applies_to_mismatch(meta.applies_to, installed)
     if mismatch is not None:
         raise NotApplicableError(_mismatch_message(meta.name, mismatch))
-    check_pacman_lock(config)
-
-
-def check_pacman_lock(config: Config) -> None:
-    """Another package transaction in progress: patching under it is a race (exit 3)."""
-    lock = config.host_dbpath / "db.lck"
-    if lock.exists() and HELD_ENV not in os.environ:
-        raise LockError(
-            f"pacman is running ({lock} exists); wait for it to finish, "
-            "or remove the file if no pacman is running"
-        )
+    refuse_if_pacman_runs(config.host_dbpath)  # patching under a transaction races it
 
 
 def _mismatch_message(patch_id: str, mismatch: Mismatch) -> str:

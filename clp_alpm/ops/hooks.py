@@ -23,7 +23,8 @@ from clp_alpm.config import Config, load_config
 from clp_alpm.logfile import LogFile
 from clp_alpm.ops.pending import add_pending, patches_to_reapply, pending
 from clp_alpm.ops.record import HookTargets, Recorder, begin, finish, parse_targets
-from clp_alpm.store.lock import HELD_ENV, StateLock, lock_holder
+from clp_alpm.paths import HELD_ENV
+from clp_alpm.store.lock import StateLock, lock_holder
 from clp_alpm.store.records import Origin, TransactionRecord
 from clp_alpm.store.snapshots import SnapshotStore
 from clp_alpm.store.state import StateDB

@@ -13,7 +13,8 @@ from clp_alpm.ops import steps
 from clp_alpm.ops.commit import commit
 from clp_alpm.ops.session import Session
 from clp_alpm.ops.steps import OperationKind
-from clp_alpm.system import alpm, pins
+from clp_alpm.system import pins
+from clp_alpm.system.syncdb import sync_versions
 
 
 def unpin(session: Session, names: Sequence[str]) -> None:
@@ -32,7 +33,7 @@ def lift_satisfied_pins(session: Session) -> list[str]:
     if not pinned:
         return []
     settings = session.pacman()
-    offered = {pin.name: alpm.sync_versions(session.config, settings, pin.name) for pin in pinned}
+    offered = {pin.name: sync_versions(session.config, settings, pin.name) for pin in pinned}
     lifted = pins.pins_to_lift(pinned, offered)
     if not lifted:
         return []

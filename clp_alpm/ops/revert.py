@@ -7,22 +7,22 @@ own questions apply as for any other transaction (docs/ARCHITECTURE.md says why 
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from clp_alpm.errors import LockError, UsageError
+from clp_alpm.errors import UsageError
 from clp_alpm.ops import steps
 from clp_alpm.ops.commit import commit
 from clp_alpm.ops.session import LOG_TAG, Session
 from clp_alpm.ops.steps import OperationKind
 from clp_alpm.store.journal import Step
-from clp_alpm.store.lock import HELD_ENV
 from clp_alpm.store.records import RevertRecord, RevertState
-from clp_alpm.system import alpm, pins, pkgsource
+from clp_alpm.system import depcheck, pins, pkgsource
+from clp_alpm.system.localdb import installed_versions
+from clp_alpm.system.pacman import refuse_if_pacman_runs
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ class RevertPlan:
 
 def list_versions(session: Session, name: str, given: str | None = None) -> VersionList:
     """Every version of `name` clp can get, newest first: cache dirs, archives, a given file."""
-    installed = alpm.installed_versions(session.config, [name])[name]
+    installed = installed_versions(session.config.host_dbpath, [name])[name]
     if installed is None:
         raise UsageError(f"package '{name}' is not installed")
     settings = session.pacman()
@@ -130,14 +130,13 @@ def plan_revert(
 ) -> RevertPlan:
     """Choose the versions, fetch the files into the cache, check signatures and dependencies.
     Nothing on the system changes (downloads land in the cache dir, as pacman's do)."""
-    settings = session.pacman()
-    refuse_if_pacman_runs(settings)
+    refuse_if_pacman_runs(session.pacman().dbpath)
     choices = [_choose(session, request, allow_upgrade) for request in requests]
     files = [_fetch_checked(session, choice.available, progress) for choice in choices]
-    problems = alpm.check_revert_set(session.config, files)
+    problems = depcheck.check_revert_set(session.config, files)
     if problems:
         targets = {c.name: c.available.version for c in choices}
-        hint = alpm.suggest_together(problems, _cached_by_name(session, problems), targets)
+        hint = depcheck.suggest_together(problems, _cached_by_name(session, problems), targets)
         raise UsageError(
             "the revert would break dependencies: "
             + "; ".join(problem.describe() for problem in problems)
@@ -180,7 +179,7 @@ def plan_revert(
 
 
 def _cached_by_name(
-    session: Session, problems: Sequence[alpm.DependencyProblem]
+    session: Session, problems: Sequence[depcheck.DependencyProblem]
 ) -> dict[str, list[str]]:
     """Versions of the packages the problems name that the cache holds, for the hint."""
     settings = session.pacman()
@@ -194,15 +193,6 @@ def _cached_by_name(
         ]  # fmt: skip
         for name in names
     }
-
-
-def refuse_if_pacman_runs(settings: alpm.PacmanSettings) -> None:
-    lock = alpm.pacman_lock(settings)
-    if lock is not None and HELD_ENV not in os.environ:
-        raise LockError(
-            f"pacman is running ({lock} exists); wait for it to finish, "
-            "or remove the file if no pacman is running"
-        )
 
 
 def _choose(session: Session, request: Request, allow_upgrade: bool) -> Choice:
@@ -327,11 +317,10 @@ def plan_revert_rollback(session: Session, record: RevertRecord) -> tuple[Step, 
     """Steps that bring a revert's packages back to the versions they had before it."""
     if record.state != RevertState.APPLIED:
         raise UsageError(f"revert {record.id} is {record.state}, not applied")
-    settings = session.pacman()
-    refuse_if_pacman_runs(settings)
+    refuse_if_pacman_runs(session.pacman().dbpath)
     names = [p["name"] for p in record.packages]
     _refuse_if_reverted_since(session, record, names)
-    installed = alpm.installed_versions(session.config, names)
+    installed = installed_versions(session.config.host_dbpath, names)
     for package in record.packages:
         if installed[package["name"]] != package["to"]:
             now = installed[package["name"]] or "not installed"

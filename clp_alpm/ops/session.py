@@ -24,7 +24,7 @@ from clp_alpm.store.state import StateDB
 
 if TYPE_CHECKING:
     from clp_alpm.formats.archive import PatchArchive
-    from clp_alpm.system.alpm import PacmanSettings
+    from clp_alpm.system.pacmanconf import PacmanSettings
 
 LOG_TAG = "CLP"
 
@@ -83,7 +83,7 @@ class Session:
 
     def pacman(self) -> PacmanSettings:
         """pacman's settings for this root (read once per session)."""
-        from clp_alpm.system.alpm import pacman_settings
+        from clp_alpm.system.pacmanconf import pacman_settings
 
         if self._pacman is None:
             self._pacman = pacman_settings(

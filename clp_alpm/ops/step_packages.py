@@ -10,10 +10,11 @@ import os
 from pathlib import Path
 
 from clp_alpm.ops.steps import Handler, StepKind
+from clp_alpm.paths import HELD_ENV
 from clp_alpm.store.journal import StepRun
-from clp_alpm.store.lock import HELD_ENV
-from clp_alpm.system import alpm, pins
+from clp_alpm.system import pins
 from clp_alpm.system.localdb import installed_versions
+from clp_alpm.system.pacman import pacman_remove, pacman_upgrade
 
 
 def _held() -> dict[str, str]:
@@ -36,24 +37,24 @@ class PacmanUpgradeStep(Handler):
             self._install(back)
         absent_before = [name for name in changed if previous[name] is None]
         if absent_before:  # a package this step installed that was not there before
-            alpm.pacman_remove(self.session.pacman(), absent_before, env=_held())
+            pacman_remove(self.session.pacman(), absent_before, env=_held())
 
     def _install(self, files: list[Path]) -> None:
-        alpm.pacman_upgrade(self.session.pacman(), files, env=_held())
+        pacman_upgrade(self.session.pacman(), files, env=_held())
 
 
 class PacmanRemoveStep(Handler):
     """`pacman -R` of packages a transaction installed; undo installs them again."""
 
     def do(self, run: StepRun) -> None:
-        alpm.pacman_remove(self.session.pacman(), run.args["names"], env=_held())
+        pacman_remove(self.session.pacman(), run.args["names"], env=_held())
 
     def undo(self, run: StepRun) -> None:
         files = run.args["previous_files"]
         installed = installed_versions(self.config.host_dbpath, list(files))
         missing = [Path(files[name]) for name in files if installed.get(name) is None]
         if missing:
-            alpm.pacman_upgrade(self.session.pacman(), missing, env=_held())
+            pacman_upgrade(self.session.pacman(), missing, env=_held())
 
 
 class PinStep(Handler):

@@ -17,13 +17,14 @@ from clp_alpm.ops import steps
 from clp_alpm.ops.commit import commit
 from clp_alpm.ops.record import managed_files
 from clp_alpm.ops.records import changes_since
-from clp_alpm.ops.revert import refuse_if_pacman_runs, version_file
+from clp_alpm.ops.revert import version_file
 from clp_alpm.ops.session import LOG_TAG, Session
 from clp_alpm.ops.steps import OperationKind
 from clp_alpm.ops.transactions import get
 from clp_alpm.store.journal import Step
 from clp_alpm.store.records import Origin, TransactionRecord, TransactionStatus
 from clp_alpm.system.localdb import installed_versions
+from clp_alpm.system.pacman import refuse_if_pacman_runs
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ def plan_undo(session: Session, transaction_id: str | int, force: bool = False) 
     a revert takes them) and its configuration files restored from the snapshot before it."""
     record = get(session.state, transaction_id)
     _check_undoable(record)
-    refuse_if_pacman_runs(session.pacman())
+    refuse_if_pacman_runs(session.pacman().dbpath)
     later = [r for r in session.state.list_transactions() if r.id > record.id]
     _check_not_changed_later(record, later)
     _check_versions_unchanged(session, record)

@@ -28,7 +28,6 @@ from clp_alpm.ops.apply import (
     applies_to_mismatch,
     apply,
     architecture_mismatch,
-    check_pacman_lock,
     plan_apply,
     restart_services,
 )
@@ -36,9 +35,9 @@ from clp_alpm.ops.session import Session
 from clp_alpm.store.records import PatchState
 from clp_alpm.system.download import download, fetch_bytes
 from clp_alpm.system.localdb import installed_versions
-from clp_alpm.system.signature import check_signature
+from clp_alpm.system.pacman import refuse_if_pacman_runs
+from clp_alpm.system.signature import MAX_SIGNATURE_BYTES, check_signature
 
-MAX_SIGNATURE_BYTES = 64 * 1024
 LAST_INDEX_SETTING = "feed.generated"
 
 
@@ -244,7 +243,7 @@ def run_update(
     if plan.index.generated:
         session.state.set_setting(LAST_INDEX_SETTING, plan.index.generated)
     if plan.to_apply:
-        check_pacman_lock(session.config)  # exit 3 before anything is downloaded
+        refuse_if_pacman_runs(session.config.host_dbpath)  # exit 3 before any download
     report = UpdateReport(plan)
     downloads = session.config.host_state_dir / "downloads"
     downloads.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -12,9 +12,6 @@ from clp_alpm.errors import ClpError, LockError
 
 LOCK_NAME = "lock"
 DEFAULT_WAIT = 5.0
-# Set in the environment of everything clp runs while it holds the lock (pacman -U and so the
-# hooks it fires): a clp started there must not wait for the lock its own parent holds.
-HELD_ENV = "CLP_LOCK_HELD_BY"
 
 
 class StateLock:

@@ -22,9 +22,8 @@ import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from email.message import Message
 from pathlib import Path
-from typing import IO, BinaryIO
+from typing import IO
 
 from clp_alpm import __version__
 from clp_alpm.atomicfile import fsync_directory
@@ -413,7 +412,7 @@ class _Stream:
     `length` is how many bytes this body announced; ending short of it is a truncation.
     """
 
-    body: BinaryIO | http.client.HTTPResponse
+    body: io.BufferedIOBase  # an HTTPResponse, a file opened "rb" or a BytesIO: all have read1
     start: int
     total: int | None
     length: int | None
@@ -479,7 +478,7 @@ class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
         fp: IO[bytes],
         code: int,
         msg: str,
-        headers: Message,
+        headers: http.client.HTTPMessage,
         newurl: str,
     ) -> urllib.request.Request | None:
         if urllib.parse.urlsplit(newurl).scheme.lower() not in ("http", "https"):

@@ -154,7 +154,7 @@ def pins_included(config: Config, pacman_conf: Path | None = None) -> bool:
     them, following nested includes; an Include naming the file counts even before the file
     exists (pacman would then refuse to run until clp writes it).
     """
-    from clp_alpm.system.alpm import (
+    from clp_alpm.system.pacmanconf import (
         read_pacman_conf,  # lazy: the post hook reads pins on every transaction
     )
 
@@ -173,7 +173,7 @@ def pins_included(config: Config, pacman_conf: Path | None = None) -> bool:
 
 
 def _matches(root: Path, pattern: str) -> list[Path]:
-    from clp_alpm.system.alpm import glob_under_root
+    from clp_alpm.system.pacmanconf import glob_under_root
 
     try:
         return glob_under_root(root, pattern) if pattern.startswith("/") else []

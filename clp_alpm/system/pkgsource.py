@@ -360,8 +360,11 @@ def newest_first(versions: Iterable[Available]) -> list[Available]:
         previous = kept.get(key)
         if previous is None or _priority(item) < _priority(previous):
             kept[key] = item
-    by_version = functools.cmp_to_key(lambda a, b: pyalpm.vercmp(b.version, a.version))
-    return sorted(kept.values(), key=by_version)
+
+    def newer_first(a: Available, b: Available) -> int:
+        return int(pyalpm.vercmp(b.version, a.version))
+
+    return sorted(kept.values(), key=functools.cmp_to_key(newer_first))
 
 
 def _priority(item: Available) -> int:

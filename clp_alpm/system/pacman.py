@@ -1,0 +1,222 @@
+"""The commit of every package change: `pacman -U` or `pacman -R`, run as a user would run it.
+
+pyalpm only reads and plans (`system/depcheck.py`): a transaction through pyalpm segfaults on
+some prepare() errors, never asks libalpm's questions and runs no hook of /etc/pacman.d/hooks.
+pacman, in its own process with a pacman.conf generated for the root, applies its own hooks,
+scriptlets, SigLevels and locking. This module is also the one place that answers "is pacman
+running?" (`refuse_if_pacman_runs`).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from clp_alpm.errors import LockError, OperationFailed, UsageError
+from clp_alpm.paths import HELD_ENV
+from clp_alpm.system.pacmanconf import PacmanSettings
+
+PACMAN_LOCK = "db.lck"  # in DBPath, held by whichever pacman (or libalpm user) runs
+MAX_DETAIL_LINES = 5
+
+# pacman takes these on the host even with --root: the generated pacman.conf leaves them out and
+# the command line (or the HookDir lines written first) gives them under the root
+_HOST_PATH_OPTIONS = frozenset({"RootDir", "DBPath", "CacheDir", "GPGDir", "HookDir", "LogFile"})
+
+
+def refuse_if_pacman_runs(dbpath: Path) -> None:
+    """Raise LockError when pacman's lock `dbpath/db.lck` exists: a package transaction is in
+    progress (or a killed one left the file behind), and changing packages or patching files
+    under it would race it.
+
+    Not inside a pacman that clp runs (HELD_ENV is in the environment): the lock there is that
+    pacman's own, taken on clp's behalf, and clp's own lock already keeps other clps out.
+    """
+    lock = Path(dbpath) / PACMAN_LOCK
+    if lock.exists() and HELD_ENV not in os.environ:
+        raise LockError(
+            f"pacman is running ({lock} exists); wait for it to finish, "
+            "or remove the file if no pacman is running"
+        )
+
+
+def pacman_upgrade(
+    settings: PacmanSettings,
+    files: Sequence[Path],
+    env: Mapping[str, str] | None = None,
+    timeout: float = 3600,
+) -> None:
+    """Install `files` with `pacman -U --noconfirm`, as pacman itself would for this system.
+
+    Raises LockError when pacman is running (refuse_if_pacman_runs), OperationFailed with
+    pacman's errors when it fails. A failure found before the commit (dependencies, conflicts,
+    file conflicts, signatures) changed nothing; one during it (a full disk, a timeout) may have
+    installed some of the files: ask localdb.installed_versions() before undoing anything.
+    """
+    paths = _checked_files(files)
+    _run_transaction(settings, "-U", [str(path) for path in paths], env, timeout)
+
+
+def pacman_remove(
+    settings: PacmanSettings,
+    names: Sequence[str],
+    env: Mapping[str, str] | None = None,
+    timeout: float = 3600,
+) -> None:
+    """Remove packages with `pacman -R --noconfirm` (never -dd: pacman refuses to break a
+    dependency, and nothing is removed then). Errors as pacman_upgrade's."""
+    for name in names:
+        if not name or name.startswith("-") or "/" in name:
+            raise UsageError(f"'{name}' is not a package name")
+    if not names:
+        raise UsageError("pacman -R: no package names given")
+    _run_transaction(settings, "-R", list(names), env, timeout)
+
+
+def _run_transaction(
+    settings: PacmanSettings,
+    operation: str,
+    targets: list[str],
+    env: Mapping[str, str] | None,
+    timeout: float,
+) -> None:
+    refuse_if_pacman_runs(settings.dbpath)
+    with tempfile.TemporaryDirectory(prefix="clp-pacman-") as private:
+        command = _pacman_command(settings, Path(private), operation) + targets
+        returncode, stdout, stderr = _run_pacman(command, _pacman_environment(env), timeout)
+    if returncode != 0:
+        message = _failure_message(stdout, stderr)
+        if "unable to lock database" in message:
+            # pacman could not take its lock: another pacman holds it
+            raise LockError(f"{settings.dbpath / PACMAN_LOCK}: pacman's database is locked")
+        raise OperationFailed(f"pacman {operation} failed: {message}")
+
+
+def _checked_files(files: Sequence[Path]) -> list[Path]:
+    if not files:
+        raise UsageError("pacman -U: no package files given")
+    paths = []
+    for file in files:
+        path = Path(file).absolute()  # never an argument pacman could take for an option
+        if "://" in str(path):
+            raise UsageError(f"{path}: a file name with '://' would be taken for a URL")
+        if not path.is_file():
+            raise UsageError(f"{path}: no such package file")
+        paths.append(path)
+    return paths
+
+
+def _pacman_command(settings: PacmanSettings, private: Path, operation: str) -> list[str]:
+    conf = _config_for_pacman(settings, private)
+    command = ["pacman", operation, "--noconfirm", "--root", str(settings.root),
+               "--dbpath", str(settings.dbpath), "--config", str(conf)]  # fmt: skip
+    for cache_dir in settings.cache_dirs:
+        command += ["--cachedir", str(cache_dir)]
+    command += ["--gpgdir", str(settings.gpgdir)]
+    if _is_root_slash(settings.root):
+        return command
+    if settings.log_file is not None:
+        command += ["--logfile", str(settings.log_file)]
+    return command
+
+
+def _is_root_slash(root: Path) -> bool:
+    return Path(root).resolve() == Path("/")
+
+
+def _config_for_pacman(settings: PacmanSettings, private: Path) -> Path:
+    """The --config for pacman: the real file for `/`; for another root, the same directives
+    with Include lines inlined from under the root and every path option under the root.
+
+    pacman globs Include and takes HookDir, CacheDir, GPGDir and LogFile on the host even with
+    --root, so with the real file it would read the rescue system's includes (and fail on one
+    missing there, such as clp's pins) and skip the target's /etc/pacman.d/hooks.
+    """
+    if _is_root_slash(settings.root) and settings.conf.is_file():
+        return settings.conf
+    lines = ["[options]", *(f"HookDir = {directory}" for directory in settings.hook_dirs)]
+    section: str | None = "options"
+    for entry in settings.entries:
+        if entry.key == "Include":
+            continue
+        if entry.section == "options" and entry.key in _HOST_PATH_OPTIONS:
+            continue
+        if entry.section != section:
+            section = entry.section
+            lines.append(f"[{section}]")
+        lines.append(entry.key if entry.value is None else f"{entry.key} = {entry.value}")
+    generated = private / "pacman.conf"
+    generated.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return generated
+
+
+def _pacman_environment(extra: Mapping[str, str] | None) -> dict[str, str]:
+    """The caller's environment, with pacman's messages in English so its errors can be read
+    (LC_MESSAGES only: hooks keep the user's character set)."""
+    environment = dict(os.environ)
+    if "LC_ALL" in environment:
+        environment["LANG"] = environment.pop("LC_ALL")
+    environment.pop("LANGUAGE", None)
+    environment["LC_MESSAGES"] = "C"
+    environment.update(extra or {})
+    return environment
+
+
+def _run_pacman(
+    command: list[str], environment: dict[str, str], timeout: float
+) -> tuple[int, str, str]:
+    """Run pacman to the end, whatever happens to clp meanwhile: killing pacman inside its
+    transaction is what breaks systems. It runs in its own session (a Ctrl-C at the terminal
+    does not reach it); on timeout, Ctrl-C or SIGTERM it gets one SIGINT, which pacman obeys at
+    a safe point, and clp waits for it to be done before it goes on (to undo, say)."""
+    try:
+        process = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=environment, text=True, errors="replace", start_new_session=True,
+        )  # fmt: skip
+    except OSError as err:
+        raise OperationFailed(f"cannot run pacman: {err.strerror}") from None
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except (subprocess.TimeoutExpired, KeyboardInterrupt) as stop:
+        process.send_signal(signal.SIGINT)
+        _wait_through_interrupts(process)
+        if isinstance(stop, KeyboardInterrupt):
+            raise
+        raise OperationFailed(
+            f"pacman -U did not finish within {timeout:g} s and was interrupted"
+        ) from None
+    return process.returncode, stdout, stderr
+
+
+def _wait_through_interrupts(process: subprocess.Popen[str]) -> None:
+    while True:
+        try:
+            process.communicate()
+            return
+        except KeyboardInterrupt:
+            continue  # a second Ctrl-C must not leave pacman running on its own
+
+
+def _failure_message(stdout: str, stderr: str) -> str:
+    errors = [line[len("error:") :].strip() for line in stderr.splitlines()
+              if line.startswith("error:")]  # fmt: skip
+    if not errors:
+        errors = [line.strip() for line in stderr.splitlines() if line.strip()][-2:]
+    details = [line.strip().removeprefix(":: ") for line in stdout.splitlines() if _is_detail(line)]
+    if len(details) > MAX_DETAIL_LINES:
+        hidden = len(details) - MAX_DETAIL_LINES
+        details = details[:MAX_DETAIL_LINES] + [f"and {hidden} more"]
+    return "; ".join(errors + details) or "pacman exited with an error and said nothing"
+
+
+def _is_detail(line: str) -> bool:
+    """pacman's stdout lines that say why a transaction failed (not progress or questions)."""
+    line = line.strip()
+    if " exists in filesystem" in line:
+        return True
+    return line.startswith(":: ") and not line.endswith("...") and "? [" not in line

@@ -1,0 +1,223 @@
+"""pacman.conf of the target system, read as pacman reads it, with every path under the root.
+
+pycman's config reader globs every Include on the host (it calls `glob.glob(value)` itself,
+with no hook to change that), so for `--root /mnt` it would read the rescue system's files
+instead of the target's. This is a small reader with pycman's grammar, which is also pacman
+6's: only whole lines starting with '#' are comments (pacman splits `IgnorePkg = a # b` into
+three names, as pycman does), a `[section]` line opens a section, `Key = Value` or a bare
+`Key`, list options split on whitespace (pycman's LIST_OPTIONS), an included file continues the
+section it was included from and a section it opens stays open after it. Unlike pycman, Include
+globs are resolved under the root, in sorted order as glob(3) does, and a pattern that matches
+nothing is an error, as in pacman (it then opens the literal name and fails). Errors name the
+file and line.
+"""
+
+from __future__ import annotations
+
+import glob
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from clp_alpm.config import Config
+from clp_alpm.errors import ConfigError, UsageError
+from clp_alpm.paths import under_root
+
+PACMAN_CONF = "/etc/pacman.conf"
+DEFAULT_CACHE_DIR = "/var/cache/pacman/pkg"
+DEFAULT_GPG_DIR = "/etc/pacman.d/gnupg"
+DEFAULT_HOOK_DIR = "/etc/pacman.d/hooks"
+MAX_INCLUDE_DEPTH = 10  # pacman's own limit
+
+
+@dataclass(frozen=True)
+class ConfEntry:
+    """One directive of pacman.conf, after Include lines were followed."""
+
+    section: str | None
+    key: str
+    value: str | None  # None for a bare option such as `Color`
+    source: str  # "file:line"
+
+
+def _list_options() -> frozenset[str]:
+    from pycman.config import LIST_OPTIONS  # lazy: pycman loads libalpm
+
+    return frozenset(LIST_OPTIONS)
+
+
+def read_pacman_conf(root: Path, conf: Path, strict: bool = True) -> list[ConfEntry]:
+    """Every directive of pacman.conf at host path `conf`, Include globs resolved under `root`.
+
+    Include entries are kept (before the entries they bring in). With strict=False an Include
+    that matches nothing or cannot be read is skipped instead of raising ConfigError.
+    """
+    entries: list[ConfEntry] = []
+    _read_conf_file(Path(root), Path(conf), entries, [None], depth=0, strict=strict)
+    return entries
+
+
+def _read_conf_file(
+    root: Path, path: Path, out: list[ConfEntry], section: list[str | None], depth: int,
+    strict: bool,
+) -> None:  # fmt: skip
+    if depth > MAX_INCLUDE_DEPTH:
+        raise ConfigError(f"{path}: Include nested more than {MAX_INCLUDE_DEPTH} deep")
+    text = _read_conf_text(path)
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        source = f"{path}:{number}"
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            name = line[1:-1].strip()
+            if not name:
+                raise ConfigError(f"{source}: empty section name")
+            section[0] = name
+            continue
+        key, equal, value = (part.strip() for part in line.partition("="))
+        if not key:
+            raise ConfigError(f"{source}: expected 'Key = Value', got '{line}'")
+        if key == "Include" and equal:
+            out.append(ConfEntry(section[0], key, value, source))
+            for match in _include_matches(root, value, source, strict):
+                _read_included(root, match, out, section, depth, strict)
+            continue
+        if section[0] is None:
+            raise ConfigError(f"{source}: '{key}' is outside any section (pacman refuses this)")
+        out.append(ConfEntry(section[0], key, value if equal else None, source))
+
+
+def _read_included(
+    root: Path, path: Path, out: list[ConfEntry], section: list[str | None], depth: int,
+    strict: bool,
+) -> None:  # fmt: skip
+    try:
+        _read_conf_file(root, path, out, section, depth + 1, strict)
+    except ConfigError:
+        if strict or path.is_file():
+            raise  # a file that exists but is broken is an error even for a lenient reader
+
+
+def _read_conf_text(path: Path) -> str:
+    try:
+        return path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: cannot read (it is not UTF-8 text)") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read ({err.strerror})") from None
+
+
+def _include_matches(root: Path, pattern: str, source: str, strict: bool) -> list[Path]:
+    if not pattern.startswith("/"):
+        if strict:
+            raise ConfigError(f"{source}: Include needs an absolute path, got '{pattern}'")
+        return []
+    try:
+        matches = glob_under_root(root, pattern)
+    except ConfigError as err:
+        if strict:
+            raise ConfigError(f"{source}: {err}") from None
+        return []
+    if not matches and strict:
+        raise ConfigError(f"{source}: Include {pattern}: no such file (pacman refuses this)")
+    return matches
+
+
+def glob_under_root(root: Path, pattern: str) -> list[Path]:
+    """Host paths matching the target glob `pattern`, sorted; the root itself is never a glob."""
+    try:
+        clean = under_root(Path("/"), pattern)
+    except UsageError as err:
+        raise ConfigError(f"Include {pattern}: {err}") from None
+    prefix = glob.escape(str(root).rstrip("/"))
+    return sorted(Path(match) for match in glob.glob(prefix + str(clean)))
+
+
+@dataclass(frozen=True)
+class PacmanSettings:
+    """What clp needs from pacman.conf. Paths are host paths unless said otherwise."""
+
+    conf: Path  # host path of pacman.conf used (pacman's --config); may not exist
+    root: Path
+    dbpath: Path
+    cache_dirs: tuple[Path, ...]
+    gpgdir: Path
+    local_file_siglevel: str  # raw pacman.conf strings, "" when unset (pacman's default applies)
+    remote_file_siglevel: str
+    ignore_pkgs: tuple[str, ...]
+    includes: tuple[str, ...]  # Include patterns of [options] (target paths)
+    siglevel: str = ""
+    repos: tuple[str, ...] = ()  # sync repositories, in pacman.conf order
+    hook_dirs: tuple[Path, ...] = ()  # HookDir entries (default /etc/pacman.d/hooks) under root
+    log_file: Path | None = None  # LogFile under root, None when unset (pacman's default)
+    entries: tuple[ConfEntry, ...] = ()  # everything read, for a pacman.conf pacman can use
+
+
+def pacman_settings(
+    config: Config, pacman_conf: Path | None = None, extra_cache_dirs: Sequence[Path] = ()
+) -> PacmanSettings:
+    """Read the target's pacman.conf (or the host path given, as pacman's --config).
+
+    A missing default pacman.conf means pacman's defaults; a missing explicit one is an error.
+    """
+    conf = Path(pacman_conf) if pacman_conf is not None else config.host(PACMAN_CONF)
+    if pacman_conf is not None or conf.exists():
+        entries = read_pacman_conf(config.root, conf)
+    else:
+        entries = []
+    options = [entry for entry in entries if entry.section == "options"]
+    lists = _collect_lists(options)
+    singles = {entry.key: entry.value or "" for entry in options}
+    cache_dirs = [Path(path) for path in extra_cache_dirs]
+    cache_dirs += _host_paths(config, lists.get("CacheDir", [DEFAULT_CACHE_DIR]), "CacheDir")
+    hook_dirs = _host_paths(config, lists.get("HookDir", [DEFAULT_HOOK_DIR]), "HookDir")
+    gpgdir = _host_paths(config, [singles.get("GPGDir") or DEFAULT_GPG_DIR], "GPGDir")[0]
+    log_file = singles.get("LogFile")
+    return PacmanSettings(
+        conf=conf,
+        root=config.root,
+        dbpath=config.host_dbpath,
+        cache_dirs=tuple(dict.fromkeys(cache_dirs)),
+        gpgdir=gpgdir,
+        local_file_siglevel=_joined(options, "LocalFileSigLevel"),
+        remote_file_siglevel=_joined(options, "RemoteFileSigLevel"),
+        ignore_pkgs=tuple(lists.get("IgnorePkg", [])),
+        includes=tuple(e.value or "" for e in options if e.key == "Include"),
+        siglevel=_joined(options, "SigLevel"),
+        repos=_repositories(entries),
+        hook_dirs=tuple(dict.fromkeys(hook_dirs)),
+        log_file=_host_paths(config, [log_file], "LogFile")[0] if log_file else None,
+        entries=tuple(entries),
+    )
+
+
+def _repositories(entries: list[ConfEntry]) -> tuple[str, ...]:
+    names = (entry.section for entry in entries if entry.section not in (None, "options"))
+    return tuple(dict.fromkeys(name for name in names if name))
+
+
+def _collect_lists(options: list[ConfEntry]) -> dict[str, list[str]]:
+    list_options = _list_options()
+    lists: dict[str, list[str]] = {}
+    for entry in options:
+        if entry.key in list_options and entry.value is not None:
+            lists.setdefault(entry.key, []).extend(entry.value.split())
+    return lists
+
+
+def _joined(options: list[ConfEntry], key: str) -> str:
+    # pacman applies each SigLevel line on top of the previous ones: joining them is the same
+    return " ".join(entry.value for entry in options if entry.key == key and entry.value)
+
+
+def _host_paths(config: Config, target_paths: list[str], key: str) -> list[Path]:
+    paths = []
+    for target in target_paths:
+        try:
+            paths.append(config.host(target))
+        except UsageError as err:
+            raise ConfigError(f"pacman.conf: {key}: {err}") from None
+    return paths
