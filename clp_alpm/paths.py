@@ -1,7 +1,8 @@
 """Paths of the target system, resolved under --root.
 
-Also HELD_ENV, the environment variable that tells a clp it runs under a clp holding the lock:
-ops sets it and reads it in the hooks, system reads it at pacman's lock, so it lives below both.
+Also PACMAN_CONF, and HELD_ENV, the environment variable that tells a clp it runs under a clp
+holding the lock: ops sets it and reads it in the hooks, system reads it at pacman's lock, so it
+lives below both.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from clp_alpm.errors import UsageError
 # hooks it fires) to clp's pid: a clp started there must not wait for the lock its own parent
 # holds, nor refuse to run because that parent's pacman holds pacman's lock.
 HELD_ENV = "CLP_LOCK_HELD_BY"
+
+# pacman's configuration on the target; both its reader and the pins writer start here
+PACMAN_CONF = "/etc/pacman.conf"
 
 
 def normalize_target_path(path: str) -> str:

@@ -188,7 +188,7 @@ def _run_pacman(
         if isinstance(stop, KeyboardInterrupt):
             raise
         raise OperationFailed(
-            f"pacman -U did not finish within {timeout:g} s and was interrupted"
+            f"pacman {command[1]} did not finish within {timeout:g} s and was interrupted"
         ) from None
     return process.returncode, stdout, stderr
 

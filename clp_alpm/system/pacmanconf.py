@@ -21,9 +21,8 @@ from pathlib import Path
 
 from clp_alpm.config import Config
 from clp_alpm.errors import ConfigError, UsageError
-from clp_alpm.paths import under_root
+from clp_alpm.paths import PACMAN_CONF, under_root
 
-PACMAN_CONF = "/etc/pacman.conf"
 DEFAULT_CACHE_DIR = "/var/cache/pacman/pkg"
 DEFAULT_GPG_DIR = "/etc/pacman.d/gnupg"
 DEFAULT_HOOK_DIR = "/etc/pacman.d/hooks"

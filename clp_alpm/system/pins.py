@@ -15,9 +15,9 @@ from pathlib import Path
 from clp_alpm.atomicfile import write_atomically
 from clp_alpm.config import Config
 from clp_alpm.errors import ConfigError, UsageError
+from clp_alpm.paths import PACMAN_CONF
 
 PINS_FILE = "/etc/pacman.d/clp-pins.conf"  # target path
-PACMAN_CONF = "/etc/pacman.conf"
 MARKER = "# clp:"
 
 HEADER = f"""\
