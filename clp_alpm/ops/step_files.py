@@ -18,7 +18,7 @@ from clp_alpm.errors import ClpError
 from clp_alpm.formats.patchfile import extract_patch, inspect_patch
 from clp_alpm.ops.steps import Handler, StepKind
 from clp_alpm.store.journal import StepRun
-from clp_alpm.store.snapshots import Snapshot
+from clp_alpm.store.model import Snapshot
 
 if TYPE_CHECKING:
     from clp_alpm.ops.session import Session
