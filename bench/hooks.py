@@ -50,7 +50,9 @@ import pkgkit  # noqa: E402
 import rootkit  # noqa: E402
 from hookkit import HookRoot  # noqa: E402
 
-from clp_alpm.store.snapshots import RACY_MARGIN_NS, Snapshot, SnapshotStore  # noqa: E402
+from clp_alpm.store.model import Snapshot  # noqa: E402
+from clp_alpm.store.observe import RACY_MARGIN_NS  # noqa: E402
+from clp_alpm.store.snapshots import SnapshotStore  # noqa: E402
 
 PKG = "demo"
 ETC_FILES = 5

@@ -17,17 +17,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from clp_alpm.errors import ClpError, UsageError
-from clp_alpm.store.snapshots import (
-    RACY_MARGIN_NS,
+from clp_alpm.errors import (
+    ClpError,
     CorruptStoreError,
-    FileState,
-    Snapshot,
     SnapshotError,
-    SnapshotStore,
     SpecialFileError,
     UnsafePathError,
+    UsageError,
 )
+from clp_alpm.store.model import FileState, Snapshot
+from clp_alpm.store.observe import RACY_MARGIN_NS
+from clp_alpm.store.snapshots import SnapshotStore
 
 OLD_MTIME = 1_600_000_000_123_456_789
 
@@ -933,7 +933,7 @@ def test_batched_syncs_leave_every_object_readable(root: Path, store: SnapshotSt
     reloaded = store.load(snapshot.id)
     for state in reloaded.files:
         assert store.read_content(state) == f"value {state.path[5:-5]}\n".encode()
-    assert store._staged == {} and not store._batch
+    assert store.objects._staged == {} and not store.objects._batch
 
 
 def test_a_lost_object_is_stored_again_by_the_next_snapshot(
@@ -944,7 +944,7 @@ def test_a_lost_object_is_stored_again_by_the_next_snapshot(
     (root / "etc/a.conf").write_text("a\n")
     first = store.take(root, ["/etc/a.conf"])
     digest = first.get("/etc/a.conf").digest
-    store._object_path(digest).unlink()
+    store.objects.path(digest).unlink()
     # a record old enough to be trusted: only the missing object makes clp read the file
     trusted = Snapshot(first.id, first.created + 10, first.files)
     hashed = store.bytes_hashed

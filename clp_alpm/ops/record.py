@@ -16,8 +16,9 @@ from dataclasses import dataclass, replace
 
 from clp_alpm.config import Config
 from clp_alpm.errors import ClpError
+from clp_alpm.store.model import Snapshot
 from clp_alpm.store.records import Origin, PatchState, TransactionRecord, TransactionStatus
-from clp_alpm.store.snapshots import Snapshot, SnapshotStore
+from clp_alpm.store.snapshots import SnapshotStore
 from clp_alpm.store.state import StateDB
 from clp_alpm.system.localdb import installed_versions
 

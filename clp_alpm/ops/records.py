@@ -7,8 +7,8 @@ from typing import Any
 
 from clp_alpm.errors import UsageError
 from clp_alpm.ops.session import Session
+from clp_alpm.store.model import Snapshot, describe_change
 from clp_alpm.store.records import PatchRecord, PatchState
-from clp_alpm.store.snapshots import FileState, Snapshot
 
 
 def known_record(session: Session, patch_id: str) -> PatchRecord:
@@ -43,21 +43,3 @@ def changes_since(session: Session, snapshot: Snapshot) -> list[str]:
         f"{path} ({describe_change(snapshot.get(path), session.store.current_state(root, path))})"
         for path in session.store.changed_paths(root, snapshot)
     ]
-
-
-def describe_change(then: FileState | None, now: FileState) -> str:
-    """In a few words, how a file differs from what clp recorded."""
-    if then is None or then.kind == "absent":
-        return "created"
-    if now.kind == "absent":
-        return "deleted"
-    if then.kind != now.kind:
-        return f"{then.kind} replaced by a {now.kind}"
-    changes = []
-    if (then.digest, then.target) != (now.digest, now.target):
-        changes.append("content changed")
-    if then.mode != now.mode:
-        changes.append(f"mode {then.mode:o} -> {now.mode:o}")
-    if (then.uid, then.gid) != (now.uid, now.gid):
-        changes.append(f"owner {then.uid}:{then.gid} -> {now.uid}:{now.gid}")
-    return ", ".join(changes) or "changed"

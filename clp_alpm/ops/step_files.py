@@ -19,7 +19,7 @@ from clp_alpm.formats.extract import extract_patch
 from clp_alpm.formats.inspect import inspect_patch
 from clp_alpm.ops.steps import Handler, StepKind
 from clp_alpm.store.journal import StepRun
-from clp_alpm.store.snapshots import Snapshot
+from clp_alpm.store.model import Snapshot
 
 if TYPE_CHECKING:
     from clp_alpm.ops.session import Session

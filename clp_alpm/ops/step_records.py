@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from clp_alpm.errors import ClpError
 from clp_alpm.ops.steps import Handler, RecordedState, StepKind
 from clp_alpm.store.journal import StepRun
+from clp_alpm.store.model import Snapshot
 from clp_alpm.store.records import (
     PatchRecord,
     PatchState,
@@ -20,7 +21,6 @@ from clp_alpm.store.records import (
     TransactionRecord,
     TransactionStatus,
 )
-from clp_alpm.store.snapshots import Snapshot
 
 if TYPE_CHECKING:
     from clp_alpm.ops.session import Session

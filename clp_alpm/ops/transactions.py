@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from typing import Any, TypeGuard
 
 from clp_alpm.errors import UsageError
-from clp_alpm.ops.records import describe_change
+from clp_alpm.store.model import FileState, describe_change
 from clp_alpm.store.records import TransactionRecord
-from clp_alpm.store.snapshots import FileState, SnapshotStore
+from clp_alpm.store.snapshots import SnapshotStore
 from clp_alpm.store.state import StateDB
 
 _DIFF_LIMIT = 1 << 20  # larger files are summarised, not diffed

@@ -1,0 +1,166 @@
+"""The manifests of the snapshot store: one `snapshots/<id>.json` per snapshot.
+
+A manifest holds the snapshot's id, when it was taken, how many records it has, and the
+digests of the chunks that list them; each chunk is an object of the store (JSON of up to
+_MAX_CHUNK_RECORDS records). Chunk boundaries depend only on the paths, so a second snapshot
+of an unchanged tree reuses every chunk and adds only its small manifest; a change touches one
+chunk, not the whole list. Every object a manifest names is durable before the manifest is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from clp_alpm.atomicfile import fsync_directory
+from clp_alpm.errors import CorruptStoreError, SnapshotError, UsageError
+from clp_alpm.store.durable import write_temp
+from clp_alpm.store.model import FileState, Snapshot, is_digest
+from clp_alpm.store.objects import ObjectStore
+
+MANIFEST_FORMAT = 1
+# Chunk boundaries: after a path whose hash starts with a byte below this (1 in 64 on average).
+_BOUNDARY_BELOW = 4
+_MAX_CHUNK_RECORDS = 1024
+_ID_RE = re.compile(r"\d{8}T\d{6}\.\d{6}-[0-9a-f]{8}")
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A manifest as read and checked: where it is and what it lists."""
+
+    path: Path
+    id: str
+    created: float
+    count: int
+    chunks: tuple[str, ...]
+
+
+class Manifests:
+    """The manifests of the snapshot store at `directory`; their chunks are in `objects`."""
+
+    def __init__(self, directory: Path, objects: ObjectStore) -> None:
+        self.directory = Path(directory)
+        self.snapshots_dir = self.directory / "snapshots"
+        self.objects = objects
+
+    def list_ids(self) -> list[str]:
+        """Ids of the stored snapshots, oldest first."""
+        try:
+            names = os.listdir(self.snapshots_dir)
+        except FileNotFoundError:
+            return []
+        ids = [name[: -len(".json")] for name in names if name.endswith(".json")]
+        return sorted(i for i in ids if _ID_RE.fullmatch(i))
+
+    def path(self, snapshot_id: str) -> Path:
+        """The manifest file of `snapshot_id` (UsageError for what is not a snapshot id)."""
+        if not isinstance(snapshot_id, str) or not _ID_RE.fullmatch(snapshot_id):
+            raise UsageError(f"{snapshot_id!r} is not a snapshot id")
+        return self.snapshots_dir / f"{snapshot_id}.json"
+
+    def new_id(self, created: float) -> str:
+        """A fresh id, `<UTC time of created>-<8 random hex>`: ids sort by time."""
+        stamp = datetime.fromtimestamp(created, UTC).strftime("%Y%m%dT%H%M%S.%f")
+        while True:
+            snapshot_id = f"{stamp}-{os.urandom(4).hex()}"
+            if not (self.snapshots_dir / f"{snapshot_id}.json").exists():
+                return snapshot_id
+
+    def write(self, snapshot: Snapshot) -> None:
+        """Store the chunks of `snapshot`, make every object durable, then its manifest."""
+        chunks = [
+            self.objects.add_bytes(_encode_chunk(part)) for part in _split_chunks(snapshot.files)
+        ]
+        self.objects.flush()  # every object the manifest names is durable before it is
+        doc = {
+            "format": MANIFEST_FORMAT,
+            "id": snapshot.id,
+            "created": snapshot.created,
+            "count": len(snapshot.files),
+            "chunks": chunks,
+        }
+        data = json.dumps(doc, indent=1).encode("ascii")
+        temp_path = write_temp(self.objects.tmp_dir, data, "manifest-")
+        os.replace(temp_path, self.path(snapshot.id))
+        fsync_directory(self.snapshots_dir)
+
+    def read(self, snapshot_id: str) -> Manifest:
+        """The manifest of `snapshot_id`: SnapshotError if there is none, CorruptStoreError
+        if it is not a well-formed manifest of that id."""
+        manifest = self.path(snapshot_id)
+        try:
+            raw = manifest.read_bytes()
+        except FileNotFoundError:
+            raise SnapshotError(f"no snapshot {snapshot_id} in {self.directory}") from None
+        try:
+            doc = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            raise CorruptStoreError(f"{manifest}: is not valid JSON") from None
+        if not isinstance(doc, dict) or doc.get("format") != MANIFEST_FORMAT:
+            raise CorruptStoreError(f"{manifest}: is not a version {MANIFEST_FORMAT} manifest")
+        chunks = doc.get("chunks")
+        created = doc.get("created")
+        count = doc.get("count")
+        if (
+            doc.get("id") != snapshot_id
+            or not isinstance(created, (int, float))
+            or isinstance(created, bool)
+            or not isinstance(count, int)
+            or not isinstance(chunks, list)
+            or not all(is_digest(c) for c in chunks)
+        ):
+            raise CorruptStoreError(f"{manifest}: has a missing or malformed field")
+        return Manifest(manifest, snapshot_id, float(created), count, tuple(chunks))
+
+    def read_chunk(self, manifest: Manifest, digest: str) -> list[FileState]:
+        """The records of one chunk of `manifest` (CorruptStoreError naming the manifest)."""
+        try:
+            doc = json.loads(self.objects.read(digest))
+        except (ValueError, UnicodeDecodeError):
+            raise CorruptStoreError(f"{manifest.path}: chunk {digest} is not valid JSON") from None
+        except CorruptStoreError as err:
+            raise CorruptStoreError(f"{manifest.path}: {err}") from None
+        if not isinstance(doc, dict) or not isinstance(doc.get("files"), list):
+            raise CorruptStoreError(f"{manifest.path}: chunk {digest} holds no file list")
+        try:
+            return [FileState.from_dict(item) for item in doc["files"]]
+        except CorruptStoreError as err:
+            raise CorruptStoreError(f"{manifest.path}: {err}") from None
+
+    def load(self, snapshot_id: str) -> Snapshot:
+        """The snapshot `snapshot_id`, every record checked."""
+        manifest = self.read(snapshot_id)
+        files: list[FileState] = []
+        for digest in manifest.chunks:
+            files.extend(self.read_chunk(manifest, digest))
+        if len(files) != manifest.count:
+            raise CorruptStoreError(
+                f"{manifest.path}: lists {manifest.count} files, chunks hold {len(files)}"
+            )
+        return Snapshot(snapshot_id, manifest.created, tuple(files))
+
+
+def _split_chunks(files: tuple[FileState, ...]) -> list[list[FileState]]:
+    """Cut after paths whose hash is small: boundaries move only where paths change."""
+    chunks: list[list[FileState]] = []
+    current: list[FileState] = []
+    for state in files:
+        current.append(state)
+        boundary = hashlib.sha256(state.path.encode("utf-8", "surrogateescape")).digest()[0]
+        if boundary < _BOUNDARY_BELOW or len(current) >= _MAX_CHUNK_RECORDS:
+            chunks.append(current)
+            current = []
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def _encode_chunk(states: list[FileState]) -> bytes:
+    doc = {"files": [state.to_dict() for state in states]}
+    return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode("ascii")

@@ -1,0 +1,248 @@
+"""What a snapshot records: one FileState per target path, and the Snapshot that holds them.
+
+A FileState is a regular file (content digest, mode, owner, mtime, extended attributes), a
+symlink (its target, never followed), a directory (mode, owner, mtime; not its entries) or
+nothing (and which missing ancestors a script may create). Records come back from the store
+through `FileState.from_dict`, which trusts nothing: a malformed record is a CorruptStoreError.
+Nothing here touches the file system.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TypeGuard
+
+from clp_alpm.errors import CorruptStoreError, SnapshotError, UsageError
+from clp_alpm.paths import normalize_target_path
+
+KINDS = ("file", "symlink", "dir", "absent")
+
+_HEX_RE = re.compile(r"(?:[0-9a-f]{2})*")
+_DIGEST_RE = re.compile(r"[0-9a-f]{64}")
+
+
+def is_digest(text: object) -> TypeGuard[str]:
+    """`text` is a sha256 digest as the store names objects: 64 lower-case hex digits."""
+    return isinstance(text, str) and _DIGEST_RE.fullmatch(text) is not None
+
+
+@dataclass(frozen=True)
+class FileState:
+    """What one target path held: a file, symlink, directory, or nothing."""
+
+    path: str
+    kind: str
+    mode: int = 0
+    uid: int = 0
+    gid: int = 0
+    mtime_ns: int = 0
+    size: int = 0
+    digest: str | None = None
+    target: str | None = None
+    created_dirs: tuple[str, ...] = ()
+    # extended attributes of files and directories (file capabilities, ACLs, SELinux labels):
+    # sorted (name, hex value) pairs
+    xattrs: tuple[tuple[str, str], ...] = ()
+    # Only for the stat shortcut of the next snapshot; never compared.
+    ino: int = 0
+    ctime_ns: int = 0
+
+    def to_dict(self) -> dict[str, object]:
+        """The record as the manifest chunks store it (JSON types only)."""
+        return {
+            "path": self.path,
+            "kind": self.kind,
+            "mode": self.mode,
+            "uid": self.uid,
+            "gid": self.gid,
+            "mtime_ns": self.mtime_ns,
+            "size": self.size,
+            "digest": self.digest,
+            "target": self.target,
+            "created_dirs": list(self.created_dirs),
+            "xattrs": [list(pair) for pair in self.xattrs],
+            "ino": self.ino,
+            "ctime_ns": self.ctime_ns,
+        }
+
+    @classmethod
+    def from_dict(cls, data: object) -> FileState:
+        """Parse a record written by to_dict; raise CorruptStoreError on anything malformed."""
+        if not isinstance(data, dict):
+            raise CorruptStoreError("snapshot record is not an object")
+        path = data.get("path")
+        if not isinstance(path, str):
+            raise CorruptStoreError("snapshot record has no path")
+
+        def bad(problem: str) -> CorruptStoreError:
+            return CorruptStoreError(f"snapshot record for {path!r}: {problem}")
+
+        try:
+            clean = normalize_target_path(path)
+        except UsageError as err:
+            raise bad(str(err)) from None
+        if clean != path or clean == "/":
+            raise bad("path is not a normalised target path")
+        kind = data.get("kind")
+        if kind not in KINDS:
+            raise bad(f"unknown kind {kind!r}")
+        numbers = {}
+        for name in ("mode", "uid", "gid", "mtime_ns", "size", "ino", "ctime_ns"):
+            value = data.get(name, 0)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise bad(f"{name} is not an integer")
+            numbers[name] = value
+        if not 0 <= numbers["mode"] <= 0o7777:
+            raise bad("mode is out of range")
+        if min(numbers["uid"], numbers["gid"], numbers["size"], numbers["ino"]) < 0:
+            raise bad("negative owner, size or inode")
+        digest = data.get("digest")
+        if kind == "file":
+            if not is_digest(digest):
+                raise bad("file record without a valid sha256 digest")
+        elif digest is not None:
+            raise bad(f"{kind} record carries a digest")
+        target = data.get("target")
+        if kind == "symlink":
+            if not isinstance(target, str) or not target or "\0" in target:
+                raise bad("symlink record without a valid target")
+        elif target is not None:
+            raise bad(f"{kind} record carries a symlink target")
+        created = data.get("created_dirs", [])
+        if not isinstance(created, list) or not all(isinstance(d, str) for d in created):
+            raise bad("created_dirs is not a list of paths")
+        if created and kind != "absent":
+            raise bad(f"{kind} record lists created directories")
+        parents = ancestors(clean)
+        if any(d not in parents for d in created):
+            raise bad("created_dirs holds a path that is not an ancestor")
+        return cls(
+            path=clean,
+            kind=kind,
+            digest=digest,
+            target=target,
+            created_dirs=tuple(created),
+            xattrs=_parse_xattrs(data.get("xattrs", []), bad),
+            **numbers,
+        )
+
+    def same_content_as(self, other: FileState) -> bool:
+        """Same kind, content or link target, mode and owner; timestamps do not count."""
+        return (
+            self.kind,
+            self.digest,
+            self.target,
+            self.mode,
+            self.uid,
+            self.gid,
+            self.xattrs,
+        ) == (
+            other.kind,
+            other.digest,
+            other.target,
+            other.mode,
+            other.uid,
+            other.gid,
+            other.xattrs,
+        )
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The records of one snapshot, in the order they were taken, by path."""
+
+    id: str
+    created: float
+    files: tuple[FileState, ...]
+    _by_path: dict[str, FileState] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_path", {state.path: state for state in self.files})
+
+    def get(self, path: str) -> FileState | None:
+        """The record of `path` (normalised first), or None."""
+        return self._by_path.get(normalize_target_path(path))
+
+    def get_clean(self, clean: str) -> FileState | None:
+        """The record of an already normalised path (taking a snapshot looks up every path)."""
+        return self._by_path.get(clean)
+
+    @property
+    def paths(self) -> list[str]:
+        return [state.path for state in self.files]
+
+    @property
+    def created_ns(self) -> int:
+        """When the snapshot started, in ns: the stat shortcut trusts no ctime after it."""
+        return int(self.created * 1_000_000_000)
+
+    def select(self, paths: Iterable[str] | None) -> list[FileState]:
+        """The records of `paths` (all with None), each once; SnapshotError for a path it lacks."""
+        if paths is None:
+            return list(self.files)
+        wanted = []
+        for path in dict.fromkeys(normalize_target_path(p) for p in paths):
+            record = self.get(path)
+            if record is None:
+                raise SnapshotError(f"{path}: is not in snapshot {self.id}")
+            wanted.append(record)
+        return wanted
+
+    def only(self, paths: Iterable[str]) -> Snapshot:
+        """The same snapshot restricted to `paths` (SnapshotError for a path it lacks)."""
+        return Snapshot(self.id, self.created, tuple(self.select(paths)))
+
+
+def describe_change(then: FileState | None, now: FileState) -> str:
+    """In a few words, how a file differs from what clp recorded."""
+    if then is None or then.kind == "absent":
+        return "created"
+    if now.kind == "absent":
+        return "deleted"
+    if then.kind != now.kind:
+        return f"{then.kind} replaced by a {now.kind}"
+    changes = []
+    if (then.digest, then.target) != (now.digest, now.target):
+        changes.append("content changed")
+    if then.mode != now.mode:
+        changes.append(f"mode {then.mode:o} -> {now.mode:o}")
+    if (then.uid, then.gid) != (now.uid, now.gid):
+        changes.append(f"owner {then.uid}:{then.gid} -> {now.uid}:{now.gid}")
+    return ", ".join(changes) or "changed"
+
+
+def ancestors(clean: str) -> list[str]:
+    """Ancestors of a normalised target path, innermost first, without '/'."""
+    result = []
+    parent = os.path.dirname(clean)
+    while parent != "/":
+        result.append(parent)
+        parent = os.path.dirname(parent)
+    return result
+
+
+def depth(record: FileState) -> int:
+    """How deep a record's path lies: sorted by it, a directory comes before its entries."""
+    return record.path.count("/")
+
+
+def _parse_xattrs(
+    data: object, bad: Callable[[str], CorruptStoreError]
+) -> tuple[tuple[str, str], ...]:
+    if not isinstance(data, list):
+        raise bad("xattrs is not a list")
+    pairs = []
+    for item in data:
+        if (
+            not isinstance(item, list)
+            or len(item) != 2
+            or not all(isinstance(part, str) for part in item)
+            or not item[0]
+            or not _HEX_RE.fullmatch(item[1])
+        ):
+            raise bad("xattrs holds a malformed entry")
+        pairs.append((item[0], item[1]))
+    return tuple(sorted(pairs))
