@@ -7,10 +7,15 @@ import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 from clp_alpm.errors import ConfigError
 from clp_alpm.paths import under_root
+
+# typing costs ~4 ms to import and the hooks start on every transaction: names for type
+# checkers only (annotations are strings here)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_CONFIG = "/etc/CLP/clp.conf"
 DEFAULT_MIRRORS = "/etc/CLP/mirrors"

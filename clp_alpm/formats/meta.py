@@ -15,10 +15,15 @@ import datetime
 import re
 import unicodedata
 from dataclasses import dataclass
-from typing import Any
 
 from clp_alpm.errors import MetadataError, UsageError
 from clp_alpm.paths import normalize_target_path
+
+# typing costs ~4 ms to import and the hooks start on every transaction: names for type
+# checkers only (annotations are strings here)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 MAX_META_BYTES = 256 * 1024
 MAX_PATH_LENGTH = 4096

@@ -10,13 +10,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from clp_alpm.formats.meta import PatchMeta
-
 # typing costs ~4 ms to import and the hooks start on every transaction: names for type
 # checkers only (annotations are strings here)
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
+
+    from clp_alpm.formats.meta import PatchMeta
 
 
 class PatchState(StrEnum):
@@ -111,6 +111,9 @@ class PatchRecord:
 
     @classmethod
     def from_stored(cls, values: dict[str, Any]) -> PatchRecord:
+        # lazy: the hooks load no patch metadata on a system with no patch applied
+        from clp_alpm.formats.meta import PatchMeta
+
         fields = dict(values)
         meta = dict(fields.pop("meta"))
         install = meta.pop("install_script", DEFAULT_INSTALL_SCRIPT)

@@ -14,10 +14,15 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from clp_alpm.config import Config
 from clp_alpm.errors import ConfigError
+
+# typing costs ~4 ms to import and the hooks start on every transaction: names for type
+# checkers only (annotations are strings here)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def installed_versions(dbpath: Path, names: Iterable[str]) -> dict[str, str | None]:

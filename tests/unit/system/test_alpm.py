@@ -13,8 +13,6 @@ import time
 from pathlib import Path
 
 import pytest
-import rootkit
-from pkgkit import make_package, pacman_install
 
 from clp_alpm.config import Config
 from clp_alpm.errors import ConfigError, LockError, OperationFailed, UsageError
@@ -23,6 +21,8 @@ from clp_alpm.system.localdb import installed_package, installed_versions
 from clp_alpm.system.pacman import pacman_upgrade, refuse_if_pacman_runs
 from clp_alpm.system.pacmanconf import pacman_settings, read_pacman_conf
 from clp_alpm.system.syncdb import sync_versions
+from tests.kits import rootkit
+from tests.kits.pkgkit import make_package, pacman_install
 
 
 def build_package(
@@ -525,7 +525,7 @@ def test_local_db_read_directly_agrees_with_libalpm(tmp_path: Path) -> None:
     """The hooks read installed versions with a listdir; libalpm must agree, epochs and
     dashed names included, and stray entries (ALPM_DB_VERSION) must not count."""
     import pyalpm
-    from pkgkit import make_package, pacman_install
+    from tests.kits.pkgkit import make_package, pacman_install
 
     from clp_alpm.system.localdb import installed_versions as read_local
 
