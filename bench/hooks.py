@@ -20,8 +20,8 @@ byte-code cache inside the root, as an installed clp would (a row shows the cost
 Runs as root (namespaces, chroot); needs pacman, unshare, zstd, busybox-static, etckeeper.
 Exit status: 0 if every goal is met, 1 if one is missed, 2 if the benchmark itself failed.
 
-    .venv/bin/python bench/hooks.py [--rounds 7] [--files 300] [--size-mb 8] [--starts 30]
-                                    [--tree-files 10000] [--dir /var/tmp] [--importtime]
+    .venv/bin/python -m bench.hooks [--rounds 7] [--files 300] [--size-mb 8] [--starts 30]
+                                       [--tree-files 10000] [--dir /var/tmp] [--importtime]
 """
 
 from __future__ import annotations
@@ -43,16 +43,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from clp_alpm.store.model import Snapshot
+from clp_alpm.store.observe import RACY_MARGIN_NS
+from clp_alpm.store.snapshots import SnapshotStore
+from tests.kits import pkgkit, rootkit
+from tests.kits.hookkit import HookRoot
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "tests"))
-
-import pkgkit  # noqa: E402
-import rootkit  # noqa: E402
-from hookkit import HookRoot  # noqa: E402
-
-from clp_alpm.store.model import Snapshot  # noqa: E402
-from clp_alpm.store.observe import RACY_MARGIN_NS  # noqa: E402
-from clp_alpm.store.snapshots import SnapshotStore  # noqa: E402
 
 PKG = "demo"
 ETC_FILES = 5

@@ -5,7 +5,7 @@ pacman extracts packages with libarchive; `bsdtar -xf` (libarchive's own front e
 same .clp is the yardstick, measured in the same run. Reports wall time and peak RSS of each
 process (os.wait4), and the ratios. The project's goal: peak memory < 100 MB for a 1 GB payload.
 
-    .venv/bin/python bench/patch_apply.py [--size-mb 1024] [--runs 3]
+    .venv/bin/python -m bench.patch_apply [--size-mb 1024] [--runs 3]
 """
 
 from __future__ import annotations
@@ -19,12 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "tests"))
+from tests.kits import gpgkit, patchkit, rootkit
 
-import gpgkit  # noqa: E402
-import patchkit  # noqa: E402
-import rootkit  # noqa: E402
+HERE = Path(__file__).resolve().parent
 
 CLP = Path(sys.executable).parent / "clp"
 

@@ -5,7 +5,7 @@ A sandbox root gets a package installed at 2.0-1 with 1.0-1 in its cache; each r
 `pacman -U <cached 1.0-1>` (then puts 2.0-1 back) and `clp revert --noconfirm pkg 1.0-1` (then
 `clp rollback`), alternating, and reports the medians and their ratio (goal: at most 1.2x).
 
-    .venv/bin/python bench/revert.py [--rounds 7] [--files 1000] [--size 32768]
+    .venv/bin/python -m bench.revert [--rounds 7] [--files 1000] [--size 32768]
 """
 
 from __future__ import annotations
@@ -19,11 +19,10 @@ import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "tests"))
+from tests.kits import rootkit
+from tests.kits.pkgkit import CACHE, pacman
 
-import rootkit  # noqa: E402
-from test_revert import CACHE, pacman  # noqa: E402
+HERE = Path(__file__).resolve().parent
 
 CLP = Path(sys.executable).parent / "clp"
 

@@ -71,7 +71,7 @@ echo; echo ":: clp list"
 
 # pacman with clp's hooks in the sandbox: every transaction recorded, diffed, undone. pacman runs
 # the hooks chrooted into the root, so this part runs in a private mount namespace in which the
-# host's libraries and this checkout are visible read-only (tests/hookkit.py).
+# host's libraries and this checkout are visible read-only (tests/kits/hookkit.py).
 .venv/bin/python - "$root" <<'PY'
 import sys
 from pathlib import Path

@@ -9,10 +9,10 @@ if command -v apt-get >/dev/null 2>&1; then
     packages=(pacman-package-manager libalpm-dev libarchive-dev libcurl4-openssl-dev libgpgme-dev
               pkg-config libarchive-tools gnupg zstd busybox-static python3-venv python3-dev gcc
               time systemd
-              # building the package as a user would (tests/test_package.py)
+              # building the package as a user would (tests/e2e/test_package.py)
               makepkg fakeroot python-is-python3 python3-build python3-installer
               python3-setuptools python3-wheel python3-click git
-              # checking the man pages and the shell completions (tests/test_docs.py)
+              # checking the man pages and the shell completions (tests/e2e/test_docs.py)
               mandoc groff-base man-db zsh fish)
     missing=()
     for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

@@ -9,9 +9,10 @@ import tarfile
 import zipfile
 from pathlib import Path
 
-import gpgkit
 import pytest
-from rootkit import has_real_pwsh
+
+from tests.kits import gpgkit
+from tests.kits.rootkit import has_real_pwsh
 
 # The layout of clpctl's example patch (example/CLPRYYMMDD in Vincent-OS/clpctl): its metadata
 # in both the INI form of its master branch and the XML form of clpctl 2.1, clpctl's script

@@ -11,7 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import CLP
+
+from tests.kits.clpkit import CLP
 
 
 def as_nobody(*args: str) -> subprocess.CompletedProcess[str]:

@@ -10,10 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import CLP
-from test_lifecycle import BROKEN_REMOVE, INSTALL_OK, PATCH_ID, SCRIBBLE, make_patch, tree
 
 from clp_alpm.store.journal import FAULT_ENV
+from tests.kits.clpkit import BROKEN_REMOVE, CLP, INSTALL_OK, PATCH_ID, SCRIBBLE, make_patch, tree
 
 HEALTH = '<HealthCheck timeout="5">grep -q sha2 /etc/app.conf</HealthCheck>'
 APPLY_STEPS = ["extract", "snapshot-before", "install-script", "health-check", "snapshot-after",

@@ -27,8 +27,8 @@ from clp_alpm.cli import exits
 from clp_alpm.cli import main as cli_module
 from clp_alpm.formats.pkginfo import parse_meta
 from clp_alpm.system import scripts
+from tests.kits.paths import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 GENERATOR = REPO / "tools" / "gen_docs.py"
 MAN = REPO / "man"
 COMPLETIONS = REPO / "completions"

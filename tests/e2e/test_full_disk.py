@@ -4,27 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-from pathlib import Path
 
-from conftest import CLP
-from test_lifecycle import INSTALL_OK, apply_args, make_patch, tree
-
-
-def run_with_small_fs(mountpoint: Path, size: str, *args: str) -> subprocess.CompletedProcess:
-    """Run clp in a private mount namespace where `mountpoint` is a tiny tmpfs."""
-    return run_in_small_fs(mountpoint, size, str(CLP), *args)
-
-
-def run_in_small_fs(mountpoint: Path, size: str, *argv: str) -> subprocess.CompletedProcess:
-    """Run argv in a private mount namespace where `mountpoint` is a tiny tmpfs."""
-    mountpoint.mkdir(parents=True, exist_ok=True)
-    script = 'mount -t tmpfs -o size="$1" tmpfs "$2" && shift 2 && exec "$@"'
-    return subprocess.run(
-        ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", size,
-         str(mountpoint), *argv],
-        capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
+from tests.kits.clpkit import INSTALL_OK, apply_args, make_patch, tree
+from tests.kits.smallfs import run_with_small_fs
 
 
 def test_full_patch_dir(tmp_path, sandbox, keyring, app_conf, clp):

@@ -11,9 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
-from hookkit import CACHE, HookRoot
-from pkgkit import make_package
-from test_lifecycle import make_patch
+
+from tests.kits.clpkit import make_patch
+from tests.kits.hookkit import CACHE, HookRoot
+from tests.kits.pkgkit import make_package
 
 PKG = "demo"
 

@@ -7,10 +7,11 @@ import json
 import os
 from pathlib import Path
 
-import gpgkit
 import pytest
-from patchkit import HOSTILE_CASES
-from test_lifecycle import tree
+
+from tests.kits import gpgkit
+from tests.kits.clpkit import tree
+from tests.kits.patchkit import HOSTILE_CASES
 
 CLI_CASES = [case for case in HOSTILE_CASES if case.limits is None]
 

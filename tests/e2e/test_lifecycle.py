@@ -4,80 +4,20 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 from pathlib import Path
 
-import gpgkit
 import pytest
 
-from clp_alpm.formats.build import build_patch
-
-PATCH_ID = "CLPR261125"
-
-
-def meta_xml(files: list[str], extra: str = "", name: str = PATCH_ID, arch: str = "any") -> str:
-    file_elements = "".join(f'<File path="{path}"/>' for path in files)
-    return (
-        f"<Package><Name>{name}</Name><Version>1</Version><Architecture>{arch}</Architecture>"
-        f"<Description>Test patch</Description><Files>{file_elements}</Files>{extra}</Package>"
-    )
-
-
-def make_patch(
-    tmp: Path,
-    keyring: gpgkit.Keyring | None,
-    install: str,
-    remove: str = "exit 0\n",
-    files: tuple[str, ...] = ("/etc/app.conf",),
-    extra: str = "",
-    name: str = PATCH_ID,
-    arch: str = "any",
-    payload: dict[str, bytes] | None = None,
-) -> Path:
-    """Write a patch directory, build it with clp's builder and sign it with the packager key."""
-    src = tmp / f"src-{name}"
-    src.mkdir()
-    for relpath, data in (payload or {}).items():
-        (src / relpath).parent.mkdir(parents=True, exist_ok=True)
-        (src / relpath).write_bytes(data)
-    (src / "PKGINFO.meta").write_text(meta_xml(list(files), extra, name, arch))
-    (src / "Install-Script.ps1").write_text(install)
-    (src / "Remove-Script.ps1").write_text(remove)
-    out = tmp / f"{name}.clp"
-    build_patch(src, out)
-    if keyring is not None:
-        gpgkit.sign(keyring, out, keyring.packager_fpr)
-    return out
-
-
-def file_state(path: Path) -> tuple | None:
-    """What a user compares: content, mode, owner and mtime (or absence)."""
-    if not os.path.lexists(path):
-        return None
-    info = os.lstat(path)
-    content = os.readlink(path) if stat.S_ISLNK(info.st_mode) else path.read_bytes()
-    return (content, info.st_mode, info.st_uid, info.st_gid, info.st_mtime_ns)
-
-
-CLP_OWN = ("var/lib/clp", "etc/pacman.d/gnupg", "var/log/CLP.log", "opt/CLP")
-
-
-def tree(root: Path) -> dict[str, tuple | str | None]:
-    """Every file under root, for before/after comparison. clp's own state, its log and the
-    PatchDir directory itself are left out (PatchDir's contents are not)."""
-    result: dict[str, tuple | str | None] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in filenames + dirnames:
-            path = Path(dirpath) / name
-            rel = str(path.relative_to(root))
-            if rel in CLP_OWN or rel.startswith(CLP_OWN[:2]):
-                continue
-            is_dir = path.is_dir() and not path.is_symlink()
-            result[rel] = "dir" if is_dir else file_state(path)
-    return result
-
-
-INSTALL_OK = "echo installing $CLP_PATCH_ID\nsed -i s/sha1/sha2/ /etc/app.conf\n"
+from tests.kits import gpgkit
+from tests.kits.clpkit import (
+    BROKEN_REMOVE,
+    INSTALL_OK,
+    PATCH_ID,
+    SCRIBBLE,
+    apply_args,
+    make_patch,
+    tree,
+)
 
 
 def test_apply_list_info_rollback_round_trip(tmp_path, sandbox, keyring, app_conf, clp):
@@ -108,22 +48,12 @@ def test_apply_list_info_rollback_round_trip(tmp_path, sandbox, keyring, app_con
     assert listed[0]["rolled_back_at"]
 
 
-def apply_args(sandbox: Path, patch: Path) -> list[str]:
-    return ["--root", str(sandbox), "apply", str(patch), "--noconfirm"]
-
-
 def assert_failed_cleanly(result, sandbox: Path, before: dict, words: str) -> None:
     assert result.returncode == 1, result.stderr
     assert words in result.stderr
     assert "Traceback" not in result.stderr
     assert tree(sandbox) == before
     assert not (sandbox / "opt/CLP" / PATCH_ID).exists()
-
-
-# Each failing install also scribbles on the declared file first, and the Remove script is broken:
-# it exits non-zero and damages the file more. CLP's own snapshot must still win.
-SCRIBBLE = "echo broken > /etc/app.conf\nchmod 777 /etc/app.conf\nchown 1234 /etc/app.conf\n"
-BROKEN_REMOVE = "echo worse > /etc/app.conf\nexit 9\n"
 
 
 @pytest.mark.parametrize(
@@ -281,7 +211,7 @@ def test_not_root_is_refused_before_anything(tmp_path, sandbox, keyring, app_con
 def run_as_nobody(clp, *args):
     import subprocess
 
-    from conftest import CLP
+    from tests.kits.clpkit import CLP
 
     return subprocess.run(
         ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", str(CLP), *args],
@@ -346,7 +276,7 @@ def test_a_corrupt_state_database_is_one_line(sandbox, clp):
 def test_applies_to_checks_the_installed_version_with_libalpm(
     tmp_path, sandbox, keyring, app_conf, clp, constraint, applies
 ):
-    from pkgkit import make_package, pacman_install
+    from tests.kits.pkgkit import make_package, pacman_install
 
     pacman_install(sandbox, make_package(tmp_path, "openssh", "9.9p1-1"))
     extra = f'<AppliesTo><Pkg name="openssh" version="{constraint}"/></AppliesTo>'
@@ -417,7 +347,7 @@ def test_usage_errors_are_one_line(clp, args, words):
 
 
 def test_dbpath_is_a_host_path(tmp_path, sandbox, keyring, app_conf, clp):
-    from pkgkit import make_package, pacman_install
+    from tests.kits.pkgkit import make_package, pacman_install
 
     pacman_install(sandbox, make_package(tmp_path, "openssh", "9.9p1-1"))
     elsewhere = tmp_path / "db"
@@ -433,7 +363,7 @@ def test_dbpath_is_a_host_path(tmp_path, sandbox, keyring, app_conf, clp):
 def test_answer_from_a_pipe_as_pacman_reads_it(tmp_path, sandbox, keyring, app_conf, answer, code):
     import subprocess
 
-    from conftest import CLP
+    from tests.kits.clpkit import CLP
 
     patch = make_patch(tmp_path, keyring, INSTALL_OK)
     result = subprocess.run([str(CLP), "--root", str(sandbox), "apply", str(patch)],

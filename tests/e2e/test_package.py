@@ -7,13 +7,14 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
-import packagekit
 import pytest
-import rootkit
+
+from tests.kits import packagekit, rootkit
+from tests.kits.paths import REPO
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parent.parent
+
 VERSION = "0.1.0-1"
 DEPENDS = ["python", "pyalpm", "python-lxml", "python-click", "powershell-bin", "gnupg"]
 MAKEDEPENDS = ["python-build", "python-installer", "python-setuptools", "python-wheel"]

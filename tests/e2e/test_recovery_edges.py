@@ -7,9 +7,9 @@ import os
 import signal
 
 import pytest
-from conftest import CLP
-from test_full_disk import run_in_small_fs
-from test_lifecycle import INSTALL_OK, PATCH_ID, SCRIBBLE, apply_args, make_patch, tree
+
+from tests.kits.clpkit import CLP, INSTALL_OK, PATCH_ID, SCRIBBLE, apply_args, make_patch, tree
+from tests.kits.smallfs import run_in_small_fs
 
 
 def test_install_that_deletes_its_own_dir_still_gets_files_restored(

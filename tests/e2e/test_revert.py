@@ -3,56 +3,17 @@ archive on 127.0.0.1, from a file; pinned; rolled back; every error case."""
 
 from __future__ import annotations
 
-import io
 import json
 import subprocess
-import tarfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import gpgkit
 import pytest
-from conftest import static_server
-from test_lifecycle import apply_args, make_patch
 
-CACHE = "var/cache/pacman/pkg"
-
-
-def build(directory: Path, name: str, version: str, depends: tuple[str, ...] = (),
-          content: bytes | None = None) -> Path:  # fmt: skip
-    """A real package file `<name>-<version>-any.pkg.tar.xz` owning /usr/share/<name>/VERSION."""
-    lines = [f"pkgname = {name}", f"pkgbase = {name}", f"pkgver = {version}",
-             "pkgdesc = test package", f"builddate = {int(time.time())}",
-             "packager = Tests <tests@localhost>", "size = 10", "arch = any"]  # fmt: skip
-    lines += [f"depend = {dep}" for dep in depends]
-    path = directory / f"{name}-{version}-any.pkg.tar.xz"
-    with tarfile.open(path, "w:xz") as archive:
-        pkginfo = ("\n".join(lines) + "\n").encode()
-        files = [(".PKGINFO", pkginfo), (f"usr/share/{name}/VERSION", content or version.encode())]
-        for member, data in files:
-            info = tarfile.TarInfo(member)
-            info.size, info.mode, info.mtime = len(data), 0o644, int(time.time())
-            archive.addfile(info, io.BytesIO(data))
-    return path
-
-
-def pacman(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """Real pacman on the sandbox. pacman reads Include paths on the host, so it gets a copy
-    of the root's pacman.conf whose Include points at the root's pins file."""
-    host_conf = root.parent / "pacman.host.conf"
-    host_conf.write_text((root / "etc/pacman.conf").read_text().replace(
-        "Include = /etc/", f"Include = {root}/etc/"))  # fmt: skip
-    return subprocess.run(
-        ["pacman", "--noconfirm", "--root", str(root), "--dbpath", str(root / "var/lib/pacman"),
-         "--config", str(host_conf), "--cachedir", str(root / CACHE), *args],
-        capture_output=True, text=True, timeout=120, check=check,
-    )  # fmt: skip
-
-
-def installed(root: Path, name: str) -> str | None:
-    result = pacman(root, "-Q", name, check=False)
-    return result.stdout.split()[1] if result.returncode == 0 else None
+from tests.kits import gpgkit
+from tests.kits.clpkit import apply_args, make_patch, static_server
+from tests.kits.pkgkit import CACHE, build, installed, pacman
 
 
 @pytest.fixture
@@ -353,7 +314,7 @@ def test_ctrl_c_during_pacman_waits_for_it_then_undoes(pkgroot, clp):
     waits for pacman to finish, then undoes the revert."""
     import signal
 
-    from conftest import CLP
+    from tests.kits.clpkit import CLP
 
     hooks = pkgroot / "usr/share/libalpm/hooks"
     hooks.mkdir(parents=True)

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-UNITS = Path(__file__).resolve().parent.parent / "systemd"
+from tests.kits.paths import REPO
+
+UNITS = REPO / "systemd"
 SERVICE = "core-livepatch-update.service"
 TIMER = "core-livepatch-update.timer"
 HOST_UNITS = next((p for p in (Path("/usr/lib/systemd/system"), Path("/lib/systemd/system"))

@@ -8,8 +8,7 @@ import select
 import subprocess
 import time
 
-from conftest import CLP
-from test_lifecycle import INSTALL_OK, make_patch
+from tests.kits.clpkit import CLP, INSTALL_OK, make_patch
 
 
 def run_in_terminal(
@@ -100,7 +99,7 @@ def strip_colour(text: str) -> str:
 
 
 def test_revert_asks_which_version_with_a_numbered_list(sandbox, tmp_path):
-    from test_revert import CACHE, build, installed, pacman
+    from tests.kits.pkgkit import CACHE, build, installed, pacman
 
     (sandbox / CACHE).mkdir(parents=True)
     (sandbox / "etc/pacman.d/clp-pins.conf").write_text("")

@@ -8,11 +8,11 @@ import socket
 from collections.abc import Iterator
 from pathlib import Path
 
-import gpgkit
 import pytest
-from conftest import static_server
-from test_full_disk import run_with_small_fs
-from test_lifecycle import make_patch, tree
+
+from tests.kits import gpgkit
+from tests.kits.clpkit import make_patch, static_server, tree
+from tests.kits.smallfs import run_with_small_fs
 
 
 @pytest.fixture

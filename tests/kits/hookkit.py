@@ -17,8 +17,8 @@ import sys
 from pathlib import Path
 
 import clp_alpm
+from tests.kits.paths import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 HOOKS = REPO / "hooks"
 CLP = Path(sys.executable).parent / "clp"
 CACHE = "var/cache/pacman/pkg"

@@ -20,7 +20,15 @@ from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
 from clp_alpm.formats.archive import Limits
-from clp_alpm.formats.meta import MAX_META_BYTES
+from clp_alpm.formats.meta import (
+    MAX_META_BYTES,
+    AppliesTo,
+    HealthCheck,
+    PackageRevert,
+    PatchMeta,
+    Reference,
+    VersionConstraint,
+)
 
 MiB = 1024 * 1024
 PATCH_ID = "CLPR261125"
@@ -744,3 +752,33 @@ HOSTILE_CASES: list[HostileCase] = [
         "not a valid gzip'd tar",
     ),
 ]
+
+
+# Every field of PKGINFO.meta set, optional attributes both present and absent.
+FULL_META = PatchMeta(
+    name="CLPR261125",
+    version="2",
+    architecture="x86_64",
+    description="Harden sshd MACs",
+    date="2026-11-25",
+    packager="Vincent OS Security <security@example.org>",
+    severity="high",
+    references=(
+        Reference("CVE", "CVE-2026-0001"),
+        Reference("URL", "https://example.org/advisory"),
+    ),
+    applies_to=(
+        AppliesTo("openssh", VersionConstraint("<", "9.9p2-1")),
+        AppliesTo("openssl", None),
+    ),
+    files=("/etc/ssh/sshd_config", "/etc/ssh/sshd_config.d/50-clp.conf"),
+    reverts=(
+        PackageRevert("nvidia-utils", "550.78-1", "555.58-2"),
+        PackageRevert("mesa", "1:24.1.0-1", None),
+    ),
+    triggers=("openssh", "linux"),
+    restart=("sshd.service", "sshd.socket"),
+    health_check=HealthCheck("systemctl is-active sshd.service", 45),
+    legacy=False,
+    supersedes=("CLPR261101", "CLPR261015"),
+)

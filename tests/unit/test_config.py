@@ -9,8 +9,7 @@ import pytest
 
 from clp_alpm.config import load_config
 from clp_alpm.errors import ConfigError
-
-REPO = Path(__file__).resolve().parent.parent
+from tests.kits.paths import REPO
 
 
 def install_shipped(root: Path) -> None:

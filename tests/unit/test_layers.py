@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[1] / "clp_alpm"
+from tests.kits.paths import REPO
+
+PACKAGE = REPO / "clp_alpm"
 
 # Higher imports lower, never the other way; packages of one rank do not import each other.
 RANKS = {"cli": 4, "ops": 3, "store": 2, "system": 2, "formats": 1}
@@ -136,3 +138,44 @@ def test_every_init_is_empty():
     for init in PACKAGE.rglob("__init__.py"):
         text = init.read_text(encoding="utf-8").strip()
         assert init == PACKAGE / "__init__.py" or not text, f"{init} is not empty"
+
+
+def _test_imports(tree: ast.AST) -> list[str]:
+    """The modules a file imports, its function-local imports included."""
+    names = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.append(node.module)
+    return names
+
+
+def _uses_sys_path(tree: ast.AST) -> bool:
+    return any(
+        isinstance(node, ast.Attribute)
+        and node.attr == "path"
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "sys"
+        for node in ast.walk(tree)
+    )
+
+
+def test_the_tests_are_a_package_that_imports_only_kits():
+    """Shared test code lives in tests/kits; no test module imports another, none edits
+    sys.path, and every directory of tests/ is a package."""
+    tests = REPO / "tests"
+    offenders = []
+    for path in sorted(tests.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for name in _test_imports(tree):
+            leaf = name.rsplit(".", 1)[-1]
+            bare_kit = (tests / "kits" / f"{name.split('.')[0]}.py").exists()
+            if leaf.startswith("test_") or leaf == "conftest" or bare_kit:
+                offenders.append(f"{path.relative_to(REPO)} imports {name}")
+        if _uses_sys_path(tree):
+            offenders.append(f"{path.relative_to(REPO)} uses sys.path")
+    for directory in [tests, *(p for p in tests.rglob("*") if p.is_dir())]:
+        if directory.name != "__pycache__" and not (directory / "__init__.py").exists():
+            offenders.append(f"{directory.relative_to(REPO)} is not a package")
+    assert offenders == []

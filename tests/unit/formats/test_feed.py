@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from patchkit import make_zip, meta_xml, patch_files, write_patch_dir, zip_items
 
 from clp_alpm.cli.exits import exit_code_for
 from clp_alpm.errors import FeedError, MetadataError, PatchFormatError, UsageError
@@ -32,6 +31,7 @@ from clp_alpm.formats.feed import (
 )
 from clp_alpm.formats.meta import AppliesTo, PatchMeta, VersionConstraint
 from clp_alpm.formats.pkginfo import render_meta
+from tests.kits.patchkit import make_zip, meta_xml, patch_files, write_patch_dir, zip_items
 
 STAMP = "2026-11-25T12:00:00Z"
 SHA = "0123456789abcdef" * 4

@@ -13,14 +13,11 @@ import sys
 from typing import Any
 
 from clp_alpm.formats.meta import (
-    AppliesTo,
     HealthCheck,
-    PackageRevert,
     PatchMeta,
-    Reference,
-    VersionConstraint,
 )
 from clp_alpm.formats.pkginfo import parse_meta
+from tests.kits.patchkit import FULL_META
 
 # Every element PKGINFO.meta may hold, with the optional parts of each both present and absent.
 FULL_XML = b"""<?xml version="1.0" encoding="UTF-8"?>
@@ -74,33 +71,6 @@ FULL_DICT: dict[str, Any] = {
     "supersedes": ["CLPR261101", "CLPR261015"],
 }
 
-FULL_META = PatchMeta(
-    name="CLPR261125",
-    version="2",
-    architecture="x86_64",
-    description="Harden sshd MACs",
-    date="2026-11-25",
-    packager="Vincent OS Security <security@example.org>",
-    severity="high",
-    references=(
-        Reference("CVE", "CVE-2026-0001"),
-        Reference("URL", "https://example.org/advisory"),
-    ),
-    applies_to=(
-        AppliesTo("openssh", VersionConstraint("<", "9.9p2-1")),
-        AppliesTo("openssl", None),
-    ),
-    files=("/etc/ssh/sshd_config", "/etc/ssh/sshd_config.d/50-clp.conf"),
-    reverts=(
-        PackageRevert("nvidia-utils", "550.78-1", "555.58-2"),
-        PackageRevert("mesa", "1:24.1.0-1", None),
-    ),
-    triggers=("openssh", "linux"),
-    restart=("sshd.service", "sshd.socket"),
-    health_check=HealthCheck("systemctl is-active sshd.service", 45),
-    legacy=False,
-    supersedes=("CLPR261101", "CLPR261015"),
-)
 
 # clpctl's example/CLPRYYMMDD/PKGINFO.meta, the legacy INI form.
 LEGACY_INI = (

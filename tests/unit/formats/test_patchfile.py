@@ -17,7 +17,15 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from patchkit import (
+
+from clp_alpm.errors import OperationFailed, PatchFormatError, UsageError
+from clp_alpm.formats.archive import DEFAULT_LIMITS, SCRIPT_PAIRS, Entry, PatchArchive
+from clp_alpm.formats.build import build_patch
+from clp_alpm.formats.extract import extract_patch
+from clp_alpm.formats.inspect import inspect_patch
+from clp_alpm.formats.pkginfo import parse_meta
+from clp_alpm.formats.template import write_template
+from tests.kits.patchkit import (
     ARCHIVE_NAME,
     CLPCTL_INI_META,
     CLPCTL_PAYLOAD,
@@ -43,14 +51,6 @@ from patchkit import (
     zip_bytes,
     zip_items,
 )
-
-from clp_alpm.errors import OperationFailed, PatchFormatError, UsageError
-from clp_alpm.formats.archive import DEFAULT_LIMITS, SCRIPT_PAIRS, Entry, PatchArchive
-from clp_alpm.formats.build import build_patch
-from clp_alpm.formats.extract import extract_patch
-from clp_alpm.formats.inspect import inspect_patch
-from clp_alpm.formats.pkginfo import parse_meta
-from clp_alpm.formats.template import write_template
 
 
 def listing(root: Path) -> list[str]:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from test_lifecycle import INSTALL_OK, PATCH_ID, make_patch, tree
-
 from clp_alpm.config import load_config
 from clp_alpm.ops.apply import apply, plan_apply
 from clp_alpm.ops.rollback import plan_rollback
 from clp_alpm.ops.startup import open_session
 from clp_alpm.ops.steps import StepKind
+from tests.kits.clpkit import INSTALL_OK, PATCH_ID, make_patch, tree
 
 
 def _recorded(session) -> tuple[list, list]:

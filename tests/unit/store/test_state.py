@@ -9,33 +9,13 @@ from pathlib import Path
 import pytest
 
 from clp_alpm.formats.meta import (
-    AppliesTo,
     HealthCheck,
-    PackageRevert,
     PatchMeta,
-    Reference,
     VersionConstraint,
 )
 from clp_alpm.store.records import PatchRecord, PatchState
 from clp_alpm.store.state import StateDB
-
-FULL_META = PatchMeta(
-    name="CLP-2026-0001",
-    version="2",
-    architecture="x86_64",
-    description="Harden sshd",
-    date="2026-12-01",
-    packager="Vincent OS <security@example.org>",
-    severity="critical",
-    references=(Reference("CVE", "CVE-2026-12345"), Reference("URL", "https://example.org/a")),
-    applies_to=(AppliesTo("openssh", VersionConstraint("<", "9.9p2-1")), AppliesTo("glibc", None)),
-    files=("/etc/ssh/sshd_config", "/etc/ssh/sshd_config.d/10-clp.conf"),
-    reverts=(PackageRevert("openssl", "3.1.0-1", "3.1.2-1"),),
-    triggers=("openssh",),
-    restart=("sshd.service",),
-    health_check=HealthCheck("sshd -t", 12),
-    supersedes=("CLP-2026-0000",),
-)
+from tests.kits.patchkit import FULL_META
 
 
 @pytest.fixture
@@ -54,7 +34,7 @@ def applied(meta: PatchMeta, **scripts: str) -> PatchRecord:
         meta=meta,
         updated_at=1_700_000_000.5,
         applied_at=1_700_000_000.5,
-        source="/root/CLP-2026-0001.clp",
+        source="/root/CLPR261125.clp",
         sha256="ab" * 32,
         snapshot_before="s1",
         snapshot_after="s2",
@@ -65,10 +45,10 @@ def applied(meta: PatchMeta, **scripts: str) -> PatchRecord:
 def test_a_record_reads_back_equal_with_its_typed_metadata(state: StateDB) -> None:
     record = applied(FULL_META, install_script="install.ps1", remove_script="uninstall.ps1")
     state.put_patch(record)
-    back = state.get_patch("CLP-2026-0001")
+    back = state.get_patch("CLPR261125")
     assert back == record
     assert back is not None and back.state is PatchState.APPLIED
-    assert back.meta.health_check == HealthCheck("sshd -t", 12)
+    assert back.meta.health_check == HealthCheck("systemctl is-active sshd.service", 45)
     assert back.meta.applies_to[0].constraint == VersionConstraint("<", "9.9p2-1")
     assert (back.install_script, back.remove_script) == ("install.ps1", "uninstall.ps1")
 
@@ -83,8 +63,8 @@ def test_the_stored_row_keeps_the_format_older_clp_versions_wrote(
     stored = json.loads(meta_json)
     assert state_value == "applied"
     assert stored["install_script"] == "install.ps1" and stored["remove_script"] == "x.ps1"
-    assert stored["files"] == ["/etc/ssh/sshd_config", "/etc/ssh/sshd_config.d/10-clp.conf"]
-    assert stored["health_check"] == {"command": "sshd -t", "timeout": 12}
+    assert stored["files"] == ["/etc/ssh/sshd_config", "/etc/ssh/sshd_config.d/50-clp.conf"]
+    assert stored["health_check"] == {"command": "systemctl is-active sshd.service", "timeout": 45}
     assert stored["applies_to"][0] == {"name": "openssh", "op": "<", "version": "9.9p2-1"}
 
 

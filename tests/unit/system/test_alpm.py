@@ -525,9 +525,9 @@ def test_local_db_read_directly_agrees_with_libalpm(tmp_path: Path) -> None:
     """The hooks read installed versions with a listdir; libalpm must agree, epochs and
     dashed names included, and stray entries (ALPM_DB_VERSION) must not count."""
     import pyalpm
-    from tests.kits.pkgkit import make_package, pacman_install
 
     from clp_alpm.system.localdb import installed_versions as read_local
+    from tests.kits.pkgkit import make_package, pacman_install
 
     root = tmp_path / "root"
     (root / "var/lib/pacman").mkdir(parents=True)

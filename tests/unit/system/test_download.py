@@ -22,13 +22,13 @@ from clp_alpm import __version__
 from clp_alpm.cli.exits import exit_code_for
 from clp_alpm.errors import DownloadError
 from clp_alpm.system.download import download, fetch_bytes
+from tests.kits.paths import REPO
 
 NAME = "CLPR261125.clp"
 PATH = f"/CLP/{NAME}"
 DATA = os.urandom(300_000)  # several 64 KiB chunks
 SHA = hashlib.sha256(DATA).hexdigest()
 FAST = {"backoff": 0.01, "timeout": 5.0}
-REPO = Path(__file__).resolve().parent.parent
 
 
 # --- a mirror that can be told to misbehave -----------------------------------------------------

@@ -6,7 +6,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from pkgkit import make_package, pacman_install
 
 from clp_alpm.config import Config
 from clp_alpm.errors import ConfigError, UsageError
@@ -19,6 +18,7 @@ from clp_alpm.system.pins import (
     read_pins,
     write_pins,
 )
+from tests.kits.pkgkit import make_package, pacman_install
 
 NVIDIA = Pin("nvidia-utils", "550.78-1", "555.58-2", "black screen with 555.42 (CLPR261125)")
 MESA = Pin("mesa", "1:24.0.5-1", None, "")

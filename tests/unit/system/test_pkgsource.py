@@ -13,9 +13,7 @@ from dataclasses import dataclass
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import gpgkit
 import pytest
-from pkgkit import make_package, make_package_arch
 
 from clp_alpm.errors import ConfigError, DownloadError, SignatureError, UsageError
 from clp_alpm.system.pkgsource import (
@@ -32,6 +30,8 @@ from clp_alpm.system.pkgsource import (
     package_siglevel,
     parse_package_filename,
 )
+from tests.kits import gpgkit
+from tests.kits.pkgkit import make_package, make_package_arch
 
 FAST = 5.0  # timeout in seconds for every request to the local servers
 

@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from rootkit import STAND_IN_PWSH, make_host_stand_in, make_sandbox_root
 
 from clp_alpm.errors import OperationFailed, UsageError
 from clp_alpm.logfile import LogFile
@@ -30,11 +29,12 @@ from clp_alpm.system.scripts import (
     script_argv,
     script_environment,
 )
+from tests.kits.paths import REPO
+from tests.kits.rootkit import STAND_IN_PWSH, make_host_stand_in, make_sandbox_root
 
 PATCH_ID = "CLPR261125"
 PATCH_DIR = f"/opt/CLP/{PATCH_ID}"
 PWSH = "/usr/bin/pwsh"
-REPO = Path(__file__).resolve().parent.parent
 
 
 STARTED: list[int] = []

@@ -12,16 +12,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from gpgkit import (
-    Keyring,
-    copy_home,
-    export_public,
-    gpg,
-    kill_agent,
-    make_keyring,
-    short_dir,
-    sign,
-)
 
 from clp_alpm.errors import ConfigError, SignatureError
 from clp_alpm.system.signature import (
@@ -30,6 +20,16 @@ from clp_alpm.system.signature import (
     check_signature,
     sign_detached,
     verify_detached,
+)
+from tests.kits.gpgkit import (
+    Keyring,
+    copy_home,
+    export_public,
+    gpg,
+    kill_agent,
+    make_keyring,
+    short_dir,
+    sign,
 )
 
 if shutil.which("gpg") is None or shutil.which("gpgconf") is None:
