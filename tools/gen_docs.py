@@ -13,7 +13,8 @@ Where each page comes from:
   everywhere.
 - clp.conf(5) lists the options clp_alpm/config.py reads, with their defaults from its Config.
 - clp-patch(5) lists the PKGINFO.meta elements of clp_alpm/formats/pkginfo.xsd, the script
-  environment clp_alpm/system/scripts.py builds and the archive limits of clp_alpm/formats/archive.py.
+  environment clp_alpm/system/scripts.py builds and the archive limits of
+  clp_alpm/formats/archive.py.
 
 The prose lives in the tables below. Generation fails, naming what is missing, when the code
 knows an option, element, variable or exit code that a table does not describe. The output is
