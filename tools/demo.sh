@@ -72,13 +72,12 @@ echo; echo ":: clp list"
 # pacman with clp's hooks in the sandbox: every transaction recorded, diffed, undone. pacman runs
 # the hooks chrooted into the root, so this part runs in a private mount namespace in which the
 # host's libraries and this checkout are visible read-only (tests/kits/hookkit.py).
-.venv/bin/python - "$root" <<'PY'
+.venv/bin/python - "$root" <<'PY'  # from the checkout: tests.kits is importable
 import sys
 from pathlib import Path
 
-sys.path.insert(0, "tests")
-from hookkit import CACHE, HookRoot  # noqa: E402
-from pkgkit import make_package  # noqa: E402
+from tests.kits.hookkit import HookRoot
+from tests.kits.pkgkit import CACHE, make_package
 
 root = HookRoot(Path(sys.argv[1]))
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from tests.kits.clpkit import make_patch
-from tests.kits.hookkit import CACHE, HookRoot
-from tests.kits.pkgkit import make_package
+from tests.kits.hookkit import HookRoot
+from tests.kits.pkgkit import CACHE, make_package
 
 PKG = "demo"
 

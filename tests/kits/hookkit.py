@@ -18,10 +18,10 @@ from pathlib import Path
 
 import clp_alpm
 from tests.kits.paths import REPO
+from tests.kits.pkgkit import CACHE
 
 HOOKS = REPO / "hooks"
 CLP = Path(sys.executable).parent / "clp"
-CACHE = "var/cache/pacman/pkg"
 
 
 def _read_only_dirs() -> list[Path]:
