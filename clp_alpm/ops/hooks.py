@@ -21,7 +21,6 @@ from pathlib import Path
 
 from clp_alpm.config import Config, load_config
 from clp_alpm.logfile import LogFile
-from clp_alpm.ops.pending import add_pending, patches_to_reapply, pending
 from clp_alpm.ops.record import HookTargets, Recorder, begin, finish, parse_targets
 from clp_alpm.paths import HELD_ENV
 from clp_alpm.store.lock import StateLock, lock_holder
@@ -112,6 +111,9 @@ def _record(config: Config, when: str, targets: HookTargets, reentrant: bool) ->
             pacman_pid = os.getppid()  # libalpm forks the hook from pacman's own process
             if when == "pre-transaction":
                 return begin(recorder, targets, origin, pacman_pid)
+            # lazy: the pre-transaction hook, which pacman waits for, never asks
+            from clp_alpm.ops.pending import add_pending, patches_to_reapply
+
             record = finish(recorder, targets, origin, pacman_pid)
             add_pending(state, patches_to_reapply(state, record))
             return record
@@ -140,6 +142,7 @@ def _report(config: Config, record: TransactionRecord, out: Output) -> None:
 
 def _keep_patches_in_force(config: Config, out: Output) -> None:
     """Re-apply what is due and lift pins whose fix arrived, under the lock (a session)."""
+    from clp_alpm.ops.pending import pending
     from clp_alpm.system.pins import read_pins
 
     state = StateDB(config.host_state_dir, readonly=True)

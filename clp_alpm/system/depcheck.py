@@ -17,7 +17,7 @@ from typing import Any
 
 from clp_alpm.config import Config
 from clp_alpm.errors import ConfigError, UsageError
-from clp_alpm.system.localdb import alpm_handle
+from clp_alpm.system.libalpm import alpm_handle
 from clp_alpm.system.syncdb import sort_versions
 
 _DEPENDENCY = re.compile(r"^(?P<name>[^<>=\s]+)(?:(?P<op>>=|<=|=|<|>)(?P<version>\S+))?$")

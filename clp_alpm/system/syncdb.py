@@ -6,7 +6,7 @@ import functools
 from collections.abc import Sequence
 
 from clp_alpm.config import Config
-from clp_alpm.system.localdb import alpm_handle
+from clp_alpm.system.libalpm import alpm_handle
 from clp_alpm.system.pacmanconf import PacmanSettings
 
 

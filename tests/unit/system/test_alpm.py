@@ -17,7 +17,8 @@ import pytest
 from clp_alpm.config import Config
 from clp_alpm.errors import ConfigError, LockError, OperationFailed, UsageError
 from clp_alpm.system.depcheck import DependencyProblem, check_revert_set, suggest_together
-from clp_alpm.system.localdb import installed_package, installed_versions
+from clp_alpm.system.libalpm import installed_package
+from clp_alpm.system.localdb import installed_versions
 from clp_alpm.system.pacman import pacman_upgrade, refuse_if_pacman_runs
 from clp_alpm.system.pacmanconf import pacman_settings, read_pacman_conf
 from clp_alpm.system.syncdb import sync_versions

@@ -1,0 +1,53 @@
+"""libalpm opened on the target's databases, for what a directory listing cannot answer.
+
+Loading libalpm costs about 10 ms, so nothing on the hook path imports this module: the hooks
+read versions from the listing (`localdb.py`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from clp_alpm.config import Config
+from clp_alpm.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class InstalledPackage:
+    name: str
+    version: str
+    depends: tuple[str, ...]
+    provides: tuple[str, ...]
+    required_by: tuple[str, ...]
+
+
+def alpm_handle(root: Path, dbpath: Path) -> Any:
+    """A libalpm handle on `root` and its database (a `pyalpm.Handle`: pyalpm has no types).
+
+    Raises ConfigError when libalpm cannot open the database.
+    """
+    import pyalpm  # lazy: libalpm is only loaded when a package question is asked
+
+    try:
+        return pyalpm.Handle(str(root), str(dbpath))
+    except pyalpm.error as err:
+        raise ConfigError(f"{dbpath}: cannot open the pacman database ({err.args[0]})") from None
+
+
+def installed_package(config: Config, name: str) -> InstalledPackage | None:
+    """The installed package `name`, or None."""
+    dbpath = config.host_dbpath
+    if not (dbpath / "local").is_dir():
+        return None
+    package = alpm_handle(config.root, dbpath).get_localdb().get_pkg(name)
+    if package is None:
+        return None
+    return InstalledPackage(
+        name=str(package.name),
+        version=str(package.version),
+        depends=tuple(str(dep) for dep in package.depends),
+        provides=tuple(str(item) for item in package.provides),
+        required_by=tuple(sorted(str(item) for item in package.compute_requiredby())),
+    )
