@@ -31,11 +31,14 @@ printf 'MACs hmac-sha1\n' > "$root/etc/demo.conf"
 # A packager key, trusted by the sandbox's pacman keyring the way pacman-key --lsign-key does.
 gnupg=$sandbox/gnupg; keyring=$root/etc/pacman.d/gnupg
 mkdir -m 700 "$gnupg" "$keyring"
-gpg -q --homedir "$gnupg" --batch --passphrase '' --quick-gen-key 'Demo Packager <demo@localhost>' ed25519 sign never 2>/dev/null
-fpr=$(gpg --homedir "$gnupg" --batch --with-colons --list-keys | awk -F: '/^fpr/ {print $10; exit}')
-gpg --homedir "$gnupg" --batch --export "$fpr" | gpg -q --homedir "$keyring" --batch --import 2>/dev/null
-gpg -q --homedir "$keyring" --batch --passphrase '' --quick-gen-key 'Keyring Master <master@localhost>' ed25519 sign never 2>/dev/null
-gpg -q --homedir "$keyring" --batch --yes --quick-lsign-key "$fpr" 2>/dev/null
+# gpg's chatter (trustdb checks, the key it signs) is shown only when a step fails.
+quietly() { local out; out=$("$@" 2>&1) || { printf '%s\n' "$out" >&2; return 1; }; }
+quietly gpg --homedir "$gnupg" --batch --passphrase '' --quick-gen-key 'Demo Packager <demo@localhost>' ed25519 sign never
+fpr=$(gpg --homedir "$gnupg" --batch --with-colons --list-keys 2>/dev/null | awk -F: '/^fpr/ {print $10; exit}')
+gpg --homedir "$gnupg" --batch --export "$fpr" > "$sandbox/packager.pub"
+quietly gpg --homedir "$keyring" --batch --import "$sandbox/packager.pub"
+quietly gpg --homedir "$keyring" --batch --passphrase '' --quick-gen-key 'Keyring Master <master@localhost>' ed25519 sign never
+quietly gpg --homedir "$keyring" --batch --yes --quick-lsign-key "$fpr"
 
 # The patch an author writes: metadata declaring the file it changes, and the two scripts.
 "$clp" new CLPR261125 -C "$sandbox"

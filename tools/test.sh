@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Run the test suite (after tools/setup.sh). Extra arguments go to pytest.
+# Run the test suite, installing its tools first when they are missing. Extra arguments go to
+# pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ -x .venv/bin/pytest ] || bash tools/setup.sh
+[ -f .venv/.clp-test-tools ] && [ -x .venv/bin/pytest ] || bash tools/setup.sh --test
 exec .venv/bin/python -m pytest "$@"
