@@ -117,15 +117,27 @@ def read_feed(session: Session) -> tuple[str, FeedIndex]:
     signature or an index older than the last one seen (a stale mirror, a replay) is passed."""
     last_seen = session.state.get_setting(LAST_INDEX_SETTING) or None
     problems = []
-    for mirror in mirror_urls(session):
+    mirrors = mirror_urls(session)
+    for number, mirror in enumerate(mirrors, 1):
         try:
             index = _read_index_from(session, mirror)
             _check_fresh(session, index, last_seen)
         except ClpError as err:
             problems.append(f"{mirror}: {err}")
+            if number < len(mirrors):
+                _report_passed_mirror(session, mirror, err)
             continue
         return mirror, index
     raise FeedUnavailable("no mirror gave a usable patch index: " + "; ".join(problems))
+
+
+def _report_passed_mirror(session: Session, mirror: str, err: ClpError) -> None:
+    """An unreachable mirror is news; a bad signature, a stale or replayed index or a damaged
+    one is a security event the administrator must see, even when the next mirror is good."""
+    if isinstance(err, DownloadError):
+        session.events.info(f"{mirror}: {err}; trying the next mirror")
+    else:
+        session.events.warning(f"{mirror} passed over: {err}")
 
 
 def _check_fresh(session: Session, index: FeedIndex, last_seen: str | None) -> None:

@@ -305,3 +305,26 @@ def test_a_clpctl_mirror_serving_upper_case_names_works(
     result = update(clp, sandbox)
     assert result.returncode == 0, result.stderr
     assert app_conf.read_text().endswith("two\n")
+
+
+def test_a_mirror_passed_over_for_its_signature_is_a_warning(
+    tmp_path, sandbox, keyring, app_conf, feed_dir, mirror, dead_mirror, clp
+):
+    add_patch(tmp_path, feed_dir, keyring, "CLPR261101", "echo two >> /etc/app.conf\n")
+    publish(clp, feed_dir, keyring)
+    forged = tmp_path / "forged"
+    (forged / "CLP").mkdir(parents=True)
+    for item in serve(feed_dir).iterdir():
+        (forged / "CLP" / item.name).write_bytes(item.read_bytes())
+    index = forged / "CLP" / "CLP.db"
+    Path(f"{index}.sig").unlink()
+    gpgkit.sign(keyring, index, keyring.untrusted_fpr)  # a key pacman's keyring does not trust
+    with static_server(forged) as forged_url:
+        use_mirrors(sandbox, dead_mirror, f"{forged_url}/CLP", mirror)
+        result = update(clp, sandbox)
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1, result.stderr
+    assert f"{forged_url}/CLP passed over" in warnings[0] and "untrusted" in warnings[0]
+    assert f"{dead_mirror}:" in result.stdout and "trying the next mirror" in result.stdout
+    assert app_conf.read_text() == "one\ntwo\n"  # the good mirror's patch applied
