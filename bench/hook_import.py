@@ -110,12 +110,17 @@ def main() -> int:
         print(f"   this checkout / {args.against}: {wall_ratio:.3f}x wall", end="")
         if counts is None:
             print(" (valgrind not found: no instruction counts)")
-            return 0 if wall_ratio <= 1.05 else 1
+            passed = wall_ratio <= 1.05
+            print(f"  {'PASS' if passed else 'MISS'}  hook import <= 1.05x {args.against}'s wall")
+            return 0 if passed else 1
         floor = counts["python -c pass"]
         ratio = counts[now] / counts[before]
         own = (counts[now] - floor) / (counts[before] - floor)
         print(f", {ratio:.4f}x instructions ({own:.4f}x of what clp itself adds to Python's)")
-        return 0 if ratio <= 1.01 else 1
+        passed = ratio <= 1.01
+        verdict = "PASS" if passed else "MISS"
+        print(f"  {verdict}  hook import <= 1.01x {args.against}'s instructions: {ratio:.4f}x")
+        return 0 if passed else 1
     finally:
         subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(earlier)],
                        check=False)  # fmt: skip

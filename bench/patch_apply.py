@@ -59,7 +59,10 @@ def write_patch(path: Path, size_mb: int) -> None:
                 out.write(os.urandom(1024 * 1024))
 
 
-def main() -> None:
+GOAL_PEAK_MIB = 100
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mb", type=int, default=1024)
     parser.add_argument("--runs", type=int, default=3)
@@ -111,11 +114,17 @@ def main() -> None:
         for name, (seconds, rss) in best.items():
             print(f"{name:<13} {seconds:>11.2f} {rss:>13.1f} {seconds / pacman_like:>13.2f}x")
         print(f"gpg --verify + bsdtar -xf = {pacman_like:.2f} s (the libalpm way: verify, extract)")
-        print(f"goal: peak RSS < 100 MiB for 1 GiB; clp apply peak {best['clp apply'][1]:.1f} MiB")
+        peak = best["clp apply"][1]
+        verdict = "PASS" if peak < GOAL_PEAK_MIB else "MISS"
+        print(f"goal: peak RSS < {GOAL_PEAK_MIB} MiB for 1 GiB; clp apply peak {peak:.1f} MiB")
+        print(f"  {verdict}  clp apply peak RSS < {GOAL_PEAK_MIB} MiB: {peak:.1f} MiB")
+        ratio = best["clp apply"][0] / pacman_like
+        print(f"  INFO  clp apply vs gpg --verify + bsdtar -xf: {ratio:.2f}x")
+        return 0 if verdict == "PASS" else 1
     finally:
         keyring.cleanup()
         shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

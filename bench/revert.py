@@ -70,7 +70,10 @@ def make_root(work: Path, files: int, size: int) -> Path:
     return root
 
 
-def main() -> None:
+GOAL_RATIO = 1.2
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--files", type=int, default=1000, help="files in the package")
@@ -98,10 +101,14 @@ def main() -> None:
         print(f"rounds: {args.rounds}")
         print(f"pacman -U (cached package)   median {pacman_s * 1000:7.1f} ms")
         print(f"clp revert (same package)    median {clp_s * 1000:7.1f} ms")
-        print(f"ratio clp/pacman: {clp_s / pacman_s:.2f}x (goal <= 1.2x)")
+        ratio = clp_s / pacman_s
+        verdict = "PASS" if ratio <= GOAL_RATIO else "MISS"
+        print(f"ratio clp/pacman: {ratio:.2f}x (goal <= {GOAL_RATIO}x)")
+        print(f"  {verdict}  clp revert <= {GOAL_RATIO}x pacman -U: {ratio:.2f}x")
+        return 0 if verdict == "PASS" else 1
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
