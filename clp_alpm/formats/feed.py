@@ -49,6 +49,7 @@ from clp_alpm.formats.meta import (
 from clp_alpm.formats.pkginfo import (
     add_element,
     add_supersedes_and_applies_to,
+    bounded_input,
     decode_utf8,
     element_attribute,
     element_text,
@@ -159,14 +160,8 @@ class FeedIndex:
 
 def parse_index(data: bytes, source: str = INDEX_NAME) -> FeedIndex:
     """Parse and check a CLP.db; raise FeedError naming `source` and the line if it is bad."""
-    if not isinstance(data, (bytes, bytearray)):
-        raise TypeError("parse_index() takes bytes")
-    data = bytes(data)
-    if len(data) > MAX_INDEX_BYTES:
-        raise FeedError(
-            f"{source}: {len(data)} bytes is more than the {MAX_INDEX_BYTES // (1024 * 1024)} MiB "
-            "allowed for a patch index"
-        )
+    limit = (MAX_INDEX_BYTES, f"{MAX_INDEX_BYTES // (1024 * 1024)} MiB")
+    data = bounded_input(data, source, limit, "a patch index", FeedError)
     with _as_feed_error():
         text = decode_utf8(data, source, _WHAT)
         if text.startswith("\ufeff"):

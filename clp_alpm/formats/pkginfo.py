@@ -81,16 +81,21 @@ INI_KEYS = {
 # Entry point
 
 
+def bounded_input(
+    data: bytes, source: str, limit: tuple[int, str], what: str, error: type[Exception]
+) -> bytes:
+    """`data` as bytes, or `error` when it is larger than `limit` (bytes, how it is said)."""
+    if not isinstance(data, (bytes, bytearray)):
+        raise TypeError("the documents clp parses are bytes")
+    if len(data) > limit[0]:
+        raise error(f"{source}: {len(data)} bytes is more than the {limit[1]} allowed for {what}")
+    return bytes(data)
+
+
 def parse_meta(data: bytes, source: str = "PKGINFO.meta") -> PatchMeta:
     """Parse and validate PKGINFO.meta (XML or legacy INI); raise MetadataError if it is bad."""
-    if not isinstance(data, (bytes, bytearray)):
-        raise TypeError("parse_meta() takes bytes")
-    data = bytes(data)
-    if len(data) > MAX_META_BYTES:
-        raise MetadataError(
-            f"{source}: {len(data)} bytes is more than the {MAX_META_BYTES // 1024} KiB "
-            "allowed for patch metadata"
-        )
+    limit = (MAX_META_BYTES, f"{MAX_META_BYTES // 1024} KiB")
+    data = bounded_input(data, source, limit, "patch metadata", MetadataError)
     text = decode_utf8(data, source)
     if text.startswith("\ufeff"):
         text = text[1:]
