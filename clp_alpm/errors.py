@@ -14,6 +14,7 @@ error ends the process (its exit status) is the front end's business: `clp_alpm.
         NotRootError              a mutating command run by a user who is not root
       LockError                   another clp holds the lock, or pacman is running
       OperationFailed             an operation failed and was rolled back
+        Interrupted               a stop signal ended it, and it was rolled back
       ConflictError               a managed file changed since; --force overwrites it
       Declined                    the user said no at the prompt
       FeedUnavailable             no mirror gave a usable patch index
@@ -84,6 +85,11 @@ class LockError(ClpError):
 
 class OperationFailed(ClpError):
     """An operation failed and what it had done was rolled back."""
+
+
+class Interrupted(OperationFailed):
+    """A stop signal (Ctrl-C, SIGTERM, SIGHUP) ended an operation, and all it had done was
+    rolled back."""
 
 
 class ConflictError(ClpError):

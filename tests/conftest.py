@@ -8,8 +8,23 @@ from pathlib import Path
 
 import pytest
 
-from tests.kits import gpgkit, rootkit
+from tests.kits import gpgkit, reaper, rootkit
 from tests.kits.clpkit import run_clp
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The suite runs the same however it was started (nohup, `&` in a script, a terminal)."""
+    reaper.reset_stop_signals()
+    reaper.become_subreaper()
+
+
+@pytest.fixture(autouse=True)
+def no_process_left_behind() -> Iterator[None]:
+    """Whatever a test started and left running (it failed before its cleanup, a daemon
+    forked away) is killed when it ends."""
+    before = reaper.descendants()
+    yield
+    reaper.kill_all(reaper.descendants() - before)
 
 
 @pytest.fixture(scope="session")

@@ -453,7 +453,10 @@ DESCRIPTION = (
     "is a pipe, as pacman(8) does. The plan is carried out through a journal in the state "
     "database: a step that fails undoes the steps before it, in reverse, and a clp that is "
     "killed half way leaves a journal that the next clp command rolls back before doing "
-    "anything else. SIGTERM, SIGHUP and Ctrl-C roll back at once.",
+    "anything else. A stop signal (SIGINT, that is Ctrl-C, SIGTERM or SIGHUP) rolls back at "
+    "once: clp handles all three itself, whatever disposition it inherited (as pacman does, "
+    "so `nohup` does not keep clp running after a hang-up: use systemd-run, tmux or setsid), "
+    "and a stop signal that comes while clp undoes waits until the undo is done.",
     "Before a patch's Install script runs, clp snapshots every file the patch declares "
     "(content, mode, owner, modification time, extended attributes, symlink target, or "
     "absence) and restores exactly that when the patch fails or is rolled back, even when the "
@@ -491,8 +494,8 @@ GLOBAL_OPTION_DETAILS = {
 # Exit statuses: the EXIT_* constants of clp_alpm/cli/exits.py.
 EXIT_STATUS = {
     "EXIT_OK": "Success.",
-    "EXIT_FAILED": "The operation failed, or was interrupted (Ctrl-C, SIGTERM, SIGHUP), and "
-    "what it had done was rolled back; or it was "
+    "EXIT_FAILED": "The operation failed and what it had done was rolled back (or, when the "
+    "message says so, is left for `clp recover`); or it was "
     "declined at the prompt; or a rollback refused to overwrite a file changed since the "
     "patch was applied (see `--force`); or `clp update` could not apply some patches (it "
     "applied the others).",
@@ -501,8 +504,9 @@ EXIT_STATUS = {
     "changed.",
     "EXIT_LOCKED": "Another clp holds the lock (`{lock}`; clp waits {wait} seconds for it "
     "first), or pacman is running (its `db.lck` exists).",
-    "EXIT_INTERRUPTED": "Interrupted by Ctrl-C, SIGTERM or SIGHUP before any change began (at "
-    "a prompt, during a download).",
+    "EXIT_INTERRUPTED": "Stopped by Ctrl-C, SIGTERM or SIGHUP (at a prompt, during a "
+    "download, or half way through an operation) and everything the operation had done was "
+    "rolled back.",
 }
 
 EXAMPLES = (

@@ -6,16 +6,17 @@ module is the only place that does.
 
 from __future__ import annotations
 
-from clp_alpm.errors import ClpError, LockError, UsageError
+from clp_alpm.errors import ClpError, Interrupted, LockError, UsageError
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # the operation failed (and was rolled back), or was declined
 EXIT_USAGE = 2  # bad input or usage; nothing changed
 EXIT_LOCKED = 3  # another clp holds clp's lock, or pacman is running
-EXIT_INTERRUPTED = 130  # stopped (Ctrl-C, SIGTERM, SIGHUP) before anything changed, or undone
+EXIT_INTERRUPTED = 130  # stopped by Ctrl-C, SIGTERM or SIGHUP, and everything was undone
 
 # Most specific first: the first class an error is an instance of decides.
 _EXIT_CODES: tuple[tuple[type[ClpError], int], ...] = (
+    (Interrupted, EXIT_INTERRUPTED),
     (LockError, EXIT_LOCKED),
     (UsageError, EXIT_USAGE),
     (ClpError, EXIT_FAILED),

@@ -15,7 +15,7 @@ from types import FrameType, ModuleType
 
 import click
 
-from clp_alpm import __version__
+from clp_alpm import __version__, stops
 from clp_alpm.cli.exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, exit_code_for
 from clp_alpm.cli.options import expect_json_output, last_options, with_global_options
 from clp_alpm.cli.output import Printer
@@ -118,9 +118,20 @@ def _lower_first(text: str) -> str:
     return text[:1].lower() + text[1:].rstrip(".")
 
 
-def _terminate(signum: int, frame: FrameType | None) -> None:
-    # SIGTERM/SIGHUP undo like Ctrl-C instead of leaving a half state for the next run
-    raise KeyboardInterrupt
+# One rule for every stop signal, whatever the disposition clp inherited (an ignored SIGINT
+# from `cmd &` in a script, an ignored SIGHUP from nohup), as pacman handles SIGINT and SIGHUP:
+# the operation stops at once and undoes what it changed; exit status 130.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _stop(signum: int, frame: FrameType | None) -> None:
+    if stops.stop_now(signum):  # else an undo is running: it ends first
+        raise KeyboardInterrupt
+
+
+def handle_stop_signals() -> None:
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, _stop)
 
 
 def _fail(message: str, code: int) -> int:
@@ -133,8 +144,7 @@ def _fail(message: str, code: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    for signum in (signal.SIGTERM, signal.SIGHUP):  # a stop, a lost ssh session: undo
-        signal.signal(signum, _terminate)
+    handle_stop_signals()
     args = argv if argv is not None else sys.argv[1:]
     debug = "--debug" in args
     if "--json" in args:  # a usage error comes before the options are parsed: still JSON

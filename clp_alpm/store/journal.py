@@ -16,7 +16,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-from clp_alpm.errors import ClpError, OperationFailed
+from clp_alpm import stops
+from clp_alpm.errors import ClpError, Interrupted, OperationFailed
 from clp_alpm.store.records import EntryStatus, JournalEntry, Operation, OperationStatus
 from clp_alpm.store.state import StateDB
 
@@ -84,11 +85,14 @@ class Journal:
             self._run_steps(self.state.operation(op_id), steps)
         except _StepFailed as failure:
             # Ctrl-C, SIGTERM and bugs undo too; only what the user can act on is rewritten.
-            undo_errors = self._undo(self.state.operation(op_id))
-            self._finish(op_id, str(failure), undo_errors)
-            if isinstance(failure.error, (ClpError, OSError, KeyboardInterrupt)):
+            with stops.deferred() as held:  # a second Ctrl-C must not cut the undo short
+                undo_errors = self._undo(self.state.operation(op_id))
+                self._finish(op_id, str(failure), undo_errors)
+            stopped = isinstance(failure.error, KeyboardInterrupt) or held.received
+            if stopped or isinstance(failure.error, (ClpError, OSError)):
                 message = _failure_message(target, str(failure), undo_errors)
-                raise OperationFailed(message) from failure.error
+                error = Interrupted if stopped and not undo_errors else OperationFailed
+                raise error(message) from failure.error
             raise failure.error from None
         self.state.finish_operation(op_id, OperationStatus.DONE)
         return op_id

@@ -105,20 +105,33 @@ def test_rollback_of_a_patch_without_declared_files_is_finished_not_undone(
 STARTED = "touch /tmp/started\n"  # the Install script says it is running
 
 
-def apply_until_the_script_runs(sandbox: Path, patch: Path) -> subprocess.Popen:
-    """Start `clp apply` and return once its Install script has run `STARTED`."""
+def apply_until_the_script_runs(
+    sandbox: Path, patch: Path, ignored: tuple[signal.Signals, ...] = ()
+) -> subprocess.Popen:
+    """Start `clp apply` (with the `ignored` signals ignored, as inherited from nohup or `&`
+    in a script) and return once its Install script has run `STARTED`."""
+
+    def ignore() -> None:
+        for signum in ignored:
+            signal.signal(signum, signal.SIG_IGN)
+
     process = subprocess.Popen(
         [str(CLP), "--root", str(sandbox), "apply", str(patch), "--noconfirm"],
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=ignore,
     )  # fmt: skip
-    marker = sandbox / "tmp/started"
+    wait_for_marker(sandbox / "tmp/started", process)
+    return process
+
+
+def wait_for_marker(marker: Path, process: subprocess.Popen) -> None:
+    """Wait (bounded) until a script of `process` creates `marker`, then remove it."""
     deadline = time.monotonic() + 30
     while not marker.exists():
-        assert time.monotonic() < deadline, "the install script never started"
+        assert time.monotonic() < deadline, f"{marker.name}: the script never got there"
         assert process.poll() is None, process.communicate()
         time.sleep(0.05)
     marker.unlink()
-    return process
 
 
 def scripts_still_running(sandbox: Path) -> list[int]:
@@ -148,14 +161,42 @@ def test_sigkill_mid_script_kills_the_script_and_recovers(
     assert not scripts_still_running(sandbox)
 
 
+@pytest.mark.parametrize("inherited", ["default", "ignored"])
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
-def test_a_stop_signal_mid_script_rolls_back_at_once(tmp_path, sandbox, keyring, app_conf, signum):
+def test_a_stop_signal_mid_script_rolls_back_at_once(
+    tmp_path, sandbox, keyring, app_conf, signum, inherited
+):
+    """One rule for every stop signal, whatever clp inherited: `nohup` ignores SIGHUP, `cmd &`
+    in a script ignores SIGINT; clp still stops, undoes and exits 130, as pacman does."""
     before = tree(sandbox)
     patch = make_patch(tmp_path, keyring, SCRIBBLE + STARTED + "sleep 600\n")
-    process = apply_until_the_script_runs(sandbox, patch)
+    ignored = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP) if inherited == "ignored" else ()
+    process = apply_until_the_script_runs(sandbox, patch, ignored)
     process.send_signal(signum)
     _, stderr = process.communicate(timeout=60)
-    assert process.returncode == 1
+    assert process.returncode == 130  # interrupted, and everything was undone
     assert "interrupted; everything was rolled back" in stderr
     assert tree(sandbox) == before
     assert not scripts_still_running(sandbox)
+
+
+def test_a_second_ctrl_c_does_not_cut_the_undo_short(tmp_path, sandbox, keyring, app_conf, clp):
+    """The undo of an interrupted apply runs the patch's Remove script; Ctrl-C again there is
+    held until the undo is done: the files are back and nothing is left to recover."""
+    before = tree(sandbox)
+    remove = "touch /tmp/removing\nsleep 1\necho removed > /tmp/removed\n"
+    patch = make_patch(tmp_path, keyring, SCRIBBLE + STARTED + "sleep 600\n", remove)
+    process = apply_until_the_script_runs(sandbox, patch)
+    process.send_signal(signal.SIGINT)
+    wait_for_marker(sandbox / "tmp/removing", process)
+    process.send_signal(signal.SIGINT)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "interrupted; everything was rolled back" in stderr
+    assert (sandbox / "tmp/removed").read_text() == "removed\n"  # the Remove script finished
+    (sandbox / "tmp/removed").unlink()
+    assert tree(sandbox) == before
+    listed = clp("--root", str(sandbox), "list", "--json")
+    assert "recovering" not in listed.stderr  # no operation was left for a recovery
+    assert [(p["id"], p["state"]) for p in json.loads(listed.stdout)] == [(PATCH_ID, "failed")]

@@ -7,6 +7,9 @@ import pty
 import select
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 from tests.kits.clpkit import CLP, INSTALL_OK, make_patch
 
@@ -116,5 +119,63 @@ def test_revert_asks_which_version_with_a_numbered_list(sandbox, tmp_path):
     assert code == 0, text
     assert ":: Versions of demo (installed 2.0-1):" in text
     assert "1) 2.0-1" in text and "2) 1.5-1" in text and "3) 1.0-1" in text
-    assert "Enter a number [2]" in text  # the newest older version is the default
+    assert "Enter a number (default=2):" in text  # pacman's wording; the newest older version
     assert installed(sandbox, "demo") == "1.0-1"
+
+
+def test_ctrl_c_at_the_question_in_a_real_terminal_exits_130(tmp_path, sandbox, keyring, app_conf):
+    """In tmux, as a person would: Ctrl-C at `[Y/n]` is an interruption (130), not a "no"."""
+    patch = make_patch(tmp_path, keyring, INSTALL_OK)
+    status = tmp_path / "status"
+    command = f"{CLP} --root {sandbox} apply {patch}; echo $? > {status}; sleep 600"
+    with tmux_session(tmp_path, command) as tmux:
+        screen = tmux.wait_for("[Y/n]")
+        assert "Proceed with apply? [Y/n]" in screen
+        tmux.keys("C-c")
+        deadline = time.monotonic() + 30
+        while not status.exists() or not status.read_text():
+            assert time.monotonic() < deadline, tmux.screen()
+            time.sleep(0.05)
+        assert status.read_text().strip() == "130", tmux.screen()
+        assert "error: interrupted" in tmux.screen()
+    assert app_conf.read_text() == "MACs hmac-sha1\n"
+    assert not (sandbox / "opt/CLP/CLPR261125").exists()
+
+
+class Tmux:
+    """One tmux server of our own (its own socket), running one window."""
+
+    def __init__(self, socket: Path) -> None:
+        self.socket = socket
+
+    def run(self, *args: str) -> str:
+        result = subprocess.run(
+            ["tmux", "-S", str(self.socket), *args],
+            capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    def screen(self) -> str:
+        return self.run("capture-pane", "-p", "-t", "test")
+
+    def keys(self, *keys: str) -> None:
+        self.run("send-keys", "-t", "test", *keys)
+
+    def wait_for(self, text: str, timeout: float = 30) -> str:
+        deadline = time.monotonic() + timeout
+        while text not in (screen := self.screen()):
+            assert time.monotonic() < deadline, screen
+            time.sleep(0.05)
+        return screen
+
+
+@contextmanager
+def tmux_session(tmp_path: Path, command: str) -> Iterator[Tmux]:
+    tmux = Tmux(tmp_path / "tmux.sock")
+    tmux.run("new-session", "-d", "-s", "test", "-x", "160", "-y", "40", command)
+    try:
+        yield tmux
+    finally:
+        subprocess.run(["tmux", "-S", str(tmux.socket), "kill-server"],
+                       capture_output=True, timeout=30)  # fmt: skip

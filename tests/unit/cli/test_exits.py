@@ -11,7 +11,13 @@ import pytest
 
 import clp_alpm
 from clp_alpm import errors
-from clp_alpm.cli.exits import EXIT_FAILED, EXIT_LOCKED, EXIT_USAGE, exit_code_for
+from clp_alpm.cli.exits import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_LOCKED,
+    EXIT_USAGE,
+    exit_code_for,
+)
 
 PACKAGE = Path(clp_alpm.__file__).resolve().parent
 
@@ -23,6 +29,8 @@ ERROR_CLASSES = [
 
 
 def _expected(kind: type[errors.ClpError]) -> int:
+    if issubclass(kind, errors.Interrupted):
+        return EXIT_INTERRUPTED
     if issubclass(kind, errors.LockError):
         return EXIT_LOCKED
     if issubclass(kind, errors.UsageError):
