@@ -59,6 +59,9 @@ class Config:
     dbpath_override: Path | None = None  # pacman's --dbpath: a host path, not under the root
     pacman_conf: Path | None = None  # --pacman-conf: a host path (default: pacman.conf in root)
     extra_cache_dirs: tuple[Path, ...] = ()  # --cachedir: host paths, searched first
+    keyring_override: Path | None = None  # --gpgdir: a host path
+    extra_hook_dirs: tuple[Path, ...] = ()  # --hookdir: host paths, for the pacman clp runs
+    log_file_override: Path | None = None  # --logfile: a host path
 
     def host(self, target_path: str) -> Path:
         """Where the target path lives on the machine clp runs on."""
@@ -74,7 +77,7 @@ class Config:
 
     @property
     def host_log_file(self) -> Path:
-        return self.host(self.log_file)
+        return self.log_file_override or self.host(self.log_file)
 
     @property
     def host_dbpath(self) -> Path:
@@ -82,7 +85,7 @@ class Config:
 
     @property
     def host_keyring(self) -> Path:
-        return self.host(self.keyring)
+        return self.keyring_override or self.host(self.keyring)
 
     @property
     def chrooted(self) -> bool:

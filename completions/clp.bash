@@ -10,110 +10,110 @@ _clp_spec()
     case $1 in
         '')
             cmds='apply build diff info list new pins recover repo-add revert rollback status transactions undo-transaction unpin update verify'
-            opts='-V --version -r --root --config -b --dbpath --pacman-conf --cachedir --noconfirm --json --color --debug -h --help'
-            valopts='-r=dir --root=dir --config=file -b=dir --dbpath=dir --pacman-conf=file --cachedir=dir --color=choice:auto,always,never'
+            opts='-V --version -r --sysroot --root --config -b --dbpath --pacman-conf --cachedir --gpgdir --hookdir --logfile --noconfirm --confirm -q --quiet -v --verbose --json --color --debug -h --help'
+            valopts='-r=none --sysroot=none --root=none --config=none -b=none --dbpath=none --pacman-conf=none --cachedir=none --gpgdir=none --hookdir=none --logfile=none --color=choice:auto,always,never'
             args=''
             ;;
         'apply')
             cmds=''
-            opts='-r --root --config -b --dbpath --pacman-conf --cachedir --noconfirm --json --color --debug -h --help'
-            valopts='-r=dir --root=dir --config=file -b=dir --dbpath=dir --pacman-conf=file --cachedir=dir --color=choice:auto,always,never'
+            opts='-r --sysroot --root --config -b --dbpath --pacman-conf --cachedir --gpgdir --hookdir --logfile --noconfirm --confirm -q --quiet -v --verbose --json --color --debug -h --help'
+            valopts='-r=none --sysroot=none --root=none --config=none -b=none --dbpath=none --pacman-conf=none --cachedir=none --gpgdir=none --hookdir=none --logfile=none --color=choice:auto,always,never'
             args='patch'
             ;;
         'build')
             cmds=''
-            opts='-o --output --sign --gpg-homedir -r --root --config -b --dbpath --pacman-conf --cachedir --noconfirm --json --color --debug -h --help'
-            valopts='-o=file --output=file --sign=none --gpg-homedir=dir -r=dir --root=dir --config=file -b=dir --dbpath=dir --pacman-conf=file --cachedir=dir --color=choice:auto,always,never'
+            opts='-o --output --sign --gpg-homedir -r --sysroot --root --config -b --dbpath --pacman-conf --cachedir --gpgdir --hookdir --logfile --noconfirm --confirm -q --quiet -v --verbose --json --color --debug -h --help'
+            valopts='-o=file --output=file --sign=none --gpg-homedir=dir -r=none --sysroot=none --root=none --config=none -b=none --dbpath=none --pacman-conf=none --cachedir=none --gpgdir=none --hookdir=none --logfile=none --color=choice:auto,always,never'
             args='dir'
             ;;
         'diff')
             cmds=''
-            opts='-r --root --config -b --dbpath --pacman-conf --cachedir --noconfirm --json --color --debug -h --help'
-            valopts='-r=dir --root=dir --config=file -b=dir --dbpath=dir --pacman-conf=file --cachedir=dir --color=choice:auto,always,never'
+            opts='-r --sysroot --root --config -b --dbpath --pacman-conf --cachedir --gpgdir --hookdir --logfile --noconfirm --confirm -q --quiet -v --verbose --json --color --debug -h --help'
+            valopts='-r=none --sysroot=none --root=none --config=none -b=none --dbpath=none --pacman-conf=none --cachedir=none --gpgdir=none --hookdir=none --logfile=none --color=choice:auto,always,never'
             args='none'
             ;;
         'info')
             cmds=''
-            opts='-r --root --config -b --dbpath --pacman-conf --cachedir --noconfirm --json --color --debug -h --help'
-            valopts='-r=dir --root=dir --config=file -b=dir --dbpath=dir --pacman-conf=file --cachedir=dir --color=choice:auto,always,never'
+            opts='-r --sysroot --root --config -b --dbpath --pacman-conf --cachedir --gpgdir --hookdir --logfile --noconfirm --confirm -q --quiet -v --verbose --json --color --debug -h --help'
+            valopts='-r=none --sysroot=none --root=none --config=none -b=none --dbpath=none --pacman-conf=none --cachedir=none --gpgdir=none --hookdir=none --logfile=none --color=choice:auto,always,never'
             args='patch'
             ;;
         'list')
             cmds=''
-            opts='-r --root --config -b --dbpath --pacman-conf --cachedir --noconfirm --json --color --debug -h --help'
-            valopts='-r=dir --root=dir --config=file -b=dir --dbpath=dir --pacman-conf=file --cachedir=dir --color=choice:auto,always,never'
+            opts='-r --sysroot --root --config -b --dbpath --pacman-conf --cachedir --gpgdir --hookdir --logfile --noconfirm --confirm -q --quiet -v --verbose --json --color --debug -h --help'
+            valopts='-r=none --sysroot=none --root=none --config=none -b=none --dbpath=none --pacman-conf=none --cachedir=none --gpgdir=none --hookdir=none --logfile=none --color=choice:auto,always,never'
             args=''
             ;;
         'new')
             cmds=''
-            opts='-C --directory -r --root --config -b --dbpath --pacman-conf --cachedir --noconfirm --json --color --debug -h --help'
-            valopts='-C=dir --directory=dir -r=dir --root=dir --config=file -b=dir --dbpath=dir --pacman-conf=file --cachedir=dir --color=choice:auto,always,never'
+            opts='-C --directory -r --sysroot --root --config -b --dbpath --pacman-conf --cachedir --gpgdir --hookdir --logfile --noconfirm --confirm -q --quiet -v --verbose --json --color --debug -h --help'
+            valopts='-C=dir --directory=dir -r=none --sysroot=none --root=none --config=none -b=none --dbpath=none --pacman-conf=none --cachedir=none --gpgdir=none --hookdir=none --logfile=none --color=choice:auto,always,never'
             args='none'
             ;;
         'pins')
             cmds=''
-            opts='-r --root --config -b --dbpath --pacman-conf --cachedir --noconfirm --json --color --debug -h --help'
-            valopts='-r=dir --root=dir --config=file -b=dir --dbpath=dir --pacman-conf=file --cachedir=dir --color=choice:auto,always,never'
+            opts='-r --sysroot --root --config -b --dbpath --pacman-conf --cachedir --gpgdir --hookdir --logfile --noconfirm --confirm -q --quiet -v --verbose --json --color --debug -h --help'
+            valopts='-r=none --sysroot=none --root=none --config=none -b=none --dbpath=none --pacman-conf=none --cachedir=none --gpgdir=none --hookdir=none --logfile=none --color=choice:auto,always,never'
             args=''
             ;;
         'recover')
             cmds=''
-            opts='-r --root --config -b --dbpath --pacman-conf --cachedir --noconfirm --json --color --debug -h --help'
-            valopts='-r=dir --root=dir --config=file -b=dir --dbpath=dir --pacman-conf=file --cachedir=dir --color=choice:auto,always,never'
+            opts='-r --sysroot --root --config -b --dbpath --pacman-conf --cachedir --gpgdir --hookdir --logfile --noconfirm --confirm -q --quiet -v --verbose --json --color --debug -h --help'
+            valopts='-r=none --sysroot=none --root=none --config=none -b=none --dbpath=none --pacman-conf=none --cachedir=none --gpgdir=none --hookdir=none --logfile=none --color=choice:auto,always,never'
             args=''
             ;;
         'repo-add')
             cmds=''
-            opts='--sign --gpg-homedir -r --root --config -b --dbpath --pacman-conf --cachedir --noconfirm --json --color --debug -h --help'
-            valopts='--sign=none --gpg-homedir=dir -r=dir --root=dir --config=file -b=dir --dbpath=dir --pacman-conf=file --cachedir=dir --color=choice:auto,always,never'
+            opts='--sign --gpg-homedir -r --sysroot --root --config -b --dbpath --pacman-conf --cachedir --gpgdir --hookdir --logfile --noconfirm --confirm -q --quiet -v --verbose --json --color --debug -h --help'
+            valopts='--sign=none --gpg-homedir=dir -r=none --sysroot=none --root=none --config=none -b=none --dbpath=none --pacman-conf=none --cachedir=none --gpgdir=none --hookdir=none --logfile=none --color=choice:auto,always,never'
             args='dir'
             ;;
         'revert')
             cmds=''
-            opts='--list --allow-upgrade --until -r --root --config -b --dbpath --pacman-conf --cachedir --noconfirm --json --color --debug -h --help'
-            valopts='--until=none -r=dir --root=dir --config=file -b=dir --dbpath=dir --pacman-conf=file --cachedir=dir --color=choice:auto,always,never'
+            opts='--list --allow-upgrade --until -r --sysroot --root --config -b --dbpath --pacman-conf --cachedir --gpgdir --hookdir --logfile --noconfirm --confirm -q --quiet -v --verbose --json --color --debug -h --help'
+            valopts='--until=none -r=none --sysroot=none --root=none --config=none -b=none --dbpath=none --pacman-conf=none --cachedir=none --gpgdir=none --hookdir=none --logfile=none --color=choice:auto,always,never'
             args='none...'
             ;;
         'rollback')
             cmds=''
-            opts='--force -r --root --config -b --dbpath --pacman-conf --cachedir --noconfirm --json --color --debug -h --help'
-            valopts='-r=dir --root=dir --config=file -b=dir --dbpath=dir --pacman-conf=file --cachedir=dir --color=choice:auto,always,never'
+            opts='--force -r --sysroot --root --config -b --dbpath --pacman-conf --cachedir --gpgdir --hookdir --logfile --noconfirm --confirm -q --quiet -v --verbose --json --color --debug -h --help'
+            valopts='-r=none --sysroot=none --root=none --config=none -b=none --dbpath=none --pacman-conf=none --cachedir=none --gpgdir=none --hookdir=none --logfile=none --color=choice:auto,always,never'
             args='none'
             ;;
         'status')
             cmds=''
-            opts='-r --root --config -b --dbpath --pacman-conf --cachedir --noconfirm --json --color --debug -h --help'
-            valopts='-r=dir --root=dir --config=file -b=dir --dbpath=dir --pacman-conf=file --cachedir=dir --color=choice:auto,always,never'
+            opts='-r --sysroot --root --config -b --dbpath --pacman-conf --cachedir --gpgdir --hookdir --logfile --noconfirm --confirm -q --quiet -v --verbose --json --color --debug -h --help'
+            valopts='-r=none --sysroot=none --root=none --config=none -b=none --dbpath=none --pacman-conf=none --cachedir=none --gpgdir=none --hookdir=none --logfile=none --color=choice:auto,always,never'
             args=''
             ;;
         'transactions')
             cmds=''
-            opts='-r --root --config -b --dbpath --pacman-conf --cachedir --noconfirm --json --color --debug -h --help'
-            valopts='-r=dir --root=dir --config=file -b=dir --dbpath=dir --pacman-conf=file --cachedir=dir --color=choice:auto,always,never'
+            opts='-r --sysroot --root --config -b --dbpath --pacman-conf --cachedir --gpgdir --hookdir --logfile --noconfirm --confirm -q --quiet -v --verbose --json --color --debug -h --help'
+            valopts='-r=none --sysroot=none --root=none --config=none -b=none --dbpath=none --pacman-conf=none --cachedir=none --gpgdir=none --hookdir=none --logfile=none --color=choice:auto,always,never'
             args=''
             ;;
         'undo-transaction')
             cmds=''
-            opts='--force -r --root --config -b --dbpath --pacman-conf --cachedir --noconfirm --json --color --debug -h --help'
-            valopts='-r=dir --root=dir --config=file -b=dir --dbpath=dir --pacman-conf=file --cachedir=dir --color=choice:auto,always,never'
+            opts='--force -r --sysroot --root --config -b --dbpath --pacman-conf --cachedir --gpgdir --hookdir --logfile --noconfirm --confirm -q --quiet -v --verbose --json --color --debug -h --help'
+            valopts='-r=none --sysroot=none --root=none --config=none -b=none --dbpath=none --pacman-conf=none --cachedir=none --gpgdir=none --hookdir=none --logfile=none --color=choice:auto,always,never'
             args='none'
             ;;
         'unpin')
             cmds=''
-            opts='-r --root --config -b --dbpath --pacman-conf --cachedir --noconfirm --json --color --debug -h --help'
-            valopts='-r=dir --root=dir --config=file -b=dir --dbpath=dir --pacman-conf=file --cachedir=dir --color=choice:auto,always,never'
+            opts='-r --sysroot --root --config -b --dbpath --pacman-conf --cachedir --gpgdir --hookdir --logfile --noconfirm --confirm -q --quiet -v --verbose --json --color --debug -h --help'
+            valopts='-r=none --sysroot=none --root=none --config=none -b=none --dbpath=none --pacman-conf=none --cachedir=none --gpgdir=none --hookdir=none --logfile=none --color=choice:auto,always,never'
             args='none'
             ;;
         'update')
             cmds=''
-            opts='--check -r --root --config -b --dbpath --pacman-conf --cachedir --noconfirm --json --color --debug -h --help'
-            valopts='-r=dir --root=dir --config=file -b=dir --dbpath=dir --pacman-conf=file --cachedir=dir --color=choice:auto,always,never'
+            opts='--check -r --sysroot --root --config -b --dbpath --pacman-conf --cachedir --gpgdir --hookdir --logfile --noconfirm --confirm -q --quiet -v --verbose --json --color --debug -h --help'
+            valopts='-r=none --sysroot=none --root=none --config=none -b=none --dbpath=none --pacman-conf=none --cachedir=none --gpgdir=none --hookdir=none --logfile=none --color=choice:auto,always,never'
             args=''
             ;;
         'verify')
             cmds=''
-            opts='-r --root --config -b --dbpath --pacman-conf --cachedir --noconfirm --json --color --debug -h --help'
-            valopts='-r=dir --root=dir --config=file -b=dir --dbpath=dir --pacman-conf=file --cachedir=dir --color=choice:auto,always,never'
+            opts='-r --sysroot --root --config -b --dbpath --pacman-conf --cachedir --gpgdir --hookdir --logfile --noconfirm --confirm -q --quiet -v --verbose --json --color --debug -h --help'
+            valopts='-r=none --sysroot=none --root=none --config=none -b=none --dbpath=none --pacman-conf=none --cachedir=none --gpgdir=none --hookdir=none --logfile=none --color=choice:auto,always,never'
             args='patch'
             ;;
     esac

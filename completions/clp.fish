@@ -6,41 +6,41 @@ complete -c clp -f
 function __clp_value_options --argument-names path
     switch "$path"
         case ''
-            printf '%s\n' -r --root --config -b --dbpath --pacman-conf --cachedir --color
+            printf '%s\n' -r --sysroot --root --config -b --dbpath --pacman-conf --cachedir --gpgdir --hookdir --logfile --color
         case 'apply'
-            printf '%s\n' -r --root --config -b --dbpath --pacman-conf --cachedir --color
+            printf '%s\n' -r --sysroot --root --config -b --dbpath --pacman-conf --cachedir --gpgdir --hookdir --logfile --color
         case 'build'
-            printf '%s\n' -o --output --sign --gpg-homedir -r --root --config -b --dbpath --pacman-conf --cachedir --color
+            printf '%s\n' -o --output --sign --gpg-homedir -r --sysroot --root --config -b --dbpath --pacman-conf --cachedir --gpgdir --hookdir --logfile --color
         case 'diff'
-            printf '%s\n' -r --root --config -b --dbpath --pacman-conf --cachedir --color
+            printf '%s\n' -r --sysroot --root --config -b --dbpath --pacman-conf --cachedir --gpgdir --hookdir --logfile --color
         case 'info'
-            printf '%s\n' -r --root --config -b --dbpath --pacman-conf --cachedir --color
+            printf '%s\n' -r --sysroot --root --config -b --dbpath --pacman-conf --cachedir --gpgdir --hookdir --logfile --color
         case 'list'
-            printf '%s\n' -r --root --config -b --dbpath --pacman-conf --cachedir --color
+            printf '%s\n' -r --sysroot --root --config -b --dbpath --pacman-conf --cachedir --gpgdir --hookdir --logfile --color
         case 'new'
-            printf '%s\n' -C --directory -r --root --config -b --dbpath --pacman-conf --cachedir --color
+            printf '%s\n' -C --directory -r --sysroot --root --config -b --dbpath --pacman-conf --cachedir --gpgdir --hookdir --logfile --color
         case 'pins'
-            printf '%s\n' -r --root --config -b --dbpath --pacman-conf --cachedir --color
+            printf '%s\n' -r --sysroot --root --config -b --dbpath --pacman-conf --cachedir --gpgdir --hookdir --logfile --color
         case 'recover'
-            printf '%s\n' -r --root --config -b --dbpath --pacman-conf --cachedir --color
+            printf '%s\n' -r --sysroot --root --config -b --dbpath --pacman-conf --cachedir --gpgdir --hookdir --logfile --color
         case 'repo-add'
-            printf '%s\n' --sign --gpg-homedir -r --root --config -b --dbpath --pacman-conf --cachedir --color
+            printf '%s\n' --sign --gpg-homedir -r --sysroot --root --config -b --dbpath --pacman-conf --cachedir --gpgdir --hookdir --logfile --color
         case 'revert'
-            printf '%s\n' --until -r --root --config -b --dbpath --pacman-conf --cachedir --color
+            printf '%s\n' --until -r --sysroot --root --config -b --dbpath --pacman-conf --cachedir --gpgdir --hookdir --logfile --color
         case 'rollback'
-            printf '%s\n' -r --root --config -b --dbpath --pacman-conf --cachedir --color
+            printf '%s\n' -r --sysroot --root --config -b --dbpath --pacman-conf --cachedir --gpgdir --hookdir --logfile --color
         case 'status'
-            printf '%s\n' -r --root --config -b --dbpath --pacman-conf --cachedir --color
+            printf '%s\n' -r --sysroot --root --config -b --dbpath --pacman-conf --cachedir --gpgdir --hookdir --logfile --color
         case 'transactions'
-            printf '%s\n' -r --root --config -b --dbpath --pacman-conf --cachedir --color
+            printf '%s\n' -r --sysroot --root --config -b --dbpath --pacman-conf --cachedir --gpgdir --hookdir --logfile --color
         case 'undo-transaction'
-            printf '%s\n' -r --root --config -b --dbpath --pacman-conf --cachedir --color
+            printf '%s\n' -r --sysroot --root --config -b --dbpath --pacman-conf --cachedir --gpgdir --hookdir --logfile --color
         case 'unpin'
-            printf '%s\n' -r --root --config -b --dbpath --pacman-conf --cachedir --color
+            printf '%s\n' -r --sysroot --root --config -b --dbpath --pacman-conf --cachedir --gpgdir --hookdir --logfile --color
         case 'update'
-            printf '%s\n' -r --root --config -b --dbpath --pacman-conf --cachedir --color
+            printf '%s\n' -r --sysroot --root --config -b --dbpath --pacman-conf --cachedir --gpgdir --hookdir --logfile --color
         case 'verify'
-            printf '%s\n' -r --root --config -b --dbpath --pacman-conf --cachedir --color
+            printf '%s\n' -r --sysroot --root --config -b --dbpath --pacman-conf --cachedir --gpgdir --hookdir --logfile --color
     end
 end
 
@@ -115,12 +115,18 @@ complete -c clp -n '__clp_argument "" 0' -a 'unpin' -d 'Let pacman upgrade a pin
 complete -c clp -n '__clp_argument "" 0' -a 'update' -d 'Read the patch feed and apply every patch that is due (what the daily timer runs).'
 complete -c clp -n '__clp_argument "" 0' -a 'verify' -d 'Check a patch\'s signature and structure; change nothing.'
 complete -c clp -n '__clp_using ""' -s V -l version -d 'Show the version and exit.'
-complete -c clp -s r -l root -x -a '(__fish_complete_directories)' -d 'Target system root.'
-complete -c clp -l config -r -F -d 'clp.conf to read (host path).'
-complete -c clp -s b -l dbpath -x -a '(__fish_complete_directories)' -d 'pacman database directory (host path).'
-complete -c clp -l pacman-conf -r -F -d 'pacman.conf to read (host path).'
-complete -c clp -l cachedir -x -a '(__fish_complete_directories)' -d 'Extra package cache directory (host path), searched first.'
+complete -c clp -s r -l sysroot -l root -x -d 'Target system root, as pacman\'s --sysroot: every path clp.conf names is under DIR, and scripts run chrooted into it (--root, -r: the same, kept for clpctl-era scripts).'
+complete -c clp -l config -x -d 'clp.conf to read (host path).'
+complete -c clp -s b -l dbpath -x -d 'pacman database directory (host path).'
+complete -c clp -l pacman-conf -x -d 'pacman.conf to read (host path).'
+complete -c clp -l cachedir -x -d 'Extra package cache directory (host path), searched first.'
+complete -c clp -l gpgdir -x -d 'GnuPG directory that checks signatures (host path): clp.conf\'s Keyring, and pacman\'s GPGDir for the pacman clp runs.'
+complete -c clp -l hookdir -x -d 'Extra hook directory for the pacman clp runs (host path).'
+complete -c clp -l logfile -x -d 'clp\'s log, instead of clp.conf\'s LogFile (host path).'
 complete -c clp -l noconfirm -d 'Do not ask for confirmation.'
+complete -c clp -l confirm -d 'Ask for confirmation (cancels an earlier --noconfirm).'
+complete -c clp -s q -l quiet -d 'Show less: no progress lines; lists show names only.'
+complete -c clp -s v -l verbose -d 'Show the paths clp uses (root, files, directories) first.'
 complete -c clp -l json -d 'Machine-readable output.'
 complete -c clp -l color -x -a 'auto always never' -d 'Colour: auto (on a terminal, when pacman.conf says Color), always, never.'
 complete -c clp -l debug -d 'Show tracebacks of internal errors.'

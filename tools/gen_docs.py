@@ -479,8 +479,14 @@ DESCRIPTION = (
 
 # More than the one line of `--help`, for the global options (keyed by the long name).
 GLOBAL_OPTION_DETAILS = {
-    "--root": "Every path, the configuration included, is read under *DIR*, and scripts run "
-    "chrooted into it. Default: `/`",
+    "--sysroot": "Every path, the configuration included, is read under *DIR*, and scripts run "
+    "chrooted into it, as pacman(8) does with `--sysroot`. Default: `/`",
+    "--gpgdir": "Default: Keyring of clp.conf(5) under the root.",
+    "--logfile": "Default: LogFile of clp.conf(5) under the root.",
+    "--quiet": "Warnings, errors and results stay; `list` prints one name a line, as `pacman -Qq`.",
+    "--verbose": "As `pacman -v`: root, configuration files, database, cache, hook, patch and "
+    "state directories, log file and keyring, on standard output (standard error with "
+    "`--json`).",
     "--config": "Default: `{config}` under the root.",
     "--dbpath": "Default: DBPath of clp.conf(5) under the root.",
     "--pacman-conf": "Default: `/etc/pacman.conf` under the root.",

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 from contextlib import AbstractContextManager
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from clp_alpm.cli.options import options
@@ -17,16 +16,41 @@ if TYPE_CHECKING:
 
 
 def config() -> Config:
-    """clp.conf under --root, with the host paths the options give."""
+    """clp.conf under --sysroot, with the host paths the options give."""
+    from clp_alpm.cli.argv import config_arguments
     from clp_alpm.config import load_config
 
     opts = options()
-    overrides = {
-        "dbpath_override": Path(opts.dbpath).absolute() if opts.dbpath else None,
-        "pacman_conf": Path(opts.pacman_conf).absolute() if opts.pacman_conf else None,
-        "extra_cache_dirs": tuple(Path(d).absolute() for d in opts.cachedir) or None,
-    }
-    return load_config(opts.root, opts.config, overrides)
+    settings = load_config(*config_arguments(opts.values))
+    if opts.verbose:
+        _show_paths(Printer(opts), settings)
+    return settings
+
+
+def _show_paths(printer: Printer, settings: Config) -> None:
+    """`-v`, as pacman's: the paths this run uses, before anything else (once a run)."""
+    global _shown
+    if _shown:
+        return
+    _shown = True
+    from clp_alpm.system.pacmanconf import pacman_settings
+
+    pacman = pacman_settings(settings, settings.pacman_conf, settings.extra_cache_dirs)
+    printer.rows([
+        ("Root", str(settings.root)),
+        ("Conf File", str(settings.config_file)),
+        ("Pacman Conf", str(pacman.conf)),
+        ("DB Path", str(settings.host_dbpath)),
+        ("Cache Dirs", "  ".join(str(d) for d in pacman.cache_dirs)),
+        ("Hook Dirs", "  ".join(str(d) for d in pacman.hook_dirs)),
+        ("Patch Dir", str(settings.host_patch_dir)),
+        ("State Dir", str(settings.host_state_dir)),
+        ("Log File", str(settings.host_log_file)),
+        ("GPG Dir", str(settings.host_keyring)),
+    ], err=printer.json)  # fmt: skip
+
+
+_shown = False
 
 
 def events(printer: Printer) -> Events:

@@ -8,10 +8,14 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if args[:1] == ["hook"]:
-        from clp_alpm.cli.hook import run_hook_command
+    if "hook" in args:  # with whatever global options around it
+        from clp_alpm.cli.argv import parse_hook_command
 
-        return run_hook_command(args[1:])
+        hook_call = parse_hook_command(args)
+        if hook_call is not None:  # else click parses it, and says what is wrong
+            from clp_alpm.cli.hook import run_hook_command
+
+            return run_hook_command(*hook_call)
     from clp_alpm.cli.main import main as cli_main
 
     return cli_main(args)

@@ -10,6 +10,10 @@ import os
 import sys
 from pathlib import Path
 
+TYPE_CHECKING = False  # pacman waits for this process: no typing import at run time
+if TYPE_CHECKING:
+    from typing import Any
+
 
 def _info(text: str) -> None:
     print(text, flush=True)
@@ -19,8 +23,10 @@ def _warning(text: str) -> None:
     print(f"warning: {text}", file=sys.stderr, flush=True)
 
 
-def run_hook_command(args: list[str], root: Path = Path("/")) -> int:
-    """`clp hook pre-transaction|post-transaction`, targets on stdin. Always exits 0."""
+def run_hook_command(args: list[str], values: dict[str, Any] | None = None) -> int:
+    """`clp hook pre-transaction|post-transaction`, targets on stdin, with the global options'
+    `values` (as the option table names them). Always exits 0."""
+    from clp_alpm.cli.argv import config_arguments
     from clp_alpm.ops.hooks import Output, run_hook
 
     if len(args) != 1:
@@ -29,5 +35,7 @@ def run_hook_command(args: list[str], root: Path = Path("/")) -> int:
     # paths are bytes on Linux: one that is not UTF-8 must not cost the transaction its record
     raw = b"" if sys.stdin is None or sys.stdin.isatty() else sys.stdin.buffer.read()
     stdin = os.fsdecode(raw)
-    run_hook(args[0], stdin, Output(info=_info, warning=_warning, output=_info), root)
+    root, config_file, overrides = config_arguments(values or {})
+    output = Output(info=_info, warning=_warning, output=_info)
+    run_hook(args[0], stdin, output, Path(root), config_file, overrides)
     return 0

@@ -11,50 +11,43 @@ from typing import Any, TypeVar, cast
 
 import click
 
+from clp_alpm.cli.argv import GLOBAL_OPTIONS, GlobalOption
+
 _GLOBAL_KEY = "clp.options"
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
-    if value not in (None, False, ()):
-        ctx.meta.setdefault(_GLOBAL_KEY, {})[param.name] = value
-    return value
+def _remember(
+    dest: str, flag: bool, stored: object
+) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    """Keep a given value under its option's destination; callbacks run in the order of the
+    command line, so that the last of --noconfirm and --confirm wins."""
+
+    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        if value in (None, False, ()):
+            return value
+        ctx.meta.setdefault(_GLOBAL_KEY, {})[dest] = stored if flag else value
+        return value
+
+    return callback
 
 
 def _global_options(hidden: bool) -> list[Callable[[F], F]]:
-    def option(*names: str, **kwargs: Any) -> Callable[[F], F]:
-        return click.option(*names, expose_value=False, callback=_remember, hidden=hidden, **kwargs)
+    return [_click_option(option, hidden) for option in GLOBAL_OPTIONS]
 
-    return [
-        option("--root", "-r", type=click.Path(file_okay=False), help="Target system root."),
-        option("--config", type=click.Path(dir_okay=False), help="clp.conf to read (host path)."),
-        option(
-            "--dbpath",
-            "-b",
-            type=click.Path(file_okay=False),
-            help="pacman database directory (host path).",
-        ),
-        option(
-            "--pacman-conf",
-            type=click.Path(dir_okay=False),
-            help="pacman.conf to read (host path).",
-        ),
-        option(
-            "--cachedir",
-            type=click.Path(file_okay=False),
-            multiple=True,
-            help="Extra package cache directory (host path), searched first.",
-        ),
-        option("--noconfirm", is_flag=True, help="Do not ask for confirmation."),
-        option("--json", "json_output", is_flag=True, help="Machine-readable output."),
-        option(
-            "--color",
-            type=click.Choice(["auto", "always", "never"]),
-            help="Colour: auto (on a terminal, when pacman.conf says Color), always, never.",
-        ),
-        option("--debug", is_flag=True, help="Show tracebacks of internal errors."),
-    ]
+
+def _click_option(option: GlobalOption, hidden: bool) -> Callable[[F], F]:
+    param_name = option.names[0].lstrip("-").replace("-", "_")
+    kind: dict[str, Any] = {"is_flag": True}
+    if option.takes_value:
+        kind = {"metavar": option.metavar, "multiple": option.multiple}
+        if option.choices:
+            kind["type"] = click.Choice(option.choices)
+    return click.option(
+        *option.names, param_name, expose_value=False, hidden=hidden, help=option.help,
+        callback=_remember(option.dest, not option.takes_value, option.flag_value), **kind,
+    )  # fmt: skip
 
 
 def with_global_options(function: F, hidden: bool) -> F:
@@ -80,12 +73,15 @@ class Options:
     """The merged global options of this invocation."""
 
     def __init__(self, values: dict[str, Any]) -> None:
+        self.values = values  # as the option table names them (for config_arguments)
         self.root: str = values.get("root") or "/"
         self.config: str | None = values.get("config")
         self.dbpath: str | None = values.get("dbpath")
         self.pacman_conf: str | None = values.get("pacman_conf")
         self.cachedir: tuple[str, ...] = tuple(values.get("cachedir") or ())
         self.noconfirm: bool = values.get("noconfirm", False)
+        self.quiet: bool = values.get("quiet", False)
+        self.verbose: bool = values.get("verbose", False)
         self.json: bool = values.get("json_output", False)
         self.color: str = values.get("color") or "auto"
         self.debug: bool = values.get("debug", False)

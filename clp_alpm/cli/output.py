@@ -19,6 +19,7 @@ from clp_alpm.errors import ClpError
 class Printer:
     def __init__(self, opts: Options) -> None:
         self.json = opts.json
+        self.quiet = opts.quiet  # -q: results, warnings and errors only
         self.color = self._wants_color(opts, sys.stdout) and not opts.json
         self.color_err = self._wants_color(opts, sys.stderr)
 
@@ -52,15 +53,15 @@ class Printer:
             self._echo(text)
 
     def arrow(self, text: str) -> None:
-        if not self.json:
+        if not (self.json or self.quiet):
             self._echo(self._style("->", fg="blue", bold=True) + " " + text)
 
     def step(self, number: int, total: int, text: str) -> None:
-        if not self.json:
+        if not (self.json or self.quiet):
             self._echo(f"({number}/{total}) {text}")
 
     def waiting(self, text: str) -> None:
-        if not self.json:
+        if not (self.json or self.quiet):
             self._echo(f":: {text}")
 
     def output(self, line: str) -> None:
@@ -76,7 +77,7 @@ class Printer:
         self._bar(name, f"{done}/{total}", done, total)
 
     def _bar(self, name: str, amount: str, done: int, total: int | None) -> None:
-        if self.json or not sys.stdout.isatty():
+        if self.json or self.quiet or not sys.stdout.isatty():
             return
         width = 30
         if total:
@@ -88,15 +89,17 @@ class Printer:
         if total and done >= total:
             click.echo()
 
-    def rows(self, rows: list[tuple[str, str]]) -> None:
-        if self.json:
+    def rows(self, rows: list[tuple[str, str]], err: bool = False) -> None:
+        """`Label : value` lines, as pacman -Qi; on standard error when `err` (then under
+        --json too)."""
+        if self.json and not err:
             return
         width = max(len(label) for label, _ in rows)
         for label, value in rows:
             lines = str(value).splitlines() or ["-"]
-            self._echo(f"{label:<{width}} : {lines[0]}")
+            click.echo(f"{label:<{width}} : {lines[0]}", err=err, color=self.color)
             for line in lines[1:]:
-                self._echo(f"{'':<{width}}   {line}")
+                click.echo(f"{'':<{width}}   {line}", err=err, color=self.color)
 
     def diff_line(self, line: str) -> None:
         colour = {"+": "green", "-": "red", "@": "cyan"}.get(line[:1])

@@ -179,6 +179,10 @@ def list_command() -> None:
             + [{"kind": "pin", "id": p.name, "state": "pinned"} | p.__dict__ for p in pins]
         )
         return
+    if printer.quiet:  # as pacman -Qq: names only
+        for name in [r.id for r in records] + [r.id for r in reverts] + [p.name for p in pins]:
+            printer.item(name)
+        return
     for record in records:
         info = record.to_dict()
         applied = record.state == PatchState.APPLIED

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from clp_alpm.cli import context
@@ -45,7 +43,7 @@ def hook_command(when: str) -> None:
     """Run by clp's pacman hooks (targets on stdin); never fails the transaction."""
     from clp_alpm.cli.hook import run_hook_command
 
-    run_hook_command([when], Path(options().root))
+    run_hook_command([when], options().values)
 
 
 @command("recover")

@@ -28,6 +28,10 @@ from clp_alpm.store.records import Origin, TransactionRecord
 from clp_alpm.store.snapshots import SnapshotStore
 from clp_alpm.store.state import StateDB
 
+TYPE_CHECKING = False  # as in store/records.py: no typing import at run time
+if TYPE_CHECKING:
+    from typing import Any
+
 WHEN = ("pre-transaction", "post-transaction")
 LOG_TAG = "CLP-HOOK"
 # pacman is waiting: a clp busy for longer (a long update) costs this transaction its record
@@ -43,14 +47,23 @@ class Output:
     output: Say  # a patch script's output lines
 
 
-def run_hook(when: str, stdin_text: str, out: Output, root: Path = Path("/")) -> None:
-    """Record one side of a transaction; never raises (a failure is a warning)."""
+def run_hook(
+    when: str,
+    stdin_text: str,
+    out: Output,
+    root: Path = Path("/"),
+    config_file: str | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> None:
+    """Record one side of a transaction; never raises (a failure is a warning). The
+    configuration is read as every clp command reads it: clp.conf under `root` (or the host
+    path `config_file`), with the global options' `overrides`."""
     if when not in WHEN:
         out.warning(f"clp hook: unknown hook '{when}' (expected {' or '.join(WHEN)})")
         return
     config: Config | None = None
     try:
-        config = load_config(root)
+        config = load_config(root, config_file, overrides)
         reentrant = _reentrant(config)
         record = _record(config, when, parse_targets(stdin_text), reentrant)
     except (Exception, KeyboardInterrupt) as err:  # noqa: BLE001 - never fail pacman

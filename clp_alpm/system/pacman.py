@@ -117,7 +117,9 @@ def _pacman_command(settings: PacmanSettings, private: Path, operation: str) -> 
     for cache_dir in settings.cache_dirs:
         command += ["--cachedir", str(cache_dir)]
     command += ["--gpgdir", str(settings.gpgdir)]
-    if _is_root_slash(settings.root):
+    if _is_root_slash(settings.root):  # the real pacman.conf: its HookDirs, and --hookdir's
+        for hook_dir in settings.extra_hook_dirs:
+            command += ["--hookdir", str(hook_dir)]
         return command
     if settings.log_file is not None:
         command += ["--logfile", str(settings.log_file)]

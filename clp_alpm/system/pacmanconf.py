@@ -151,6 +151,7 @@ class PacmanSettings:
     siglevel: str = ""
     repos: tuple[str, ...] = ()  # sync repositories, in pacman.conf order
     hook_dirs: tuple[Path, ...] = ()  # HookDir entries (default /etc/pacman.d/hooks) under root
+    extra_hook_dirs: tuple[Path, ...] = ()  # --hookdir (host paths), also in hook_dirs
     log_file: Path | None = None  # LogFile under root, None when unset (pacman's default)
     entries: tuple[ConfEntry, ...] = ()  # everything read, for a pacman.conf pacman can use
 
@@ -173,7 +174,10 @@ def pacman_settings(
     cache_dirs = [Path(path) for path in extra_cache_dirs]
     cache_dirs += _host_paths(config, lists.get("CacheDir", [DEFAULT_CACHE_DIR]), "CacheDir")
     hook_dirs = _host_paths(config, lists.get("HookDir", [DEFAULT_HOOK_DIR]), "HookDir")
-    gpgdir = _host_paths(config, [singles.get("GPGDir") or DEFAULT_GPG_DIR], "GPGDir")[0]
+    gpgdir = (
+        config.keyring_override
+        or _host_paths(config, [singles.get("GPGDir") or DEFAULT_GPG_DIR], "GPGDir")[0]
+    )
     log_file = singles.get("LogFile")
     return PacmanSettings(
         conf=conf,
@@ -187,7 +191,8 @@ def pacman_settings(
         includes=tuple(e.value or "" for e in options if e.key == "Include"),
         siglevel=_joined(options, "SigLevel"),
         repos=_repositories(entries),
-        hook_dirs=tuple(dict.fromkeys(hook_dirs)),
+        hook_dirs=tuple(dict.fromkeys([*hook_dirs, *config.extra_hook_dirs])),
+        extra_hook_dirs=config.extra_hook_dirs,
         log_file=_host_paths(config, [log_file], "LogFile")[0] if log_file else None,
         entries=tuple(entries),
     )

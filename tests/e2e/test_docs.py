@@ -502,7 +502,7 @@ def test_zsh_completes_in_an_interactive_shell(tmp_path: Path) -> None:
             "clp --color al",
             "clp apply ",
             "clp --root /tmp rollback --fo",
-            "clp build --sign KEY --gpg",
+            "clp build --sign KEY --gpg-h",  # --gpgdir starts the same
         ],
         cwd=tmp_path,
     )

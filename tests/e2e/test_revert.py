@@ -337,3 +337,17 @@ def test_ctrl_c_during_pacman_waits_for_it_then_undoes(pkgroot, clp):
     assert "interrupted; everything was rolled back" in stderr
     assert not (pkgroot / "var/lib/pacman/db.lck").exists()
     assert installed(pkgroot, "demo") == "2.0-1"
+
+
+def test_hookdir_adds_hooks_to_the_pacman_clp_runs(pkgroot, tmp_path, clp):
+    hooks = tmp_path / "extra-hooks"
+    hooks.mkdir()
+    (hooks / "50-mark.hook").write_text(
+        "[Trigger]\nOperation = Upgrade\nType = Package\nTarget = demo\n\n"
+        "[Action]\nDescription = an extra hook\nWhen = PostTransaction\n"
+        "Exec = /bin/sh -c 'touch /tmp/extra-hook-ran'\n"
+    )
+    result = clp("--root", str(pkgroot), "--hookdir", str(hooks), "revert", "--noconfirm", "demo")
+    assert result.returncode == 0, result.stderr
+    assert (pkgroot / "tmp/extra-hook-ran").exists()
+    assert installed(pkgroot, "demo") == "1.0-1"

@@ -42,14 +42,10 @@ def run_clp(
 ) -> subprocess.CompletedProcess[str]:
     """Run the installed `clp` command as a user would, in its own process."""
     full_env = dict(os.environ) | (env or {})
+    if "input" not in kwargs:
+        kwargs.setdefault("stdin", subprocess.DEVNULL)
     return subprocess.run(
-        [str(CLP), *args],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-        **kwargs,
+        [str(CLP), *args], capture_output=True, text=True, env=full_env, timeout=timeout, **kwargs
     )
 
 
