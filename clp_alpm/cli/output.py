@@ -52,6 +52,11 @@ class Printer:
         if not self.json:
             self._echo(text)
 
+    def nothing(self, text: str) -> None:
+        """An empty listing: said on a terminal; a pipe (and -q) gets no line at all."""
+        if not (self.json or self.quiet) and sys.stdout.isatty():
+            self._echo(text)
+
     def arrow(self, text: str) -> None:
         if not (self.json or self.quiet):
             self._echo(self._style("->", fg="blue", bold=True) + " " + text)

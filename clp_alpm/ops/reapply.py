@@ -67,6 +67,7 @@ def reapply(session: Session, patch_id: str, reason: str, replaced: list[str]) -
                     snapshot_before=rebased_before(session, record, now_files, replaced).id,
                     snapshot_after=now_files.id,
                     message=f"not in force: re-applying after an upgrade failed ({err})",
+                    in_force=False,
                     updated_at=time.time(),
                 )
             )

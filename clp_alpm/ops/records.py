@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from clp_alpm.errors import UsageError
+from clp_alpm.ops.pending import pending
 from clp_alpm.ops.session import Session
 from clp_alpm.store.model import Snapshot, describe_change
 from clp_alpm.store.records import PatchRecord, PatchState
@@ -26,7 +27,25 @@ def describe_record(session: Session, patch_id: str) -> dict[str, Any]:
     """What `clp info ID` shows: the state record and which declared files changed since."""
     record = known_record(session, patch_id)
     changed = changes_since_apply(session, record)
-    return record.to_dict() | {"meta": record.stored()["meta"], "changed_since_apply": changed}
+    return listed(session, [record])[0] | {
+        "meta": record.stored()["meta"],
+        "changed_since_apply": changed,
+    }
+
+
+def listed(session: Session, records: list[PatchRecord]) -> list[dict[str, Any]]:
+    """Each record as `clp list` and `clp info` show it. `in_force` is false for an applied
+    patch whose re-apply after an upgrade failed, or that waits to be re-applied (an upgrade
+    replaced its files and no clp has run since)."""
+    waiting = {item.patch: item.reason for item in pending(session.state)}
+    shown = []
+    for record in records:
+        info = record.to_dict()
+        if info["in_force"] and record.id in waiting:
+            info["in_force"] = False
+            info["message"] = f"not in force: waiting to be re-applied ({waiting[record.id]})"
+        shown.append(info)
+    return shown
 
 
 def changes_since_apply(session: Session, record: PatchRecord) -> list[str]:

@@ -56,6 +56,7 @@ class RecordStep(Handler):
                 previous,
                 updated_at=now,
                 message=f"re-applied: {run.args['reason']}",
+                in_force=True,
                 snapshot_before=before.id,
                 snapshot_after=run.earlier[StepKind.SNAPSHOT_AFTER]["snapshot"],
             )

@@ -96,18 +96,17 @@ class PatchRecord:
     message: str | None = None
     install_script: str = DEFAULT_INSTALL_SCRIPT
     remove_script: str = DEFAULT_REMOVE_SCRIPT
+    in_force: bool = True  # False once re-applying after an upgrade failed: applied, not working
 
     def stored(self) -> dict[str, Any]:
         """The JSON-ready form kept in the database and the journal (inverse: from_stored).
 
-        The scripts travel inside `meta`, as they always have, so older databases still read.
+        The scripts and `in_force` travel inside `meta`, the one JSON column, so that the
+        table keeps its columns and older databases still read.
         """
         values = dict(self.__dict__)
-        scripts = {
-            "install_script": values.pop("install_script"),
-            "remove_script": values.pop("remove_script"),
-        }
-        return values | {"state": str(self.state), "meta": self.meta.to_dict() | scripts}
+        travelling = {key: values.pop(key) for key in _IN_META}
+        return values | {"state": str(self.state), "meta": self.meta.to_dict() | travelling}
 
     @classmethod
     def from_stored(cls, values: dict[str, Any]) -> PatchRecord:
@@ -116,15 +115,9 @@ class PatchRecord:
 
         fields = dict(values)
         meta = dict(fields.pop("meta"))
-        install = meta.pop("install_script", DEFAULT_INSTALL_SCRIPT)
-        remove = meta.pop("remove_script", DEFAULT_REMOVE_SCRIPT)
+        travelling = {key: meta.pop(key) for key in _IN_META if key in meta}
         fields["state"] = PatchState(fields["state"])
-        return cls(
-            **fields,
-            meta=PatchMeta.from_dict(meta),
-            install_script=install,
-            remove_script=remove,
-        )
+        return cls(**fields, meta=PatchMeta.from_dict(meta), **travelling)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -142,7 +135,12 @@ class PatchRecord:
             "signer": self.signer,
             "files": list(self.meta.files),
             "message": self.message,
+            "in_force": self.state == PatchState.APPLIED and self.in_force,
         }
+
+
+# fields of PatchRecord stored inside its `meta` JSON (absent in older rows: the defaults)
+_IN_META = ("install_script", "remove_script", "in_force")
 
 
 @dataclass(frozen=True)

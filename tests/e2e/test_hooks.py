@@ -247,6 +247,9 @@ def test_a_failing_reapply_restores_the_upgraded_file_and_says_so(hroot, tmp_pat
     assert (hroot.root / "etc/demo.conf").read_text() == "port=2\n"
     (patch_record,) = json.loads(hroot.clp("list", "--json").stdout)
     assert "not in force" in patch_record["message"]
+    assert patch_record["state"] == "applied" and patch_record["in_force"] is False
+    assert "not in force" in hroot.clp("list").stdout
+    assert "State         : not in force" in hroot.clp("info", "CLPR1").stdout
     # a rollback now keeps the upgraded file: never the configuration of the old version
     back = hroot.clp("rollback", "CLPR1", "--noconfirm")
     assert back.returncode == 0, back.stdout + back.stderr
@@ -524,8 +527,12 @@ def test_a_pending_reapply_waits_for_the_next_clp_with_the_lock(hroot, tmp_path,
     (merged,) = pending(state)
     assert merged.replaced == ["/etc/demo.conf"] and "transaction 8" in merged.reason
     state.close()
-    listed = hroot.clp("list")  # a reading command leaves it
+    listed = hroot.clp("list")  # a reading command leaves it, and says the patch is not in force
     assert "re-applying" not in listed.stdout
+    assert listed.stdout.split()[:3] == ["CLPR1", "1", "not"], listed.stdout
+    (record,) = json.loads(hroot.clp("list", "--json").stdout)
+    assert record["state"] == "applied" and record["in_force"] is False
+    assert record["message"].startswith("not in force: waiting to be re-applied (transaction 7")
     result = hroot.clp("recover")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "re-applying CLPR1: transaction 7 replaced /etc/demo.conf" in result.stdout

@@ -179,3 +179,10 @@ def tmux_session(tmp_path: Path, command: str) -> Iterator[Tmux]:
     finally:
         subprocess.run(["tmux", "-S", str(tmux.socket), "kill-server"],
                        capture_output=True, timeout=30)  # fmt: skip
+
+
+def test_an_empty_list_says_so_on_a_terminal_and_nothing_in_a_pipe(sandbox, clp):
+    code, screen = run_in_terminal(["--root", str(sandbox), "list"], None)
+    assert code == 0 and "no patches, reverts or pins" in screen
+    piped = clp("--root", str(sandbox), "list")
+    assert piped.returncode == 0 and piped.stdout == ""
