@@ -31,6 +31,8 @@ _OPTIONS: dict[str, tuple[str, str]] = {
     "Keyring": ("keyring", "path"),
     "Interpreter": ("interpreter", "path"),
     "ScriptTimeout": ("script_timeout", "seconds"),
+    "ConnectTimeout": ("connect_timeout", "seconds"),
+    "ReadTimeout": ("read_timeout", "seconds"),
     "Architecture": ("architecture", "word"),
     "DBPath": ("dbpath", "path"),
     "ArchiveServer": ("archive_servers", "list"),
@@ -51,6 +53,8 @@ class Config:
     keyring: str = "/etc/pacman.d/gnupg"
     interpreter: str = "/usr/bin/pwsh"
     script_timeout: int = 600
+    connect_timeout: int = 10  # a mirror's connection and answer, as pacman (libcurl) waits
+    read_timeout: int = 10  # each byte of a download
     architecture: str = field(default_factory=lambda: os.uname().machine)
     dbpath: str = "/var/lib/pacman"
     archive_servers: tuple[str, ...] = ()

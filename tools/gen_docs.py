@@ -736,6 +736,19 @@ CONFIG_OPTIONS: dict[str, tuple[str, str, str | None]] = {
         "and SIGKILL {grace} seconds later, and the patch is rolled back.",
         None,
     ),
+    "ConnectTimeout": (
+        "*seconds*",
+        "How long a mirror, a feed server or an archive server may take to accept the "
+        "connection and answer the request, from 1 to 86400 seconds; then clp says so and goes "
+        "to the next server. The default is the one pacman(8) uses.",
+        None,
+    ),
+    "ReadTimeout": (
+        "*seconds*",
+        "How long a download may wait for its next byte (and a transfer slower than 1 byte/s "
+        "over 10 seconds is given up, as pacman does), from 1 to 86400 seconds.",
+        None,
+    ),
     "Architecture": (
         "*name*",
         "The architecture patches must be built for (or `any`), and the value of `$arch` in "

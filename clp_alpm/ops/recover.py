@@ -37,7 +37,11 @@ def _recover_one(session: Session, operation: Operation) -> str:
     else:
         session.events.warning(f"recovering from an interrupted {what}")
     session.log.write(LOG_TAG, f"recovering {what}")
-    errors = journal(session).recover(operation)
+    session.recovering = True
+    try:
+        errors = journal(session).recover(operation)
+    finally:
+        session.recovering = False
     finished = session.state.operation(operation.id).status == OperationStatus.DONE
     if operation.kind == OperationKind.APPLY and operation.entries:
         record_failure(

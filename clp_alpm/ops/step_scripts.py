@@ -33,6 +33,11 @@ class ScriptStep(Handler):
         """Run one of the patch's scripts. Its marker is journaled before it starts, so that
         recovery can find it and all it spawned if clp is killed meanwhile."""
         args = run.args
+        if self.session.recovering:  # the command the user ran is not what waits here
+            self.session.events.warning(
+                f"running {script} again for the recovery "
+                f"(it may take up to {self.config.script_timeout} s)"
+            )
         return scripts.run_script(
             self.config.interpreter,
             f"{args['patch_dir']}/{script}",

@@ -33,7 +33,7 @@ from clp_alpm.ops.apply import (
 )
 from clp_alpm.ops.session import Session
 from clp_alpm.store.records import PatchState
-from clp_alpm.system.download import download, fetch_bytes
+from clp_alpm.system.download import download, fetch_bytes, timeouts_of
 from clp_alpm.system.localdb import installed_versions
 from clp_alpm.system.pacman import refuse_if_pacman_runs
 from clp_alpm.system.signature import MAX_SIGNATURE_BYTES, check_signature
@@ -160,13 +160,16 @@ def _check_fresh(session: Session, index: FeedIndex, last_seen: str | None) -> N
 
 
 def _read_index_from(session: Session, mirror: str) -> FeedIndex:
-    url, data = fetch_bytes([f"{mirror}/{INDEX_NAME}"], max_size=MAX_INDEX_BYTES)
+    waits = timeouts_of(session.config)
+    url, data = fetch_bytes([f"{mirror}/{INDEX_NAME}"], max_size=MAX_INDEX_BYTES, timeout=waits)
     with tempfile.TemporaryDirectory(prefix="clp-feed-") as staging:
         staged = Path(staging) / INDEX_NAME
         staged.write_bytes(data)
         if session.config.siglevel != "Never":
             try:
-                _, signature = fetch_bytes([f"{url}.sig"], max_size=MAX_SIGNATURE_BYTES)
+                _, signature = fetch_bytes(
+                    [f"{url}.sig"], max_size=MAX_SIGNATURE_BYTES, timeout=waits
+                )
                 Path(f"{staged}.sig").write_bytes(signature)
             except DownloadError:
                 pass  # check_signature says whether a missing signature is acceptable
@@ -310,6 +313,7 @@ def _download_patch(
         directory / name,
         expected_size=entry.size,
         expected_sha256=entry.sha256,
+        timeout=timeouts_of(session.config),
         progress=(lambda done, total: progress(name, done, total)) if progress else None,
     ).path
     if session.config.siglevel != "Never":
@@ -319,5 +323,6 @@ def _download_patch(
                 [url for m in mirrors for url in (f"{m}/{name}.sig", f"{m}/{entry.name}.CLP.sig")],
                 directory / f"{name}.sig",
                 max_size=MAX_SIGNATURE_BYTES,
+                timeout=timeouts_of(session.config),
             )
     return path

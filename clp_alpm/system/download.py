@@ -27,6 +27,7 @@ from typing import IO
 
 from clp_alpm import __version__
 from clp_alpm.atomicfile import fsync_directory
+from clp_alpm.config import Config
 from clp_alpm.errors import DownloadError
 
 LOW_SPEED_LIMIT = 1  # bytes per second, as pacman (libcurl's low-speed limit)
@@ -38,6 +39,28 @@ PROGRESS_INTERVAL = 0.1  # seconds between two progress calls while bytes stream
 SUPPORTED_SCHEMES = ("http", "https", "file")
 
 Progress = Callable[[int, "int | None"], None]
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """How long a mirror may keep clp waiting, in seconds: `connect` for the connection and
+    the server's answer, `read` for each byte of the body (clp.conf's ConnectTimeout and
+    ReadTimeout; the defaults are pacman's)."""
+
+    connect: float = 10.0
+    read: float = 10.0
+
+    @classmethod
+    def of(cls, value: Timeouts | float) -> Timeouts:
+        return value if isinstance(value, Timeouts) else cls(float(value), float(value))
+
+
+DEFAULT_TIMEOUTS = Timeouts()
+
+
+def timeouts_of(config: Config) -> Timeouts:
+    """The waits clp.conf allows (ConnectTimeout, ReadTimeout)."""
+    return Timeouts(float(config.connect_timeout), float(config.read_timeout))
 
 
 @dataclass(frozen=True)
@@ -91,7 +114,7 @@ def download(
     expected_size: int | None = None,
     expected_sha256: str | None = None,
     max_size: int = 2 * 1024**3,
-    timeout: float = 30.0,
+    timeout: Timeouts | float = DEFAULT_TIMEOUTS,
     retries: int = 2,
     backoff: float = 0.5,
     progress: Progress | None = None,
@@ -102,6 +125,7 @@ def download(
     error when the file cannot be written (then no other mirror is tried).
     """
     dest = Path(dest)
+    timeouts = Timeouts.of(timeout)
     want_sha = expected_sha256.lower() if expected_sha256 is not None else None
     limit = max_size if expected_size is None else min(max_size, expected_size)
     failures: list[tuple[str, str]] = []
@@ -117,7 +141,7 @@ def download(
             try:
                 result = _download_from_mirror(
                     url, part, dest, want_sha, expected_size, max_size,
-                    timeout, retries, backoff, progress,
+                    timeouts, retries, backoff, progress,
                 )  # fmt: skip
             except _MirrorFailed as failure:
                 failures.append((url, failure.reason))
@@ -142,7 +166,7 @@ def fetch_bytes(
     urls: Sequence[str],
     *,
     max_size: int,
-    timeout: float = 30.0,
+    timeout: Timeouts | float = DEFAULT_TIMEOUTS,
     retries: int = 2,
     backoff: float = 0.5,
 ) -> tuple[str, bytes]:
@@ -151,12 +175,13 @@ def fetch_bytes(
     Returns (the URL it came from, its bytes). Reading stops as soon as the data would exceed
     `max_size`.
     """
+    timeouts = Timeouts.of(timeout)
     failures: list[tuple[str, str]] = []
     for url in urls:
         attempt = 0
         while True:
             try:
-                return url, _fetch_once(url, max_size, timeout)
+                return url, _fetch_once(url, max_size, timeouts)
             except _BadFile as failure:
                 failures.append((url, failure.reason))
                 break
@@ -184,7 +209,7 @@ def _download_from_mirror(
     want_sha: str | None,
     expected_size: int | None,
     max_size: int,
-    timeout: float,
+    timeout: Timeouts,
     retries: int,
     backoff: float,
     progress: Progress | None,
@@ -225,7 +250,7 @@ def _transfer(
     part: _PartFile,
     expected_size: int | None,
     max_size: int,
-    timeout: float,
+    timeout: Timeouts,
     progress: Progress | None,
 ) -> None:
     """One request: stream the body into the .part, resuming it when it holds bytes."""
@@ -257,7 +282,7 @@ def _transfer(
         stream.close()
 
 
-def _fetch_once(url: str, max_size: int, timeout: float) -> bytes:
+def _fetch_once(url: str, max_size: int, timeout: Timeouts) -> bytes:
     stream = _open_stream(url, 0, timeout)
     try:
         _check_announced_size(stream.total, None, max_size)
@@ -459,7 +484,7 @@ class _Stream:
             self.body.close()
 
 
-def _open_stream(url: str, offset: int, timeout: float) -> _Stream:
+def _open_stream(url: str, offset: int, timeout: Timeouts) -> _Stream:
     scheme = urllib.parse.urlsplit(url).scheme.lower()
     if scheme in ("http", "https"):
         return _open_http(url, offset, timeout)
@@ -490,7 +515,7 @@ class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
 _OPENER = urllib.request.build_opener(_HttpOnlyRedirects)
 
 
-def _open_http(url: str, offset: int, timeout: float) -> _Stream:
+def _open_http(url: str, offset: int, timeout: Timeouts) -> _Stream:
     plain_url, authorization = _split_credentials(url)
     request = urllib.request.Request(
         plain_url, headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
@@ -501,8 +526,8 @@ def _open_http(url: str, offset: int, timeout: float) -> _Stream:
     if offset > 0:
         request.add_header("Range", f"bytes={offset}-")
     try:
-        # The timeout bounds the connect and every single read of the socket.
-        response = _OPENER.open(request, timeout=timeout)
+        # the connect timeout bounds the connect and the wait for the response's headers
+        response = _OPENER.open(request, timeout=timeout.connect)
     except urllib.error.HTTPError as err:
         err.close()
         if err.code == 416 and offset > 0:
@@ -515,12 +540,24 @@ def _open_http(url: str, offset: int, timeout: float) -> _Stream:
         raise _MirrorFailed(f"HTTP {err.code}") from None
     except (OSError, http.client.HTTPException, ValueError) as err:
         # URLError is an OSError; ValueError is a URL urllib cannot parse (bad port...).
-        raise _network_failure(err) from None
+        failure = _network_failure(err)
+        if failure.reason == "timed out":  # a server that does not answer will not: next one
+            raise _MirrorFailed(f"no answer within {timeout.connect:g} s") from None
+        raise failure from None
     try:
+        _set_read_timeout(response, timeout.read)
         return _http_stream(response, offset)
     except BaseException:
         response.close()
         raise
+
+
+def _set_read_timeout(response: http.client.HTTPResponse, seconds: float) -> None:
+    """From here on each read of the body may wait `seconds` for a byte (the low-speed rule
+    bounds a trickle)."""
+    sock = getattr(getattr(response.fp, "raw", None), "_sock", None)
+    if sock is not None:
+        sock.settimeout(seconds)
 
 
 def _http_stream(response: http.client.HTTPResponse, offset: int) -> _Stream:

@@ -109,3 +109,41 @@ def test_verify_as_root_recovers_first(tmp_path, sandbox, keyring, app_conf, clp
     assert "recovering from an interrupted apply" in result.stderr
     assert tree(sandbox) == before
     assert os.path.exists(patch)
+
+
+def test_a_recovery_that_runs_a_script_says_so_before_it_waits(
+    tmp_path, sandbox, keyring, app_conf, clp
+):
+    """A killed rollback is finished by the next command, even `clp info`: its Remove script
+    runs again, and the user reads why before the wait, not after it."""
+    import subprocess
+    import time
+
+    remove = "touch /tmp/removing\nsleep 3\n"
+    patch = make_patch(tmp_path, keyring, INSTALL_OK, remove)
+    assert clp(*apply_args(sandbox, patch)).returncode == 0
+    rollback = subprocess.Popen(
+        [str(CLP), "--root", str(sandbox), "rollback", PATCH_ID, "--noconfirm"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    marker = sandbox / "tmp/removing"
+    deadline = time.monotonic() + 30
+    while not marker.exists():
+        assert time.monotonic() < deadline and rollback.poll() is None
+        time.sleep(0.05)
+    rollback.send_signal(signal.SIGKILL)
+    rollback.wait(timeout=30)
+    marker.unlink()
+    info = subprocess.Popen(
+        [str(CLP), "--root", str(sandbox), "info", PATCH_ID, "--json"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    first_line = info.stderr.readline()
+    assert info.poll() is None, "the line came only once the script was done"
+    assert "recovering from an interrupted rollback of CLPR261125" in first_line
+    second_line = info.stderr.readline()
+    assert "running Remove-Script.ps1 again for the recovery" in second_line
+    assert "up to 600 s" in second_line
+    stdout, _ = info.communicate(timeout=60)
+    assert info.returncode == 0
+    assert json.loads(stdout)["state"] == "rolled-back"

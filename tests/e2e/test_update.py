@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import os
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.kits import gpgkit
-from tests.kits.clpkit import make_patch, static_server, tree
+from tests.kits.clpkit import silent_server, make_patch, static_server, tree
 from tests.kits.smallfs import run_with_small_fs
 
 
@@ -328,3 +329,22 @@ def test_a_mirror_passed_over_for_its_signature_is_a_warning(
     assert f"{forged_url}/CLP passed over" in warnings[0] and "untrusted" in warnings[0]
     assert f"{dead_mirror}:" in result.stdout and "trying the next mirror" in result.stdout
     assert app_conf.read_text() == "one\ntwo\n"  # the good mirror's patch applied
+
+
+def test_a_mirror_that_never_answers_costs_connect_timeout_and_one_line(
+    tmp_path, sandbox, keyring, app_conf, feed_dir, mirror, clp
+):
+    add_patch(tmp_path, feed_dir, keyring, "CLPR261101", "echo two >> /etc/app.conf\n")
+    publish(clp, feed_dir, keyring)
+    with silent_server() as hung:
+        use_mirrors(sandbox, f"{hung}/CLP", mirror)
+        (sandbox / "etc/CLP/clp.conf").write_text("[options]\nConnectTimeout = 1\n")
+        started = time.monotonic()
+        result = clp("--root", str(sandbox), "update", "--check")
+        elapsed = time.monotonic() - started
+    assert result.returncode == 0, result.stderr
+    assert f"{hung}/CLP: CLP.db: download failed: {hung}/CLP/CLP.db: no answer within 1 s" in (
+        result.stdout
+    )
+    assert "CLPR261101" in result.stdout
+    assert elapsed < 8  # one second for the hung mirror, not 30 s per attempt

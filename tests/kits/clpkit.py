@@ -37,6 +37,18 @@ def static_server(directory: Path) -> Iterator[str]:
         server.server_close()
 
 
+@contextmanager
+def silent_server() -> Iterator[str]:
+    """A server on 127.0.0.1 that takes connections and never answers (a hung web server);
+    its URL."""
+    import socket
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)  # the kernel completes the connections; nobody reads them
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+
 def run_clp(
     *args: str, env: dict[str, str] | None = None, timeout: float = 120, **kwargs
 ) -> subprocess.CompletedProcess[str]:
