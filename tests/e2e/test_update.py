@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.kits import gpgkit
-from tests.kits.clpkit import silent_server, make_patch, static_server, tree
+from tests.kits.clpkit import make_patch, silent_server, static_server, tree
 from tests.kits.smallfs import run_with_small_fs
 
 
