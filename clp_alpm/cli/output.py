@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import json
+import shutil
 import sys
 from pathlib import Path
 from typing import Any, TextIO
@@ -38,7 +39,10 @@ class Printer:
 
     def _echo_err(self, label: str, colour: str, text: str) -> None:
         styled = click.style(label, fg=colour, bold=True) if self.color_err else label
-        click.echo(f"{styled} {text}", err=True, color=self.color_err)
+        lines = _fitted(text, len(label) + 1) if sys.stderr.isatty() else [text]
+        click.echo(f"{styled} {lines[0]}", err=True, color=self.color_err)
+        for line in lines[1:]:
+            click.echo(f"{'':<{len(label)}}  {line}", err=True)
 
     def question(self, text: str, bold: bool = True) -> str:
         """A prompt as pacman shows it: `:: text` (bold on a colour terminal)."""
@@ -120,6 +124,26 @@ class Printer:
 
     def data(self, value: Any) -> None:
         click.echo(json.dumps(value, indent=2, sort_keys=True))
+
+
+def _fitted(text: str, indent: int) -> list[str]:
+    """A message too long for the terminal, broken where its parts meet ("; ") and, in a
+    part still too long, between words, so that each line fits (a word longer than the line,
+    a long URL, stays whole); a pipe or a log gets it on one line, for grep."""
+    width = shutil.get_terminal_size().columns - indent
+    if len(text) <= width:
+        return [text]
+    import textwrap
+
+    lines: list[str] = []
+    for number, part in enumerate(text.split("; ")):
+        if lines and len(lines[-1]) + 2 + len(part) <= width:
+            lines[-1] += "; " + part
+            continue
+        if number:
+            lines[-1] += ";"
+        lines += textwrap.wrap(part, width, break_long_words=False, break_on_hyphens=False)
+    return lines
 
 
 @functools.lru_cache(maxsize=4)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import pty
 import select
+import struct
 import subprocess
+import termios
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,6 +27,7 @@ def run_in_terminal(
     question (and each of `answers`, (what the screen shows, what to type), in order)."""
     pending = list(answers or []) + ([(b"[Y/n]", answer)] if answer is not None else [])
     leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
     process = subprocess.Popen([str(CLP), *args], stdin=follower, stdout=follower,
                                stderr=follower, close_fds=True)  # fmt: skip
     os.close(follower)
@@ -186,3 +190,26 @@ def test_an_empty_list_says_so_on_a_terminal_and_nothing_in_a_pipe(sandbox, clp)
     assert code == 0 and "no patches, reverts or pins" in screen
     piped = clp("--root", str(sandbox), "list")
     assert piped.returncode == 0 and piped.stdout == ""
+
+
+def test_a_long_error_is_broken_into_lines_the_terminal_shows(sandbox):
+    """Three dead mirrors make an error of some 300 characters: on an 80-column terminal each
+    line fits, and no mirror's reason is lost."""
+    import socket
+
+    ports = []
+    for _ in range(3):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            ports.append(probe.getsockname()[1])
+    (sandbox / "etc/CLP").mkdir(parents=True, exist_ok=True)
+    servers = [f"http://127.0.0.1:{port}/a/rather/long/path/to/the/feed" for port in ports]
+    (sandbox / "etc/CLP/mirrors").write_text("".join(f"Server = {s}\n" for s in servers))
+    code, screen = run_in_terminal(["--root", str(sandbox), "update", "--check"], None)
+    lines = [line for line in strip_colour(screen).splitlines() if line.strip()]
+    error_at = next(i for i, line in enumerate(lines) if line.startswith("error: "))
+    error_lines = lines[error_at:]
+    assert code == 1, screen
+    assert len(error_lines) >= 3 and all(len(line) <= 80 for line in error_lines), error_lines
+    joined = " ".join(line.strip() for line in error_lines)
+    assert all(server in joined for server in servers)
