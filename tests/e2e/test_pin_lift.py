@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.kits.clpkit import static_server
 from tests.kits.hookkit import HookRoot
 from tests.kits.pkgkit import CACHE, make_package
 
@@ -180,3 +181,30 @@ def test_an_unreachable_repository_is_a_warning_and_changes_nothing(hroot, repo)
     assert "pins are checked against the databases on disk" in result.stderr
     assert result.stdout.splitlines() == ["demo 1.0-1 until 3.0-1 (reverted with clp)"]
     assert (hroot.root / PINS).read_text() == before
+
+
+def test_update_json_lists_the_pins_to_lift_and_then_the_pins_lifted(
+    hroot, repo, tmp_path, keyring
+):
+    """With a signed feed that has no patch: `--check --json` gives `pins_to_lift`, the run
+    `lifted_pins`; the pin stays until the run."""
+    feed = tmp_path / "feed/CLP"
+    feed.mkdir(parents=True)
+    signed = hroot.clp("repo-add", feed, "--sign", keyring.packager_fpr,
+                       "--gpg-homedir", keyring.signer_home)  # fmt: skip
+    assert signed.returncode == 0, signed.stderr
+    publish(hroot, repo, "demo", "3.0-1")
+    with static_server(feed.parent) as url:
+        (hroot.root / "etc/CLP").mkdir(parents=True, exist_ok=True)
+        (hroot.root / "etc/CLP/mirrors").write_text(f"Server = {url}/CLP\n")
+        check = hroot.clp("update", "--check", "--json")
+        assert check.returncode == 0, check.stderr
+        assert json.loads(check.stdout)["pins_to_lift"] == [
+            "demo (a repository offers 3.0-1 or newer)"
+        ]
+        assert pinned(hroot)
+        run = hroot.clp("update", "--noconfirm", "--json")
+        assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    assert report["lifted_pins"] == ["demo (a repository offers 3.0-1 or newer)"]
+    assert report["patches"] == [] and not pinned(hroot)
