@@ -164,7 +164,7 @@ complete -c clp -n '__clp_using rollback' -l force -d 'Overwrite files changed s
 complete -c clp -n '__clp_using undo-transaction' -l force -d 'Overwrite files changed since the transaction.'
 
 # clp update
-complete -c clp -n '__clp_using update' -l check -d 'Only report what would be done; change nothing.'
+complete -c clp -n '__clp_using update' -l check -d 'Only report the patches due and the pins to lift.'
 
 # clp verify
 complete -c clp -n '__clp_argument verify 0' -k -a '(__fish_complete_suffix .clp)'

@@ -471,6 +471,12 @@ DESCRIPTION = (
     "`pacman -Syu` does not bring the broken version back. pacman.conf(5) must include that "
     "file from its `[options]` section with `Include = {pins}`; clp never edits pacman.conf, "
     "it prints that line when it is missing.",
+    "A pin made with `--until VERSION` is lifted once a repository offers that version or a "
+    "newer one: by the post hook of a `pacman -Syu` that held the package back (it says to run "
+    "`pacman -Syu` again), and by `clp update` and `clp pins`, which look in a private copy of "
+    "the sync databases that they refresh themselves, as checkupdates does, so that pacman's "
+    "own databases are never refreshed behind the administrator's back. A `pacman -Syu` with "
+    "nothing else to upgrade runs no hook: the daily `clp update` lifts the pin then.",
     "Errors are one line starting with `error:` on standard error; a traceback is printed "
     "only with `--debug`. With `--json`, every command prints one JSON document on standard "
     'output, an error included (`{{"error": ..., "exit_code": N}}`), and script output '
@@ -553,8 +559,9 @@ def _files_section(doc: Roff) -> None:
         (
             state,
             f"StateDir: the state database and journal (`{state}/clp.db`, SQLite), the "
-            f"snapshot store (`{state}/snapshots`, deduplicated by content) and the lock "
-            f"(`{state}/{LOCK_NAME}`).",
+            f"snapshot store (`{state}/snapshots`, deduplicated by content), the lock "
+            f"(`{state}/{LOCK_NAME}`) and a private copy of pacman's sync databases "
+            f"(`{state}/sync`, a DBPath that `clp update` and `clp pins` refresh).",
         ),
         (defaults.log_file, "LogFile: what clp did, and the output of every script it ran."),
         (

@@ -9,7 +9,7 @@ import click
 
 from clp_alpm.cli import context
 from clp_alpm.cli.options import command, options
-from clp_alpm.cli.output import Printer
+from clp_alpm.cli.output import Printer, lifted_pin
 from clp_alpm.cli.prompts import confirm
 from clp_alpm.errors import UpdateFailed, UsageError
 
@@ -18,32 +18,42 @@ if TYPE_CHECKING:
 
 
 @command("update")
-@click.option("--check", is_flag=True, help="Only report what would be done; change nothing.")
+@click.option("--check", is_flag=True, help="Only report the patches due and the pins to lift.")
 def update_command(check: bool) -> None:
-    """Read the patch feed and apply every patch that is due (what the daily timer runs)."""
-    from clp_alpm.ops.pins import lift_satisfied_pins
+    """Read the patch feed and apply every patch that is due (what the daily timer runs).
+
+    Pins whose until version a repository now offers are lifted first, whether or not a feed
+    is configured; clp refreshes its own copy of the sync databases to see.
+    """
+    from clp_alpm.ops.pins import lift_satisfied_pins, pins_to_lift
     from clp_alpm.ops.update import plan_update, run_update
 
     printer = Printer(options())
     with context.session(printer, write=not check) as session:
-        # pins first: they wait for the repositories, not for the feed (which may be unset)
-        lifted = [] if check else lift_satisfied_pins(session)
-        for pin in lifted:
-            printer.arrow(f"pin lifted: {pin}")
+        # pins first: they wait for the repositories (clp's private copy of their databases,
+        # refreshed here), not for the feed (which may be unset)
+        if check:
+            lifts = pins_to_lift(session, refresh=True)
+            for lift in lifts:
+                printer.arrow(f"pin to lift: {lift.describe()}")
+        else:
+            lifts = lift_satisfied_pins(session, refresh=True)
+            for lift in lifts:
+                printer.arrow(lifted_pin(lift))
         printer.section("Synchronizing the patch feed...")
         plan = plan_update(session)
         _show_update_plan(printer, plan)
         due = plan.to_apply
         if check:
             if printer.json:
-                printer.data(plan.to_dict())
+                printer.data(plan.to_dict() | {"pins_to_lift": [lift.describe() for lift in lifts]})
             return
         if due:
             confirm(printer, f"Proceed with {len(due)} patch{'es' if len(due) > 1 else ''}?")
         else:
             printer.item(" there is nothing to do")
         report = run_update(session, plan, progress=printer.progress)
-        report.lifted_pins = lifted
+        report.lifted_pins = [lift.describe() for lift in lifts]
     if printer.json:
         printer.data(report.to_dict())  # the one JSON document, failures included
     failures = report.failures

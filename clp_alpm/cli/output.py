@@ -9,12 +9,15 @@ import json
 import shutil
 import sys
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
 from clp_alpm.cli.options import Options
 from clp_alpm.errors import ClpError
+
+if TYPE_CHECKING:
+    from clp_alpm.ops.pins import Lift
 
 
 class Printer:
@@ -185,3 +188,9 @@ def signature_text(report: dict[str, Any], name: str) -> str:
         verdict = "apply refuses it" if report["siglevel"] == "Required" else "accepted"
         return f"none ({name}.sig missing; SigLevel = {report['siglevel']}: {verdict})"
     return f"not checked (SigLevel = {report['siglevel']})"
+
+
+def lifted_pin(lift: Lift) -> str:
+    """The line for a pin lifted because its fix has arrived."""
+    then = "the next 'pacman -Syu' upgrades it" if lift.upgrade_waits else "it is installed"
+    return f"pin lifted: {lift.describe()}; {then}"

@@ -156,7 +156,6 @@ def _report(config: Config, record: TransactionRecord, out: Output) -> None:
 def _keep_patches_in_force(config: Config, out: Output) -> None:
     """Re-apply what is due and lift pins whose fix arrived, under the lock (a session)."""
     from clp_alpm.ops.pending import pending
-    from clp_alpm.system.pins import read_pins
 
     state = StateDB(config.host_state_dir, readonly=True)
     try:
@@ -164,7 +163,12 @@ def _keep_patches_in_force(config: Config, out: Output) -> None:
         unfinished = bool(state.unfinished_operations())
     finally:
         state.close()
-    if not due and not any(pin.until for pin in read_pins(config)):
+    try:
+        lift = _fix_arrived(config)
+    except Exception as err:  # noqa: BLE001 - re-applies still run
+        _warn(out, config, f"clp could not check whether a pin's fix has arrived: {_reason(err)}")
+        lift = False
+    if not due and not lift:
         return
     if unfinished:  # its recovery may need pacman, whose lock this transaction holds
         out.warning("clp: an interrupted clp operation needs recovery first: run 'clp recover'")
@@ -175,5 +179,26 @@ def _keep_patches_in_force(config: Config, out: Output) -> None:
 
     events = Events(output=out.output, info=out.info, warning=out.warning)
     with open_session(config, events) as session:  # re-applies what is pending when it ends
-        for lifted in lift_satisfied_pins(session):
-            out.info(f"clp: unpinned {lifted}")
+        for lifted in lift_satisfied_pins(session, private_copy=False) if lift else []:
+            then = (
+                "run 'pacman -Syu' again to upgrade it"
+                if lifted.upgrade_waits
+                else f"{lifted.installed} is installed"
+            )
+            out.info(f"clp: unpinned {lifted.describe()}: pin lifted, {then}")
+
+
+def _fix_arrived(config: Config) -> bool:
+    """Does a sync database offer the fix of an `--until` pin? Read from pacman's own
+    databases, which the `pacman -Sy[u]` running this hook refreshed: no download, and no
+    libalpm at all while no pin waits for a version."""
+    from clp_alpm.system.pins import read_pins
+
+    pinned = [pin for pin in read_pins(config) if pin.until]
+    if not pinned:
+        return False
+    from clp_alpm.ops.pins import fixes_offered
+    from clp_alpm.system.pacmanconf import pacman_settings
+
+    settings = pacman_settings(config, config.pacman_conf, config.extra_cache_dirs)
+    return bool(fixes_offered(config, settings, pinned, private_copy=False))

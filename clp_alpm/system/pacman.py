@@ -96,6 +96,23 @@ def _run_transaction(
         raise OperationFailed(f"pacman {operation} failed: {message}")
 
 
+def pacman_refresh(settings: PacmanSettings, dbpath: Path, timeout: float) -> None:
+    """`pacman -Sy` into the private database directory `dbpath` instead of the system's, as
+    pacman-contrib's checkupdates does: pacman downloads and verifies (its SigLevel, its
+    keyring) the sync databases into `dbpath/sync` and leaves the system's database alone.
+
+    Not refused while pacman runs: the private directory has its own lock. Logs nothing to
+    pacman's log. Raises OperationFailed when pacman fails or takes longer than `timeout`.
+    """
+    with tempfile.TemporaryDirectory(prefix="clp-pacman-") as private:
+        command = _pacman_command(settings, Path(private), "-Sy", dbpath=dbpath)
+        returncode, stdout, stderr = _run_pacman(
+            [*command, "--logfile", "/dev/null"], _pacman_environment(None), timeout
+        )
+    if returncode != 0:
+        raise OperationFailed(f"pacman -Sy failed: {_failure_message(stdout, stderr)}")
+
+
 def _checked_files(files: Sequence[Path]) -> list[Path]:
     if not files:
         raise UsageError("pacman -U: no package files given")
@@ -110,10 +127,12 @@ def _checked_files(files: Sequence[Path]) -> list[Path]:
     return paths
 
 
-def _pacman_command(settings: PacmanSettings, private: Path, operation: str) -> list[str]:
+def _pacman_command(
+    settings: PacmanSettings, private: Path, operation: str, dbpath: Path | None = None
+) -> list[str]:
     conf = _config_for_pacman(settings, private)
     command = ["pacman", operation, "--noconfirm", "--root", str(settings.root),
-               "--dbpath", str(settings.dbpath), "--config", str(conf)]  # fmt: skip
+               "--dbpath", str(dbpath or settings.dbpath), "--config", str(conf)]  # fmt: skip
     for cache_dir in settings.cache_dirs:
         command += ["--cachedir", str(cache_dir)]
     command += ["--gpgdir", str(settings.gpgdir)]
@@ -121,7 +140,7 @@ def _pacman_command(settings: PacmanSettings, private: Path, operation: str) -> 
         for hook_dir in settings.extra_hook_dirs:
             command += ["--hookdir", str(hook_dir)]
         return command
-    if settings.log_file is not None:
+    if settings.log_file is not None and dbpath is None:
         command += ["--logfile", str(settings.log_file)]
     return command
 

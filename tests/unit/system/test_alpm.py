@@ -21,7 +21,12 @@ from clp_alpm.system.libalpm import installed_package
 from clp_alpm.system.localdb import installed_versions
 from clp_alpm.system.pacman import pacman_upgrade, refuse_if_pacman_runs
 from clp_alpm.system.pacmanconf import pacman_settings, read_pacman_conf
-from clp_alpm.system.syncdb import sync_versions
+from clp_alpm.system.syncdb import (
+    offered_versions,
+    private_dbpath,
+    refresh_private_copy,
+    sync_versions,
+)
 from tests.kits import rootkit
 from tests.kits.pkgkit import make_package, pacman_install
 
@@ -520,6 +525,89 @@ def test_sync_versions_reads_the_sync_dbs_without_network(
     assert sync_versions(config, settings, "missing") == []
     (root / "var/lib/pacman/sync/extra.db").write_bytes(b"corrupt")
     assert sync_versions(config, settings, "nvidia-utils") == ["555.58-2"]
+
+
+def publish(repo: Path, name: str, version: str, stamp: float) -> None:
+    """Add a package to `repo`'s testrepo database, dated `stamp` (pacman asks a mirror only
+    for a database newer than its own, to the second)."""
+    database = repo / "testrepo.db.tar.gz"
+    subprocess.run(["repo-add", "-q", str(database), str(simple_package(repo, name, version))],
+                   check=True, capture_output=True, timeout=60)  # fmt: skip
+    for path in (database, repo / "testrepo.db"):
+        os.utime(path, (stamp, stamp))
+
+
+def sync_files(directory: Path) -> dict[str, tuple[bytes, int]]:
+    return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(directory.iterdir())}
+
+
+def test_offered_versions_reads_pacmans_databases_and_clps_copy(
+    root: Path, config: Config, tmp_path: Path
+) -> None:
+    repo = tmp_path / "repo"
+    (root / "etc/pacman.conf").write_text(
+        f"[options]\nSigLevel = Never\n[testrepo]\nServer = file://{repo}\n"
+    )
+    settings = pacman_settings(config)
+    publish(repo, "demo", "2.0-1", time.time())
+    (root / "var/lib/pacman/sync").mkdir()
+    shutil.copy(repo / "testrepo.db.tar.gz", root / "var/lib/pacman/sync/testrepo.db")
+    publish(repo, "demo", "3.0-1", time.time())
+    publish(repo, "other", "1-1", time.time())
+    private = private_dbpath(config)
+    assert private == root / "var/lib/clp/sync"
+    (private / "sync").mkdir(parents=True)
+    shutil.copy(repo / "testrepo.db.tar.gz", private / "sync/testrepo.db")
+    names = ["demo", "other", "missing"]
+    assert offered_versions(config, settings, names, [settings.dbpath]) == {"demo": ["2.0-1"]}
+    assert offered_versions(config, settings, names, [settings.dbpath, private]) == {
+        "demo": ["3.0-1", "2.0-1"],
+        "other": ["1-1"],
+    }
+    assert offered_versions(config, settings, names, [tmp_path / "nowhere"]) == {}
+
+
+def test_the_private_refresh_leaves_pacmans_databases_alone(
+    root: Path, config: Config, tmp_path: Path
+) -> None:
+    repo = tmp_path / "repo"
+    conf = f"[options]\nSigLevel = Never\n[testrepo]\nServer = file://{repo}\n"
+    (root / "etc/pacman.conf").write_text(conf)
+    settings = pacman_settings(config)
+    publish(repo, "demo", "2.0-1", time.time() - 100)
+    (root / "var/lib/pacman/sync").mkdir()
+    shutil.copy2(repo / "testrepo.db.tar.gz", root / "var/lib/pacman/sync/testrepo.db")
+    before = sync_files(root / "var/lib/pacman/sync")
+    publish(repo, "demo", "3.0-1", time.time())
+    private = refresh_private_copy(config, settings)
+    assert sync_files(root / "var/lib/pacman/sync") == before
+    assert offered_versions(config, settings, ["demo"], [private]) == {"demo": ["3.0-1"]}
+    assert [p.name for p in private.iterdir() if p.name.startswith("refresh-")] == []
+    assert not (root / "var/log/pacman.log").exists()  # a private refresh is not logged
+
+    copied = sync_files(private / "sync")
+    (root / "etc/pacman.conf").write_text(conf.replace(str(repo), f"{repo}-gone"))
+    with pytest.raises(OperationFailed, match="pacman -Sy failed: .*testrepo"):
+        refresh_private_copy(config, pacman_settings(config))
+    assert sync_files(private / "sync") == copied  # a failed refresh keeps the copy as it was
+
+
+def test_a_private_refresh_is_bounded_in_time(root: Path, config: Config) -> None:
+    """A mirror that accepts the connection and never answers: pacman is interrupted."""
+    import socket
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        (root / "etc/pacman.conf").write_text(
+            f"[options]\nSigLevel = Never\n[testrepo]\nServer = http://127.0.0.1:{port}/\n"
+        )
+        started = time.monotonic()
+        with pytest.raises(OperationFailed, match="did not finish within 1 s"):
+            refresh_private_copy(config, pacman_settings(config), timeout=1)
+    assert time.monotonic() - started < 20
+    assert not (private_dbpath(config) / "sync/testrepo.db").exists()
 
 
 def test_local_db_read_directly_agrees_with_libalpm(tmp_path: Path) -> None:
