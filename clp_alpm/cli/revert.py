@@ -145,8 +145,13 @@ def pins_command() -> None:
         return
     for lift in lifted.values():
         printer.arrow(lifted_pin(lift))
+    if len(pins) == len(lifted):
+        printer.nothing("no pins" if not pins else "no pins left")
     for pin in pins:
         if pin.name in lifted:
+            continue
+        if printer.quiet:  # as pacman -Qq: names only
+            printer.item(pin.name)
             continue
         until = f" until {pin.until}" if pin.until else ""
         printer.item(f"{pin.name} {pin.version}{until} ({pin.reason})")

@@ -49,6 +49,7 @@ def test_revert_from_the_cache_pins_and_rolls_back(pkgroot, clp):
     assert "IgnorePkg = demo" in (pkgroot / "etc/pacman.d/clp-pins.conf").read_text()
     entries = {(e["kind"], e["id"], e["state"]) for e in listed(clp, pkgroot)}
     assert ("revert", "R1", "applied") in entries and ("pin", "demo", "pinned") in entries
+    assert clp("--root", str(pkgroot), "pins", "-q").stdout == "demo\n"
 
     back = clp("--root", str(pkgroot), "rollback", "R1", "--noconfirm")
     assert back.returncode == 0, back.stderr

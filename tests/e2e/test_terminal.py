@@ -190,6 +190,10 @@ def test_an_empty_list_says_so_on_a_terminal_and_nothing_in_a_pipe(sandbox, clp)
     assert code == 0 and "no patches, reverts or pins" in screen
     piped = clp("--root", str(sandbox), "list")
     assert piped.returncode == 0 and piped.stdout == ""
+    code, screen = run_in_terminal(["--root", str(sandbox), "pins"], None)
+    assert code == 0 and "no pins" in screen
+    piped = clp("--root", str(sandbox), "pins")
+    assert piped.returncode == 0 and piped.stdout == ""
 
 
 def test_a_long_error_is_broken_into_lines_the_terminal_shows(sandbox):
