@@ -191,18 +191,29 @@ def _run_pacman(
     command: list[str], environment: dict[str, str], timeout: float
 ) -> tuple[int, str, str]:
     """Run pacman to the end, whatever happens to clp meanwhile: killing pacman inside its
-    transaction is what breaks systems. It runs in its own session (a Ctrl-C at the terminal
-    does not reach it); on timeout, Ctrl-C or SIGTERM it gets one SIGINT, which pacman obeys at
-    a safe point, and clp waits for it to be done before it goes on (to undo, say)."""
+    transaction is what breaks systems. pacman shares nothing whose end would end it: its own
+    session (a Ctrl-C at the terminal, a hang-up, a kill of clp's process group do not reach
+    it), no pipe (its output goes to files: a pipe whose reader died would kill it with
+    SIGPIPE at its next line), no death signal. On timeout, Ctrl-C or SIGTERM it gets one
+    SIGINT, which pacman obeys at a safe point, and clp waits for it to be done before it
+    goes on (to undo, say)."""
+    with tempfile.TemporaryDirectory(prefix="clp-pacman-output-") as directory:
+        out_path, err_path = Path(directory) / "stdout", Path(directory) / "stderr"
+        with out_path.open("w+b") as out, err_path.open("w+b") as err:
+            try:
+                process = subprocess.Popen(
+                    command, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                    env=environment, start_new_session=True,
+                )  # fmt: skip
+            except OSError as error:
+                raise OperationFailed(f"cannot run pacman: {error.strerror}") from None
+            _wait_for_pacman(process, command, timeout)
+        return process.returncode, _read_output(out_path), _read_output(err_path)
+
+
+def _wait_for_pacman(process: subprocess.Popen[bytes], command: list[str], timeout: float) -> None:
     try:
-        process = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            env=environment, text=True, errors="replace", start_new_session=True,
-        )  # fmt: skip
-    except OSError as err:
-        raise OperationFailed(f"cannot run pacman: {err.strerror}") from None
-    try:
-        stdout, stderr = process.communicate(timeout=timeout)
+        process.wait(timeout=timeout)
     except (subprocess.TimeoutExpired, KeyboardInterrupt) as stop:
         process.send_signal(signal.SIGINT)
         _wait_through_interrupts(process)
@@ -211,13 +222,16 @@ def _run_pacman(
         raise OperationFailed(
             f"pacman {command[1]} did not finish within {timeout:g} s and was interrupted"
         ) from None
-    return process.returncode, stdout, stderr
 
 
-def _wait_through_interrupts(process: subprocess.Popen[str]) -> None:
+def _read_output(path: Path) -> str:
+    return path.read_bytes().decode("utf-8", errors="replace")
+
+
+def _wait_through_interrupts(process: subprocess.Popen[bytes]) -> None:
     while True:
         try:
-            process.communicate()
+            process.wait()
             return
         except KeyboardInterrupt:
             continue  # a second Ctrl-C must not leave pacman running on its own

@@ -352,3 +352,40 @@ def test_hookdir_adds_hooks_to_the_pacman_clp_runs(pkgroot, tmp_path, clp):
     assert result.returncode == 0, result.stderr
     assert (pkgroot / "tmp/extra-hook-ran").exists()
     assert installed(pkgroot, "demo") == "1.0-1"
+
+
+def test_a_sigkill_of_clp_does_not_take_its_pacman_down(pkgroot, clp):
+    """pacman shares no fate with the clp that started it: killed in the middle of pacman's
+    post-transaction hooks (which still print), clp leaves a pacman that finishes its
+    transaction, its hooks and its lock; the next clp then undoes the revert."""
+    import signal
+
+    from tests.kits.clpkit import CLP
+
+    hooks = pkgroot / "usr/share/libalpm/hooks"
+    hooks.mkdir(parents=True)
+    (hooks / "50-slow.hook").write_text(
+        "[Trigger]\nOperation = Install\nOperation = Upgrade\nType = Package\nTarget = demo\n\n"
+        "[Action]\nDescription = a slow hook\nWhen = PostTransaction\n"
+        "Exec = /bin/sh -c 'touch /tmp/hook-started; sleep 1; echo still talking; "
+        "touch /tmp/hook-finished'\n"
+    )
+    process = subprocess.Popen(
+        [str(CLP), "--root", str(pkgroot), "revert", "--noconfirm", "demo", "1.0-1"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while not (pkgroot / "tmp/hook-started").exists():
+        assert time.monotonic() < deadline and process.poll() is None, process.communicate()
+        time.sleep(0.05)
+    process.kill()
+    process.communicate(timeout=30)  # and its pipes are closed: nobody reads pacman's output
+    lock = pkgroot / "var/lib/pacman/db.lck"
+    deadline = time.monotonic() + 60
+    while lock.exists() or not (pkgroot / "tmp/hook-finished").exists():
+        assert time.monotonic() < deadline, "pacman died with clp, or never finished"
+        time.sleep(0.05)
+    assert installed(pkgroot, "demo") == "1.0-1"  # pacman's transaction completed
+    recovered = clp("--root", str(pkgroot), "recover")
+    assert recovered.returncode == 0, recovered.stderr
+    assert installed(pkgroot, "demo") == "2.0-1"
