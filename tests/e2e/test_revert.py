@@ -358,7 +358,6 @@ def test_a_sigkill_of_clp_does_not_take_its_pacman_down(pkgroot, clp):
     """pacman shares no fate with the clp that started it: killed in the middle of pacman's
     post-transaction hooks (which still print), clp leaves a pacman that finishes its
     transaction, its hooks and its lock; the next clp then undoes the revert."""
-    import signal
 
     from tests.kits.clpkit import CLP
 
