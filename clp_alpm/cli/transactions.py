@@ -30,6 +30,8 @@ def transactions_command() -> None:
         by = " by clp" if record.origin == Origin.CLP else ""
         files = f", {len(record.changed)} file(s) changed" if record.changed else ""
         printer.section(f"{record.id}  {when(info['started'] or '')}{by}{status}{files}")
+        if record.command:
+            printer.item(f"   command: {record.command}")
         for line in describe_packages(record.packages):
             printer.arrow(line)
         for path in record.changed:

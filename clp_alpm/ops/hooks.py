@@ -109,12 +109,15 @@ def _record(config: Config, when: str, targets: HookTargets, reentrant: bool) ->
             recorder = Recorder(config, state, SnapshotStore(config.host_state_dir / "snapshots"))
             origin = Origin.CLP if reentrant else Origin.PACMAN
             pacman_pid = os.getppid()  # libalpm forks the hook from pacman's own process
+            from clp_alpm.system.proctree import pacman_command_line  # lazy: a few reads
+
+            command = pacman_command_line(pacman_pid)
             if when == "pre-transaction":
-                return begin(recorder, targets, origin, pacman_pid)
+                return begin(recorder, targets, origin, pacman_pid, command)
             # lazy: the pre-transaction hook, which pacman waits for, never asks
             from clp_alpm.ops.pending import add_pending, patches_to_reapply
 
-            record = finish(recorder, targets, origin, pacman_pid)
+            record = finish(recorder, targets, origin, pacman_pid, command)
             add_pending(state, patches_to_reapply(state, record))
             return record
         finally:

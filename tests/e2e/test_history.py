@@ -1,0 +1,61 @@
+"""Transactions as snapper users expect them, with real pacman running clp's hooks: the pacman
+command line of each transaction, the history limit, `clp diff N M`, and the world-readable
+index the shell completions read."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.kits.clpkit import make_patch
+from tests.kits.hookkit import HookRoot
+from tests.kits.pkgkit import CACHE, make_package
+
+PKG = "demo"
+
+INDEX_PATH = "/var/cache/clp/completion-index"  # inside the root: the hooks run chrooted
+INDEX = INDEX_PATH.lstrip("/")
+
+
+@pytest.fixture
+def hroot(sandbox: Path) -> HookRoot:
+    return HookRoot(sandbox)
+
+
+def package(root: HookRoot, version: str, conf: str, name: str = PKG) -> Path:
+    """A package owning /etc/<name>.conf and a data file."""
+    files = {f"etc/{name}.conf": conf.encode(), f"usr/share/{name}/VERSION": version.encode()}
+    return make_package(root.root / CACHE, name, version, files)
+
+
+def install(hroot: HookRoot, *paths: Path) -> str:
+    result = hroot.pacman("-U", *paths)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "warning: clp" not in result.stdout and "error" not in result.stderr, result.stdout
+    return result.stdout
+
+
+def transactions(hroot: HookRoot) -> list[dict]:
+    result = hroot.clp("transactions", "--json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def apply_patch(hroot: HookRoot, tmp_path: Path, keyring, name: str = "CLPR1") -> None:
+    patch = make_patch(tmp_path, keyring, "echo patched >> /etc/demo.conf\n",
+                       files=("/etc/demo.conf",), name=name)  # fmt: skip
+    result = hroot.clp("apply", patch, "--noconfirm")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_pacman_command_line_is_recorded_and_shown(hroot):
+    path = package(hroot, "1.0-1", "port=1\n")
+    install(hroot, path)
+    (record,) = transactions(hroot)
+    words = record["command"].split()
+    assert words[0] == "pacman" and words[-2:] == ["-U", str(path)]
+    assert f"--root {hroot.root}" in record["command"]
+    text = hroot.clp("transactions").stdout
+    assert f"   command: {record['command']}\n" in text
