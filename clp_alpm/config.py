@@ -21,6 +21,7 @@ DEFAULT_CONFIG = "/etc/CLP/clp.conf"
 DEFAULT_MIRRORS = "/etc/CLP/mirrors"
 SIGLEVELS = ("Required", "Optional", "Never")
 MAX_INCLUDE_DEPTH = 10
+MAX_HISTORY = 100000  # HistoryLimit's ceiling: a number, not a way to keep every snapshot
 
 # key in clp.conf -> (Config field, kind)
 _OPTIONS: dict[str, tuple[str, str]] = {
@@ -31,6 +32,7 @@ _OPTIONS: dict[str, tuple[str, str]] = {
     "Keyring": ("keyring", "path"),
     "Interpreter": ("interpreter", "path"),
     "ScriptTimeout": ("script_timeout", "seconds"),
+    "HistoryLimit": ("history_limit", "count"),
     "Architecture": ("architecture", "word"),
     "DBPath": ("dbpath", "path"),
     "ArchiveServer": ("archive_servers", "list"),
@@ -51,6 +53,7 @@ class Config:
     keyring: str = "/etc/pacman.d/gnupg"
     interpreter: str = "/usr/bin/pwsh"
     script_timeout: int = 600
+    history_limit: int = 100  # pacman transactions kept, with their snapshots
     architecture: str = field(default_factory=lambda: os.uname().machine)
     dbpath: str = "/var/lib/pacman"
     archive_servers: tuple[str, ...] = ()
@@ -161,6 +164,10 @@ def _convert(source: str, key: str, value: str, kind: str) -> object:
     if kind == "seconds":
         if not value.isdigit() or not 1 <= int(value) <= 86400:
             raise ConfigError(f"{source}: {key} must be a number of seconds (1-86400)")
+        return int(value)
+    if kind == "count":
+        if not value.isdigit() or not 1 <= int(value) <= MAX_HISTORY:
+            raise ConfigError(f"{source}: {key} must be a whole number from 1 to {MAX_HISTORY}")
         return int(value)
     if not value.replace("_", "").isalnum():
         raise ConfigError(f"{source}: {key} has a bad value '{value}'")

@@ -726,6 +726,14 @@ CONFIG_OPTIONS: dict[str, tuple[str, str, str | None]] = {
         "and SIGKILL {grace} seconds later, and the patch is rolled back.",
         None,
     ),
+    "HistoryLimit": (
+        "*number*",
+        "How many pacman transactions clp keeps, with their snapshots, from 1 to {max_history}, "
+        "as snapper's NUMBER_LIMIT. Once there are more, the oldest records are forgotten and "
+        "their snapshots deleted by the next writing clp command; a forgotten transaction can "
+        "no longer be shown, compared or undone.",
+        None,
+    ),
     "Architecture": (
         "*name*",
         "The architecture patches must be built for (or `any`), and the value of `$arch` in "
@@ -806,7 +814,9 @@ def clp_conf_5() -> str:
     for key, (field_name, _kind) in known.items():
         syntax, text, override = CONFIG_OPTIONS[key]
         syntax = syntax.format(siglevels=" | ".join(config_module.SIGLEVELS))
-        text = text.format(grace=f"{scripts.KILL_GRACE_SECONDS:g}")
+        text = text.format(
+            grace=f"{scripts.KILL_GRACE_SECONDS:g}", max_history=config_module.MAX_HISTORY
+        )
         default = _config_default(key, field_name, override)
         heading = f"\\fB{code(key)} =\\fR {prose(syntax)}"
         doc.item(heading, f"{text} Default: {default}")

@@ -22,10 +22,6 @@ from clp_alpm.store.snapshots import SnapshotStore
 from clp_alpm.store.state import StateDB
 from clp_alpm.system.localdb import installed_versions
 
-# Transactions kept (with their snapshots); older ones are forgotten by clp's garbage collection.
-TRANSACTION_HISTORY = 100
-
-
 # Files pacman writes beside a configuration file it must not overwrite or is removing.
 PACMAN_SIDE_FILES = (".pacnew", ".pacsave")
 
@@ -224,8 +220,9 @@ def _latest(recorder: Recorder) -> Snapshot | None:
     return None
 
 
-def forget_old_transactions(state: StateDB, keep: int = TRANSACTION_HISTORY) -> None:
-    """Keep the newest `keep` transactions; their snapshots go with the next prune."""
+def forget_old_transactions(state: StateDB, keep: int) -> None:
+    """Keep the newest `keep` transactions (HistoryLimit); the snapshots of the others go with
+    the next prune."""
     records = state.list_transactions()
     if len(records) > keep:
         state.forget_transactions_before(records[-keep].id)

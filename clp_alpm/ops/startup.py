@@ -76,7 +76,7 @@ def collect_garbage(session: Session) -> None:
     if session.state.unfinished_operations():
         return
     try:
-        forget_old_transactions(session.state)
+        forget_old_transactions(session.state, session.config.history_limit)
         session.store.prune(session.state.snapshots_in_use())
     except (ClpError, OSError) as err:
         session.events.warning(f"could not clean up old snapshots: {err}")

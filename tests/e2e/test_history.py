@@ -59,3 +59,26 @@ def test_the_pacman_command_line_is_recorded_and_shown(hroot):
     assert f"--root {hroot.root}" in record["command"]
     text = hroot.clp("transactions").stdout
     assert f"   command: {record['command']}\n" in text
+
+
+def test_history_limit_keeps_the_newest_transactions_and_drops_their_snapshots(hroot):
+    (hroot.root / "etc/CLP").mkdir(parents=True, exist_ok=True)
+    (hroot.root / "etc/CLP/clp.conf").write_text("[options]\nHistoryLimit = 2\n")
+    for version in ("1.0-1", "2.0-1", "3.0-1"):
+        install(hroot, package(hroot, version, f"version={version}\n"))
+    snapshots = hroot.root / "var/lib/clp/snapshots/snapshots"
+    assert len(list(snapshots.iterdir())) == 6  # nothing is dropped inside pacman's hooks
+    assert hroot.clp("recover").returncode == 0  # any writing command collects garbage
+    assert [r["id"] for r in transactions(hroot)] == [2, 3]
+    assert len(list(snapshots.iterdir())) == 4
+    gone = hroot.clp("diff", "1")
+    assert gone.returncode == 2 and "there is no transaction 1" in gone.stderr
+
+
+def test_a_bad_history_limit_stops_clp_with_one_line_and_never_pacman(hroot):
+    (hroot.root / "etc/CLP").mkdir(parents=True, exist_ok=True)
+    (hroot.root / "etc/CLP/clp.conf").write_text("[options]\nHistoryLimit = none\n")
+    result = hroot.clp("transactions")
+    assert result.returncode == 2
+    assert result.stderr.strip().endswith("HistoryLimit must be a whole number from 1 to 100000")
+    assert hroot.pacman("-U", package(hroot, "1.0-1", "port=1\n")).returncode == 0
