@@ -19,6 +19,9 @@ if TYPE_CHECKING:
 
 DEFAULT_CONFIG = "/etc/CLP/clp.conf"
 DEFAULT_MIRRORS = "/etc/CLP/mirrors"
+# the names the shell completions offer (patch IDs, transaction numbers), readable by users: not
+# in StateDir, which is 0700; the completion scripts read it at this path under --root
+COMPLETION_INDEX = "/var/cache/clp/completion-index"
 SIGLEVELS = ("Required", "Optional", "Never")
 MAX_INCLUDE_DEPTH = 10
 MAX_HISTORY = 100000  # HistoryLimit's ceiling: a number, not a way to keep every snapshot
@@ -78,6 +81,10 @@ class Config:
     @property
     def host_log_file(self) -> Path:
         return self.host(self.log_file)
+
+    @property
+    def host_completion_index(self) -> Path:
+        return self.host(COMPLETION_INDEX)
 
     @property
     def host_dbpath(self) -> Path:

@@ -546,6 +546,13 @@ def _files_section(doc: Roff) -> None:
             f"snapshot store (`{state}/snapshots`, deduplicated by content) and the lock "
             f"(`{state}/{LOCK_NAME}`).",
         ),
+        (
+            config_module.COMPLETION_INDEX,
+            "The names the shell completions offer: one `patch ID STATE`, `revert ID STATE` "
+            "or `transaction N STATUS` line each, nothing else. StateDir is readable by root "
+            "only, so clp keeps this copy of the names, mode 0644, and rewrites it after every "
+            "writing command and pacman transaction. Deleting it loses nothing.",
+        ),
         (defaults.log_file, "LogFile: what clp did, and the output of every script it ran."),
         (
             pins.PINS_FILE,

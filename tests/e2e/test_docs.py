@@ -317,6 +317,7 @@ def test_clp_8_names_the_files_clp_installs_and_uses() -> None:
         config.state_dir,
         config.log_file,
         "/etc/pacman.d/clp-pins.conf",
+        "/var/cache/clp/completion-index",
     ]
     paths += [f"/usr/share/libalpm/hooks/{p.name}" for p in (REPO / "hooks").glob("*.hook")]
     paths += [f"/usr/lib/systemd/system/{p.name}" for p in (REPO / "systemd").iterdir()]

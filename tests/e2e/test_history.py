@@ -5,6 +5,7 @@ index the shell completions read."""
 from __future__ import annotations
 
 import json
+import stat
 from pathlib import Path
 
 import pytest
@@ -82,3 +83,51 @@ def test_a_bad_history_limit_stops_clp_with_one_line_and_never_pacman(hroot):
     assert result.returncode == 2
     assert result.stderr.strip().endswith("HistoryLimit must be a whole number from 1 to 100000")
     assert hroot.pacman("-U", package(hroot, "1.0-1", "port=1\n")).returncode == 0
+
+
+# -- the completion index ----------------------------------------------------------------------
+
+
+def index_lines(hroot) -> list[str]:
+    text = (hroot.root / INDEX).read_text()
+    return [line for line in text.splitlines() if not line.startswith("#")]
+
+
+def test_the_post_hook_and_writing_commands_keep_the_index_world_readable(hroot, tmp_path, keyring):
+    install(hroot, package(hroot, "1.0-1", "port=1\n"))
+    index = hroot.root / INDEX
+    assert stat.S_IMODE(index.stat().st_mode) == 0o644
+    assert stat.S_IMODE(index.parent.stat().st_mode) == 0o755
+    assert index_lines(hroot) == ["transaction 1 done"]
+
+    apply_patch(hroot, tmp_path, keyring)
+    assert index_lines(hroot) == ["patch CLPR1 applied", "transaction 1 done"]
+    assert hroot.clp("rollback", "CLPR1", "--noconfirm").returncode == 0
+    assert index_lines(hroot) == ["patch CLPR1 rolled-back", "transaction 1 done"]
+    text = index.read_text()
+    assert "demo" not in text and "/etc" not in text and "port" not in text  # names only
+
+
+def test_a_missing_index_is_written_again_by_the_next_writing_command(hroot):
+    install(hroot, package(hroot, "1.0-1", "port=1\n"))
+    (hroot.root / INDEX).unlink()
+    assert hroot.clp("transactions").returncode == 0  # reading commands write nothing
+    assert not (hroot.root / INDEX).exists()
+    assert hroot.clp("recover").returncode == 0
+    assert index_lines(hroot) == ["transaction 1 done"]
+
+
+def test_an_index_that_cannot_be_written_is_a_warning_and_pacman_goes_on(hroot):
+    cache = hroot.root / "var/cache/clp"
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text("not a directory\n")
+    result = hroot.pacman("-U", package(hroot, "1.0-1", "port=1\n"))
+    assert result.returncode == 0 and hroot.installed(PKG) == "1.0-1"
+    output = result.stdout  # pacman shows what its hooks print, stderr too
+    assert f"warning: {INDEX_PATH}: cannot update the completion index" in output
+    assert "could not record" not in output
+    (record,) = transactions(hroot)
+    assert record["status"] == "done"
+    recover = hroot.clp("recover")
+    assert recover.returncode == 0
+    assert f"warning: {hroot.root / INDEX}: cannot update the completion index" in recover.stderr
