@@ -30,7 +30,7 @@ _clp_spec()
             cmds=''
             opts='-r --root --config -b --dbpath --pacman-conf --cachedir --noconfirm --json --color --debug -h --help'
             valopts='-r=dir --root=dir --config=file -b=dir --dbpath=dir --pacman-conf=file --cachedir=dir --color=choice:auto,always,never'
-            args='none'
+            args='none none'
             ;;
         'info')
             cmds=''

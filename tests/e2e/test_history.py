@@ -131,3 +131,105 @@ def test_an_index_that_cannot_be_written_is_a_warning_and_pacman_goes_on(hroot):
     recover = hroot.clp("recover")
     assert recover.returncode == 0
     assert f"warning: {hroot.root / INDEX}: cannot update the completion index" in recover.stderr
+
+
+# -- clp diff N M ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def four(hroot: HookRoot) -> HookRoot:
+    """1: demo 1.0-1 installed; 2: demo -> 2.0-1; 3: other 1.0-1 installed; 4: demo -> 3.0-1."""
+    install(hroot, package(hroot, "1.0-1", "port=1\nhost=a\n"))
+    install(hroot, package(hroot, "2.0-1", "port=2\nhost=a\n"))
+    install(hroot, package(hroot, "1.0-1", "x=1\n", name="other"))
+    install(hroot, package(hroot, "3.0-1", "port=3\nhost=a\n"))
+    return hroot
+
+
+def diff_json(hroot: HookRoot, *args: str) -> dict:
+    result = hroot.clp("diff", *args, "--json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_diff_between_two_transactions_shows_what_came_after_the_first(four):
+    document = diff_json(four, "1", "4")
+    assert (document["from"], document["to"]) == (1, 4)
+    assert document["packages"] == [
+        {"name": "demo", "from": "1.0-1", "to": "3.0-1"},
+        {"name": "other", "from": None, "to": "1.0-1"},
+    ]
+    files = {f["path"]: f for f in document["files"]}
+    assert sorted(files) == ["/etc/demo.conf", "/etc/other.conf"]
+    assert files["/etc/demo.conf"]["summary"] == "content changed"
+    assert "-port=1\n+port=3\n host=a" in files["/etc/demo.conf"]["diff"]
+    assert files["/etc/other.conf"]["summary"] == "created"
+    assert diff_json(four, "1..4") == document  # as snapper writes it
+
+    text = four.clp("diff", "1", "4").stdout
+    assert ":: Packages (after transaction 1 -> after 4)\n" in text
+    assert "-> demo 1.0-1 -> 3.0-1\n" in text and "-> other 1.0-1 (installed)\n" in text
+    assert "--- a/etc/demo.conf\tafter transaction 1\n" in text
+    assert "+++ b/etc/demo.conf\tafter transaction 4\n" in text
+
+
+def test_diff_leaves_out_the_first_transactions_own_changes(four):
+    document = diff_json(four, "3", "4")
+    assert document["packages"] == [{"name": "demo", "from": "2.0-1", "to": "3.0-1"}]
+    assert [f["path"] for f in document["files"]] == ["/etc/demo.conf"]
+    assert "-port=2\n+port=3" in document["files"][0]["diff"]
+    # N-1 N is N's own change: what `clp diff N` shows
+    assert (
+        diff_json(four, "1", "2")["files"][0]["diff"].split("\n", 2)[2]
+        == (diff_json(four, "2")["files"][0]["diff"].split("\n", 2)[2])
+    )
+
+
+def test_diff_the_other_way_round_reverses_the_changes(four):
+    document = diff_json(four, "4", "1")
+    assert document["packages"] == [
+        {"name": "demo", "from": "3.0-1", "to": "1.0-1"},
+        {"name": "other", "from": "1.0-1", "to": None},
+    ]
+    files = {f["path"]: f for f in document["files"]}
+    assert "-port=3\n+port=1" in files["/etc/demo.conf"]["diff"]
+    assert "--- a/etc/demo.conf\tafter transaction 4" in files["/etc/demo.conf"]["diff"]
+    assert files["/etc/other.conf"]["summary"] == "deleted"
+    text = four.clp("diff", "4", "1").stdout
+    assert "-> other 1.0-1 (removed)" in text
+
+
+def test_diff_of_a_transaction_with_itself_shows_nothing(four):
+    assert diff_json(four, "2", "2") == {"from": 2, "to": 2, "packages": [], "files": []}
+    result = four.clp("diff", "2", "2")
+    assert result.returncode == 0
+    assert result.stdout == "nothing recorded changed from transaction 2 to 2\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("1", "9"), "there is no transaction 9 (see 'clp transactions')"),
+        (("1..",), "'1..' is not a range of transactions (N..M)"),
+        (("..4",), "'..4' is not a range of transactions (N..M)"),
+        (("one", "4"), "'one' is not a transaction number"),
+        (("1", "x"), "'x' is not a transaction number"),
+    ],
+)
+def test_diff_of_a_bad_range_is_one_line_and_exit_2(four, args, message):
+    result = four.clp("diff", *args)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == f"error: {message}\n"
+    document = json.loads(four.clp("diff", *args, "--json").stdout)
+    assert document == {"error": message, "exit_code": 2}
+
+
+def test_diff_to_a_transaction_still_open_is_refused(four):
+    pre = four.run("chroot", four.root, "/usr/bin/clp", "hook", "pre-transaction",
+                   input=f"{PKG}\netc/demo.conf\n")  # fmt: skip
+    assert pre.returncode == 0 and not pre.stderr, pre.stderr
+    result = four.clp("diff", "4", "5")
+    assert result.returncode == 2
+    assert result.stderr == (
+        "error: transaction 5 is not finished (its post-transaction hook has not run)\n"
+    )
