@@ -10,7 +10,8 @@ STATE` a line:
     revert R1 applied
     transaction 41 done
 
-Nothing else is in it: no paths, no versions, nothing from a snapshot. A name with a character
+Nothing else is in it: no paths, no versions, nothing from a snapshot. A root without the
+index's parent directory (/var/cache) gets no index. A name with a character
 outside INDEX_CHARACTERS is left out, so that a shell never reads anything but a plain word.
 """
 
@@ -48,7 +49,9 @@ def write_index(state: StateDB, target: Path) -> bool:
     except (OSError, UnicodeDecodeError):
         pass  # absent or unreadable: written anew
     if not target.parent.is_dir():
-        target.parent.mkdir(parents=True, mode=0o755)
+        if not os.path.lexists(target.parent.parent):
+            return False  # a root without /var/cache (a bare chroot): no index
+        target.parent.mkdir(mode=0o755)
         os.chmod(target.parent, 0o755)  # whatever the umask: the users' shells read it
     write_atomically(target, text.encode(), mode=0o644)
     return True

@@ -55,6 +55,7 @@ def test_a_name_a_shell_could_read_as_more_than_a_word_is_left_out(state, bad) -
 
 
 def test_written_0644_only_when_it_changed(state: StateDB, tmp_path: Path) -> None:
+    (tmp_path / "cache").mkdir()
     target = tmp_path / "cache/clp/completion-index"
     assert write_index(state, target) is True
     assert stat.S_IMODE(target.stat().st_mode) == 0o644
@@ -71,3 +72,9 @@ def test_a_directory_that_cannot_be_made_is_an_oserror(state: StateDB, tmp_path:
     with pytest.raises(OSError):
         write_index(state, tmp_path / "cache/clp/completion-index")
     assert (tmp_path / "cache").read_text() == "a file where the directory should be\n"
+
+
+def test_a_root_without_var_cache_gets_no_index(state: StateDB, tmp_path: Path) -> None:
+    state.add_transaction(transaction())
+    assert write_index(state, tmp_path / "var/cache/clp/completion-index") is False
+    assert list(tmp_path.iterdir()) == [tmp_path / "state"]
