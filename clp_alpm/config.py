@@ -19,8 +19,12 @@ if TYPE_CHECKING:
 
 DEFAULT_CONFIG = "/etc/CLP/clp.conf"
 DEFAULT_MIRRORS = "/etc/CLP/mirrors"
+# the names the shell completions offer (patch IDs, transaction numbers), readable by users: not
+# in StateDir, which is 0700; the completion scripts read it at this path under --root
+COMPLETION_INDEX = "/var/cache/clp/completion-index"
 SIGLEVELS = ("Required", "Optional", "Never")
 MAX_INCLUDE_DEPTH = 10
+MAX_HISTORY = 100000  # HistoryLimit's ceiling: a number, not a way to keep every snapshot
 
 # key in clp.conf -> (Config field, kind)
 _OPTIONS: dict[str, tuple[str, str]] = {
@@ -33,6 +37,7 @@ _OPTIONS: dict[str, tuple[str, str]] = {
     "ScriptTimeout": ("script_timeout", "seconds"),
     "ConnectTimeout": ("connect_timeout", "seconds"),
     "ReadTimeout": ("read_timeout", "seconds"),
+    "HistoryLimit": ("history_limit", "count"),
     "Architecture": ("architecture", "word"),
     "DBPath": ("dbpath", "path"),
     "ArchiveServer": ("archive_servers", "list"),
@@ -55,6 +60,7 @@ class Config:
     script_timeout: int = 600
     connect_timeout: int = 10  # a mirror's connection and answer, as pacman (libcurl) waits
     read_timeout: int = 10  # each byte of a download
+    history_limit: int = 100  # pacman transactions kept, with their snapshots
     architecture: str = field(default_factory=lambda: os.uname().machine)
     dbpath: str = "/var/lib/pacman"
     archive_servers: tuple[str, ...] = ()
@@ -82,6 +88,10 @@ class Config:
     @property
     def host_log_file(self) -> Path:
         return self.log_file_override or self.host(self.log_file)
+
+    @property
+    def host_completion_index(self) -> Path:
+        return self.host(COMPLETION_INDEX)
 
     @property
     def host_dbpath(self) -> Path:
@@ -168,6 +178,10 @@ def _convert(source: str, key: str, value: str, kind: str) -> object:
     if kind == "seconds":
         if not value.isdigit() or not 1 <= int(value) <= 86400:
             raise ConfigError(f"{source}: {key} must be a number of seconds (1-86400)")
+        return int(value)
+    if kind == "count":
+        if not value.isdigit() or not 1 <= int(value) <= MAX_HISTORY:
+            raise ConfigError(f"{source}: {key} must be a whole number from 1 to {MAX_HISTORY}")
         return int(value)
     if not value.replace("_", "").isalnum():
         raise ConfigError(f"{source}: {key} has a bad value '{value}'")

@@ -4,7 +4,8 @@
 # _clp_spec PATH: what the command PATH ('' for clp itself, 'apply', ...) takes:
 # cmds (its commands), opts (its options), valopts (OPTION=KIND for the options that
 # take a value) and args (the KIND of each argument; KIND... for one that repeats).
-# KIND is dir, file, patch (a .clp file), choice:A,B,C or none.
+# KIND is dir, file, patch (a .clp file), choice:A,B,C, none, or one of the names
+# from the system or clp's completion index: package, applied, patch-or-id, transaction, undoable.
 _clp_spec()
 {
     case $1 in
@@ -30,13 +31,13 @@ _clp_spec()
             cmds=''
             opts='-r --sysroot --root --config -b --dbpath --pacman-conf --cachedir --gpgdir --hookdir --logfile --noconfirm --confirm -q --quiet -v --verbose --json --color --debug -h --help'
             valopts='-r=none --sysroot=none --root=none --config=none -b=none --dbpath=none --pacman-conf=none --cachedir=none --gpgdir=none --hookdir=none --logfile=none --color=choice:auto,always,never'
-            args='none'
+            args='transaction transaction'
             ;;
         'info')
             cmds=''
             opts='-r --sysroot --root --config -b --dbpath --pacman-conf --cachedir --gpgdir --hookdir --logfile --noconfirm --confirm -q --quiet -v --verbose --json --color --debug -h --help'
             valopts='-r=none --sysroot=none --root=none --config=none -b=none --dbpath=none --pacman-conf=none --cachedir=none --gpgdir=none --hookdir=none --logfile=none --color=choice:auto,always,never'
-            args='patch'
+            args='patch-or-id'
             ;;
         'list')
             cmds=''
@@ -72,13 +73,13 @@ _clp_spec()
             cmds=''
             opts='--list --allow-upgrade --until -r --sysroot --root --config -b --dbpath --pacman-conf --cachedir --gpgdir --hookdir --logfile --noconfirm --confirm -q --quiet -v --verbose --json --color --debug -h --help'
             valopts='--until=none -r=none --sysroot=none --root=none --config=none -b=none --dbpath=none --pacman-conf=none --cachedir=none --gpgdir=none --hookdir=none --logfile=none --color=choice:auto,always,never'
-            args='none...'
+            args='package...'
             ;;
         'rollback')
             cmds=''
             opts='--force -r --sysroot --root --config -b --dbpath --pacman-conf --cachedir --gpgdir --hookdir --logfile --noconfirm --confirm -q --quiet -v --verbose --json --color --debug -h --help'
             valopts='-r=none --sysroot=none --root=none --config=none -b=none --dbpath=none --pacman-conf=none --cachedir=none --gpgdir=none --hookdir=none --logfile=none --color=choice:auto,always,never'
-            args='none'
+            args='applied'
             ;;
         'status')
             cmds=''
@@ -96,13 +97,13 @@ _clp_spec()
             cmds=''
             opts='--force -r --sysroot --root --config -b --dbpath --pacman-conf --cachedir --gpgdir --hookdir --logfile --noconfirm --confirm -q --quiet -v --verbose --json --color --debug -h --help'
             valopts='-r=none --sysroot=none --root=none --config=none -b=none --dbpath=none --pacman-conf=none --cachedir=none --gpgdir=none --hookdir=none --logfile=none --color=choice:auto,always,never'
-            args='none'
+            args='undoable'
             ;;
         'unpin')
             cmds=''
             opts='-r --sysroot --root --config -b --dbpath --pacman-conf --cachedir --gpgdir --hookdir --logfile --noconfirm --confirm -q --quiet -v --verbose --json --color --debug -h --help'
             valopts='-r=none --sysroot=none --root=none --config=none -b=none --dbpath=none --pacman-conf=none --cachedir=none --gpgdir=none --hookdir=none --logfile=none --color=choice:auto,always,never'
-            args='none'
+            args='package'
             ;;
         'update')
             cmds=''
@@ -119,6 +120,44 @@ _clp_spec()
     esac
 }
 
+# _clp_setting OPTION VALUE: remember where the command line moved the root or pacman's
+# database to (a leading ~/ as the shell would expand it).
+_clp_setting()
+{
+    local value=$2
+    [[ $value == "~/"* ]] && value=$HOME/${value#"~/"}
+    case $1 in
+        -r|--sysroot|--root) _clp_root=$value ;;
+        -b|--dbpath) _clp_dbpath=$value ;;
+    esac
+}
+
+# _clp_packages: the installed packages that start with $cur, read as pacman's completion does
+# from the directory names of its local database (NAME-VERSION-RELEASE).
+_clp_packages()
+{
+    local dir name
+    for dir in "${_clp_dbpath:-${_clp_root%/}/var/lib/pacman}"/local/*/; do
+        [[ -d $dir ]] || continue
+        dir=${dir%/} name=${dir##*/} name=${name%-*-*}
+        [[ $name == "$cur"* ]] && COMPREPLY+=("$name")
+    done
+}
+
+# _clp_index KIND [STATE...]: the names of KIND in clp's completion index (any state, or one of
+# STATE...) that start with $cur. The file holds "KIND NAME STATE" lines and nothing else.
+_clp_index()
+{
+    local file="${_clp_root%/}/var/cache/clp/completion-index" kind name state wanted=$1 IFS=' '
+    shift
+    [[ -r $file ]] || return 0
+    while read -r kind name state; do
+        [[ $kind == "$wanted" && $name == "$cur"* ]] || continue
+        if (($# == 0)) || [[ " $* " == *" $state "* ]]; then
+            COMPREPLY+=("$name")
+        fi
+    done <"$file"
+}
 
 # _clp_value_kind OPTION: true when OPTION takes a value; its KIND is then in $kind.
 _clp_value_kind()
@@ -154,6 +193,29 @@ _clp_fill()
             compopt -o filenames 2>/dev/null
             COMPREPLY=($(compgen -f -X '!*.clp' -- "$cur") $(compgen -d -- "$cur"))
             ;;
+        package)
+            if [[ $cur == */* ]]; then  # a package file
+                compopt -o filenames 2>/dev/null
+                COMPREPLY=($(compgen -f -- "$cur"))
+            elif [[ $cur != *=* && $cur != = && ${COMP_WORDS[COMP_CWORD-1]} != = ]]; then
+                _clp_packages  # not the version of NAME=VERSION
+            fi
+            ;;
+        applied)
+            _clp_index patch applied
+            _clp_index revert applied
+            ;;
+        patch-or-id)
+            compopt -o filenames 2>/dev/null
+            COMPREPLY=($(compgen -f -X '!*.clp' -- "$cur") $(compgen -d -- "$cur"))
+            _clp_index patch
+            ;;
+        transaction)
+            _clp_index transaction
+            ;;
+        undoable)
+            _clp_index transaction done interrupted
+            ;;
         *)
             COMPREPLY=()
             ;;
@@ -163,7 +225,7 @@ _clp_fill()
 _clp()
 {
     local cur=${COMP_WORDS[COMP_CWORD]} path='' word kind prefix='' option
-    local cmds opts valopts args
+    local cmds opts valopts args _clp_root='' _clp_dbpath=''
     local -i i positional=0 dashdash=0
     COMPREPLY=()
     _clp_spec ''
@@ -178,6 +240,9 @@ _clp()
                 # "--opt VALUE"; with "=" in COMP_WORDBREAKS "--opt=VALUE" is three words
                 [[ ${COMP_WORDS[i+1]} == = ]] && ((i++))
                 ((i++))
+                ((i < COMP_CWORD)) && _clp_setting "$word" "${COMP_WORDS[i]}"
+            elif [[ $word == *=* ]]; then
+                _clp_setting "${word%%=*}" "${word#*=}"
             fi
         elif ((positional == 0)) && [[ " $cmds " == *" $word "* ]]; then
             path=${path:+$path }$word

@@ -79,6 +79,28 @@ function __clp_state
     echo $path
 end
 
+# __clp_option_value NAME...: the value the command line gives the last of these options
+# ("--root DIR", "--root=DIR", "-r DIR"), a leading ~/ as the shell would expand it
+function __clp_option_value
+    set -l value ''
+    set -l next 0
+    for token in (commandline -opc)
+        if test $next -eq 1
+            set value $token
+            set next 0
+        else if contains -- $token $argv
+            set next 1
+        else
+            for name in $argv
+                if string match -q -- "$name=*" $token
+                    set value (string replace -- "$name=" '' $token)
+                end
+            end
+        end
+    end
+    string replace -r -- '^~/' "$HOME/" $value
+end
+
 # __clp_using PATH...: the command being completed is one of PATH...
 function __clp_using
     set -l state (__clp_state)
@@ -94,6 +116,45 @@ function __clp_argument --argument-names wanted number
     else
         test $state[1] -eq $number
     end
+end
+
+function __clp_root
+    __clp_option_value -r --sysroot --root
+end
+
+function __clp_dbpath
+    __clp_option_value -b --dbpath
+end
+
+# The installed packages, read as pacman's completion does from the directory names of its
+# local database (NAME-VERSION-RELEASE); a word with a '/' is a package file.
+function __clp_complete_package
+    set -l word (commandline -ct)
+    if string match -q -- '*/*' $word
+        __fish_complete_path $word
+        return
+    end
+    string match -q -- '*=*' $word; and return  # the version of NAME=VERSION
+    set -l db (__clp_dbpath)
+    test -n "$db"; or set db (string trim -r -c / -- (__clp_root))/var/lib/pacman
+    for dir in $db/local/*/
+        string replace -r -- '^.*/([^/]+)-[^-/]+-[^-/]+/$' '$1' $dir
+    end
+end
+
+# __clp_index KIND [STATE...]: the names of KIND in clp's completion index (in any state, or
+# in one of STATE...). The file holds "KIND NAME STATE" lines and nothing else.
+function __clp_index --argument-names wanted
+    set -l states $argv
+    set -e states[1]
+    set -l file (string trim -r -c / -- (__clp_root))/var/cache/clp/completion-index
+    test -r $file; or return
+    while read -l kind name state
+        test "$kind" = "$wanted"; or continue
+        if test (count $states) -eq 0; or contains -- $state $states
+            echo $name
+        end
+    end <$file
 end
 
 # clp
@@ -141,8 +202,12 @@ complete -c clp -n '__clp_using build' -l sign -x -d 'Sign with this gpg key.'
 complete -c clp -n '__clp_using build' -l gpg-homedir -x -a '(__fish_complete_directories)' -d 'gpg home for --sign.'
 complete -c clp -n '__clp_argument build 0' -a '(__fish_complete_directories)'
 
+# clp diff
+complete -c clp -n '__clp_argument diff 0' -a '(__clp_index transaction)'
+complete -c clp -n '__clp_argument diff 1' -a '(__clp_index transaction)'
+
 # clp info
-complete -c clp -n '__clp_argument info 0' -k -a '(__fish_complete_suffix .clp)'
+complete -c clp -n '__clp_argument info 0' -k -a '(__fish_complete_suffix .clp) (__clp_index patch)'
 
 # clp new
 complete -c clp -n '__clp_using new' -s C -l directory -x -a '(__fish_complete_directories)' -d 'Existing directory to create the patch directory in.'
@@ -156,12 +221,18 @@ complete -c clp -n '__clp_argument repo-add 0' -a '(__fish_complete_directories)
 complete -c clp -n '__clp_using revert' -l list -d 'Only list the versions to be had.'
 complete -c clp -n '__clp_using revert' -l allow-upgrade -d 'Accept a version newer than installed.'
 complete -c clp -n '__clp_using revert' -l until -x -d 'Lift the pin once a repository has VERSION.'
+complete -c clp -n '__clp_argument revert 0+' -a '(__clp_complete_package)'
 
 # clp rollback
 complete -c clp -n '__clp_using rollback' -l force -d 'Overwrite files changed since the patch was applied.'
+complete -c clp -n '__clp_argument rollback 0' -a '(__clp_index patch applied) (__clp_index revert applied)'
 
 # clp undo-transaction
 complete -c clp -n '__clp_using undo-transaction' -l force -d 'Overwrite files changed since the transaction.'
+complete -c clp -n '__clp_argument undo-transaction 0' -a '(__clp_index transaction done interrupted)'
+
+# clp unpin
+complete -c clp -n '__clp_argument unpin 0' -a '(__clp_complete_package)'
 
 # clp update
 complete -c clp -n '__clp_using update' -l check -d 'Only report the patches due and the pins to lift.'

@@ -134,6 +134,25 @@ class CommandDoc:
 
 _PATCH_PARAM = re.compile(r"(?:^|_)patch(?:_file|_files)?$")
 
+# Arguments whose candidates come from the system or from clp's completion index rather than
+# from their click type, by (command, argument name):
+# - package: the installed packages, the directory names of pacman's local database (as
+#   pacman's own completion offers them); a word with a '/' completes as a file instead;
+# - applied: the patches and reverts in force (what `clp rollback` takes);
+# - patch-or-id: a .clp file, or any patch clp knows;
+# - transaction: any recorded transaction; undoable: one that is done or interrupted.
+# The index is config.COMPLETION_INDEX, read under --root when the line names one.
+ARGUMENT_SOURCES: dict[tuple[str, str], str] = {
+    ("revert", "targets"): "package",
+    ("unpin", "package"): "package",
+    ("rollback", "patch_id"): "applied",
+    ("info", "patch"): "patch-or-id",
+    ("diff", "transaction"): "transaction",
+    ("diff", "other"): "transaction",
+    ("undo-transaction", "transaction"): "undoable",
+}
+SOURCE_KINDS = ("package", "applied", "patch-or-id", "transaction", "undoable")
+
 
 def find_root_group() -> click.Group:
     """The group `clp` runs: `cli` in clp_alpm/cli/main.py, or its only top-level click group."""
@@ -191,7 +210,7 @@ def _command_doc(
         help=_paragraphs(command.help or command.short_help or ""),
         options=tuple(own),
         accepted_globals=tuple(shared),
-        arguments=tuple(_argument_doc(p) for p in params if isinstance(p, click.Argument)),
+        arguments=tuple(_argument_doc(p, path) for p in params if isinstance(p, click.Argument)),
         subcommands=tuple(subcommands),
     )
 
@@ -256,7 +275,7 @@ def _option_doc(option: click.Option) -> OptionDoc:
     )
 
 
-def _argument_doc(argument: click.Argument) -> ArgumentDoc:
+def _argument_doc(argument: click.Argument, path: tuple[str, ...] = ()) -> ArgumentDoc:
     name = argument.name or "argument"
     if argument.metavar:
         metavar = argument.metavar
@@ -270,7 +289,7 @@ def _argument_doc(argument: click.Argument) -> ArgumentDoc:
     return ArgumentDoc(
         name=name,
         metavar=metavar,
-        completion=_completion_of(argument),
+        completion=ARGUMENT_SOURCES.get((" ".join(path), name)) or _completion_of(argument),
         choices=_choices(argument),
         required=argument.required,
         variadic=argument.nargs == -1,
@@ -563,6 +582,13 @@ def _files_section(doc: Roff) -> None:
             f"(`{state}/{LOCK_NAME}`) and a private copy of pacman's sync databases "
             f"(`{state}/sync`, a DBPath that `clp update` and `clp pins` refresh).",
         ),
+        (
+            config_module.COMPLETION_INDEX,
+            "The names the shell completions offer: one `patch ID STATE`, `revert ID STATE` "
+            "or `transaction N STATUS` line each, nothing else. StateDir is readable by root "
+            "only, so clp keeps this copy of the names, mode 0644, and rewrites it after every "
+            "writing command and pacman transaction. Deleting it loses nothing.",
+        ),
         (defaults.log_file, "LogFile: what clp did, and the output of every script it ran."),
         (
             pins.PINS_FILE,
@@ -756,6 +782,14 @@ CONFIG_OPTIONS: dict[str, tuple[str, str, str | None]] = {
         "over 10 seconds is given up, as pacman does), from 1 to 86400 seconds.",
         None,
     ),
+    "HistoryLimit": (
+        "*number*",
+        "How many pacman transactions clp keeps, with their snapshots, from 1 to {max_history}, "
+        "as snapper's NUMBER_LIMIT. Once there are more, the oldest records are forgotten and "
+        "their snapshots deleted by the next writing clp command; a forgotten transaction can "
+        "no longer be shown, compared or undone.",
+        None,
+    ),
     "Architecture": (
         "*name*",
         "The architecture patches must be built for (or `any`), and the value of `$arch` in "
@@ -836,7 +870,9 @@ def clp_conf_5() -> str:
     for key, (field_name, _kind) in known.items():
         syntax, text, override = CONFIG_OPTIONS[key]
         syntax = syntax.format(siglevels=" | ".join(config_module.SIGLEVELS))
-        text = text.format(grace=f"{scripts.KILL_GRACE_SECONDS:g}")
+        text = text.format(
+            grace=f"{scripts.KILL_GRACE_SECONDS:g}", max_history=config_module.MAX_HISTORY
+        )
         default = _config_default(key, field_name, override)
         heading = f"\\fB{code(key)} =\\fR {prose(syntax)}"
         doc.item(heading, f"{text} Default: {default}")
@@ -1360,7 +1396,8 @@ def bash_completion(tree: CommandDoc) -> str:
         "# _clp_spec PATH: what the command PATH ('' for clp itself, 'apply', ...) takes:",
         "# cmds (its commands), opts (its options), valopts (OPTION=KIND for the options that",
         "# take a value) and args (the KIND of each argument; KIND... for one that repeats).",
-        "# KIND is dir, file, patch (a .clp file), choice:A,B,C or none.",
+        "# KIND is dir, file, patch (a .clp file), choice:A,B,C, none, or one of the names",
+        "# from the system or clp's completion index: " + ", ".join(SOURCE_KINDS) + ".",
         "_clp_spec()",
         "{",
         "    case $1 in",
@@ -1378,11 +1415,76 @@ def bash_completion(tree: CommandDoc) -> str:
             f"            args={_quote_sh(' '.join(_argument_kinds(command)))}",
             "            ;;",
         ]
-    lines += ["    esac", "}", "", BASH_BODY.rstrip("\n"), "", "complete -F _clp clp", ""]
+    lines += ["    esac", "}", ""]
+    lines += _bash_settings(tree)
+    body = _with_paths(BASH_BODY)
+    lines += ["", body.strip("\n"), "", "complete -F _clp clp", ""]
     return "\n".join(lines)
 
 
+def _with_paths(script: str) -> str:
+    """A completion script's text with the paths it reads: @INDEX@, clp's completion index, and
+    @DBPATH@, pacman's database directory (each under the root the command line names)."""
+    dbpath = config_module.Config(architecture="any").dbpath
+    return script.replace("@INDEX@", config_module.COMPLETION_INDEX).replace("@DBPATH@", dbpath)
+
+
+def _path_options(tree: CommandDoc) -> dict[str, tuple[str, ...]]:
+    """The names of the global options that move where the completions look: the root and
+    pacman's database."""
+    found: dict[str, tuple[str, ...]] = {"root": (), "dbpath": ()}
+    for option in tree.options:
+        for setting in found:
+            if f"--{setting}" in option.names and option.takes_value:
+                found[setting] = tuple(_plain(option.names, "option"))
+    return found
+
+
+def _bash_settings(tree: CommandDoc) -> list[str]:
+    lines = [
+        "# _clp_setting OPTION VALUE: remember where the command line moved the root or pacman's",
+        "# database to (a leading ~/ as the shell would expand it).",
+        "_clp_setting()",
+        "{",
+        "    local value=$2",
+        '    [[ $value == "~/"* ]] && value=$HOME/${value#"~/"}',
+        "    case $1 in",
+    ]
+    for setting, names in _path_options(tree).items():
+        if names:
+            lines.append(f"        {'|'.join(names)}) _clp_{setting}=$value ;;")
+    lines += ["    esac", "}"]
+    return lines
+
+
 BASH_BODY = r"""
+# _clp_packages: the installed packages that start with $cur, read as pacman's completion does
+# from the directory names of its local database (NAME-VERSION-RELEASE).
+_clp_packages()
+{
+    local dir name
+    for dir in "${_clp_dbpath:-${_clp_root%/}@DBPATH@}"/local/*/; do
+        [[ -d $dir ]] || continue
+        dir=${dir%/} name=${dir##*/} name=${name%-*-*}
+        [[ $name == "$cur"* ]] && COMPREPLY+=("$name")
+    done
+}
+
+# _clp_index KIND [STATE...]: the names of KIND in clp's completion index (any state, or one of
+# STATE...) that start with $cur. The file holds "KIND NAME STATE" lines and nothing else.
+_clp_index()
+{
+    local file="${_clp_root%/}@INDEX@" kind name state wanted=$1 IFS=' '
+    shift
+    [[ -r $file ]] || return 0
+    while read -r kind name state; do
+        [[ $kind == "$wanted" && $name == "$cur"* ]] || continue
+        if (($# == 0)) || [[ " $* " == *" $state "* ]]; then
+            COMPREPLY+=("$name")
+        fi
+    done <"$file"
+}
+
 # _clp_value_kind OPTION: true when OPTION takes a value; its KIND is then in $kind.
 _clp_value_kind()
 {
@@ -1417,6 +1519,29 @@ _clp_fill()
             compopt -o filenames 2>/dev/null
             COMPREPLY=($(compgen -f -X '!*.clp' -- "$cur") $(compgen -d -- "$cur"))
             ;;
+        package)
+            if [[ $cur == */* ]]; then  # a package file
+                compopt -o filenames 2>/dev/null
+                COMPREPLY=($(compgen -f -- "$cur"))
+            elif [[ $cur != *=* && $cur != = && ${COMP_WORDS[COMP_CWORD-1]} != = ]]; then
+                _clp_packages  # not the version of NAME=VERSION
+            fi
+            ;;
+        applied)
+            _clp_index patch applied
+            _clp_index revert applied
+            ;;
+        patch-or-id)
+            compopt -o filenames 2>/dev/null
+            COMPREPLY=($(compgen -f -X '!*.clp' -- "$cur") $(compgen -d -- "$cur"))
+            _clp_index patch
+            ;;
+        transaction)
+            _clp_index transaction
+            ;;
+        undoable)
+            _clp_index transaction done interrupted
+            ;;
         *)
             COMPREPLY=()
             ;;
@@ -1426,7 +1551,7 @@ _clp_fill()
 _clp()
 {
     local cur=${COMP_WORDS[COMP_CWORD]} path='' word kind prefix='' option
-    local cmds opts valopts args
+    local cmds opts valopts args _clp_root='' _clp_dbpath=''
     local -i i positional=0 dashdash=0
     COMPREPLY=()
     _clp_spec ''
@@ -1441,6 +1566,9 @@ _clp()
                 # "--opt VALUE"; with "=" in COMP_WORDBREAKS "--opt=VALUE" is three words
                 [[ ${COMP_WORDS[i+1]} == = ]] && ((i++))
                 ((i++))
+                ((i < COMP_CWORD)) && _clp_setting "$word" "${COMP_WORDS[i]}"
+            elif [[ $word == *=* ]]; then
+                _clp_setting "${word%%=*}" "${word#*=}"
             fi
         elif ((positional == 0)) && [[ " $cmds " == *" $word "* ]]; then
             path=${path:+$path }$word
@@ -1500,6 +1628,7 @@ def _zsh_action(kind: str, choices: tuple[str, ...] = ()) -> str:
         "dir": "_files -/",
         "file": "_files",
         "patch": '_files -g "*.clp(-.)"',
+        **{source: "_clp_complete_" + source.replace("-", "_") for source in SOURCE_KINDS},
     }.get(kind, "( )")  # no candidates; a bare " " would keep options from completing
 
 
@@ -1555,6 +1684,9 @@ def zsh_completion(tree: CommandDoc) -> str:
         raise GenerationError("two commands map to one zsh function name")
     for command in tree.walk():
         out += _zsh_command_function(command)
+    out += _zsh_settings(tree)
+    sources = _with_paths(ZSH_SOURCES)
+    out += [*sources.strip("\n").splitlines(), ""]
     out += [
         "if [[ $funcstack[1] == _clp ]]; then",
         '    _clp "$@"',
@@ -1564,6 +1696,93 @@ def zsh_completion(tree: CommandDoc) -> str:
         "",
     ]
     return "\n".join(out)
+
+
+def _zsh_settings(tree: CommandDoc) -> list[str]:
+    out = [
+        "# _clp_paths: where the command line moved the root and pacman's database to, in",
+        "# $clp_root and $clp_dbpath (a leading ~/ as the shell would expand it).",
+        "_clp_paths() {",
+        "    local -a w",
+        "    local i",
+        "    w=(${(z)BUFFER})",
+        "    for ((i = 1; i <= $#w; i++)); do",
+        "        case $w[i] in",
+    ]
+    for setting, names in _path_options(tree).items():
+        if names:
+            out.append(f"            ({'|'.join(names)}) clp_{setting}=${{(Q)w[i+1]}} ;;")
+            for name in (n for n in names if n.startswith("--")):
+                out.append(f"            ({name}=*) clp_{setting}=${{(Q)${{w[i]#{name}=}}}} ;;")
+    out += [
+        "        esac",
+        "    done",
+        "    clp_root=${clp_root/#\\~/$HOME} clp_dbpath=${clp_dbpath/#\\~/$HOME}",
+        "}",
+        "",
+    ]
+    return out
+
+
+ZSH_SOURCES = r"""
+# The installed packages, read as pacman's completion does from the directory names of its
+# local database (NAME-VERSION-RELEASE); a word with a '/' is a package file.
+_clp_complete_package() {
+    local clp_root= clp_dbpath= expl
+    local -a names
+    if [[ $PREFIX == */* ]]; then
+        _files
+        return
+    fi
+    [[ $PREFIX == *=* ]] && return 1  # the version of NAME=VERSION
+    _clp_paths
+    names=(${clp_dbpath:-${clp_root%/}@DBPATH@}/local/*(N/:t))
+    names=(${names%-*-*})
+    _wanted packages expl package compadd -a names
+}
+
+# _clp_index KIND [STATE...]: add to $reply the names of KIND in clp's completion index (in
+# any state, or in one of STATE...). The file holds "KIND NAME STATE" lines and nothing else.
+_clp_index() {
+    local clp_root= clp_dbpath= kind name state wanted=$1 file
+    shift
+    _clp_paths
+    file=${clp_root%/}@INDEX@
+    [[ -r $file ]] || return 1
+    while read -r kind name state; do
+        [[ $kind == $wanted ]] || continue
+        (( $# == 0 || $argv[(Ie)$state] )) && reply+=($name)
+    done <$file
+}
+
+_clp_complete_applied() {
+    local -a reply
+    local expl
+    _clp_index patch applied
+    _clp_index revert applied
+    _wanted patches expl 'patch or revert' compadd -a reply
+}
+
+_clp_complete_patch_or_id() {
+    local -a reply
+    _clp_index patch
+    _alternative 'files:patch file:_files -g "*.clp(-.)"' 'patches:patch:compadd -a reply'
+}
+
+_clp_complete_transaction() {
+    local -a reply
+    local expl
+    _clp_index transaction
+    _wanted transactions expl transaction compadd -a reply
+}
+
+_clp_complete_undoable() {
+    local -a reply
+    local expl
+    _clp_index transaction done interrupted
+    _wanted transactions expl transaction compadd -a reply
+}
+"""
 
 
 def _zsh_command_function(command: CommandDoc) -> list[str]:
@@ -1631,6 +1850,11 @@ def _fish_argument_args(argument: ArgumentDoc) -> str:
         "dir": "-a '(__fish_complete_directories)'",
         "file": "-F",
         "patch": "-k -a '(__fish_complete_suffix .clp)'",
+        "package": "-a '(__clp_complete_package)'",
+        "applied": "-a '(__clp_index patch applied) (__clp_index revert applied)'",
+        "patch-or-id": "-k -a '(__fish_complete_suffix .clp) (__clp_index patch)'",
+        "transaction": "-a '(__clp_index transaction)'",
+        "undoable": "-a '(__clp_index transaction done interrupted)'",
     }.get(argument.completion, "")
 
 
@@ -1659,6 +1883,9 @@ def fish_completion(tree: CommandDoc) -> str:
                 f"            printf '%s\\n' {subs}",
             ]
     out += ["    end", "end", "", FISH_BODY.strip("\n"), ""]
+    out += _fish_settings(tree)
+    sources = _with_paths(FISH_SOURCES)
+    out += [sources.strip("\n"), ""]
 
     every = {c.key for c in commands}
     for command in commands:
@@ -1684,6 +1911,53 @@ def fish_completion(tree: CommandDoc) -> str:
         if lines:
             out += [f"# {command.name}", *lines, ""]
     return "\n".join(out).rstrip("\n") + "\n"
+
+
+def _fish_settings(tree: CommandDoc) -> list[str]:
+    """__clp_root and __clp_dbpath: the value the command line gives that option, if any."""
+    out = []
+    for setting, names in _path_options(tree).items():
+        out += [
+            f"function __clp_{setting}",
+            f"    __clp_option_value {' '.join(names) if names else '--'}",
+            "end",
+            "",
+        ]
+    return out
+
+
+FISH_SOURCES = r"""
+# The installed packages, read as pacman's completion does from the directory names of its
+# local database (NAME-VERSION-RELEASE); a word with a '/' is a package file.
+function __clp_complete_package
+    set -l word (commandline -ct)
+    if string match -q -- '*/*' $word
+        __fish_complete_path $word
+        return
+    end
+    string match -q -- '*=*' $word; and return  # the version of NAME=VERSION
+    set -l db (__clp_dbpath)
+    test -n "$db"; or set db (string trim -r -c / -- (__clp_root))@DBPATH@
+    for dir in $db/local/*/
+        string replace -r -- '^.*/([^/]+)-[^-/]+-[^-/]+/$' '$1' $dir
+    end
+end
+
+# __clp_index KIND [STATE...]: the names of KIND in clp's completion index (in any state, or
+# in one of STATE...). The file holds "KIND NAME STATE" lines and nothing else.
+function __clp_index --argument-names wanted
+    set -l states $argv
+    set -e states[1]
+    set -l file (string trim -r -c / -- (__clp_root))@INDEX@
+    test -r $file; or return
+    while read -l kind name state
+        test "$kind" = "$wanted"; or continue
+        if test (count $states) -eq 0; or contains -- $state $states
+            echo $name
+        end
+    end <$file
+end
+"""
 
 
 def _fish_word(key: str) -> str:
@@ -1735,6 +2009,28 @@ function __clp_state
     echo $path
 end
 
+# __clp_option_value NAME...: the value the command line gives the last of these options
+# ("--root DIR", "--root=DIR", "-r DIR"), a leading ~/ as the shell would expand it
+function __clp_option_value
+    set -l value ''
+    set -l next 0
+    for token in (commandline -opc)
+        if test $next -eq 1
+            set value $token
+            set next 0
+        else if contains -- $token $argv
+            set next 1
+        else
+            for name in $argv
+                if string match -q -- "$name=*" $token
+                    set value (string replace -- "$name=" '' $token)
+                end
+            end
+        end
+    end
+    string replace -r -- '^~/' "$HOME/" $value
+end
+
 # __clp_using PATH...: the command being completed is one of PATH...
 function __clp_using
     set -l state (__clp_state)
@@ -1758,8 +2054,19 @@ end
 # Driver
 
 
+def _check_argument_sources(tree: CommandDoc) -> None:
+    known = {(c.key, a.name) for c in tree.walk() for a in c.arguments}
+    stale = sorted(set(ARGUMENT_SOURCES) - known)
+    if stale:
+        raise GenerationError(f"ARGUMENT_SOURCES names arguments clp does not have: {stale}")
+    unknown = sorted(set(ARGUMENT_SOURCES.values()) - set(SOURCE_KINDS))
+    if unknown:
+        raise GenerationError(f"ARGUMENT_SOURCES uses kinds no shell completes: {unknown}")
+
+
 def generate() -> dict[str, str]:
     tree = command_tree()
+    _check_argument_sources(tree)
     pages: dict[str, Callable[[], str]] = {
         "man/clp.8": lambda: clp_8(tree),
         "man/clp.conf.5": clp_conf_5,

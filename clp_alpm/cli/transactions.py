@@ -9,6 +9,10 @@ from clp_alpm.cli.options import command, options
 from clp_alpm.cli.output import Printer, when
 from clp_alpm.cli.prompts import confirm
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from clp_alpm.ops.transactions import FileDiff, RangeDiff
+
 
 @command("transactions")
 def transactions_command() -> None:
@@ -30,6 +34,8 @@ def transactions_command() -> None:
         by = " by clp" if record.origin == Origin.CLP else ""
         files = f", {len(record.changed)} file(s) changed" if record.changed else ""
         printer.section(f"{record.id}  {when(info['started'] or '')}{by}{status}{files}")
+        if record.command:
+            printer.item(f"   command: {record.command}")
         for line in describe_packages(record.packages):
             printer.arrow(line)
         for path in record.changed:
@@ -37,20 +43,59 @@ def transactions_command() -> None:
 
 
 @command("diff")
-@click.argument("transaction")
-def diff_command(transaction: str) -> None:
-    """Show what a pacman transaction changed in configuration files, as unified diffs."""
-    from clp_alpm.ops.transactions import diff, get
+@click.argument("transaction", metavar="N")
+@click.argument("other", metavar="[M]", required=False)
+def diff_command(transaction: str, other: str | None) -> None:
+    """Show what a pacman transaction changed in configuration files, as unified diffs.
+
+    With two numbers, N M (or N..M, as snapper writes it), what changed from the state after
+    transaction N to the state after transaction M: the package versions and the recorded files
+    that differ, which are what the transactions after N up to M changed. N's own changes are
+    left out, as `snapper diff N..M` leaves out what happened before snapshot N: `clp diff N`
+    shows those. A file counts when one of those transactions recorded it; its state after N
+    is what N recorded or, when N did not record it, what the first later transaction found
+    before it ran. With M before N the same changes are shown the other way round.
+    """
+    from clp_alpm.ops.transactions import diff, diff_between, get, parse_range
 
     printer = Printer(options())
+    first, second = parse_range(transaction, other)
     with context.session(printer, write=False) as session:
-        record = get(session.state, transaction)
-        diffs = diff(session.store, record)
+        record = get(session.state, first)
+        if second is not None:
+            changes = diff_between(session.state, session.store, record, get(session.state, second))
+        else:
+            diffs = diff(session.store, record)
+    if second is not None:
+        _show_range(printer, changes)
+        return
     if printer.json:
         printer.data({"transaction": record.id, "files": [d.to_dict() for d in diffs]})
         return
     if not diffs:
         printer.item(f"transaction {record.id} changed no configuration file")
+    _show_files(printer, diffs)
+
+
+def _show_range(printer: Printer, changes: RangeDiff) -> None:
+    from clp_alpm.ops.transactions import describe_packages
+
+    if printer.json:
+        printer.data(changes.to_dict())
+        return
+    if not changes.packages and not changes.files:
+        printer.item(
+            f"nothing recorded changed from transaction {changes.first} to {changes.second}"
+        )
+        return
+    if changes.packages:
+        printer.section(f"Packages (after transaction {changes.first} -> after {changes.second})")
+        for line in describe_packages(changes.packages):
+            printer.arrow(line)
+    _show_files(printer, changes.files)
+
+
+def _show_files(printer: Printer, diffs: list[FileDiff]) -> None:
     for file_diff in diffs:
         printer.section(f"{file_diff.path}: {file_diff.summary}")
         for line in file_diff.diff.splitlines():

@@ -65,7 +65,7 @@ def run_hook(
     try:
         config = load_config(root, config_file, overrides)
         reentrant = _reentrant(config)
-        record = _record(config, when, parse_targets(stdin_text), reentrant)
+        record = _record(config, when, parse_targets(stdin_text), reentrant, out)
     except (Exception, KeyboardInterrupt) as err:  # noqa: BLE001 - never fail pacman
         _warn(out, config, f"clp could not record this transaction ({when}): {_reason(err)}")
         return
@@ -112,7 +112,9 @@ def _as_pid(text: str | None) -> int | None:
         return None
 
 
-def _record(config: Config, when: str, targets: HookTargets, reentrant: bool) -> TransactionRecord:
+def _record(
+    config: Config, when: str, targets: HookTargets, reentrant: bool, out: Output
+) -> TransactionRecord:
     lock = None if reentrant else StateLock(config.host_state_dir, wait=_lock_wait())
     if lock is not None:
         lock.acquire()
@@ -122,19 +124,36 @@ def _record(config: Config, when: str, targets: HookTargets, reentrant: bool) ->
             recorder = Recorder(config, state, SnapshotStore(config.host_state_dir / "snapshots"))
             origin = Origin.CLP if reentrant else Origin.PACMAN
             pacman_pid = os.getppid()  # libalpm forks the hook from pacman's own process
+            from clp_alpm.system.proctree import pacman_command_line  # lazy: a few reads
+
+            command = pacman_command_line(pacman_pid)
             if when == "pre-transaction":
-                return begin(recorder, targets, origin, pacman_pid)
+                return begin(recorder, targets, origin, pacman_pid, command)
             # lazy: the pre-transaction hook, which pacman waits for, never asks
             from clp_alpm.ops.pending import add_pending, patches_to_reapply
 
-            record = finish(recorder, targets, origin, pacman_pid)
+            record = finish(recorder, targets, origin, pacman_pid, command)
             add_pending(state, patches_to_reapply(state, record))
+            _refresh_completion_index(config, state, out)
             return record
         finally:
             state.close()
     finally:
         if lock is not None:
             lock.release()
+
+
+def _refresh_completion_index(config: Config, state: StateDB, out: Output) -> None:
+    """The new transaction's number for the shell completions; a failure is a warning."""
+    from clp_alpm.store.completion import write_index  # lazy: the post hook only
+
+    path = config.host_completion_index
+    try:
+        write_index(state, path)
+    except OSError as err:
+        _warn(out, config, f"{path}: cannot update the completion index ({err.strerror})")
+    except Exception as err:  # noqa: BLE001 - the record is saved: this must not lose it
+        _warn(out, config, f"cannot update the completion index: {_reason(err)}")
 
 
 def _lock_wait() -> float:

@@ -22,10 +22,6 @@ from clp_alpm.store.snapshots import SnapshotStore
 from clp_alpm.store.state import StateDB
 from clp_alpm.system.localdb import installed_versions
 
-# Transactions kept (with their snapshots); older ones are forgotten by clp's garbage collection.
-TRANSACTION_HISTORY = 100
-
-
 # Files pacman writes beside a configuration file it must not overwrite or is removing.
 PACMAN_SIDE_FILES = (".pacnew", ".pacsave")
 
@@ -86,10 +82,14 @@ def paths_to_snapshot(state: StateDB, target_paths: Iterable[str]) -> list[str]:
 
 
 def begin(
-    recorder: Recorder, targets: HookTargets, origin: Origin, pacman_pid: int
+    recorder: Recorder,
+    targets: HookTargets,
+    origin: Origin,
+    pacman_pid: int,
+    command: str | None = None,
 ) -> TransactionRecord:
     """Before a transaction: close any transaction whose post hook never ran, then record the
-    versions and snapshot the files this one may change."""
+    versions, the pacman command line and snapshot the files this one may change."""
     for stale in recorder.state.open_transactions():
         close(recorder, stale, (), TransactionStatus.INTERRUPTED)
     packages = sorted(targets.packages)
@@ -105,12 +105,17 @@ def begin(
         paths=tuple(paths),
         snapshot_before=snapshot.id,
         pacman_pid=pacman_pid,
+        command=command,
     )
     return replace(record, id=recorder.state.add_transaction(record))
 
 
 def finish(
-    recorder: Recorder, targets: HookTargets, origin: Origin, pacman_pid: int
+    recorder: Recorder,
+    targets: HookTargets,
+    origin: Origin,
+    pacman_pid: int,
+    command: str | None = None,
 ) -> TransactionRecord:
     """After a transaction: the versions and files now, and what changed. Only the record
     this transaction's pre hook opened is closed as done: the same pacman process, and the
@@ -124,6 +129,7 @@ def finish(
         else:
             close(recorder, record, (), TransactionStatus.INTERRUPTED)
     if mine is not None:
+        mine = replace(mine, command=mine.command or command)
         return close(recorder, mine, targets, TransactionStatus.DONE)
     # No pre-transaction record (clp was installed by this very transaction, or the pre hook
     # failed): the versions after and a snapshot are still worth keeping, never undone.
@@ -136,6 +142,7 @@ def finish(
         paths=(),
         message="no record from before the transaction (the pre-transaction hook did not run)",
         pacman_pid=pacman_pid,
+        command=command,
     )
     record = replace(record, id=recorder.state.add_transaction(record))
     return close(recorder, record, targets, TransactionStatus.DONE)
@@ -213,8 +220,9 @@ def _latest(recorder: Recorder) -> Snapshot | None:
     return None
 
 
-def forget_old_transactions(state: StateDB, keep: int = TRANSACTION_HISTORY) -> None:
-    """Keep the newest `keep` transactions; their snapshots go with the next prune."""
+def forget_old_transactions(state: StateDB, keep: int) -> None:
+    """Keep the newest `keep` transactions (HistoryLimit); the snapshots of the others go with
+    the next prune."""
     records = state.list_transactions()
     if len(records) > keep:
         state.forget_transactions_before(records[-keep].id)

@@ -18,6 +18,7 @@ from clp_alpm.ops.reapply import run_pending
 from clp_alpm.ops.record import forget_old_transactions
 from clp_alpm.ops.recover import recover, recover_if_abandoned
 from clp_alpm.ops.session import Events, Session, require_root
+from clp_alpm.store.completion import write_index
 from clp_alpm.store.lock import StateLock
 from clp_alpm.store.state import StateDB
 
@@ -34,10 +35,12 @@ def open_session(
         except BaseException:
             if session.locked:
                 collect_garbage(session)
+                refresh_completion_index(session)
             raise
         if session.locked:
             run_pending(session)
             collect_garbage(session)
+            refresh_completion_index(session)
     finally:
         session.close()
 
@@ -76,7 +79,19 @@ def collect_garbage(session: Session) -> None:
     if session.state.unfinished_operations():
         return
     try:
-        forget_old_transactions(session.state)
+        forget_old_transactions(session.state, session.config.history_limit)
         session.store.prune(session.state.snapshots_in_use())
     except (ClpError, OSError) as err:
         session.events.warning(f"could not clean up old snapshots: {err}")
+
+
+def refresh_completion_index(session: Session) -> None:
+    """Rewrite the completion index when the patches, reverts or transactions changed. It is
+    a convenience: failing to write it is a warning, never a failed command."""
+    path = session.config.host_completion_index
+    try:
+        write_index(session.state, path)
+    except OSError as err:
+        session.events.warning(f"{path}: cannot update the completion index ({err.strerror})")
+    except ClpError as err:
+        session.events.warning(f"cannot update the completion index: {err}")

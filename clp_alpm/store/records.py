@@ -183,6 +183,7 @@ class TransactionRecord:
     finished: float | None = None
     message: str | None = None
     pacman_pid: int | None = None  # the pacman whose hooks opened it
+    command: str | None = None  # that pacman's command line, as /proc showed it
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -191,6 +192,7 @@ class TransactionRecord:
             "started": _iso(self.started),
             "finished": _iso(self.finished),
             "origin": self.origin,
+            "command": self.command,
             "packages": [dict(package) for package in self.packages],
             "changed_files": list(self.changed),
             "message": self.message,

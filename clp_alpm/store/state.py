@@ -30,7 +30,15 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+# What takes a database of version N-1 to N. _SCHEMA creates the newest tables; a database an
+# older clp wrote gets the same columns from these steps, run once, in one transaction. A
+# read-only connection never migrates: rows an older schema lacks a column for read with the
+# record's default.
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    2: ("ALTER TABLE transactions ADD COLUMN command TEXT",),
+}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -83,7 +91,8 @@ CREATE TABLE IF NOT EXISTS transactions (
     snapshot_before TEXT,
     snapshot_after TEXT,
     message TEXT,
-    pacman_pid INTEGER
+    pacman_pid INTEGER,
+    command TEXT
 );
 CREATE TABLE IF NOT EXISTS journal (
     op_id INTEGER NOT NULL REFERENCES operations(id),
@@ -141,15 +150,29 @@ class StateDB:
         return conn
 
     def _check_version(self) -> None:
+        if self._schema_version() == SCHEMA_VERSION:
+            return
+        with self.transaction() as conn:  # another clp may be migrating: look again, locked
+            version = self._schema_version()
+            if version is None:  # a new database: _SCHEMA made the newest tables
+                conn.execute(
+                    "INSERT INTO settings(key, value) VALUES('schema', ?)", (str(SCHEMA_VERSION),)
+                )
+                return
+            if version > SCHEMA_VERSION:
+                raise ClpError(
+                    f"{self.path}: state database was written by a newer clp (schema {version})"
+                )
+            for step in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in _MIGRATIONS[step]:
+                    conn.execute(statement)
+            conn.execute(
+                "UPDATE settings SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),)
+            )
+
+    def _schema_version(self) -> int | None:
         row = self._conn.execute("SELECT value FROM settings WHERE key='schema'").fetchone()
-        if row is None:
-            self._conn.execute(
-                "INSERT INTO settings(key, value) VALUES('schema', ?)", (str(SCHEMA_VERSION),)
-            )
-        elif int(row[0]) > SCHEMA_VERSION:
-            raise ClpError(
-                f"{self.path}: state database was written by a newer clp (schema {row[0]})"
-            )
+        return None if row is None else int(row[0])
 
     def close(self) -> None:
         self._conn.close()
@@ -279,6 +302,21 @@ class StateDB:
             "UNION ALL SELECT snapshot_before, snapshot_after FROM transactions"
         ).fetchall()
         return {snapshot for row in rows for snapshot in row if snapshot}
+
+    def completion_names(self) -> list[tuple[str, str, str]]:
+        """(kind, name, state) of every patch, revert and transaction: the completion index."""
+        rows = self._conn.execute(
+            "SELECT 'patch', id, state FROM patches "
+            "UNION ALL SELECT 'revert', id, state FROM reverts "
+            "UNION ALL SELECT 'transaction', CAST(id AS TEXT), status FROM transactions"
+        ).fetchall()
+        order = {"patch": 0, "revert": 1, "transaction": 2}
+
+        def key(row: tuple[str, str, str]) -> tuple[int, int, str]:
+            number = row[1].lstrip("R")
+            return order[row[0]], int(number) if number.isdigit() else 0, row[1]
+
+        return sorted(((str(a), str(b), str(c)) for a, b, c in rows), key=key)
 
     # -- operations and journal ---------------------------------------------
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
-import shlex
 import shutil
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from clp_alpm.cli import main as cli_module
 from clp_alpm.formats.pkginfo import parse_meta
 from clp_alpm.system import scripts
 from tests.kits.paths import REPO
+from tests.kits.shellkit import bash_complete, fish_complete, zsh_complete
 
 GENERATOR = REPO / "tools" / "gen_docs.py"
 MAN = REPO / "man"
@@ -129,78 +129,6 @@ def accepted_options(command: click.Command, ctx: click.Context) -> set[str]:
 
 VISIBLE = [name for name, _, _ in commands()]
 HIDDEN = [name for name, _, _ in commands(hidden=True)]
-
-
-# -- running completions ---------------------------------------------------------------------
-
-
-def bash_complete(script: Path, lines: list[list[str]], cwd: Path = REPO) -> list[list[str]]:
-    """COMPREPLY of `_clp` for each command line (its words; the last one is being completed)."""
-    calls = "\n".join("_t " + " ".join(shlex.quote(w) for w in words) for words in lines)
-    program = f"""
-source {shlex.quote(str(script))}
-[[ $(complete -p clp) == "complete -F _clp clp" ]] || {{ echo "not registered" >&2; exit 9; }}
-_t() {{
-    COMP_WORDS=("$@"); COMP_CWORD=$((${{#COMP_WORDS[@]}} - 1))
-    COMP_LINE="$*"; COMP_POINT=${{#COMP_LINE}}; COMPREPLY=()
-    _clp clp "${{COMP_WORDS[COMP_CWORD]}}" "${{COMP_WORDS[COMP_CWORD-1]}}"
-    printf '%s\\n' "${{COMPREPLY[@]}}"; printf '%s\\n' '--end--'
-}}
-{calls}
-"""
-    run = subprocess.run(
-        ["bash", "--norc", "--noprofile", "-c", program],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert run.returncode == 0 and not run.stderr, run.stderr
-    chunks = run.stdout.split("--end--\n")[:-1]
-    return [[w for w in chunk.split("\n") if w] for chunk in chunks]
-
-
-def fish_complete(script: Path, lines: list[str], cwd: Path = REPO) -> list[list[str]]:
-    """The candidates fish offers for each command line (descriptions dropped)."""
-    program = (
-        f"source {shlex.quote(str(script))}; for l in $argv; complete -C $l; echo --end--; end"
-    )
-    run = subprocess.run(
-        ["fish", "--no-config", "-c", program, *lines],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert run.returncode == 0 and not run.stderr, run.stderr
-    chunks = run.stdout.split("--end--\n")[:-1]
-    return [[c.split("\t")[0] for c in chunk.splitlines()] for chunk in chunks]
-
-
-def zsh_complete(completions: Path, lines: list[str], cwd: Path) -> list[str]:
-    """Each line after one Tab in an interactive zsh (a pty) with the completion loaded."""
-    program = r"""
-zmodload zsh/zpty
-zpty z 'zsh -f -i'
-zpty -w z "PS1='> '; fpath=($1 \$fpath); autoload -U compinit; compinit -u -D"
-zpty -w z 'clp() { print -r -- "RESULT:$*:END" }'
-for line in "${@[2,-1]}"; do zpty -w -n z "$line"$'\t\n'; done
-zpty -w z exit
-out=''
-while zpty -r z chunk; do out+=$chunk; done
-zpty -d z
-print -r -- $out
-"""
-    run = subprocess.run(
-        ["zsh", "-f", "-c", program, "zsh", str(completions), *lines],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env={**os.environ, "HOME": str(cwd), "TERM": "dumb"},
-    )
-    results = re.findall(r"RESULT:(.*?):END", run.stdout.replace("\r", ""))
-    return [r for r in results if r != "$*"]  # the definition echoed back is no result
 
 
 @pytest.fixture
@@ -317,6 +245,7 @@ def test_clp_8_names_the_files_clp_installs_and_uses() -> None:
         config.state_dir,
         config.log_file,
         "/etc/pacman.d/clp-pins.conf",
+        "/var/cache/clp/completion-index",
     ]
     paths += [f"/usr/share/libalpm/hooks/{p.name}" for p in (REPO / "hooks").glob("*.hook")]
     paths += [f"/usr/lib/systemd/system/{p.name}" for p in (REPO / "systemd").iterdir()]
@@ -659,3 +588,17 @@ def test_generation_fails_for_an_element_the_schema_gains(
     monkeypatch.setattr(gen_docs, "XSD_PATH", tmp_path / "pkginfo.xsd")
     with pytest.raises(gen_docs.GenerationError, match="Reboot"):
         gen_docs.clp_patch_5()
+
+
+def test_generation_fails_when_a_completion_source_names_no_argument(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real = gen_docs.ARGUMENT_SOURCES
+    sources = {**real, ("rollback", "patch"): "applied"}
+    monkeypatch.setattr(gen_docs, "ARGUMENT_SOURCES", sources)
+    with pytest.raises(gen_docs.GenerationError, match=r"\('rollback', 'patch'\)"):
+        gen_docs.generate()
+    sources = {**real, ("unpin", "package"): "pinned"}
+    monkeypatch.setattr(gen_docs, "ARGUMENT_SOURCES", sources)
+    with pytest.raises(gen_docs.GenerationError, match="pinned"):
+        gen_docs.generate()

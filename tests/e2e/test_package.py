@@ -36,7 +36,7 @@ INSTALLED_COPIES = {
 }  # fmt: skip
 MAN_PAGES = ("usr/share/man/man8/clp.8", "usr/share/man/man5/clp.conf.5",
              "usr/share/man/man5/clp-patch.5")  # fmt: skip
-EMPTY_DIRS = {"opt/CLP": 0o755, "var/lib/clp": 0o700}
+EMPTY_DIRS = {"opt/CLP": 0o755, "var/lib/clp": 0o700, "var/cache/clp": 0o755}
 TOP_LEVEL = {"etc", "opt", "usr", "var"}
 
 

@@ -108,18 +108,19 @@ def file_state(path: Path) -> tuple | None:
     return (content, info.st_mode, info.st_uid, info.st_gid, info.st_mtime_ns)
 
 
-CLP_OWN = ("var/lib/clp", "etc/pacman.d/gnupg", "var/log/CLP.log", "opt/CLP")
+CLP_OWN = ("var/lib/clp", "etc/pacman.d/gnupg", "var/cache/clp", "var/log/CLP.log", "opt/CLP")
 
 
 def tree(root: Path) -> dict[str, tuple | str | None]:
-    """Every file under root, for before/after comparison. clp's own state, its log and the
+    """Every file under root, for before/after comparison. clp's own state (its database and
+    snapshots, and the copy of their names the shell completions read), its log and the
     PatchDir directory itself are left out (PatchDir's contents are not)."""
     result: dict[str, tuple | str | None] = {}
     for dirpath, dirnames, filenames in os.walk(root):
         for name in filenames + dirnames:
             path = Path(dirpath) / name
             rel = str(path.relative_to(root))
-            if rel in CLP_OWN or rel.startswith(CLP_OWN[:2]):
+            if rel in CLP_OWN or rel.startswith(CLP_OWN[:3]):
                 continue
             is_dir = path.is_dir() and not path.is_symlink()
             result[rel] = "dir" if is_dir else file_state(path)

@@ -49,3 +49,19 @@ def test_unknown_section_and_unreadable_file_are_one_line(tmp_path):
     conf.write_bytes(b"\xff\xfe[options]\n")
     with pytest.raises(ConfigError, match="cannot read config file .it is not UTF-8 text."):
         load_config(tmp_path)
+
+
+def test_history_limit_is_read_and_defaults_to_100(tmp_path):
+    install_shipped(tmp_path)
+    assert load_config(tmp_path).history_limit == 100
+    (tmp_path / "etc/CLP/clp.conf").write_text("[options]\nHistoryLimit = 7\n")
+    assert load_config(tmp_path).history_limit == 7
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "ten", "1.5", "100001", ""])
+def test_a_bad_history_limit_is_one_line_naming_the_file(tmp_path, value):
+    (tmp_path / "etc/CLP").mkdir(parents=True)
+    (tmp_path / "etc/CLP/clp.conf").write_text(f"[options]\nHistoryLimit = {value}\n")
+    expected = "needs a value" if not value else "must be a whole number from 1 to 100000"
+    with pytest.raises(ConfigError, match=rf"clp.conf:2: HistoryLimit {expected}"):
+        load_config(tmp_path)

@@ -1,0 +1,61 @@
+"""The completion index: the names a shell completes, readable by every user.
+
+The state directory is 0700 (its snapshots hold copies of files such as /etc/shadow), so the
+shell completions, which run as the user typing, cannot read it. clp therefore keeps a tiny
+index beside it, mode 0644 in a 0755 directory, rewritten (all or nothing) by every writing
+clp command and by the post-transaction hook. It holds names and numbers only, one `KIND NAME
+STATE` a line:
+
+    patch CLPR261125 applied
+    revert R1 applied
+    transaction 41 done
+
+Nothing else is in it: no paths, no versions, nothing from a snapshot. A root without the
+index's parent directory (/var/cache) gets no index. A name with a character
+outside INDEX_CHARACTERS is left out, so that a shell never reads anything but a plain word.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from clp_alpm.atomicfile import write_atomically
+from clp_alpm.store.state import StateDB
+
+HEADER = (
+    "# clp completion index: patch IDs, revert IDs and transaction numbers, for the shell\n"
+    "# completions. Rewritten by clp; see clp(8).\n"
+)
+INDEX_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._+@-")
+
+
+def render_index(state: StateDB) -> str:
+    """The index text for what `state` holds now."""
+    lines = [
+        f"{kind} {name} {status}"
+        for kind, name, status in state.completion_names()
+        if _plain(name) and _plain(status)
+    ]
+    return HEADER + "".join(line + "\n" for line in lines)
+
+
+def write_index(state: StateDB, target: Path) -> bool:
+    """Rewrite `target` when what it should say changed; True if it was written."""
+    text = render_index(state)
+    try:
+        if target.read_text(encoding="utf-8") == text:
+            return False
+    except (OSError, UnicodeDecodeError):
+        pass  # absent or unreadable: written anew
+    if not target.parent.is_dir():
+        if not os.path.lexists(target.parent.parent):
+            return False  # a root without /var/cache (a bare chroot): no index
+        target.parent.mkdir(mode=0o755)
+        os.chmod(target.parent, 0o755)  # whatever the umask: the users' shells read it
+    write_atomically(target, text.encode(), mode=0o644)
+    return True
+
+
+def _plain(word: str) -> bool:
+    return bool(word) and word[0] != "-" and set(word) <= INDEX_CHARACTERS
