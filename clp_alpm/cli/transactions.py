@@ -26,6 +26,10 @@ def transactions_command() -> None:
     if printer.json:
         printer.data([record.to_dict() for record in records])
         return
+    if printer.quiet:  # numbers only, for scripts and completion
+        for record in records:
+            printer.item(str(record.id))
+        return
     if not records:
         printer.item("no transactions recorded (are clp's pacman hooks installed?)")
     for record in records:

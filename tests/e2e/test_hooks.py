@@ -84,6 +84,7 @@ def test_install_upgrade_remove_are_recorded_with_versions_and_files(hroot):
 
     text = hroot.clp("transactions").stdout
     assert "demo 1.0-1 -> 2.0-1" in text and "demo 2.0-1 (removed)" in text
+    assert hroot.clp("transactions", "-q").stdout == "1\n2\n3\n"
 
 
 def test_diff_shows_the_config_change_as_a_unified_diff(hroot):
