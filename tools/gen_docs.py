@@ -508,7 +508,8 @@ GLOBAL_OPTION_DETAILS = {
     "chrooted into it, as pacman(8) does with `--sysroot`. Default: `/`",
     "--gpgdir": "Default: Keyring of clp.conf(5) under the root.",
     "--logfile": "Default: LogFile of clp.conf(5) under the root.",
-    "--quiet": "Warnings, errors and results stay; `list` prints one name a line, as `pacman -Qq`.",
+    "--quiet": "Warnings, errors and results stay; `list` and `pins` print one name a line, "
+    "as `pacman -Qq`, and `transactions` one number a line.",
     "--verbose": "As `pacman -v`: root, configuration files, database, cache, hook, patch and "
     "state directories, log file and keyring, on standard output (standard error with "
     "`--json`).",
