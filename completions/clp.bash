@@ -70,7 +70,7 @@ _clp_spec()
             ;;
         'revert')
             cmds=''
-            opts='--list --allow-upgrade --until -r --root --config -b --dbpath --pacman-conf --cachedir --noconfirm --json --color --debug -h --help'
+            opts='--list --allow-upgrade --until --no-rollback-copy -r --root --config -b --dbpath --pacman-conf --cachedir --noconfirm --json --color --debug -h --help'
             valopts='--until=none -r=dir --root=dir --config=file -b=dir --dbpath=dir --pacman-conf=file --cachedir=dir --color=choice:auto,always,never'
             args='none...'
             ;;

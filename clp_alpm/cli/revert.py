@@ -22,8 +22,17 @@ if TYPE_CHECKING:
 @click.option("--list", "list_only", is_flag=True, help="Only list the versions to be had.")
 @click.option("--allow-upgrade", is_flag=True, help="Accept a version newer than installed.")
 @click.option("--until", metavar="VERSION", help="Lift the pin once a repository has VERSION.")
+@click.option(
+    "--no-rollback-copy",
+    is_flag=True,
+    help="Revert even when no copy of the installed version exists (no rollback then).",
+)
 def revert_command(
-    targets: tuple[str, ...], list_only: bool, allow_upgrade: bool, until: str | None
+    targets: tuple[str, ...],
+    list_only: bool,
+    allow_upgrade: bool,
+    until: str | None,
+    no_rollback_copy: bool,
 ) -> None:
     """Bring packages back to earlier versions (cache, archive or file), then pin them."""
     from clp_alpm.ops.revert import list_versions, plan_revert, revert
@@ -42,14 +51,24 @@ def revert_command(
         if len(requests) == 1 and not requests[0].version and not requests[0].given:
             requests = [_ask_version(printer, session, requests[0])]
         plan = plan_revert(
-            session, requests, allow_upgrade=allow_upgrade, progress=printer.progress
+            session,
+            requests,
+            allow_upgrade=allow_upgrade,
+            progress=printer.progress,
+            no_rollback_copy=no_rollback_copy,
         )
         printer.section("Packages to revert:")
-        for choice in plan.choices:
+        for choice, copy in zip(plan.choices, plan.rollback_copies, strict=True):
             printer.arrow(
                 f"{choice.name} {choice.installed} -> {choice.available.version} "
                 f"from {choice.available.describe()}"
             )
+            if copy == "the installed files":
+                printer.item(f"   copy of {choice.name} {choice.installed} made from its files")
+        for warning in plan.warnings:
+            printer.warning(warning)
+        for lost in plan.no_way_back:
+            printer.warning(f"no copy of {lost}")
         if not plan.pins_included:
             from clp_alpm.system.pins import include_line
 
@@ -57,10 +76,19 @@ def revert_command(
                 "pacman.conf does not include clp's pins, so 'pacman -Syu' would undo this "
                 f"revert: add '{include_line()}' under [options]"
             )
-        confirm(printer, "Proceed with revert?")
+        if plan.no_way_back:
+            printer.warning(
+                "without that copy this revert cannot be rolled back (clp rollback will refuse), "
+                "and if it is interrupted once pacman has started, it is finished, not undone"
+            )
+            confirm(printer, "Proceed with a revert that cannot be rolled back?")
+        else:
+            confirm(printer, "Proceed with revert?")
         record = revert(session, plan)
     if printer.json:
         printer.data({"plan": plan.to_dict(), "revert": record.to_dict()})
+    elif plan.no_way_back:
+        printer.section(f"{record.id}: reverted and pinned (no rollback copy: no rollback)")
     else:
         printer.section(f"{record.id}: reverted and pinned (undo with 'clp rollback {record.id}')")
 
