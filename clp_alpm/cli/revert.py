@@ -15,6 +15,7 @@ from clp_alpm.errors import UsageError
 if TYPE_CHECKING:
     from clp_alpm.ops.revert import Request, VersionList
     from clp_alpm.ops.session import Session
+    from clp_alpm.system.pkgsource import Available
 
 
 @command("revert")
@@ -119,32 +120,48 @@ def _revert_requests(targets: tuple[str, ...], until: str | None) -> list[Reques
     return requests
 
 
-def _show_versions(printer: Printer, listing: VersionList) -> None:
+def _show_versions(
+    printer: Printer, listing: VersionList, offer_installed: bool = True
+) -> list[Available]:
+    """The versions, numbered, under one line per source (newest first within each); the
+    installed one is marked, or left out when it is not on offer. Returns them numbered."""
     printer.section(f"Versions of {listing.name} (installed {listing.installed}):")
-    for number, available in enumerate(listing.versions, start=1):
-        mark = " (installed)" if available.version == listing.installed else ""
-        printer.item(f" {number:>3}) {available.version:<20} {available.describe()}{mark}")
-    if not listing.versions:
+    shown = [
+        a for a in listing.versions if offer_installed or a.version != listing.installed
+    ]  # fmt: skip
+    groups: dict[str, list[Available]] = {}
+    for available in shown:
+        groups.setdefault(available.describe(), []).append(available)
+    numbered = [available for group in groups.values() for available in group]
+    number = 0
+    for source, group in groups.items():
+        printer.item(f" {source}:")
+        for available in group:
+            number += 1
+            mark = " (installed)" if available.version == listing.installed else ""
+            printer.item(f" {number:>3}) {available.version}{mark}")
+    if not shown:
         printer.item(f"   none found (searched: {', '.join(listing.searched) or 'nowhere'})")
     for problem in listing.problems:
         printer.warning(problem)
+    return numbered
 
 
 def _ask_version(printer: Printer, session: Session, request: Request) -> Request:
-    """pacman's numbered question: which version? --noconfirm takes the newest older one."""
+    """pacman's numbered question: which version? The installed one is not on offer;
+    --noconfirm takes the newest older one."""
     from clp_alpm.ops.revert import Request, list_versions, pick_default
 
     listing = list_versions(session, request.name, request.given)
     default = pick_default(listing)
     if default is None:
-        _show_versions(printer, listing)
+        _show_versions(printer, listing, offer_installed=False)
         raise UsageError(f"no version of {request.name} older than {listing.installed} was found")
     if options().noconfirm:
         return Request(request.name, version=default.version, until=request.until)
-    _show_versions(printer, listing)
-    number = listing.versions.index(default) + 1
-    answer = choose_number(printer, len(listing.versions), number)
-    return Request(request.name, version=listing.versions[answer - 1].version, until=request.until)
+    numbered = _show_versions(printer, listing, offer_installed=False)
+    answer = choose_number(printer, len(numbered), numbered.index(default) + 1)
+    return Request(request.name, version=numbered[answer - 1].version, until=request.until)
 
 
 @command("pins")

@@ -435,7 +435,7 @@ def test_no_rollback_copy_is_an_explicit_choice_and_the_rollback_says_so(pkgroot
     assert refused.returncode == 2
     assert "R1 cannot be rolled back without it (it was made with --no-rollback-copy)" \
         in refused.stderr  # fmt: skip
-    assert installed(pkgroot, "demo") == "1.0-1"
+    assert refused.stdout == "" and installed(pkgroot, "demo") == "1.0-1"
 
 
 @pytest.mark.parametrize("step", ["cache-package", "rebuild-package", "pacman-upgrade"])
@@ -461,6 +461,51 @@ def test_something_else_in_the_cache_under_the_files_name_is_refused(pkgroot, tm
     assert result.returncode == 2
     assert "demo-1.5-1-any.pkg.tar.xz already exists with other content" in result.stderr
     assert installed(pkgroot, "demo") == "2.0-1"
+
+
+# -- what the user sees -----------------------------------------------------------------------
+
+
+def test_a_rolled_back_revert_is_an_error_before_any_plan(pkgroot, clp):
+    assert revert(clp, pkgroot, "demo", "1.0-1").returncode == 0
+    assert clp("--root", str(pkgroot), "rollback", "R1", "--noconfirm").returncode == 0
+    again = clp("--root", str(pkgroot), "rollback", "R1", "--noconfirm")
+    assert again.returncode == 2
+    assert again.stderr.strip() == "error: revert R1 is rolled-back, not applied"
+    assert again.stdout == ""
+
+
+def test_the_listing_names_each_source_once(pkgroot, archive, clp):
+    url, top = archive
+    folder = top / "packages/d/demo"
+    folder.mkdir(parents=True)
+    build(folder, "demo", "0.9-1")
+    build(folder, "demo", "0.8-1")
+    (pkgroot / "etc/CLP").mkdir(parents=True, exist_ok=True)
+    (pkgroot / "etc/CLP/clp.conf").write_text(f"[options]\nArchiveServer = {url}\n")
+    result = clp("--root", str(pkgroot), "revert", "--list", "demo")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines == [
+        ":: Versions of demo (installed 2.0-1):",
+        f" cache ({pkgroot / CACHE}):",
+        "   1) 2.0-1 (installed)",
+        "   2) 1.0-1",
+        f" archive ({url}):",
+        "   3) 0.9-1",
+        "   4) 0.8-1",
+    ]
+    assert result.stdout.count(str(pkgroot / CACHE)) == 1
+
+
+def test_the_question_does_not_offer_the_installed_version(pkgroot, clp):
+    asked = subprocess.run(
+        [str(CLP), "--root", str(pkgroot), "revert", "demo"],
+        input="1\n\n", capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert asked.returncode == 0, asked.stderr
+    assert "   1) 1.0-1\n" in asked.stdout and "(installed)" not in asked.stdout
+    assert installed(pkgroot, "demo") == "1.0-1"
 
 
 def test_a_killed_revert_without_a_rollback_copy_is_finished_by_the_next_command(pkgroot, clp):
