@@ -63,7 +63,9 @@ class Config:
     history_limit: int = 100  # pacman transactions kept, with their snapshots
     architecture: str = field(default_factory=lambda: os.uname().machine)
     dbpath: str = "/var/lib/pacman"
-    archive_servers: tuple[str, ...] = ()
+    # None: clp.conf sets no ArchiveServer, and the distribution's archive applies (see
+    # archive_server_urls); an `ArchiveServer =` line with no URL sets ()
+    archive_servers: tuple[str, ...] | None = None
     servers: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
     dbpath_override: Path | None = None  # pacman's --dbpath: a host path, not under the root
@@ -100,6 +102,15 @@ class Config:
     @property
     def host_keyring(self) -> Path:
         return self.keyring_override or self.host(self.keyring)
+
+    @property
+    def archive_server_urls(self) -> tuple[str, ...]:
+        """The archives `clp revert` searches: clp.conf's, else the distribution's."""
+        if self.archive_servers is not None:
+            return self.archive_servers
+        from clp_alpm.osrelease import distribution_archives  # not on the hooks' path
+
+        return distribution_archives(self.root)
 
     @property
     def chrooted(self) -> bool:

@@ -71,7 +71,7 @@ _clp_spec()
             ;;
         'revert')
             cmds=''
-            opts='--list --allow-upgrade --until -r --sysroot --root --config -b --dbpath --pacman-conf --cachedir --gpgdir --hookdir --logfile --noconfirm --confirm -q --quiet -v --verbose --json --color --debug -h --help'
+            opts='--list --allow-upgrade --until --no-rollback-copy -r --sysroot --root --config -b --dbpath --pacman-conf --cachedir --gpgdir --hookdir --logfile --noconfirm --confirm -q --quiet -v --verbose --json --color --debug -h --help'
             valopts='--until=none -r=none --sysroot=none --root=none --config=none -b=none --dbpath=none --pacman-conf=none --cachedir=none --gpgdir=none --hookdir=none --logfile=none --color=choice:auto,always,never'
             args='package...'
             ;;

@@ -221,6 +221,7 @@ complete -c clp -n '__clp_argument repo-add 0' -a '(__fish_complete_directories)
 complete -c clp -n '__clp_using revert' -l list -d 'Only list the versions to be had.'
 complete -c clp -n '__clp_using revert' -l allow-upgrade -d 'Accept a version newer than installed.'
 complete -c clp -n '__clp_using revert' -l until -x -d 'Lift the pin once a repository has VERSION.'
+complete -c clp -n '__clp_using revert' -l no-rollback-copy -d 'Revert even when no copy of the installed version exists (no rollback then).'
 complete -c clp -n '__clp_argument revert 0+' -a '(__clp_complete_package)'
 
 # clp rollback

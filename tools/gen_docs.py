@@ -40,7 +40,7 @@ if str(ROOT) not in sys.path:
 import click  # noqa: E402
 from lxml import etree  # noqa: E402
 
-from clp_alpm import __version__  # noqa: E402
+from clp_alpm import __version__, osrelease  # noqa: E402
 from clp_alpm import config as config_module  # noqa: E402
 from clp_alpm.cli import exits  # noqa: E402
 from clp_alpm.cli import main as cli_module  # noqa: E402
@@ -496,6 +496,17 @@ DESCRIPTION = (
     "the sync databases that they refresh themselves, as checkupdates does, so that pacman's "
     "own databases are never refreshed behind the administrator's back. A `pacman -Syu` with "
     "nothing else to upgrade runs no hook: the daily `clp update` lifts the pin then.",
+    "A revert keeps the way back in pacman's first cache directory: the package file it "
+    "installs (a local file or a download is copied there) and one of the version it "
+    "replaces, taken from the cache, else fetched from an ArchiveServer (see clp.conf(5)), "
+    "else made from the installed files and the local database's entry of the package, as "
+    "bacman makes one (unsigned: not when pacman's LocalFileSigLevel requires a signature). "
+    "A configuration file you changed goes into a copy made from the installed files as it "
+    "is now, and clp says so: once a rollback installs that copy, pacman takes your version "
+    "for the package's own, and a later upgrade replaces it without a .pacnew. When none of "
+    "these copies is possible, the revert is refused; `clp revert --no-rollback-copy` goes "
+    "on without one, and that revert cannot be rolled back. The copies are steps of the "
+    "revert: a revert that fails leaves the cache as it was.",
     "Errors are one line starting with `error:` on standard error; a traceback is printed "
     "only with `--debug`. With `--json`, every command prints one JSON document on standard "
     'output, an error included (`{{"error": ..., "exit_code": N}}`), and script output '
@@ -806,9 +817,14 @@ CONFIG_OPTIONS: dict[str, tuple[str, str, str | None]] = {
     "ArchiveServer": (
         "*URL* ...",
         "Servers laid out as the Arch Linux Archive (`URL/packages/n/name/`) that `clp revert` "
-        "searches for earlier package versions after pacman's cache directories, e.g. "
-        "`https://archive.archlinux.org`. Each line adds servers; a line may hold several.",
-        None,
+        "searches for earlier package versions after pacman's cache directories, and for the "
+        "installed version when the cache has no copy of it for the rollback (`clp rollback` "
+        "and `clp undo-transaction` search them the same way). Each line adds servers; a line "
+        "may hold several; a line with no URL (`ArchiveServer =`) searches no archive, the "
+        "distribution's default included.",
+        "the distribution's archive: `{arch_archive}` when `/etc/os-release` of the target "
+        "system says `ID=arch` or has `arch` in `ID_LIKE` (Arch Linux, and distributions built "
+        "on its repositories such as Vincent OS); none elsewhere",
     ),
     "Server": (
         "*URL* ...",
@@ -875,6 +891,7 @@ def clp_conf_5() -> str:
             grace=f"{scripts.KILL_GRACE_SECONDS:g}", max_history=config_module.MAX_HISTORY
         )
         default = _config_default(key, field_name, override)
+        default = default.format(arch_archive=osrelease.DISTRIBUTION_ARCHIVES["arch"])
         heading = f"\\fB{code(key)} =\\fR {prose(syntax)}"
         doc.item(heading, f"{text} Default: {default}")
     doc.item(
@@ -916,7 +933,7 @@ CONF_EXAMPLE = """\
 [options]
 SigLevel      = Required
 ScriptTimeout = 900
-# earlier package versions for 'clp revert', after pacman's cache
+# earlier package versions for 'clp revert', after pacman's cache (the default on Arch)
 ArchiveServer = https://archive.archlinux.org
 Include       = /etc/CLP/mirrors
 """

@@ -217,18 +217,19 @@ def _state_text(info: dict[str, Any]) -> str:
 @click.option("--force", is_flag=True, help="Overwrite files changed since the patch was applied.")
 def rollback_command(patch_id: str, force: bool) -> None:
     """Undo an applied patch (Remove script, then CLP's snapshot) or a package revert."""
-    from clp_alpm.ops.revert import find_revert, rollback_revert
+    from clp_alpm.ops.revert import find_revert, plan_revert_rollback, rollback_revert
     from clp_alpm.ops.rollback import plan_rollback, rollback
 
     printer = Printer(options())
     with context.session(printer) as session:
         revert = None if session.state.get_patch(patch_id) else find_revert(session, patch_id)
         if revert is not None:
+            steps = plan_revert_rollback(session, revert)  # an error comes before any plan
             printer.section(f"Rolling back revert {revert.id}")
             for package in revert.packages:
                 printer.arrow(f"{package['name']} {package['to']} -> {package['from']}")
             confirm(printer, "Proceed with rollback?")
-            result = rollback_revert(session, revert)
+            result = rollback_revert(session, revert, steps)
             if printer.json:
                 printer.data({"revert": result.to_dict()})
             else:

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from clp_alpm.ops.revert import Request, VersionList
     from clp_alpm.ops.session import Session
     from clp_alpm.system.pins import Pin
+    from clp_alpm.system.pkgsource import Available
 
 
 @command("revert")
@@ -26,8 +27,17 @@ if TYPE_CHECKING:
 @click.option("--list", "list_only", is_flag=True, help="Only list the versions to be had.")
 @click.option("--allow-upgrade", is_flag=True, help="Accept a version newer than installed.")
 @click.option("--until", metavar="VERSION", help="Lift the pin once a repository has VERSION.")
+@click.option(
+    "--no-rollback-copy",
+    is_flag=True,
+    help="Revert even when no copy of the installed version exists (no rollback then).",
+)
 def revert_command(
-    targets: tuple[str, ...], list_only: bool, allow_upgrade: bool, until: str | None
+    targets: tuple[str, ...],
+    list_only: bool,
+    allow_upgrade: bool,
+    until: str | None,
+    no_rollback_copy: bool,
 ) -> None:
     """Bring packages back to earlier versions (cache, archive or file), then pin them."""
     from clp_alpm.ops.revert import list_versions, plan_revert, revert
@@ -46,14 +56,24 @@ def revert_command(
         if len(requests) == 1 and not requests[0].version and not requests[0].given:
             requests = [_ask_version(printer, session, requests[0])]
         plan = plan_revert(
-            session, requests, allow_upgrade=allow_upgrade, progress=printer.progress
+            session,
+            requests,
+            allow_upgrade=allow_upgrade,
+            progress=printer.progress,
+            no_rollback_copy=no_rollback_copy,
         )
         printer.section("Packages to revert:")
-        for choice in plan.choices:
+        for choice, copy in zip(plan.choices, plan.rollback_copies, strict=True):
             printer.arrow(
                 f"{choice.name} {choice.installed} -> {choice.available.version} "
                 f"from {choice.available.describe()}"
             )
+            if copy == "the installed files":
+                printer.item(f"   copy of {choice.name} {choice.installed} made from its files")
+        for warning in plan.warnings:
+            printer.warning(warning)
+        for lost in plan.no_way_back:
+            printer.warning(f"no copy of {lost}")
         if not plan.pins_included:
             from clp_alpm.system.pins import include_line
 
@@ -61,10 +81,19 @@ def revert_command(
                 "pacman.conf does not include clp's pins, so 'pacman -Syu' would undo this "
                 f"revert: add '{include_line()}' under [options]"
             )
-        confirm(printer, "Proceed with revert?")
+        if plan.no_way_back:
+            printer.warning(
+                "without that copy this revert cannot be rolled back (clp rollback will refuse), "
+                "and if it is interrupted once pacman has started, it is finished, not undone"
+            )
+            confirm(printer, "Proceed with a revert that cannot be rolled back?")
+        else:
+            confirm(printer, "Proceed with revert?")
         record = revert(session, plan)
     if printer.json:
         printer.data({"plan": plan.to_dict(), "revert": record.to_dict()})
+    elif plan.no_way_back:
+        printer.section(f"{record.id}: reverted and pinned (no rollback copy: no rollback)")
     else:
         printer.section(f"{record.id}: reverted and pinned (undo with 'clp rollback {record.id}')")
 
@@ -95,32 +124,48 @@ def _revert_requests(targets: tuple[str, ...], until: str | None) -> list[Reques
     return requests
 
 
-def _show_versions(printer: Printer, listing: VersionList) -> None:
+def _show_versions(
+    printer: Printer, listing: VersionList, offer_installed: bool = True
+) -> list[Available]:
+    """The versions, numbered, under one line per source (newest first within each); the
+    installed one is marked, or left out when it is not on offer. Returns them numbered."""
     printer.section(f"Versions of {listing.name} (installed {listing.installed}):")
-    for number, available in enumerate(listing.versions, start=1):
-        mark = " (installed)" if available.version == listing.installed else ""
-        printer.item(f" {number:>3}) {available.version:<20} {available.describe()}{mark}")
-    if not listing.versions:
+    shown = [
+        a for a in listing.versions if offer_installed or a.version != listing.installed
+    ]  # fmt: skip
+    groups: dict[str, list[Available]] = {}
+    for available in shown:
+        groups.setdefault(available.describe(), []).append(available)
+    numbered = [available for group in groups.values() for available in group]
+    number = 0
+    for source, group in groups.items():
+        printer.item(f" {source}:")
+        for available in group:
+            number += 1
+            mark = " (installed)" if available.version == listing.installed else ""
+            printer.item(f" {number:>3}) {available.version}{mark}")
+    if not shown:
         printer.item(f"   none found (searched: {', '.join(listing.searched) or 'nowhere'})")
     for problem in listing.problems:
         printer.warning(problem)
+    return numbered
 
 
 def _ask_version(printer: Printer, session: Session, request: Request) -> Request:
-    """pacman's numbered question: which version? --noconfirm takes the newest older one."""
+    """pacman's numbered question: which version? The installed one is not on offer;
+    --noconfirm takes the newest older one."""
     from clp_alpm.ops.revert import Request, list_versions, pick_default
 
     listing = list_versions(session, request.name, request.given)
     default = pick_default(listing)
     if default is None:
-        _show_versions(printer, listing)
+        _show_versions(printer, listing, offer_installed=False)
         raise UsageError(f"no version of {request.name} older than {listing.installed} was found")
     if options().noconfirm:
         return Request(request.name, version=default.version, until=request.until)
-    _show_versions(printer, listing)
-    number = listing.versions.index(default) + 1
-    answer = choose_number(printer, len(listing.versions), number)
-    return Request(request.name, version=listing.versions[answer - 1].version, until=request.until)
+    numbered = _show_versions(printer, listing, offer_installed=False)
+    answer = choose_number(printer, len(numbered), numbered.index(default) + 1)
+    return Request(request.name, version=numbered[answer - 1].version, until=request.until)
 
 
 @command("pins")

@@ -25,7 +25,6 @@ from __future__ import annotations
 import datetime
 import os
 import re
-import shlex
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
@@ -36,7 +35,7 @@ from urllib.parse import urlsplit
 from lxml import etree
 
 from clp_alpm.atomicfile import write_atomically
-from clp_alpm.errors import ConfigError, FeedError, MetadataError, OperationFailed
+from clp_alpm.errors import FeedError, MetadataError, OperationFailed
 from clp_alpm.formats.inspect import inspect_patch
 from clp_alpm.formats.meta import (
     SEVERITIES,
@@ -59,7 +58,7 @@ from clp_alpm.formats.pkginfo import (
     parse_untrusted_xml,
     source_line,
 )
-from clp_alpm.paths import resolve_in_root
+from clp_alpm.osrelease import os_release_value, read_os_release
 
 MAX_INDEX_BYTES = 16 * 1024 * 1024
 INDEX_NAME = "CLP.db"
@@ -90,8 +89,6 @@ _SIZE = re.compile(r"[0-9]{1,19}")
 _MAX_SIZE = 2**63 - 1
 _STAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
 _STAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
-_OS_RELEASE_FILES = ("/etc/os-release", "/usr/lib/os-release")
-_MAX_OS_RELEASE_BYTES = 64 * 1024
 _SERVER_SCHEMES = ("http", "https", "file")
 _SERVER_VARIABLE = re.compile(r"\$[A-Za-z_][A-Za-z0-9_]*")
 
@@ -453,38 +450,8 @@ def write_index(directory: Path, index: FeedIndex) -> Path:
 def read_variant_id(root: Path) -> str | None:
     """VARIANT_ID of the system at `root`, from /etc/os-release or else /usr/lib/os-release
     (symbolic links resolved inside `root`); None when the file or the variable is absent."""
-    for target in _OS_RELEASE_FILES:
-        host = resolve_in_root(Path(root), target)
-        if host is None:
-            continue
-        try:
-            with open(host, "rb") as stream:
-                data = stream.read(_MAX_OS_RELEASE_BYTES)
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-            continue
-        except OSError as e:
-            raise ConfigError(f"{host}: cannot read: {e.strerror}") from None
-        return _os_release_value(data.decode("utf-8", errors="replace"), "VARIANT_ID")
-    return None
-
-
-def _os_release_value(text: str, key: str) -> str | None:
-    """The value of `key` in os-release text (shell-style assignments; the last one wins)."""
-    value: str | None = None
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        name, separator, rest = line.partition("=")
-        if not separator or name != key:
-            continue
-        try:
-            words = shlex.split(rest, comments=True, posix=True)
-        except ValueError:
-            continue  # an unbalanced quote: the line is not an assignment
-        if len(words) <= 1:
-            value = words[0] if words else ""
-    return value or None
+    text = read_os_release(root)
+    return None if text is None else os_release_value(text, "VARIANT_ID")
 
 
 def applicable_edition(entry: FeedEntry, variant_id: str | None) -> bool:

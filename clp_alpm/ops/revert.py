@@ -7,7 +7,7 @@ own questions apply as for any other transaction (docs/ARCHITECTURE.md says why 
 
 from __future__ import annotations
 
-import shutil
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,10 +17,10 @@ from clp_alpm.errors import UsageError
 from clp_alpm.ops import steps
 from clp_alpm.ops.commit import commit
 from clp_alpm.ops.session import LOG_TAG, Session
-from clp_alpm.ops.steps import OperationKind
+from clp_alpm.ops.steps import OperationKind, StepKind
 from clp_alpm.store.journal import Step
 from clp_alpm.store.records import RevertRecord, RevertState
-from clp_alpm.system import depcheck, pins, pkgsource
+from clp_alpm.system import depcheck, pins, pkgsource, repackage
 from clp_alpm.system.localdb import installed_versions
 from clp_alpm.system.pacman import refuse_if_pacman_runs
 
@@ -64,11 +64,26 @@ class VersionList:
 
 
 @dataclass(frozen=True)
+class PackageCopy:
+    """A checked package file: where the plan's pacman finds it (`path`), where it is while
+    planning (`checked`), and the steps that put it at `path` (none when it is there now)."""
+
+    path: Path
+    checked: Path
+    origin: str  # "cache (DIR)", "archive (URL)", "file", "url", "the installed files"
+    steps: tuple[Step, ...] = ()
+    warning: str | None = None  # what the user should know of this copy
+
+
+@dataclass(frozen=True)
 class RevertPlan:
     choices: tuple[Choice, ...]
     files: tuple[Path, ...]
     steps: tuple[Step, ...]
     pins_included: bool
+    rollback_copies: tuple[str, ...]  # for each choice: where the way back comes from
+    no_way_back: tuple[str, ...]  # "NAME VERSION: why" of every version with no copy anywhere
+    warnings: tuple[str, ...] = ()  # of the copies made
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -78,11 +93,14 @@ class RevertPlan:
                     "from": c.installed,
                     "to": c.available.version,
                     "source": c.available.describe(),
+                    "rollback_copy": copy,
                 }  # fmt: skip
-                for c in self.choices
+                for c, copy in zip(self.choices, self.rollback_copies, strict=True)
             ],
             "steps": [step.description for step in self.steps],
             "pins_included": self.pins_included,
+            "no_way_back": list(self.no_way_back),
+            "warnings": list(self.warnings),
         }
 
 
@@ -98,9 +116,10 @@ def list_versions(session: Session, name: str, given: str | None = None) -> Vers
     arch = session.config.architecture
     found = pkgsource.cache_versions(settings.cache_dirs, name, arch)
     searched = [f"cache {path}" for path in settings.cache_dirs]
-    archived, problems = pkgsource.archive_versions(session.config.archive_servers, name, arch)
+    servers = session.config.archive_server_urls
+    archived, problems = pkgsource.archive_versions(servers, name, arch)
     found += archived
-    searched += [f"archive {server}" for server in session.config.archive_servers]
+    searched += [f"archive {server}" for server in servers]
     if given is not None:
         found.append(pkgsource.given_version(given))
         searched.append(given)
@@ -127,13 +146,20 @@ def plan_revert(
     reason: str = "reverted with clp",
     patch: str | None = None,
     progress: Callable[[str, int, int | None], None] | None = None,
+    no_rollback_copy: bool = False,
 ) -> RevertPlan:
-    """Choose the versions, fetch the files into the cache, check signatures and dependencies.
-    Nothing on the system changes (downloads land in the cache dir, as pacman's do)."""
+    """Choose the versions, fetch them, check signatures and dependencies, and find the way
+    back: a copy of each installed version in a cache or an archive, or else one made from
+    its installed files. Nothing on the system changes: downloads are staged in StateDir, and
+    the plan's first steps copy into pacman's cache what the revert installs and replaces.
+
+    `no_rollback_copy`: a version with no copy anywhere does not stop the revert (it cannot be
+    rolled back then; `no_way_back` says which)."""
     refuse_if_pacman_runs(session.pacman().dbpath)
     choices = [_choose(session, request, allow_upgrade) for request in requests]
-    files = [_fetch_checked(session, choice.available, progress) for choice in choices]
-    problems = depcheck.check_revert_set(session.config, files)
+    copies = [_fetch_checked(session, choice.available, progress) for choice in choices]
+    files = [copy.path for copy in copies]
+    problems = depcheck.check_revert_set(session.config, [copy.checked for copy in copies])
     if problems:
         targets = {c.name: c.available.version for c in choices}
         hint = depcheck.suggest_together(problems, _cached_by_name(session, problems), targets)
@@ -145,8 +171,21 @@ def plan_revert(
     targets = {c.name: c.available.version for c in choices}
     previous = {c.name: c.installed for c in choices}
     # The way back must exist before the way there is taken: the installed versions' files.
-    previous_files = {c.name: str(version_file(session, c.name, c.installed, progress))
-                      for c in choices}  # fmt: skip
+    backs: dict[str, PackageCopy] = {}
+    no_way_back: list[str] = []
+    for choice in choices:
+        back, searched = find_copy(session, choice.name, choice.installed, progress, rebuild=True)
+        if back is not None:
+            backs[choice.name] = back
+        elif no_rollback_copy:
+            no_way_back.append(f"{choice.name} {choice.installed}: {searched}")
+        else:
+            raise UsageError(
+                f"{choice.name} {choice.installed} {searched}: without a copy of it clp could "
+                "not undo this revert; add an ArchiveServer to /etc/CLP/clp.conf, or run "
+                "again with --no-rollback-copy to revert without a way back"
+            )
+    previous_files = {name: str(back.path) for name, back in backs.items()}
     current_pins = pins.read_pins(session.config)  # a pins file clp cannot read stops us now
     new_pins = [
         pins.Pin(c.name, c.available.version, r.until, reason)
@@ -155,18 +194,21 @@ def plan_revert(
     pin_list = [pin.__dict__ for pin in new_pins]
     packages = [
         {"name": c.name, "from": c.installed, "to": c.available.version,
-         "source": c.available.describe()}
+         "source": c.available.describe(), "rollback_copy": c.name in backs}
         for c in choices
     ]  # fmt: skip
     names = ", ".join(f"{c.name} {c.installed} -> {c.available.version}" for c in choices)
     record_id = session.state.next_revert_id()
+    copy_steps = [step for copy in [*copies, *backs.values()] for step in copy.steps]
     steps_ = (
+        *copy_steps,
         steps.pacman_upgrade(
             files=[str(f) for f in files],
             previous=previous,
             targets=targets,
             previous_files=previous_files,
             moves=names,
+            no_way_back=bool(no_way_back),
         ),
         steps.pin(pin_list, f"pin {', '.join(targets)} in {pins.PINS_FILE}"),
         steps.record_revert(record_id, {"packages": packages, "patch": patch}),
@@ -175,7 +217,14 @@ def plan_revert(
     # rendered now to refuse bad names before anything changes
     pins.render_pins([p for p in current_pins if p.name not in wanted] + new_pins)
     included = pins.pins_included(session.config, session.config.pacman_conf)
-    return RevertPlan(tuple(choices), tuple(files), steps_, included)
+    rollback_copies = tuple(
+        backs[c.name].origin if c.name in backs else "none" for c in choices
+    )  # fmt: skip
+    warnings = tuple(copy.warning for copy in backs.values() if copy.warning)
+    return RevertPlan(
+        tuple(choices), tuple(files), steps_, included, rollback_copies, tuple(no_way_back),
+        warnings,
+    )  # fmt: skip
 
 
 def _cached_by_name(
@@ -231,10 +280,11 @@ def _fetch_checked(
     session: Session,
     available: pkgsource.Available,
     progress: Callable[[str, int, int | None], None] | None,
-) -> Path:
-    """The package file, its signature checked as pacman.conf asks. A download is checked in
-    a private staging dir and only then moved into the cache: an unverified file must never
-    sit there, where the next run would take it for a local (more trusted) one."""
+) -> PackageCopy:
+    """The package file, its signature checked as pacman.conf asks, and the step that copies
+    it into pacman's cache unless it is there. A download is checked in a private staging dir
+    and copied by that step only: an unverified file must never sit in the cache, where the
+    next run would take it for a local (more trusted) one."""
     settings = session.pacman()
     remote = available.source in ("archive", "url")
     name = available.location.rsplit("/", 1)[-1]
@@ -246,38 +296,80 @@ def _fetch_checked(
     setting = "RemoteFileSigLevel" if remote else "LocalFileSigLevel"
     level = f"{settings.siglevel} {specific}".strip()
     pkgsource.check_package_signature(path, level, settings.gpgdir, setting=setting)
-    if not remote:
-        return path
-    cache = settings.cache_dirs[0]
-    cache.mkdir(parents=True, exist_ok=True)
-    for staged in (path, Path(f"{path}.sig")):
-        if staged.exists():
-            shutil.move(staged, cache / staged.name)
-    return cache / path.name
+    origin = available.describe()
+    if available.source == "cache":
+        return PackageCopy(path, path, origin)
+    dest = settings.cache_dirs[0] / path.name
+    digest = pkgsource.sha256_of(path)
+    if os.path.lexists(dest) and (not dest.is_file() or pkgsource.sha256_of(dest) != digest):
+        raise UsageError(f"{dest} already exists with other content: move it away first")
+    signed = os.path.lexists(f"{path}.sig")
+    step = steps.cache_package(str(path), str(dest), pkgsource.sha256_of(path), signed)
+    return PackageCopy(dest, path, origin, (step,))
 
 
-def version_file(
+def find_copy(
     session: Session,
     name: str,
     version: str,
     progress: Callable[[str, int, int | None], None] | None = None,
-) -> Path:
-    """A checked file of `name` `version`, from the cache or else an archive; UsageError with
-    the places searched when neither has it."""
+    rebuild: bool = False,
+) -> tuple[PackageCopy | None, str]:
+    """A checked file of `name` `version`: from the cache, else an archive, else (`rebuild`,
+    for the installed version) made from the installed files. (None, why) when there is none:
+    "is in no package cache or archive (searched: ...)[ and cannot be made ...]"."""
     settings = session.pacman()
     arch = session.config.architecture
-    found = pkgsource.cache_versions(settings.cache_dirs, name, arch)
-    archived, problems = pkgsource.archive_versions(session.config.archive_servers, name, arch)
-    for available in [*found, *archived]:
+    servers = session.config.archive_server_urls
+    for available in pkgsource.cache_versions(settings.cache_dirs, name, arch):
+        if available.version == version:  # the cache first: no archive is asked then
+            return _fetch_checked(session, available, progress), ""
+    archived, problems = pkgsource.archive_versions(servers, name, arch)
+    for available in archived:
         if available.version == version:
-            return _fetch_checked(session, available, progress)
-    searched = [str(path) for path in settings.cache_dirs] + list(session.config.archive_servers)
+            return _fetch_checked(session, available, progress), ""
+    searched = [str(path) for path in settings.cache_dirs] + list(servers)
     extra = f"; {'; '.join(problems)}" if problems else ""
-    raise UsageError(
-        f"{name} {version} is in no package cache or archive (searched: {', '.join(searched)}"
-        f"{extra}): without it clp could not undo this; keep a copy in the cache first "
-        f"(pacman -Sw {name}) or add an ArchiveServer to /etc/CLP/clp.conf"
-    )
+    why = f"is in no package cache or archive (searched: {', '.join(searched)}{extra})"
+    if not rebuild:
+        return None, why
+    try:
+        return _rebuilt_copy(session, name, version), ""
+    except UsageError as err:
+        return None, f"{why} and cannot be made from the installed files ({err.message})"
+
+
+def _rebuilt_copy(session: Session, name: str, version: str) -> PackageCopy:
+    """The step that makes a package file of the installed `name` `version` in the cache;
+    UsageError when the files or pacman's LocalFileSigLevel do not allow it."""
+    settings = session.pacman()
+    level = f"{settings.siglevel} {settings.local_file_siglevel}".strip()
+    if pkgsource.package_siglevel(level, "LocalFileSigLevel") == "Required":
+        raise UsageError("pacman's LocalFileSigLevel requires a signature, which it cannot have")
+    config = session.config
+    installed = repackage.installed_package(config.root, config.host_dbpath, name, version)
+    dest = settings.cache_dirs[0] / installed.filename
+    if os.path.lexists(dest):
+        raise UsageError(f"{dest} is in the way")
+    step = steps.rebuild_package(name, version, str(dest))
+    warning = None
+    if installed.changed_backup:
+        warning = (
+            f"the copy of {name} {version} made from its files holds your changes to "
+            f"{', '.join(installed.changed_backup)}: after a rollback, pacman takes them for "
+            "the package's own, and a later upgrade replaces them without a .pacnew"
+        )
+    return PackageCopy(dest, dest, "the installed files", (step,), warning)
+
+
+def version_copy(session: Session, name: str, version: str, hint: str) -> PackageCopy:
+    """A checked file of `name` `version` (see find_copy); UsageError with the places searched
+    and `hint`, what the user can do, when there is none."""
+    installed = installed_versions(session.config.host_dbpath, [name])[name]
+    copy, why = find_copy(session, name, version, rebuild=installed == version)
+    if copy is None:
+        raise UsageError(f"{name} {version} {why}: {hint}")
+    return copy
 
 
 # -- committing ----------------------------------------------------------------------------
@@ -285,7 +377,8 @@ def version_file(
 
 def revert(session: Session, plan: RevertPlan) -> RevertRecord:
     revert_id = plan.steps[-1].args["id"]
-    session.log.write(LOG_TAG, f"revert {revert_id}: {plan.steps[0].description}")
+    upgrade = next(step for step in plan.steps if step.kind == StepKind.PACMAN_UPGRADE)
+    session.log.write(LOG_TAG, f"revert {revert_id}: {upgrade.description}")
     commit(session, OperationKind.REVERT, revert_id, plan.steps)
     record = session.state.get_revert(revert_id)
     assert record is not None
@@ -304,8 +397,12 @@ def find_revert(session: Session, key: str) -> RevertRecord | None:
     return applied[-1] if applied else None
 
 
-def rollback_revert(session: Session, record: RevertRecord) -> RevertRecord:
-    plan = plan_revert_rollback(session, record)
+def rollback_revert(
+    session: Session, record: RevertRecord, plan: Sequence[Step] | None = None
+) -> RevertRecord:
+    """Roll back `record` by `plan` (planned now when not given)."""
+    if plan is None:
+        plan = plan_revert_rollback(session, record)
     session.log.write(LOG_TAG, f"rollback of revert {record.id}")
     commit(session, OperationKind.REVERT_ROLLBACK, record.id, plan)
     result = session.state.get_revert(record.id)
@@ -328,13 +425,18 @@ def plan_revert_rollback(session: Session, record: RevertRecord) -> tuple[Step, 
                 f"{package['name']} is {now} now, not the {package['to']} that {record.id} "
                 f"installed: {record.id} has nothing left to roll back"
             )
-    files = [str(version_file(session, p["name"], p["from"])) for p in record.packages]
+    copies = [version_copy(session, p["name"], p["from"], _rollback_hint(record, p))
+              for p in record.packages]  # fmt: skip
+    files = [str(copy.path) for copy in copies]
     targets = {p["name"]: p["from"] for p in record.packages}
     previous = {p["name"]: p["to"] for p in record.packages}
-    previous_files = {p["name"]: str(version_file(session, p["name"], p["to"]))
-                      for p in record.packages}  # fmt: skip
+    backs = {p["name"]: version_copy(session, p["name"], p["to"], _rollback_hint(record, p))
+             for p in record.packages}  # fmt: skip
+    previous_files = {name: str(copy.path) for name, copy in backs.items()}
     moves = ", ".join(f"{n} {previous[n]} -> {targets[n]}" for n in targets)
+    copy_steps = [step for copy in [*copies, *backs.values()] for step in copy.steps]
     return (
+        *copy_steps,
         steps.unpin(names),
         steps.pacman_upgrade(
             files=files,
@@ -344,6 +446,15 @@ def plan_revert_rollback(session: Session, record: RevertRecord) -> tuple[Step, 
             moves=moves,
         ),
         steps.record_revert_rolled_back(record.id),
+    )
+
+
+def _rollback_hint(record: RevertRecord, package: dict[str, Any]) -> str:
+    name, version = package["name"], package["from"]
+    lost = " (it was made with --no-rollback-copy)" if package.get("rollback_copy") is False else ""
+    return (
+        f"{record.id} cannot be rolled back without it{lost}; put {name}-{version}-*.pkg.tar.* "
+        "in the package cache or add an ArchiveServer to /etc/CLP/clp.conf"
     )
 
 

@@ -6,15 +6,23 @@ without waiting for the lock clp holds (waiting would deadlock).
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
+import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
+from clp_alpm.atomicfile import fsync_directory
+from clp_alpm.errors import UsageError
 from clp_alpm.ops.steps import Handler, StepKind
 from clp_alpm.paths import HELD_ENV
 from clp_alpm.store.journal import StepRun
-from clp_alpm.system import pins
+from clp_alpm.system import pins, repackage
 from clp_alpm.system.localdb import installed_versions
 from clp_alpm.system.pacman import pacman_remove, pacman_upgrade
+from clp_alpm.system.pkgsource import sha256_of
 
 
 def _held() -> dict[str, str]:
@@ -32,7 +40,14 @@ class PacmanUpgradeStep(Handler):
         previous = run.args["previous"]
         installed = installed_versions(self.config.host_dbpath, list(previous))
         changed = [name for name, version in previous.items() if installed.get(name) != version]
-        back = [Path(run.args["previous_files"][n]) for n in changed if previous[n] is not None]
+        files = run.args["previous_files"]
+        lost = [f"{n} {previous[n]}" for n in changed if previous[n] is not None and n not in files]
+        if lost:
+            raise UsageError(
+                f"no package file of {', '.join(lost)} to install again (the revert went on "
+                "without a rollback copy)"
+            )
+        back = [Path(files[n]) for n in changed if previous[n] is not None]
         if back:
             self._install(back)
         absent_before = [name for name in changed if previous[name] is None]
@@ -55,6 +70,83 @@ class PacmanRemoveStep(Handler):
         missing = [Path(files[name]) for name in files if installed.get(name) is None]
         if missing:
             pacman_upgrade(self.session.pacman(), missing, env=_held())
+
+
+class CachePackageStep(Handler):
+    """A checked package file (and its .sig) copied into pacman's cache; undo removes what it
+    added. A file already there with the same content is left as it is, and kept on undo."""
+
+    def do(self, run: StepRun) -> None:
+        source, dest = Path(run.args["source"]), Path(run.args["dest"])
+        pairs = [(source, dest)]
+        if run.args["signature"]:
+            pairs.append((Path(f"{source}.sig"), Path(f"{dest}.sig")))
+        if sha256_of(source) != run.args["sha256"]:
+            raise UsageError(f"{source}: changed since its signature was checked")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        created: list[str] = []
+        for src, dst in pairs:
+            if os.path.lexists(dst):
+                if _same_content(src, dst):
+                    continue
+                raise UsageError(f"{dst} already exists with other content: move it away first")
+            created.append(str(dst))
+            run.save(created=created)
+            _write_new(dst, functools.partial(_copy_into, src))
+
+    def undo(self, run: StepRun) -> None:
+        _remove_created(run)
+
+
+class RebuildPackageStep(Handler):
+    """A package file made from the installed files of a package; undo removes it."""
+
+    def do(self, run: StepRun) -> None:
+        dest = Path(run.args["dest"])
+        installed = repackage.installed_package(
+            self.config.root, self.config.host_dbpath, run.args["name"], run.args["version"]
+        )
+        if os.path.lexists(dest):
+            raise UsageError(f"{dest} already exists: move it away first")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        run.save(created=[str(dest)])
+        _write_new(dest, lambda out: repackage.write_package(self.config.root, installed, out))
+
+    def undo(self, run: StepRun) -> None:
+        _remove_created(run)
+
+
+def _part(path: Path) -> Path:
+    return path.parent / f".{path.name}.clp-part"
+
+
+def _write_new(dest: Path, write: Callable[[BinaryIO], None]) -> None:
+    """`dest` written whole or not at all: a part file beside it (a name the undo knows),
+    fsynced, renamed, the directory fsynced."""
+    part = _part(dest)
+    with open(part, "wb") as out:
+        write(out)
+        out.flush()
+        os.fchmod(out.fileno(), 0o644)
+        os.fsync(out.fileno())
+    os.replace(part, dest)
+    fsync_directory(dest.parent)
+
+
+def _remove_created(run: StepRun) -> None:
+    for name in run.data.get("created", []):
+        for path in (Path(name), _part(Path(name))):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+
+def _copy_into(source: Path, out: BinaryIO) -> None:
+    with open(source, "rb") as data:
+        shutil.copyfileobj(data, out, 1024 * 1024)
+
+
+def _same_content(a: Path, b: Path) -> bool:
+    return os.path.isfile(b) and not os.path.islink(b) and sha256_of(a) == sha256_of(b)
 
 
 class PinStep(Handler):
@@ -81,6 +173,8 @@ class UnpinStep(PinStep):
 HANDLERS: dict[StepKind, type[Handler]] = {
     StepKind.PACMAN_UPGRADE: PacmanUpgradeStep,
     StepKind.PACMAN_REMOVE: PacmanRemoveStep,
+    StepKind.CACHE_PACKAGE: CachePackageStep,
+    StepKind.REBUILD_PACKAGE: RebuildPackageStep,
     StepKind.PIN: PinStep,
     StepKind.UNPIN: UnpinStep,
 }

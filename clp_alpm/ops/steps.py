@@ -11,6 +11,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from clp_alpm.store.journal import Step, StepRun
@@ -34,6 +35,8 @@ class StepKind(StrEnum):
     RECORD = "record"
     PACMAN_UPGRADE = "pacman-upgrade"
     PACMAN_REMOVE = "pacman-remove"
+    CACHE_PACKAGE = "cache-package"
+    REBUILD_PACKAGE = "rebuild-package"
     PIN = "pin"
     UNPIN = "unpin"
     RECORD_REVERT = "record-revert"
@@ -146,16 +149,34 @@ def pacman_upgrade(
     targets: Mapping[str, str | None],
     previous_files: Mapping[str, str],
     moves: str,
+    no_way_back: bool = False,
 ) -> Step:
     """`pacman -U files`; undone by installing `previous_files` (name -> the file of the
-    version installed before, `previous`) and removing what was not installed before."""
+    version installed before, `previous`) and removing what was not installed before.
+    `no_way_back`: a previous version has no file (the user chose to go on without one), so
+    once pacman has started, an interrupted operation is finished, not undone."""
     args = {
         "files": list(files),
         "previous": dict(previous),
         "targets": dict(targets),
         "previous_files": dict(previous_files),
     }
-    return Step(StepKind.PACMAN_UPGRADE, args, f"pacman -U: {moves}")
+    return Step(StepKind.PACMAN_UPGRADE, args, f"pacman -U: {moves}", forward=no_way_back)
+
+
+def cache_package(source: str, dest: str, sha256: str, signature: bool) -> Step:
+    """Copy a checked package file (with its `.sig` when `signature`) into pacman's cache,
+    where a rollback finds it; undone by removing what the step added."""
+    args = {"source": source, "dest": dest, "sha256": sha256, "signature": signature}
+    return Step(StepKind.CACHE_PACKAGE, args, f"copy {Path(dest).name} to {Path(dest).parent}")
+
+
+def rebuild_package(name: str, version: str, dest: str) -> Step:
+    """Make a package file of the installed `name` `version` from its files (none exists in any
+    cache or archive) at `dest` in pacman's cache; undone by removing it."""
+    args = {"name": name, "version": version, "dest": dest}
+    description = f"make {Path(dest).name} from the installed files, in {Path(dest).parent}"
+    return Step(StepKind.REBUILD_PACKAGE, args, description)
 
 
 def pacman_remove(names: Sequence[str], previous_files: Mapping[str, str]) -> Step:

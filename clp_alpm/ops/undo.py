@@ -17,7 +17,7 @@ from clp_alpm.ops import steps
 from clp_alpm.ops.commit import commit
 from clp_alpm.ops.record import managed_files
 from clp_alpm.ops.records import changes_since
-from clp_alpm.ops.revert import version_file
+from clp_alpm.ops.revert import version_copy
 from clp_alpm.ops.session import LOG_TAG, Session
 from clp_alpm.ops.steps import OperationKind
 from clp_alpm.ops.transactions import get
@@ -70,22 +70,30 @@ def plan_undo(session: Session, transaction_id: str | int, force: bool = False) 
     back = [p for p in record.packages if p["from"] is not None and p["from"] != p["to"]]
     new = [p for p in record.packages if p["from"] is None and p["to"] is not None]
     plan: list[Step] = [steps.restore_point(record.changed)]
+    hint = (
+        f"transaction {record.id} cannot be undone without it; put the package file in the "
+        "package cache or add an ArchiveServer to /etc/CLP/clp.conf"
+    )
+
+    def file_of(name: str, version: str) -> str:
+        copy = version_copy(session, name, version, hint)
+        plan.extend(copy.steps)  # the copies into the cache come before the pacman steps
+        return str(copy.path)
+
     if back:
+        files = [file_of(p["name"], p["from"]) for p in back]
+        previous_files = {p["name"]: file_of(p["name"], p["to"]) for p in back if p["to"]}
         plan.append(
             steps.pacman_upgrade(
-                files=[str(version_file(session, p["name"], p["from"])) for p in back],
+                files=files,
                 previous={p["name"]: p["to"] for p in back},
                 targets={p["name"]: p["from"] for p in back},
-                previous_files={
-                    p["name"]: str(version_file(session, p["name"], p["to"]))
-                    for p in back
-                    if p["to"] is not None
-                },
+                previous_files=previous_files,
                 moves=", ".join(_describe_move(p) for p in back),
             )
         )
     if new:
-        previous_files = {p["name"]: str(version_file(session, p["name"], p["to"])) for p in new}
+        previous_files = {p["name"]: file_of(p["name"], p["to"]) for p in new}
         plan.append(steps.pacman_remove([p["name"] for p in new], previous_files))
     if restore:
         plan.append(

@@ -9,6 +9,7 @@ The Arch Linux Archive serves every package ever built under
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import re
 import urllib.parse
@@ -395,6 +396,15 @@ def fetch(available: Available, cache_dir: Path, progress: Progress | None = Non
             if not _is_absent(err):
                 raise
     return dest
+
+
+def sha256_of(path: Path) -> str:
+    """The sha256 of a file's content, read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as data:
+        for block in iter(lambda: data.read(1024 * 1024), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _checked_filename(available: Available) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.kits import gpgkit
-from tests.kits.clpkit import apply_args, make_patch, static_server
+from tests.kits.clpkit import CLP, apply_args, make_patch, static_server
 from tests.kits.pkgkit import CACHE, build, installed, pacman
 
 
@@ -274,10 +274,19 @@ def test_an_unverified_download_never_lands_in_the_cache(pkgroot, archive, clp):
 
 def test_no_revert_without_a_way_back(pkgroot, clp):
     (pkgroot / CACHE / "demo-2.0-1-any.pkg.tar.xz").unlink()  # paccache removed it
+    (pkgroot / "usr/share/demo/VERSION").unlink()  # and no copy can be made of what is left
+    cache = sorted(path.name for path in (pkgroot / CACHE).iterdir())
     result = revert(clp, pkgroot, "demo", "1.0-1")
     assert result.returncode == 2
     assert "demo 2.0-1 is in no package cache or archive" in result.stderr
+    assert (
+        "cannot be made from the installed files (demo 2.0-1: /usr/share/demo/VERSION is "
+        "missing)" in result.stderr
+    )
+    assert "run again with --no-rollback-copy" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and result.stdout == ""
     assert installed(pkgroot, "demo") == "2.0-1"
+    assert sorted(path.name for path in (pkgroot / CACHE).iterdir()) == cache
 
 
 def test_rollback_refuses_when_the_package_moved_on(pkgroot, clp):
@@ -388,3 +397,180 @@ def test_a_sigkill_of_clp_does_not_take_its_pacman_down(pkgroot, clp):
     recovered = clp("--root", str(pkgroot), "recover")
     assert recovered.returncode == 0, recovered.stderr
     assert installed(pkgroot, "demo") == "2.0-1"
+
+
+# -- the way back: copies in the cache ---------------------------------------------------------
+
+
+def cache_listing(root: Path) -> list[str]:
+    return sorted(path.name for path in (root / CACHE).iterdir())
+
+
+def test_a_revert_from_a_file_is_rolled_back(pkgroot, tmp_path, clp):
+    """The file is copied into the cache, so the rollback's own way back exists after the
+    file named on the command line is gone."""
+    package = build(tmp_path, "demo", "1.5-1", content=b"from a file")
+    result = revert(clp, pkgroot, str(package))
+    assert result.returncode == 0, result.stderr
+    assert "undo with 'clp rollback R1'" in result.stdout
+    copy = pkgroot / CACHE / package.name
+    assert copy.read_bytes() == package.read_bytes()
+    package.unlink()
+    back = clp("--root", str(pkgroot), "rollback", "R1", "--noconfirm")
+    assert back.returncode == 0, back.stderr
+    assert installed(pkgroot, "demo") == "2.0-1"
+    assert (pkgroot / "usr/share/demo/VERSION").read_text() == "2.0-1"
+
+
+def test_the_installed_version_missing_from_the_cache_comes_from_the_archive(pkgroot, archive, clp):
+    url, top = archive
+    folder = top / "packages/d/demo"
+    folder.mkdir(parents=True)
+    cached = pkgroot / CACHE / "demo-2.0-1-any.pkg.tar.xz"
+    cached.rename(folder / cached.name)  # paccache -rk1 removed it; the archive has it
+    (pkgroot / "etc/CLP").mkdir(parents=True, exist_ok=True)
+    (pkgroot / "etc/CLP/clp.conf").write_text(f"[options]\nArchiveServer = {url}\n")
+    result = revert(clp, pkgroot, "demo", "1.0-1", "--json")
+    assert result.returncode == 0, result.stderr
+    (package,) = json.loads(result.stdout)["plan"]["packages"]
+    assert package["rollback_copy"] == f"archive ({url})"
+    assert cached.read_bytes() == (folder / cached.name).read_bytes()
+    assert clp("--root", str(pkgroot), "rollback", "R1", "--noconfirm").returncode == 0
+    assert installed(pkgroot, "demo") == "2.0-1"
+
+
+def test_the_installed_version_in_no_cache_or_archive_is_made_from_its_files(pkgroot, clp):
+    (pkgroot / CACHE / "demo-2.0-1-any.pkg.tar.xz").unlink()
+    result = revert(clp, pkgroot, "demo", "1.0-1")
+    assert result.returncode == 0, result.stderr
+    assert "copy of demo 2.0-1 made from its files" in result.stdout
+    assert "undo with 'clp rollback R1'" in result.stdout
+    assert (pkgroot / CACHE / "demo-2.0-1-any.pkg.tar.xz").is_file()
+    assert installed(pkgroot, "demo") == "1.0-1"
+    back = clp("--root", str(pkgroot), "rollback", "R1", "--noconfirm")
+    assert back.returncode == 0, back.stderr
+    assert installed(pkgroot, "demo") == "2.0-1"
+    assert (pkgroot / "usr/share/demo/VERSION").read_text() == "2.0-1"
+
+
+def test_no_copy_is_made_when_pacman_requires_signed_local_files(pkgroot, keyring, clp):
+    (pkgroot / CACHE / "demo-2.0-1-any.pkg.tar.xz").unlink()
+    gpgkit.sign(keyring, pkgroot / CACHE / "demo-1.0-1-any.pkg.tar.xz", keyring.packager_fpr)
+    conf = pkgroot / "etc/pacman.conf"
+    conf.write_text(conf.read_text().replace("LocalFileSigLevel = Never",
+                                             "LocalFileSigLevel = Required"))  # fmt: skip
+    result = revert(clp, pkgroot, "demo", "1.0-1")
+    assert result.returncode == 2
+    assert "pacman's LocalFileSigLevel requires a signature" in result.stderr
+
+
+def test_no_rollback_copy_is_an_explicit_choice_and_the_rollback_says_so(pkgroot, clp):
+    (pkgroot / CACHE / "demo-2.0-1-any.pkg.tar.xz").unlink()
+    (pkgroot / "usr/share/demo/VERSION").unlink()
+    cache = cache_listing(pkgroot)
+    asked = subprocess.run(
+        [str(CLP), "--root", str(pkgroot), "revert", "--no-rollback-copy", "demo", "1.0-1"],
+        input="n\n", capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert asked.returncode != 0
+    assert "cannot be rolled back" in asked.stderr
+    assert "Proceed with a revert that cannot be rolled back? [Y/n]" in asked.stdout
+    assert installed(pkgroot, "demo") == "2.0-1" and cache_listing(pkgroot) == cache
+
+    result = revert(clp, pkgroot, "demo", "1.0-1", "--no-rollback-copy")
+    assert result.returncode == 0, result.stderr
+    assert "warning: no copy of demo 2.0-1: is in no package cache or archive" in result.stderr
+    assert "R1: reverted and pinned (no rollback copy: no rollback)" in result.stdout
+    assert installed(pkgroot, "demo") == "1.0-1"
+    refused = clp("--root", str(pkgroot), "rollback", "R1", "--noconfirm")
+    assert refused.returncode == 2
+    assert "R1 cannot be rolled back without it (it was made with --no-rollback-copy)" \
+        in refused.stderr  # fmt: skip
+    assert refused.stdout == "" and installed(pkgroot, "demo") == "1.0-1"
+
+
+@pytest.mark.parametrize("step", ["cache-package", "rebuild-package", "pacman-upgrade"])
+def test_a_killed_revert_leaves_the_cache_as_it_was(pkgroot, tmp_path, clp, step):
+    from clp_alpm.store.journal import FAULT_ENV
+
+    (pkgroot / CACHE / "demo-2.0-1-any.pkg.tar.xz").unlink()  # made from the installed files
+    package = build(tmp_path, "demo", "1.5-1")  # copied into the cache
+    cache = cache_listing(pkgroot)
+    killed = clp("--root", str(pkgroot), "revert", "--noconfirm", str(package),
+                 env={FAULT_ENV: f"{step}:after"})  # fmt: skip
+    assert killed.returncode == -9, killed.stderr
+    result = clp("--root", str(pkgroot), "list")
+    assert "recovering from an interrupted revert" in result.stderr
+    assert installed(pkgroot, "demo") == "2.0-1"
+    assert cache_listing(pkgroot) == cache
+
+
+def test_something_else_in_the_cache_under_the_files_name_is_refused(pkgroot, tmp_path, clp):
+    package = build(tmp_path, "demo", "1.5-1", content=b"mine")
+    (pkgroot / CACHE / "demo-1.5-1-any.pkg.tar.xz").mkdir()  # not a package file: in the way
+    result = revert(clp, pkgroot, str(package))
+    assert result.returncode == 2
+    assert "demo-1.5-1-any.pkg.tar.xz already exists with other content" in result.stderr
+    assert installed(pkgroot, "demo") == "2.0-1"
+
+
+# -- what the user sees -----------------------------------------------------------------------
+
+
+def test_a_rolled_back_revert_is_an_error_before_any_plan(pkgroot, clp):
+    assert revert(clp, pkgroot, "demo", "1.0-1").returncode == 0
+    assert clp("--root", str(pkgroot), "rollback", "R1", "--noconfirm").returncode == 0
+    again = clp("--root", str(pkgroot), "rollback", "R1", "--noconfirm")
+    assert again.returncode == 2
+    assert again.stderr.strip() == "error: revert R1 is rolled-back, not applied"
+    assert again.stdout == ""
+
+
+def test_the_listing_names_each_source_once(pkgroot, archive, clp):
+    url, top = archive
+    folder = top / "packages/d/demo"
+    folder.mkdir(parents=True)
+    build(folder, "demo", "0.9-1")
+    build(folder, "demo", "0.8-1")
+    (pkgroot / "etc/CLP").mkdir(parents=True, exist_ok=True)
+    (pkgroot / "etc/CLP/clp.conf").write_text(f"[options]\nArchiveServer = {url}\n")
+    result = clp("--root", str(pkgroot), "revert", "--list", "demo")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines == [
+        ":: Versions of demo (installed 2.0-1):",
+        f" cache ({pkgroot / CACHE}):",
+        "   1) 2.0-1 (installed)",
+        "   2) 1.0-1",
+        f" archive ({url}):",
+        "   3) 0.9-1",
+        "   4) 0.8-1",
+    ]
+    assert result.stdout.count(str(pkgroot / CACHE)) == 1
+
+
+def test_the_question_does_not_offer_the_installed_version(pkgroot, clp):
+    asked = subprocess.run(
+        [str(CLP), "--root", str(pkgroot), "revert", "demo"],
+        input="1\n\n", capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert asked.returncode == 0, asked.stderr
+    assert "   1) 1.0-1\n" in asked.stdout and "(installed)" not in asked.stdout
+    assert installed(pkgroot, "demo") == "1.0-1"
+
+
+def test_a_killed_revert_without_a_rollback_copy_is_finished_by_the_next_command(pkgroot, clp):
+    """With no way back, the way out of an interrupted revert is forward."""
+    from clp_alpm.store.journal import FAULT_ENV
+
+    (pkgroot / CACHE / "demo-2.0-1-any.pkg.tar.xz").unlink()
+    (pkgroot / "usr/share/demo/VERSION").unlink()
+    killed = clp("--root", str(pkgroot), "revert", "--noconfirm", "--no-rollback-copy", "demo",
+                 "1.0-1", env={FAULT_ENV: "pacman-upgrade:after"})  # fmt: skip
+    assert killed.returncode == -9, killed.stderr
+    result = clp("--root", str(pkgroot), "list", "--json")
+    assert result.returncode == 0, result.stderr
+    assert installed(pkgroot, "demo") == "1.0-1"
+    assert "IgnorePkg = demo" in (pkgroot / "etc/pacman.d/clp-pins.conf").read_text()
+    assert ("revert", "R1", "applied") in {(e["kind"], e["id"], e["state"])
+                                           for e in json.loads(result.stdout)}  # fmt: skip

@@ -65,3 +65,67 @@ def test_a_bad_history_limit_is_one_line_naming_the_file(tmp_path, value):
     expected = "needs a value" if not value else "must be a whole number from 1 to 100000"
     with pytest.raises(ConfigError, match=rf"clp.conf:2: HistoryLimit {expected}"):
         load_config(tmp_path)
+
+
+# -- ArchiveServer: the distribution's archive by default ---------------------------------------
+
+
+def write_os_release(root: Path, text: str) -> None:
+    (root / "usr/lib").mkdir(parents=True, exist_ok=True)
+    (root / "usr/lib/os-release").write_text(text)
+    (root / "etc").mkdir(exist_ok=True)
+    (root / "etc/os-release").symlink_to("../usr/lib/os-release")  # as Arch links it
+
+
+@pytest.mark.parametrize(
+    ("os_release", "expected"),
+    [
+        ('NAME="Arch Linux"\nID=arch\n', ("https://archive.archlinux.org",)),
+        ('NAME="Vincent OS"\nID=vincent\nID_LIKE="arch"\n', ("https://archive.archlinux.org",)),
+        ("ID=endeavouros\nID_LIKE='arch linux'\n", ("https://archive.archlinux.org",)),
+        ('ID=debian\nNAME="Debian GNU/Linux"\n', ()),
+        ("ID_LIKE=archlinux\n", ()),  # a word, not a part of one
+        ("", ()),
+    ],
+)
+def test_the_shipped_file_searches_the_distributions_archive(tmp_path, os_release, expected):
+    install_shipped(tmp_path)
+    write_os_release(tmp_path, os_release)
+    config = load_config(tmp_path)
+    assert config.warnings == () and config.archive_servers is None  # the line is a comment
+    assert config.archive_server_urls == expected
+
+
+def test_no_os_release_no_archive(tmp_path):
+    install_shipped(tmp_path)
+    assert load_config(tmp_path).archive_server_urls == ()
+
+
+def test_the_shipped_archive_line_uncommented_reads_as_the_default(tmp_path):
+    install_shipped(tmp_path)
+    conf = tmp_path / "etc/CLP/clp.conf"
+    text = conf.read_text()
+    assert text.count("#ArchiveServer = https://archive.archlinux.org\n") == 1
+    conf.write_text(text.replace("#ArchiveServer", "ArchiveServer"))
+    assert load_config(tmp_path).archive_server_urls == ("https://archive.archlinux.org",)
+
+
+def test_an_archive_server_line_replaces_the_default_and_an_empty_one_turns_it_off(tmp_path):
+    install_shipped(tmp_path)
+    write_os_release(tmp_path, "ID=arch\n")
+    conf = tmp_path / "etc/CLP/clp.conf"
+    shipped = conf.read_text()
+    conf.write_text(shipped + "ArchiveServer = http://127.0.0.1:9/a http://b\n")
+    assert load_config(tmp_path).archive_server_urls == ("http://127.0.0.1:9/a", "http://b")
+    conf.write_text(shipped + "ArchiveServer =\n")
+    config = load_config(tmp_path)
+    assert config.archive_servers == () and config.archive_server_urls == ()
+
+
+def test_a_directory_at_etc_os_release_leaves_usr_lib_os_release(tmp_path):
+    install_shipped(tmp_path)
+    (tmp_path / "etc/os-release").mkdir()
+    (tmp_path / "usr/lib").mkdir(parents=True)
+    (tmp_path / "usr/lib/os-release").write_text("ID=arch\n")
+    # a directory where the file should be is skipped, as systemd does
+    assert load_config(tmp_path).archive_server_urls == ("https://archive.archlinux.org",)
