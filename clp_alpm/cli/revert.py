@@ -40,17 +40,12 @@ def revert_command(
     no_rollback_copy: bool,
 ) -> None:
     """Bring packages back to earlier versions (cache, archive or file), then pin them."""
-    from clp_alpm.ops.revert import list_versions, plan_revert, revert
+    from clp_alpm.ops.revert import plan_revert, revert
 
     printer = Printer(options())
     requests = _revert_requests(targets, until)
     if list_only:
-        with context.session(printer, write=False) as session:
-            listings = [list_versions(session, r.name, r.given) for r in requests]
-        if printer.json:
-            printer.data([listing.to_dict() for listing in listings])
-        for listing in listings:
-            _show_versions(printer, listing)
+        _list_only(printer, requests)
         return
     with context.session(printer) as session:
         if len(requests) == 1 and not requests[0].version and not requests[0].given:
@@ -124,29 +119,60 @@ def _revert_requests(targets: tuple[str, ...], until: str | None) -> list[Reques
     return requests
 
 
+def _list_only(printer: Printer, requests: list[Request]) -> None:
+    """`clp revert --list`: what the caches hold at once, then what each archive lists (it
+    says which server it is asking while it waits)."""
+    from clp_alpm.ops.revert import list_versions
+
+    shown: dict[str, list[Available]] = {}
+
+    def show_cached(listing: VersionList) -> None:
+        shown[listing.name] = _show_versions(printer, listing, complete=False)
+
+    with context.session(printer, write=False) as session:
+        on_cached = None if printer.json else show_cached
+        listings = [list_versions(session, r.name, r.given, on_cached) for r in requests]
+    if printer.json:
+        printer.data([listing.to_dict() for listing in listings])
+        return
+    for listing in listings:
+        _show_versions(printer, listing, already=shown.get(listing.name, []))
+
+
 def _show_versions(
-    printer: Printer, listing: VersionList, offer_installed: bool = True
+    printer: Printer,
+    listing: VersionList,
+    offer_installed: bool = True,
+    complete: bool = True,
+    already: list[Available] | None = None,
 ) -> list[Available]:
     """The versions, numbered, under one line per source (newest first within each); the
-    installed one is marked, or left out when it is not on offer. Returns them numbered."""
-    printer.section(f"Versions of {listing.name} (installed {listing.installed}):")
+    installed one is marked, or left out when it is not on offer. Returns them numbered.
+
+    The header is printed unless `already` holds what an earlier, incomplete call (the
+    caches, known at once) showed: then the rest follows, its numbers going on. Only the
+    complete listing says "none found" and the servers that could not be read."""
+    if already is None:
+        printer.section(f"Versions of {listing.name} (installed {listing.installed}):")
+    earlier = already or []
     shown = [
-        a for a in listing.versions if offer_installed or a.version != listing.installed
+        a for a in listing.versions
+        if (offer_installed or a.version != listing.installed) and a not in earlier
     ]  # fmt: skip
     groups: dict[str, list[Available]] = {}
     for available in shown:
         groups.setdefault(available.describe(), []).append(available)
-    numbered = [available for group in groups.values() for available in group]
-    number = 0
+    numbered = earlier + [available for group in groups.values() for available in group]
+    number = len(earlier)
     for source, group in groups.items():
         printer.item(f" {source}:")
         for available in group:
             number += 1
             mark = " (installed)" if available.version == listing.installed else ""
             printer.item(f" {number:>3}) {available.version}{mark}")
-    if not shown:
+    if complete and not numbered:
         printer.item(f"   none found (searched: {', '.join(listing.searched) or 'nowhere'})")
-    for problem in listing.problems:
+    for problem in listing.problems if complete else ():
         printer.warning(problem)
     return numbered
 

@@ -21,6 +21,7 @@ from clp_alpm.ops.steps import OperationKind, StepKind
 from clp_alpm.store.journal import Step
 from clp_alpm.store.records import RevertRecord, RevertState
 from clp_alpm.system import depcheck, pins, pkgsource, repackage
+from clp_alpm.system.download import timeouts_of
 from clp_alpm.system.localdb import installed_versions
 from clp_alpm.system.pacman import refuse_if_pacman_runs
 
@@ -107,24 +108,58 @@ class RevertPlan:
 # -- what can be had -----------------------------------------------------------------------
 
 
-def list_versions(session: Session, name: str, given: str | None = None) -> VersionList:
-    """Every version of `name` clp can get, newest first: cache dirs, archives, a given file."""
+def list_versions(
+    session: Session,
+    name: str,
+    given: str | None = None,
+    on_cached: Callable[[VersionList], None] | None = None,
+) -> VersionList:
+    """Every version of `name` clp can get, newest first: cache dirs, archives, a given file.
+
+    What the caches hold is known at once: `on_cached` gets it before any server is asked
+    (each server then says it is being asked, and waits at most clp.conf's timeouts)."""
     installed = installed_versions(session.config.host_dbpath, [name])[name]
     if installed is None:
         raise UsageError(f"package '{name}' is not installed")
     settings = session.pacman()
     arch = session.config.architecture
-    found = pkgsource.cache_versions(settings.cache_dirs, name, arch)
+    cached = pkgsource.cache_versions(settings.cache_dirs, name, arch)
     searched = [f"cache {path}" for path in settings.cache_dirs]
-    servers = session.config.archive_server_urls
-    archived, problems = pkgsource.archive_versions(servers, name, arch)
-    found += archived
-    searched += [f"archive {server}" for server in servers]
+    if on_cached is not None:
+        on_cached(_listing(name, installed, cached, searched, []))
+    archived, problems = ask_archives(session, name)
+    found = cached + archived
+    searched += [f"archive {server}" for server in session.config.archive_server_urls]
     if given is not None:
-        found.append(pkgsource.given_version(given))
+        found.append(pkgsource.given_version(given, timeouts_of(session.config)))
         searched.append(given)
+    return _listing(name, installed, found, searched, problems)
+
+
+def _listing(
+    name: str,
+    installed: str,
+    found: list[pkgsource.Available],
+    searched: list[str],
+    problems: list[str],
+) -> VersionList:
     versions = [a for a in pkgsource.newest_first(found) if a.name == name]
     return VersionList(name, installed, tuple(versions), tuple(searched), tuple(problems))
+
+
+def ask_archives(session: Session, name: str) -> tuple[list[pkgsource.Available], list[str]]:
+    """The versions of `name` each ArchiveServer lists, saying which server is being asked;
+    and a line for each server that could not be read."""
+    config = session.config
+    found: list[pkgsource.Available] = []
+    problems: list[str] = []
+    waits = timeouts_of(config)
+    for server in config.archive_server_urls:
+        session.events.waiting(f"asking {server} for the versions of {name}...")
+        versions, trouble = pkgsource.archive_versions([server], name, config.architecture, waits)
+        found += versions
+        problems += trouble
+    return found, problems
 
 
 def pick_default(versions: VersionList) -> pkgsource.Available | None:
@@ -249,7 +284,7 @@ def _choose(session: Session, request: Request, allow_upgrade: bool) -> Choice:
 
     versions = list_versions(session, request.name, request.given)
     if request.given is not None:
-        wanted = pkgsource.given_version(request.given).version
+        wanted = pkgsource.given_version(request.given, timeouts_of(session.config)).version
     elif request.version is not None:
         wanted = request.version
     else:
@@ -290,7 +325,7 @@ def _fetch_checked(
     name = available.location.rsplit("/", 1)[-1]
     report = (lambda done, total: progress(name, done, total)) if progress else None
     where = session.incoming() if remote else settings.cache_dirs[0]
-    path = pkgsource.fetch(available, where, report)
+    path = pkgsource.fetch(available, where, report, timeouts_of(session.config))
     # pacman merges SigLevel, then the file-specific line, word by word from left to right
     specific = settings.remote_file_siglevel if remote else settings.local_file_siglevel
     setting = "RemoteFileSigLevel" if remote else "LocalFileSigLevel"
@@ -324,7 +359,7 @@ def find_copy(
     for available in pkgsource.cache_versions(settings.cache_dirs, name, arch):
         if available.version == version:  # the cache first: no archive is asked then
             return _fetch_checked(session, available, progress), ""
-    archived, problems = pkgsource.archive_versions(servers, name, arch)
+    archived, problems = ask_archives(session, name)
     for available in archived:
         if available.version == version:
             return _fetch_checked(session, available, progress), ""

@@ -20,7 +20,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from clp_alpm.errors import ConfigError, DownloadError, SignatureError, UsageError
-from clp_alpm.system.download import download, fetch_bytes
+from clp_alpm.system.download import DEFAULT_TIMEOUTS, Timeouts, download, fetch_bytes
 from clp_alpm.system.signature import MAX_SIGNATURE_BYTES, SignatureInfo, verify_detached
 
 PKG_EXTENSIONS = (".pkg.tar.zst", ".pkg.tar.xz", ".pkg.tar.gz", ".pkg.tar.bz2", ".pkg.tar")
@@ -158,7 +158,7 @@ def cache_versions(cache_dirs: Sequence[Path], name: str, arch: str) -> list[Ava
 
 
 def archive_versions(
-    servers: Sequence[str], name: str, arch: str, timeout: float = 30
+    servers: Sequence[str], name: str, arch: str, timeout: Timeouts | float = DEFAULT_TIMEOUTS
 ) -> tuple[list[Available], list[str]]:
     """Versions of `name` (for `arch` or "any") listed by each archive server.
 
@@ -281,7 +281,7 @@ def _is_absent(err: DownloadError) -> bool:
 # --- a version named on the command line --------------------------------------------------------
 
 
-def given_version(spec: str, timeout: float = 30) -> Available:
+def given_version(spec: str, timeout: Timeouts | float = DEFAULT_TIMEOUTS) -> Available:
     """A package file named on the command line: a local path (must exist) or an http(s) URL.
 
     For a URL, `<url>.sig` is probed so that the plan can tell whether the package is signed.
@@ -314,7 +314,7 @@ def _given_file(spec: str) -> Available:
     )
 
 
-def _given_url(url: str, timeout: float) -> Available:
+def _given_url(url: str, timeout: Timeouts | float) -> Available:
     parts = urllib.parse.urlsplit(url)
     filename = urllib.parse.unquote(parts.path.rpartition("/")[2])
     ref = _require_package_file_name(filename, url)
@@ -375,7 +375,12 @@ def _priority(item: Available) -> int:
 # --- fetching -----------------------------------------------------------------------------------
 
 
-def fetch(available: Available, cache_dir: Path, progress: Progress | None = None) -> Path:
+def fetch(
+    available: Available,
+    cache_dir: Path,
+    progress: Progress | None = None,
+    timeout: Timeouts | float = DEFAULT_TIMEOUTS,
+) -> Path:
     """A local path of the package file: cache and file sources as they are; archive and URL
     sources are downloaded, with their .sig, into `cache_dir` (pacman's cache, where a later
     rollback finds them again)."""
@@ -385,13 +390,15 @@ def fetch(available: Available, cache_dir: Path, progress: Progress | None = Non
     if available.source not in ("archive", "url"):
         raise UsageError(f"{filename}: unknown package source '{available.source}'")
     dest = Path(cache_dir) / filename
-    download([available.location], dest, progress=progress)
+    download([available.location], dest, progress=progress, timeout=timeout)
     sig_dest = Path(str(dest) + ".sig")
-    if available.signature is not None:
-        download([available.signature], sig_dest, max_size=MAX_SIGNATURE_BYTES)
+    signature = available.signature
+    if signature is not None:
+        download([signature], sig_dest, max_size=MAX_SIGNATURE_BYTES, timeout=timeout)
     elif available.source == "url":
         try:
-            download([_signature_url(available.location)], sig_dest, max_size=MAX_SIGNATURE_BYTES)
+            download([_signature_url(available.location)], sig_dest,
+                     max_size=MAX_SIGNATURE_BYTES, timeout=timeout)  # fmt: skip
         except DownloadError as err:
             if not _is_absent(err):
                 raise

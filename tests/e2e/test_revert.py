@@ -542,6 +542,7 @@ def test_the_listing_names_each_source_once(pkgroot, archive, clp):
         f" cache ({pkgroot / CACHE}):",
         "   1) 2.0-1 (installed)",
         "   2) 1.0-1",
+        f":: asking {url} for the versions of demo...",  # the cache shown, the archive asked
         f" archive ({url}):",
         "   3) 0.9-1",
         "   4) 0.8-1",
@@ -574,3 +575,31 @@ def test_a_killed_revert_without_a_rollback_copy_is_finished_by_the_next_command
     assert "IgnorePkg = demo" in (pkgroot / "etc/pacman.d/clp-pins.conf").read_text()
     assert ("revert", "R1", "applied") in {(e["kind"], e["id"], e["state"])
                                            for e in json.loads(result.stdout)}  # fmt: skip
+
+
+def test_a_hanging_archive_server_shows_the_cache_first_and_is_bounded(pkgroot, clp):
+    """An ArchiveServer that takes the connection and never answers: the cached versions are
+    on the screen at once, a line says which server is being asked, and the wait ends after
+    ConnectTimeout with a warning naming it."""
+    from tests.kits.clpkit import CLP, silent_server
+
+    (pkgroot / "etc/CLP").mkdir(parents=True, exist_ok=True)
+    with silent_server() as hung:
+        (pkgroot / "etc/CLP/clp.conf").write_text(
+            f"[options]\nArchiveServer = {hung}\nConnectTimeout = 3\n"
+        )
+        started = time.monotonic()
+        process = subprocess.Popen(
+            [str(CLP), "--root", str(pkgroot), "revert", "demo", "--list"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        early = [process.stdout.readline() for _ in range(5)]
+        assert process.poll() is None, "the cached versions came only after the wait"
+        stdout, stderr = process.communicate(timeout=60)
+        elapsed = time.monotonic() - started
+    assert process.returncode == 0, stderr
+    assert early[0].startswith(":: Versions of demo (installed 2.0-1):")
+    assert "1) 2.0-1 (installed)" in "".join(early) and "2) 1.0-1" in "".join(early)
+    assert f":: asking {hung} for the versions of demo..." in early[4]
+    assert f"{hung}/packages/d/demo/" in stderr and "no answer within 3 s" in stderr
+    assert elapsed < 15
