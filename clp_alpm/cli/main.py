@@ -17,7 +17,12 @@ import click
 
 from clp_alpm import __version__, stops
 from clp_alpm.cli.exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, exit_code_for
-from clp_alpm.cli.options import expect_json_output, last_options, with_global_options
+from clp_alpm.cli.options import (
+    expect_json_output,
+    last_options,
+    split_pacman_options,
+    with_global_options,
+)
 from clp_alpm.cli.output import Printer
 from clp_alpm.errors import ClpError, Declined, UpdateFailed
 
@@ -145,7 +150,7 @@ def _fail(message: str, code: int) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     handle_stop_signals()
-    args = argv if argv is not None else sys.argv[1:]
+    args = split_pacman_options(argv if argv is not None else sys.argv[1:])
     debug = "--debug" in args
     if "--json" in args:  # a usage error comes before the options are parsed: still JSON
         expect_json_output()

@@ -106,3 +106,25 @@ def expect_json_output() -> None:
     """A usage error comes before the options are parsed: still answer it as JSON."""
     global _last
     _last = Options({"json_output": True})
+
+
+_passed_to_pacman: tuple[str, ...] = ()
+
+
+def split_pacman_options(args: list[str]) -> list[str]:
+    """`clp revert … -- OPTIONS`: what follows `--` is for pacman, as downgrade takes it;
+    kept aside (`pacman_options()`) and the rest returned for click. Other commands keep their
+    `--` (it ends their options, as usual)."""
+    global _passed_to_pacman
+    if "--" not in args:
+        return args
+    end = args.index("--")
+    if "revert" not in args[:end]:
+        return args
+    _passed_to_pacman = tuple(args[end + 1 :])
+    return args[:end]
+
+
+def pacman_options() -> tuple[str, ...]:
+    """The options given after `--` for the pacman that `clp revert` runs."""
+    return _passed_to_pacman

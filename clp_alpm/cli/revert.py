@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import click
 
 from clp_alpm.cli import context
-from clp_alpm.cli.options import command, options
+from clp_alpm.cli.options import command, options, pacman_options
 from clp_alpm.cli.output import Printer, lifted_pin
 from clp_alpm.cli.prompts import choose_number, confirm
 from clp_alpm.errors import UsageError
@@ -39,7 +39,11 @@ def revert_command(
     until: str | None,
     no_rollback_copy: bool,
 ) -> None:
-    """Bring packages back to earlier versions (cache, archive or file), then pin them."""
+    """Bring packages back to earlier versions (cache, archive or file), then pin them.
+
+    Options after `--` go to pacman, as downgrade passes them: `--overwrite GLOB`,
+    `--assume-installed PKG`, `--nodeps`, `--asdeps` and the like (never one that changes where
+    pacman works: clp sets those)."""
     from clp_alpm.ops.revert import plan_revert, revert
 
     printer = Printer(options())
@@ -56,6 +60,7 @@ def revert_command(
             allow_upgrade=allow_upgrade,
             progress=printer.progress,
             no_rollback_copy=no_rollback_copy,
+            pacman_options=pacman_options(),
         )
         printer.section("Packages to revert:")
         for choice, copy in zip(plan.choices, plan.rollback_copies, strict=True):
@@ -65,6 +70,8 @@ def revert_command(
             )
             if copy == "the installed files":
                 printer.item(f"   copy of {choice.name} {choice.installed} made from its files")
+        if pacman_options():
+            printer.item(f"   pacman options: {' '.join(pacman_options())}")
         for warning in plan.warnings:
             printer.warning(warning)
         for lost in plan.no_way_back:

@@ -23,7 +23,7 @@ from clp_alpm.store.records import RevertRecord, RevertState
 from clp_alpm.system import depcheck, pins, pkgsource, repackage
 from clp_alpm.system.download import timeouts_of
 from clp_alpm.system.localdb import installed_versions
-from clp_alpm.system.pacman import refuse_if_pacman_runs
+from clp_alpm.system.pacman import checked_pacman_options, refuse_if_pacman_runs
 
 
 @dataclass(frozen=True)
@@ -182,6 +182,7 @@ def plan_revert(
     patch: str | None = None,
     progress: Callable[[str, int, int | None], None] | None = None,
     no_rollback_copy: bool = False,
+    pacman_options: Sequence[str] = (),
 ) -> RevertPlan:
     """Choose the versions, fetch them, check signatures and dependencies, and find the way
     back: a copy of each installed version in a cache or an archive, or else one made from
@@ -189,7 +190,9 @@ def plan_revert(
     the plan's first steps copy into pacman's cache what the revert installs and replaces.
 
     `no_rollback_copy`: a version with no copy anywhere does not stop the revert (it cannot be
-    rolled back then; `no_way_back` says which)."""
+    rolled back then; `no_way_back` says which). `pacman_options` (given after `--`) go to
+    its pacman, when each is one clp can pass on."""
+    options = checked_pacman_options(pacman_options)
     refuse_if_pacman_runs(session.pacman().dbpath)
     choices = [_choose(session, request, allow_upgrade) for request in requests]
     copies = [_fetch_checked(session, choice.available, progress) for choice in choices]
@@ -244,6 +247,7 @@ def plan_revert(
             previous_files=previous_files,
             moves=names,
             no_way_back=bool(no_way_back),
+            pacman_options=options,
         ),
         steps.pin(pin_list, f"pin {', '.join(targets)} in {pins.PINS_FILE}"),
         steps.record_revert(record_id, {"packages": packages, "patch": patch}),

@@ -34,7 +34,7 @@ class PacmanUpgradeStep(Handler):
     """One `pacman -U` of the planned files; undo installs the previous versions from the cache."""
 
     def do(self, run: StepRun) -> None:
-        self._install([Path(f) for f in run.args["files"]])
+        self._install(run, [Path(f) for f in run.args["files"]])
 
     def undo(self, run: StepRun) -> None:
         previous = run.args["previous"]
@@ -49,13 +49,14 @@ class PacmanUpgradeStep(Handler):
             )
         back = [Path(files[n]) for n in changed if previous[n] is not None]
         if back:
-            self._install(back)
+            self._install(run, back)
         absent_before = [name for name in changed if previous[name] is None]
         if absent_before:  # a package this step installed that was not there before
             pacman_remove(self.session.pacman(), absent_before, env=_held())
 
-    def _install(self, files: list[Path]) -> None:
-        pacman_upgrade(self.session.pacman(), files, env=_held())
+    def _install(self, run: StepRun, files: list[Path]) -> None:
+        options = run.args.get("pacman_options", [])  # absent in journals of older versions
+        pacman_upgrade(self.session.pacman(), files, env=_held(), options=options)
 
 
 class PacmanRemoveStep(Handler):

@@ -150,18 +150,22 @@ def pacman_upgrade(
     previous_files: Mapping[str, str],
     moves: str,
     no_way_back: bool = False,
+    pacman_options: Sequence[str] = (),
 ) -> Step:
     """`pacman -U files`; undone by installing `previous_files` (name -> the file of the
     version installed before, `previous`) and removing what was not installed before.
     `no_way_back`: a previous version has no file (the user chose to go on without one), so
-    once pacman has started, an interrupted operation is finished, not undone."""
+    once pacman has started, an interrupted operation is finished, not undone.
+    `pacman_options` (checked ones, such as `--overwrite GLOB`) go to pacman, its undo's too."""
     args = {
         "files": list(files),
         "previous": dict(previous),
         "targets": dict(targets),
         "previous_files": dict(previous_files),
+        "pacman_options": list(pacman_options),
     }
-    return Step(StepKind.PACMAN_UPGRADE, args, f"pacman -U: {moves}", forward=no_way_back)
+    shown = f"pacman -U {' '.join(pacman_options)}" if pacman_options else "pacman -U"
+    return Step(StepKind.PACMAN_UPGRADE, args, f"{shown}: {moves}", forward=no_way_back)
 
 
 def cache_package(source: str, dest: str, sha256: str, signature: bool) -> Step:

@@ -28,6 +28,36 @@ MAX_DETAIL_LINES = 5
 _HOST_PATH_OPTIONS = frozenset({"RootDir", "DBPath", "CacheDir", "GPGDir", "HookDir", "LogFile"})
 
 
+# pacman's own options a user may give for the `pacman -U` clp runs (after `--`, as downgrade
+# takes them): the transaction's, never one that changes where or what pacman works on
+PASSED_FLAGS = frozenset({
+    "-d", "--nodeps", "--dbonly", "--noscriptlet", "--noprogressbar", "--asdeps",
+    "--asexplicit", "--needed", "--disable-download-timeout", "-v", "--verbose", "--debug",
+})  # fmt: skip
+PASSED_WITH_VALUE = frozenset({"--overwrite", "--assume-installed", "--ignore", "--ignoregroup"})
+
+
+def checked_pacman_options(args: Sequence[str]) -> list[str]:
+    """`args` as given after `--`, when each is a pacman option clp can pass on; a UsageError
+    naming the first that is not (clp sets the root, databases, configuration and targets)."""
+    checked: list[str] = []
+    rest = list(args)
+    while rest:
+        arg = rest.pop(0)
+        name = arg.partition("=")[0] if arg.startswith("--") else arg
+        inline_value = name != arg  # --overwrite=GLOB
+        if (name in PASSED_FLAGS and not inline_value) or (
+            name in PASSED_WITH_VALUE and inline_value
+        ):
+            checked.append(arg)
+        elif name in PASSED_WITH_VALUE and rest:
+            checked += [arg, rest.pop(0)]
+        else:
+            allowed = ", ".join(sorted(PASSED_FLAGS | PASSED_WITH_VALUE))
+            raise UsageError(f"'{arg}' cannot be passed to pacman (these can: {allowed})")
+    return checked
+
+
 def refuse_if_pacman_runs(dbpath: Path) -> None:
     """Raise LockError when pacman's lock `dbpath/db.lck` exists: a package transaction is in
     progress (or a killed one left the file behind), and changing packages or patching files
@@ -49,6 +79,7 @@ def pacman_upgrade(
     files: Sequence[Path],
     env: Mapping[str, str] | None = None,
     timeout: float = 3600,
+    options: Sequence[str] = (),
 ) -> None:
     """Install `files` with `pacman -U --noconfirm`, as pacman itself would for this system.
 
@@ -58,7 +89,8 @@ def pacman_upgrade(
     installed some of the files: ask localdb.installed_versions() before undoing anything.
     """
     paths = _checked_files(files)
-    _run_transaction(settings, "-U", [str(path) for path in paths], env, timeout)
+    arguments = [*checked_pacman_options(options), *(str(path) for path in paths)]
+    _run_transaction(settings, "-U", arguments, env, timeout)
 
 
 def pacman_remove(

@@ -13,7 +13,7 @@ import pytest
 
 from tests.kits import gpgkit
 from tests.kits.clpkit import CLP, apply_args, make_patch, static_server
-from tests.kits.pkgkit import CACHE, build, installed, pacman
+from tests.kits.pkgkit import CACHE, build, installed, make_package, pacman
 
 
 @pytest.fixture
@@ -603,3 +603,28 @@ def test_a_hanging_archive_server_shows_the_cache_first_and_is_bounded(pkgroot, 
     assert f":: asking {hung} for the versions of demo..." in early[4]
     assert f"{hung}/packages/d/demo/" in stderr and "no answer within 3 s" in stderr
     assert elapsed < 15
+
+
+def test_options_after_a_double_dash_go_to_pacman(pkgroot, clp):
+    """As downgrade: `clp revert demo -- --overwrite GLOB` lets pacman overwrite a file that
+    another package's files or the administrator left in the way."""
+    (pkgroot / "usr/share/demo/extra").write_text("left by hand\n")
+    files = {"usr/share/demo/VERSION": b"0.5-1", "usr/share/demo/extra": b"packaged\n"}
+    old = make_package(pkgroot / CACHE, "demo", "0.5-1", files)
+    refused = revert(clp, pkgroot, str(old))
+    assert refused.returncode == 1 and "exists in filesystem" in refused.stderr
+    result = revert(clp, pkgroot, str(old), "--", "--overwrite", "usr/share/demo/*")
+    assert result.returncode == 0, result.stderr
+    assert "pacman options: --overwrite usr/share/demo/*" in result.stdout
+    assert (pkgroot / "usr/share/demo/extra").read_text() == "packaged\n"
+    assert installed(pkgroot, "demo") == "0.5-1"
+
+
+@pytest.mark.parametrize(
+    "passed", [["--root", "/"], ["--dbpath=/x"], ["-Syu"], ["--overwrite"], ["/tmp/other.pkg"]]
+)
+def test_what_cannot_be_passed_to_pacman_is_refused_first(pkgroot, clp, passed):
+    result = revert(clp, pkgroot, "demo", "--", *passed)
+    assert result.returncode == 2
+    assert f"'{passed[0]}' cannot be passed to pacman" in result.stderr
+    assert installed(pkgroot, "demo") == "2.0-1"
