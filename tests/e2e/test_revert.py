@@ -319,11 +319,9 @@ def test_hand_written_lines_of_the_pins_file_are_kept(pkgroot, clp):
     assert "IgnorePkg = linux" in text and "IgnorePkg = demo" in text
 
 
-def test_ctrl_c_during_pacman_waits_for_it_then_undoes(pkgroot, clp):
-    """pacman is never left running (or killed) in its transaction: clp passes the Ctrl-C on,
-    waits for pacman to finish, then undoes the revert."""
-    import signal
-
+def revert_until_a_hook_runs(pkgroot: Path, then: str) -> subprocess.Popen:
+    """Start `clp revert demo 1.0-1` with a post-transaction hook of pacman's that creates
+    /tmp/hook-started and then runs the shell commands `then`; return once it has started."""
     from tests.kits.clpkit import CLP
 
     hooks = pkgroot / "usr/share/libalpm/hooks"
@@ -331,7 +329,7 @@ def test_ctrl_c_during_pacman_waits_for_it_then_undoes(pkgroot, clp):
     (hooks / "50-slow.hook").write_text(
         "[Trigger]\nOperation = Install\nOperation = Upgrade\nType = Package\nTarget = demo\n\n"
         "[Action]\nDescription = a slow hook\nWhen = PostTransaction\n"
-        "Exec = /bin/sh -c 'touch /tmp/hook-started; sleep 2'\n"
+        f"Exec = /bin/sh -c 'touch /tmp/hook-started; {then}'\n"
     )
     process = subprocess.Popen(
         [str(CLP), "--root", str(pkgroot), "revert", "--noconfirm", "demo", "1.0-1"],
@@ -341,6 +339,15 @@ def test_ctrl_c_during_pacman_waits_for_it_then_undoes(pkgroot, clp):
     while not (pkgroot / "tmp/hook-started").exists():
         assert time.monotonic() < deadline and process.poll() is None, process.communicate()
         time.sleep(0.05)
+    return process
+
+
+def test_ctrl_c_during_pacman_waits_for_it_then_undoes(pkgroot, clp):
+    """pacman is never left running (or killed) in its transaction: clp passes the Ctrl-C on,
+    waits for pacman to finish, then undoes the revert."""
+    import signal
+
+    process = revert_until_a_hook_runs(pkgroot, "sleep 2")
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr  # interrupted, and undone
@@ -367,25 +374,8 @@ def test_a_sigkill_of_clp_does_not_take_its_pacman_down(pkgroot, clp):
     """pacman shares no fate with the clp that started it: killed in the middle of pacman's
     post-transaction hooks (which still print), clp leaves a pacman that finishes its
     transaction, its hooks and its lock; the next clp then undoes the revert."""
-
-    from tests.kits.clpkit import CLP
-
-    hooks = pkgroot / "usr/share/libalpm/hooks"
-    hooks.mkdir(parents=True)
-    (hooks / "50-slow.hook").write_text(
-        "[Trigger]\nOperation = Install\nOperation = Upgrade\nType = Package\nTarget = demo\n\n"
-        "[Action]\nDescription = a slow hook\nWhen = PostTransaction\n"
-        "Exec = /bin/sh -c 'touch /tmp/hook-started; sleep 1; echo still talking; "
-        "touch /tmp/hook-finished'\n"
-    )
-    process = subprocess.Popen(
-        [str(CLP), "--root", str(pkgroot), "revert", "--noconfirm", "demo", "1.0-1"],
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    deadline = time.monotonic() + 30
-    while not (pkgroot / "tmp/hook-started").exists():
-        assert time.monotonic() < deadline and process.poll() is None, process.communicate()
-        time.sleep(0.05)
+    then = "sleep 1; echo still talking; touch /tmp/hook-finished"
+    process = revert_until_a_hook_runs(pkgroot, then)
     process.kill()
     process.communicate(timeout=30)  # and its pipes are closed: nobody reads pacman's output
     lock = pkgroot / "var/lib/pacman/db.lck"
