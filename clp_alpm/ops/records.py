@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from clp_alpm.config import Config
 from clp_alpm.errors import UsageError
 from clp_alpm.ops.pending import pending
 from clp_alpm.ops.session import Session
@@ -21,6 +22,11 @@ def known_record(session: Session, patch_id: str) -> PatchRecord:
     if patch_id.endswith(".clp"):
         hint = f"patches are named by their ID, e.g. '{Path(patch_id).name[:-4]}'"
     raise UsageError(f"patch '{patch_id}' is not known to clp ({hint})")
+
+
+def record_patch_dir(config: Config, record: PatchRecord) -> str:
+    """Target path of a patch's directory: PatchDir/<id>, or where clpctl left an adopted one."""
+    return record.patch_dir or config.patch_path(record.id)
 
 
 def describe_record(session: Session, patch_id: str) -> dict[str, Any]:
