@@ -4,11 +4,14 @@ uninstalled them, never installed twice; clpctl's and clp's commands point at ea
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from tests.kits.clpctlkit import ini_meta, leave_installed, pack_clpctl
+from tests.kits.clpkit import make_patch, static_server
 
 INSTALL = b"echo ran >> /etc/install-runs\necho installing\n"
 REMOVE = b"echo ran >> /etc/remove-runs\necho removing\n"
@@ -126,3 +129,114 @@ def test_clpctl_command_names_say_what_to_use(clp, command: str, hint: str) -> N
     assert result.returncode == 2
     assert result.stderr.startswith(f"error: clp has no '{command}' command")
     assert f"use '{hint}'" in result.stderr
+
+
+CLPCTL = Path(sys.executable).parent / "clpctl"
+
+
+def clpctl(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(CLPCTL), *args], capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL
+    )
+
+
+def test_clpctl_install_applies_through_clp(sandbox: Path, tmp_path: Path, clp) -> None:
+    (sandbox / "etc/CLP").mkdir(parents=True, exist_ok=True)
+    (sandbox / "etc/CLP/clp.conf").write_text("[options]\nSigLevel = Never\n")
+    patch = clpctl_patch(tmp_path, "CLPR4251124")
+    result = clpctl("--root", str(sandbox), "install", str(patch))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stderr.splitlines()[0] == (
+        "clpctl: 'clpctl install' is now 'clp apply FILE'; use that from now on"
+    )
+    assert "CLPR4251124 applied" in result.stdout
+    assert (sandbox / "etc/install-runs").read_text() == "ran\n"
+    assert [(p["id"], p["origin"]) for p in listed(clp, sandbox)] == [("CLPR4251124", "clp")]
+
+    shown = clpctl("--root", str(sandbox), "list")
+    assert shown.returncode == 0
+    assert shown.stderr == "clpctl: 'clpctl list' is now 'clp list'; use that from now on\n"
+    assert shown.stdout.startswith("CLPR4251124 ")
+
+    removed = clpctl("--root", str(sandbox), "uninstall", "CLPR4251124.clp")
+    assert removed.returncode == 0, removed.stdout + removed.stderr
+    assert "'clp rollback ID'" in removed.stderr.splitlines()[0]
+    assert (sandbox / "etc/remove-runs").read_text() == "ran\n"
+    assert not (sandbox / "opt/CLP/CLPR4251124").exists()
+
+
+def test_clpctl_uninstall_of_what_clpctl_installed(left: Path) -> None:
+    result = clpctl("--root", str(left), "uninstall", "CLPR2251124.clp")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (left / "etc/remove-runs").read_text() == "ran\n"
+    assert not (left / "opt/CLP/CLPR2251124.clp").exists()
+
+
+def test_clpctl_create_builds_through_clp(tmp_path: Path) -> None:
+    source = tmp_path / "CLPRYYMMDD"
+    source.mkdir()
+    (source / "PKGINFO.meta").write_bytes(ini_meta("CLPRYYMMDD"))
+    (source / "Install-Patch.ps1").write_bytes(INSTALL)
+    (source / "Remove-Patch.ps1").write_bytes(REMOVE)
+    result = subprocess.run(
+        [str(CLPCTL), "create", str(source), "CLPRYYMMDD"], cwd=tmp_path,
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "'clp build DIR -o NAME.clp'" in result.stderr
+    assert (tmp_path / "CLPRYYMMDD.clp").is_file()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "clpctl: usage: clpctl {install FILE"),
+        (["frobnicate"], "clpctl: unknown command 'frobnicate'; usage:"),
+        (["install"], "clpctl: install takes FILE; usage:"),
+        (["list", "extra"], "clpctl: list takes no argument; usage:"),
+        (["--bogus", "list"], "clpctl: unknown option; usage:"),
+    ],
+)
+def test_clpctl_bad_input(args: list[str], message: str) -> None:
+    result = clpctl(*args)
+    assert result.returncode == 2
+    assert result.stderr.startswith(message)
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_update_and_clpctl_update_skip_what_clpctl_installed(
+    left: Path, tmp_path: Path, keyring, clp
+) -> None:
+    """A signed feed listing CLPR1251124 (installed by clpctl) and a new patch: `clpctl
+    update` applies the new one only; CLPR1251124's Install script does not run again."""
+    (left / "etc/CLP/clp.conf").write_text("[options]\nSigLevel = Required\n")
+    feed = tmp_path / "feed/CLP"
+    feed.mkdir(parents=True)
+    for name in ("CLPR1251124", "CLPR5251124"):
+        work = tmp_path / f"work-{name}"
+        work.mkdir()
+        built = make_patch(work, keyring, "echo ran >> /etc/install-runs\n", name=name, files=())
+        built.rename(feed / built.name)
+        Path(f"{built}.sig").rename(feed / f"{built.name}.sig")
+    published = clp("repo-add", str(feed), "--sign", keyring.packager_fpr,
+                    "--gpg-homedir", str(keyring.signer_home))  # fmt: skip
+    assert published.returncode == 0, published.stderr
+    with static_server(tmp_path / "feed") as url:
+        (left / "etc/CLP/mirrors").write_text(f"Server = {url}/CLP\n")
+        check = clp("--root", str(left), "update", "--check", "--json")
+        assert check.returncode == 0, check.stderr
+        reasons = {
+            p["name"]: (p["action"], p["reason"]) for p in json.loads(check.stdout)["patches"]
+        }
+        assert reasons["CLPR1251124"] == ("skip", "already applied (installed by clpctl)")
+        assert reasons["CLPR5251124"][0] == "apply"
+        result = clpctl("--root", str(left), "update")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stderr.startswith("clpctl: 'clpctl update' is now 'clp update'")
+    assert (left / "etc/install-runs").read_text() == "ran\nran\nran\n"  # CLPR5251124 only
+    states = {p["id"]: (p["state"], p["origin"]) for p in listed(clp, left)}
+    assert states == {
+        "CLPR1251124": ("applied", "clpctl"),
+        "CLPR2251124": ("applied", "clpctl"),
+        "CLPR5251124": ("applied", "clp"),
+    }
