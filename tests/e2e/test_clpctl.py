@@ -10,7 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.kits.clpctlkit import ini_meta, leave_installed, pack_clpctl
+from tests.kits.clpctlkit import (
+    CLPCTL_SERVICE,
+    SCRIPTS_TIMER,
+    ini_meta,
+    leave_installed,
+    pack_clpctl,
+)
 from tests.kits.clpkit import make_patch, static_server
 
 INSTALL = b"echo ran >> /etc/install-runs\necho installing\n"
@@ -240,3 +246,49 @@ def test_update_and_clpctl_update_skip_what_clpctl_installed(
         "CLPR2251124": ("applied", "clpctl"),
         "CLPR5251124": ("applied", "clp"),
     }
+
+
+def test_status_names_units_that_shadow_clps(sandbox: Path, clp) -> None:
+    """Vincent OS's `scripts` package puts clpctl-era copies of both units in /etc."""
+    admin = sandbox / "etc/systemd/system"
+    admin.mkdir(parents=True)
+    (admin / "core-livepatch-update.timer").write_bytes(SCRIPTS_TIMER)
+    (admin / "core-livepatch-update.service").write_bytes(CLPCTL_SERVICE)
+    result = clp("--root", str(sandbox), "status")
+    assert result.returncode == 0, result.stderr
+    warnings = result.stderr.splitlines()
+    assert warnings == [
+        "warning: /etc/systemd/system/core-livepatch-update.service overrides clp's "
+        "/usr/lib/systemd/system/core-livepatch-update.service (ExecStart=/usr/bin/clpctl "
+        "update); fix: rm /etc/systemd/system/core-livepatch-update.service && "
+        "systemctl daemon-reload",
+        "warning: /etc/systemd/system/core-livepatch-update.timer overrides clp's "
+        "/usr/lib/systemd/system/core-livepatch-update.timer (OnCalendar=*-*-*12:00:00); "
+        "fix: rm /etc/systemd/system/core-livepatch-update.timer && systemctl daemon-reload "
+        "&& systemctl reenable core-livepatch-update.timer",
+    ]
+    report = json.loads(clp("--root", str(sandbox), "status", "--json").stdout)
+    units = {u["unit"]: u for u in report["shadowed_units"]}
+    assert set(units) == {"core-livepatch-update.service", "core-livepatch-update.timer"}
+    assert units["core-livepatch-update.timer"]["lines"] == ["OnCalendar=*-*-*12:00:00"]
+    assert units["core-livepatch-update.service"]["fix"].startswith("rm /etc/systemd/system/")
+
+
+def test_status_masked_or_linked_units(sandbox: Path, clp) -> None:
+    admin = sandbox / "etc/systemd/system"
+    admin.mkdir(parents=True)
+    (admin / "core-livepatch-update.timer").symlink_to("/dev/null")
+    (admin / "core-livepatch-update.service").symlink_to(
+        "/usr/lib/systemd/system/core-livepatch-update.service"
+    )
+    (admin / "core-livepatch-update.service.d").mkdir()
+    (admin / "core-livepatch-update.service.d/override.conf").write_text("[Service]\nNice=5\n")
+    result = clp("--root", str(sandbox), "status")
+    assert result.stderr.splitlines() == [
+        "warning: /etc/systemd/system/core-livepatch-update.timer masks clp's "
+        "core-livepatch-update.timer: it never runs; "
+        "fix: systemctl unmask core-livepatch-update.timer"
+    ]
+    (admin / "core-livepatch-update.timer").unlink()
+    clean = json.loads(clp("--root", str(sandbox), "status", "--json").stdout)
+    assert clean["shadowed_units"] == []
