@@ -1207,7 +1207,8 @@ def clp_patch_5() -> str:
         "A DOCTYPE, entities and processing instructions are refused. `Name`, `Version`, "
         "`Architecture` and `Description` are required; the others are CLP's. clpctl never "
         "wrote PKGINFO.meta (the author writes it) and never checked it: `clpctl create` reads "
-        "`Name`, `Version`, `Architechture` (so spelled) and `Description` and uses none. A parse or schema error names the line. The schema is "
+        "`Name`, `Version`, `Architechture` (so spelled) and `Description` and uses none. "
+        "A parse or schema error names the line. The schema is "
         "`pkginfo.xsd`, installed with clp's Python package (`clp_alpm/formats/`)."
     )
     package = schema_elements()
@@ -1227,7 +1228,8 @@ def clp_patch_5() -> str:
         + " lines (all required; "
         + ", ".join(f"`{k}=`" for k in odd)
         + ", clpctl's spelling, is read as `Architecture=`; `Depends=`, a field of clpctl's "
-        "code that nothing sets, is ignored). Lines starting with `#` or `;` are comments. Such a patch has none of "
+        "code that nothing sets, is ignored). Lines starting with `#` or `;` are comments. "
+        "Such a patch has none of "
         "CLP's elements: no declared files, so clp restores nothing on rollback and the "
         "Remove script has to undo everything."
     )

@@ -4,18 +4,21 @@ uninstalled them, never installed twice; clpctl's and clp's commands point at ea
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from clp_alpm.store.journal import FAULT_ENV
 from tests.kits.clpctlkit import (
     CLPCTL_SERVICE,
     SCRIPTS_TIMER,
     ini_meta,
     leave_installed,
     pack_clpctl,
+    pack_zip,
 )
 from tests.kits.clpkit import make_patch, static_server
 
@@ -23,27 +26,31 @@ INSTALL = b"echo ran >> /etc/install-runs\necho installing\n"
 REMOVE = b"echo ran >> /etc/remove-runs\necho removing\n"
 
 
+def clpctl_files(name: str, remove: bytes = REMOVE) -> dict[str, bytes]:
+    return {
+        "PKGINFO.meta": ini_meta(name),
+        "Install-Patch.ps1": INSTALL,
+        "Remove-Patch.ps1": remove,
+        "tmp/example-patch/new-file.txt": b"a new file\n",
+    }
+
+
 def clpctl_patch(tmp: Path, name: str, remove: bytes = REMOVE) -> Path:
-    return pack_clpctl(
-        tmp / f"{name}.CLP",
-        {
-            "PKGINFO.meta": ini_meta(name),
-            "Install-Patch.ps1": INSTALL,
-            "Remove-Patch.ps1": remove,
-            "tmp/example-patch/new-file.txt": b"a new file\n",
-        },
-    )
+    """A patch as clpctl 2.0 packs it (tar.gz)."""
+    return pack_clpctl(tmp / f"{name}.CLP", clpctl_files(name, remove))
 
 
 @pytest.fixture
 def left(sandbox: Path, tmp_path: Path) -> Path:
-    """A root where clpctl `update` left CLPR1251124/ and `install CLPR2251124.clp` left
-    CLPR2251124.clp/, each after running its Install script once."""
+    """A root where clpctl 2.0's `update` left CLPR1251124/ (a tar.gz extracted) and clpctl
+    2.1's `install CLPR2251124.clp` left CLPR2251124.clp/ (a zip extracted), each after
+    running its Install script once."""
     (sandbox / "etc/CLP").mkdir(parents=True, exist_ok=True)
     (sandbox / "etc/CLP/clp.conf").write_text("[options]\nSigLevel = Never\n")
     patches = sandbox / "opt/CLP"
     leave_installed(patches, clpctl_patch(tmp_path, "CLPR1251124"), "CLPR1251124")
-    leave_installed(patches, clpctl_patch(tmp_path, "CLPR2251124"), "CLPR2251124.clp")
+    zipped = pack_zip(tmp_path / "CLPR2251124.clp", clpctl_files("CLPR2251124"))
+    leave_installed(patches, zipped, "CLPR2251124.clp")
     (sandbox / "etc/install-runs").write_text("ran\nran\n")
     return sandbox
 
@@ -292,3 +299,39 @@ def test_status_masked_or_linked_units(sandbox: Path, clp) -> None:
     (admin / "core-livepatch-update.timer").unlink()
     clean = json.loads(clp("--root", str(sandbox), "status", "--json").stdout)
     assert clean["shadowed_units"] == []
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+@pytest.mark.parametrize("step", ["snapshot-after", "record"])
+def test_a_killed_adoption_is_recovered_then_done_again(
+    clp, left: Path, step: str, when: str
+) -> None:
+    """The adoption is journaled: SIGKILL at each of its steps, the next command recovers
+    the operation and adopts again; nothing ran, the directories are untouched."""
+    before = sorted(str(p.relative_to(left)) for p in (left / "opt/CLP").rglob("*"))
+    killed = clp("--root", str(left), "adopt", env={FAULT_ENV: f"{step}:{when}"})
+    assert killed.returncode == -signal.SIGKILL
+    result = clp("--root", str(left), "list", "--json")
+    assert result.returncode == 0, result.stderr
+    assert "recovering from an interrupted" in result.stderr
+    patches = [p for p in json.loads(result.stdout) if p["kind"] == "patch"]
+    assert [(p["id"], p["state"], p["origin"]) for p in patches] == [
+        ("CLPR1251124", "applied", "clpctl"),
+        ("CLPR2251124", "applied", "clpctl"),
+    ]
+    assert (left / "etc/install-runs").read_text() == "ran\nran\n"
+    assert sorted(str(p.relative_to(left)) for p in (left / "opt/CLP").rglob("*")) == before
+
+
+def test_an_unreadable_name_is_not_adopted(clp, sandbox: Path, tmp_path: Path) -> None:
+    """A directory whose PKGINFO.meta names no valid ID and whose own name is none either."""
+    target = sandbox / "opt/CLP/-bad name"
+    target.mkdir(parents=True)
+    (target / "Install-Patch.ps1").write_bytes(INSTALL)
+    (target / "PKGINFO.meta").write_bytes(b"garbage")
+    result = clp("--root", str(sandbox), "adopt")
+    assert result.returncode == 0
+    assert result.stderr == (
+        f"warning: {target}: no patch ID in its name or PKGINFO.meta; not adopted\n"
+    )
+    assert "nothing to adopt" in result.stdout

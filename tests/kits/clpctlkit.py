@@ -15,6 +15,7 @@ import io
 import subprocess
 import tarfile
 import time
+import zipfile
 from pathlib import Path
 
 # clpctl 2.1's servers (src/CLP.CLI/Commands/UpdateCommand.cs: serversList)
@@ -88,11 +89,24 @@ def pack_clpctl(path: Path, files: dict[str, bytes]) -> Path:
     return path
 
 
+def pack_zip(path: Path, files: dict[str, bytes]) -> Path:
+    """A .clp as clpctl 2.1 reads it (a plain zip; clpctl 2.1 itself makes none)."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return path
+
+
 def leave_installed(patch_dir_root: Path, archive: Path, dir_name: str) -> Path:
-    """Extract `archive` as clpctl does (`tar -xzf ARCHIVE -C /opt/CLP/<dir_name>`)."""
+    """Extract `archive` into /opt/CLP/<dir_name> as clpctl does: up to 2.0 with
+    `tar -xzf ARCHIVE -C DIR`, 2.1 with ZipFile.ExtractToDirectory (a zip)."""
     target = patch_dir_root / dir_name
     target.mkdir(parents=True)
-    subprocess.run(["tar", "-xzf", str(archive), "-C", str(target)], check=True)
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as opened:
+            opened.extractall(target)
+    else:
+        subprocess.run(["tar", "-xzf", str(archive), "-C", str(target)], check=True)
     return target
 
 
