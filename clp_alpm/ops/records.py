@@ -34,6 +34,7 @@ def describe_record(session: Session, patch_id: str) -> dict[str, Any]:
     record = known_record(session, patch_id)
     changed = changes_since_apply(session, record)
     return listed(session, [record])[0] | {
+        "patch_dir": record_patch_dir(session.config, record),
         "meta": record.stored()["meta"],
         "changed_since_apply": changed,
     }

@@ -71,6 +71,11 @@ def test_first_run_adopts_what_clpctl_left(clp, left: Path) -> None:
     assert "CLPR2251124" in text and "installed by clpctl" in text
     # nothing ran: clpctl ran the Install scripts already
     assert (left / "etc/install-runs").read_text() == "ran\nran\n"
+    info = clp("--root", str(left), "info", "CLPR2251124").stdout
+    assert "Installed By  : clpctl\n" in info
+    assert "Source        : /opt/CLP/CLPR2251124.clp\n" in info
+    shown = json.loads(clp("--root", str(left), "info", "CLPR2251124", "--json").stdout)
+    assert (shown["origin"], shown["patch_dir"]) == ("clpctl", "/opt/CLP/CLPR2251124.clp")
     again = clp("--root", str(left), "adopt")
     assert again.returncode == 0 and "nothing to adopt" in again.stdout
 
