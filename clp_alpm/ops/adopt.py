@@ -11,6 +11,7 @@ and staging dirs are), holds a pair of scripts, and no applied record claims it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from clp_alpm.errors import ClpError
@@ -37,9 +38,6 @@ class Leftover:
     record: dict[str, Any]
     steps: tuple[Step, ...]
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"patch": self.patch_id, "patch_dir": self.patch_dir, "origin": "clpctl"}
-
 
 def find_leftovers(session: Session) -> tuple[list[Leftover], list[str]]:
     """clpctl's patch directories no record claims, and a warning for each one skipped."""
@@ -58,7 +56,12 @@ def find_leftovers(session: Session) -> tuple[list[Leftover], list[str]]:
             continue
         if target in claimed:
             continue
-        pair = _script_pair(entry.name, {p.name for p in entry.iterdir() if p.is_file()})
+        try:
+            pair = _script_pair({p.name for p in entry.iterdir() if p.is_file()})
+            installed_at = entry.stat().st_mtime
+        except OSError as err:
+            warnings.append(f"{entry}: cannot be read ({err.strerror}); not adopted")
+            continue
         if pair is None:
             continue  # not a patch directory: nobody's business here
         meta = _read_meta(entry / META_NAME, entry.name)
@@ -68,11 +71,11 @@ def find_leftovers(session: Session) -> tuple[list[Leftover], list[str]]:
         if meta.name in applied or any(item.patch_id == meta.name for item in found):
             warnings.append(f"{entry}: {meta.name} is applied already; not adopted")
             continue
-        found.append(_leftover(meta, target, pair, entry.stat().st_mtime))
+        found.append(_leftover(meta, target, pair, installed_at))
     return found, warnings
 
 
-def _script_pair(name: str, files: set[str]) -> tuple[str, str] | None:
+def _script_pair(files: set[str]) -> tuple[str, str] | None:
     for install, remove in SCRIPT_PAIRS:
         if install in files and remove in files:
             return install, remove
@@ -89,8 +92,9 @@ def _stem(name: str) -> str:
     return name
 
 
-def _read_meta(path: Any, dir_name: str) -> PatchMeta | None:
-    """PKGINFO.meta as clpctl wrote it (clpctl never checked it), else what the name says."""
+def _read_meta(path: Path, dir_name: str) -> PatchMeta | None:
+    """PKGINFO.meta as the patch author wrote it (clpctl never checked it), else what the
+    directory's name says."""
     from clp_alpm.formats.pkginfo import parse_meta
 
     try:
