@@ -247,6 +247,7 @@ def test_pacman_replaces_clpctl(package: Path, tmp_path: Path) -> None:
     assert configured[1] == "https://repo-fallback.v38armageddon.net/vincent-os/CLP"
     assert ADMIN_SERVER in configured
     assert f":: clp: kept the server {ADMIN_SERVER}" in result.stdout
+    assert ":: clp: the patches clpctl installed in /opt/CLP are adopted" in result.stdout
     # the patch clpctl installed is adopted by the first clp run
     listed = clpkit.run_clp("--root", str(root), "list", "--json")
     assert listed.returncode == 0, listed.stderr
