@@ -73,8 +73,8 @@ def plan_apply(
     patch_dir = config.patch_path(meta.name)
     if config.host(patch_dir).exists():
         raise NotApplicableError(
-            f"{config.host(patch_dir)} already exists but clp has no record of applying "
-            f"{meta.name} (left by clpctl?); roll it back or move it away first"
+            f"{config.host(patch_dir)} already exists and holds no patch clp could adopt "
+            f"(no Install or Remove script); move it away first"
         )
     scripts.find_interpreter(config.root, config.interpreter)
     archive = patch.archive

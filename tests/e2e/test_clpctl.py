@@ -340,3 +340,21 @@ def test_an_unreadable_name_is_not_adopted(clp, sandbox: Path, tmp_path: Path) -
         f"warning: {target}: no patch ID in its name or PKGINFO.meta; not adopted\n"
     )
     assert "nothing to adopt" in result.stdout
+
+
+def test_apply_over_a_directory_that_is_no_patch_is_refused(
+    clp, sandbox: Path, tmp_path: Path
+) -> None:
+    (sandbox / "etc/CLP").mkdir(parents=True, exist_ok=True)
+    (sandbox / "etc/CLP/clp.conf").write_text("[options]\nSigLevel = Never\n")
+    (sandbox / "opt/CLP/CLPR6251124").mkdir(parents=True)
+    (sandbox / "opt/CLP/CLPR6251124/notes.txt").write_text("mine\n")
+    result = clp("--root", str(sandbox), "apply", str(clpctl_patch(tmp_path, "CLPR6251124")),
+                 "--noconfirm")  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"error: {sandbox}/opt/CLP/CLPR6251124 already exists and holds no patch clp could "
+        "adopt (no Install or Remove script); move it away first\n"
+    )
+    assert not (sandbox / "etc/install-runs").exists()
+    assert (sandbox / "opt/CLP/CLPR6251124/notes.txt").read_text() == "mine\n"
