@@ -7,6 +7,8 @@ function __clp_value_options --argument-names path
     switch "$path"
         case ''
             printf '%s\n' -r --sysroot --root --config -b --dbpath --pacman-conf --cachedir --gpgdir --hookdir --logfile --color
+        case 'adopt'
+            printf '%s\n' -r --sysroot --root --config -b --dbpath --pacman-conf --cachedir --gpgdir --hookdir --logfile --color
         case 'apply'
             printf '%s\n' -r --sysroot --root --config -b --dbpath --pacman-conf --cachedir --gpgdir --hookdir --logfile --color
         case 'build'
@@ -47,7 +49,7 @@ end
 function __clp_commands --argument-names path
     switch "$path"
         case ''
-            printf '%s\n' apply build diff info list new pins recover repo-add revert rollback status transactions undo-transaction unpin update verify
+            printf '%s\n' adopt apply build diff info list new pins recover repo-add revert rollback status transactions undo-transaction unpin update verify
     end
 end
 
@@ -158,6 +160,7 @@ function __clp_index --argument-names wanted
 end
 
 # clp
+complete -c clp -n '__clp_argument "" 0' -a 'adopt' -d 'Record the patches clpctl installed in PatchDir as applied (every command does this first, as root).'
 complete -c clp -n '__clp_argument "" 0' -a 'apply' -d 'Verify, plan and apply a .clp patch; roll it back by itself if anything fails.'
 complete -c clp -n '__clp_argument "" 0' -a 'build' -d 'Validate a patch directory and pack it into a .clp (and sign it).'
 complete -c clp -n '__clp_argument "" 0' -a 'diff' -d 'Show what a pacman transaction changed in configuration files, as unified diffs.'
@@ -169,7 +172,7 @@ complete -c clp -n '__clp_argument "" 0' -a 'recover' -d 'Roll back what a kille
 complete -c clp -n '__clp_argument "" 0' -a 'repo-add' -d 'Write the feed index CLP.db for a directory of .clp files (and sign it).'
 complete -c clp -n '__clp_argument "" 0' -a 'revert' -d 'Bring packages back to earlier versions (cache, archive or file), then pin them.'
 complete -c clp -n '__clp_argument "" 0' -a 'rollback' -d 'Undo an applied patch (Remove script, then CLP\'s snapshot) or a package revert.'
-complete -c clp -n '__clp_argument "" 0' -a 'status' -d 'List running processes that still use files pacman deleted or replaced.'
+complete -c clp -n '__clp_argument "" 0' -a 'status' -d 'List running processes that still use files pacman deleted or replaced, and unit files that keep clp\'s daily run from running.'
 complete -c clp -n '__clp_argument "" 0' -a 'transactions' -d 'List the pacman transactions the hooks recorded, with versions and changed files.'
 complete -c clp -n '__clp_argument "" 0' -a 'undo-transaction' -d 'Reverse a pacman transaction: earlier package versions, then its files restored.'
 complete -c clp -n '__clp_argument "" 0' -a 'unpin' -d 'Let pacman upgrade a pinned package again.'

@@ -1234,9 +1234,10 @@ def clp_patch_5() -> str:
 
     doc.macro("SH", "ARCHIVE")
     doc.text(
-        "A zip archive (what clpctl 2.1 and `clp build` make) or, as clpctl up to 2.0 made "
-        "patches, a gzip'd tar. Its top level holds (or, as `tar czf ID.clp ID/` makes it, "
-        "one top directory holds, which is then stripped):"
+        "A zip archive (what `clp build` makes, and the only container clpctl 2.1 extracts) "
+        "or a gzip'd tar (what clpctl up to 2.0 extracted, with `tar -xzf`). clpctl 2.1 makes "
+        "no archives at all: its packager only extracts. Its top level holds (or, as "
+        "`tar czf ID.clp ID/` makes it, one top directory holds, which is then stripped):"
     )
     doc.item(f"\\fB{code(archive.META_NAME)}\\fR", "The metadata, see PKGINFO.META below.")
     pairs = " or ".join(f"`{i}` and `{r}`" for i, r in archive.SCRIPT_PAIRS)
@@ -1265,8 +1266,10 @@ def clp_patch_5() -> str:
         f"{_size(meta.MAX_META_BYTES)}, root element `<Package>` without a namespace. Its "
         "children may come in any order, each at most once; an unknown element is refused. "
         "A DOCTYPE, entities and processing instructions are refused. `Name`, `Version`, "
-        "`Architecture` and `Description`, the four elements clpctl reads, are required; "
-        "the others are CLP's. A parse or schema error names the line. The schema is "
+        "`Architecture` and `Description` are required; the others are CLP's. clpctl never "
+        "wrote PKGINFO.meta (the author writes it) and never checked it: `clpctl create` reads "
+        "`Name`, `Version`, `Architechture` (so spelled) and `Description` and uses none. "
+        "A parse or schema error names the line. The schema is "
         "`pkginfo.xsd`, installed with clp's Python package (`clp_alpm/formats/`)."
     )
     package = schema_elements()
@@ -1280,13 +1283,14 @@ def clp_patch_5() -> str:
     keys = [k for k, field in pkginfo.INI_KEYS.items() if field != "Depends" and k == field]
     odd = [k for k, field in pkginfo.INI_KEYS.items() if k != field and field != "Depends"]
     doc.text(
-        "clpctl up to 2.0 wrote PKGINFO.meta as INI, which clp reads too: a `[Package]` "
-        "section with "
+        "clpctl's example patch had its PKGINFO.meta in an INI form until clpctl 2.0 (the "
+        "form clpctl 1.x read); clp reads it too: a `[Package]` section with "
         + ", ".join(f"`{k}=`" for k in keys)
         + " lines (all required; "
         + ", ".join(f"`{k}=`" for k in odd)
-        + ", clpctl's spelling, is read as `Architecture=`; `Depends=` is ignored, as clpctl "
-        "ignores it). Lines starting with `#` or `;` are comments. Such a patch has none of "
+        + ", clpctl's spelling, is read as `Architecture=`; `Depends=`, a field of clpctl's "
+        "code that nothing sets, is ignored). Lines starting with `#` or `;` are comments. "
+        "Such a patch has none of "
         "CLP's elements: no declared files, so clp restores nothing on rollback and the "
         "Remove script has to undo everything."
     )

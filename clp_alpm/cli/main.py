@@ -64,6 +64,7 @@ def _system_commands() -> ModuleType:
 
 # command name -> (the module that defines it, the click command's name there)
 COMMANDS: dict[str, tuple[Callable[[], ModuleType], str]] = {
+    "adopt": (_patch_commands, "adopt_command"),
     "apply": (_patch_commands, "apply_command"),
     "build": (_patch_commands, "build_command"),
     "diff": (_transaction_commands, "diff_command"),
@@ -85,8 +86,27 @@ COMMANDS: dict[str, tuple[Callable[[], ModuleType], str]] = {
 }
 
 
+# clpctl's commands that clp names otherwise: a usage error that says which one to use
+CLPCTL_COMMANDS = {
+    "install": "clp apply FILE",
+    "uninstall": "clp rollback ID",
+    "create": "clp build DIR",
+}
+
+
 class LazyGroup(click.Group):
     """A group that imports a command's module only when that command is asked for."""
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        if args and args[0] in CLPCTL_COMMANDS:
+            raise click.UsageError(
+                f"clp has no '{args[0]}' command (that is clpctl's); "
+                f"use '{CLPCTL_COMMANDS[args[0]]}'",
+                ctx,
+            )
+        return super().resolve_command(ctx, args)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)

@@ -87,7 +87,8 @@ def _info_record(printer: Printer, patch_id: str) -> None:
             ("Applied", info["applied_at"] or "-"),
             ("Rolled Back", info["rolled_back_at"] or "-"),
             ("Failed", info["failed_at"] or "-"),
-            ("Source", info["source"] or "-"),
+            ("Installed By", info["origin"]),
+            ("Source", info["source"] or info.get("patch_dir") or "-"),
             ("Signature", f"signed by {info['signer']}" if info["signer"] else "not checked"),
             ("Changed Since", "\n".join(info["changed_since_apply"]) or "-"),
             ("Message", info["message"] or "-"),
@@ -193,7 +194,7 @@ def list_command() -> None:
         stamp = (info["applied_at"] if applied else info["updated_at"]) or ""
         printer.item(
             f"{info['id']:<16} {info['version']:<6} {_state_text(info):<12} {when(stamp)}  "
-            f"{info['description']}"
+            f"{info['description']}{_origin_text(info)}"
         )
     for revert in reverts:
         moves = ", ".join(f"{p['name']} {p['from']} -> {p['to']}" for p in revert.packages)
@@ -204,12 +205,30 @@ def list_command() -> None:
         printer.item(f"{pin.name:<16} {'pin':<6} {'pinned':<12} {'':<16}  {pin.version}{until}")
 
 
+def _origin_text(info: dict[str, Any]) -> str:
+    return " (installed by clpctl)" if info.get("origin") == "clpctl" else ""
+
+
 def _state_text(info: dict[str, Any]) -> str:
     """A patch's state in one word or three: `not in force` says an applied patch's files are
     not what it made them (its message says why)."""
     if info["state"] == PatchState.APPLIED and not info["in_force"]:
         return "not in force"
     return str(info["state"])
+
+
+@command("adopt")
+def adopt_command() -> None:
+    """Record the patches clpctl installed in PatchDir as applied (every command does this
+    first, as root)."""
+    printer = Printer(options())
+    with context.session(printer) as session:
+        adopted = [session.state.get_patch(patch_id) for patch_id in session.adopted]
+    records = [record for record in adopted if record is not None]
+    if printer.json:
+        printer.data({"adopted": [record.to_dict() for record in records]})
+    elif not records:
+        printer.item("nothing to adopt: no patch left by clpctl in PatchDir")
 
 
 @command("rollback")

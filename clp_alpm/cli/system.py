@@ -11,17 +11,27 @@ from clp_alpm.cli.output import Printer
 
 @command("status")
 def status_command() -> None:
-    """List running processes that still use files pacman deleted or replaced."""
+    """List running processes that still use files pacman deleted or replaced, and unit
+    files that keep clp's daily run from running."""
     from clp_alpm.ops.session import require_root
     from clp_alpm.system.processes import find_stale_processes, group_by_unit
+    from clp_alpm.system.services import shadowed_units
 
     printer = Printer(options())
     require_root()  # anyone else sees only their own processes: an all-clear would be false
     config = context.config_checking_recovery(printer)
+    shadowed = shadowed_units(config.root)
     stale = find_stale_processes(config.root)
     if printer.json:
-        printer.data({"processes": [process.to_dict() for process in stale]})
+        printer.data(
+            {
+                "processes": [process.to_dict() for process in stale],
+                "shadowed_units": [unit.to_dict() for unit in shadowed],
+            }
+        )
         return
+    for shadow in shadowed:
+        printer.warning(f"{shadow.describe()}; fix: {shadow.fix}")
     if not stale:
         printer.item("no running process uses deleted or replaced files")
         return

@@ -24,7 +24,7 @@ from clp_alpm.ops.session import LOG_TAG, Session
 from clp_alpm.ops.steps import OperationKind
 from clp_alpm.ops.verify import VerifiedPatch, verify_patch
 from clp_alpm.store.journal import Step
-from clp_alpm.store.records import PatchRecord, PatchState
+from clp_alpm.store.records import PatchOrigin, PatchRecord, PatchState
 from clp_alpm.system import scripts
 from clp_alpm.system.localdb import installed_versions
 from clp_alpm.system.pacman import refuse_if_pacman_runs
@@ -73,8 +73,8 @@ def plan_apply(
     patch_dir = config.patch_path(meta.name)
     if config.host(patch_dir).exists():
         raise NotApplicableError(
-            f"{config.host(patch_dir)} already exists but clp has no record of applying "
-            f"{meta.name} (left by clpctl?); roll it back or move it away first"
+            f"{config.host(patch_dir)} already exists and holds no patch clp could adopt "
+            f"(no Install or Remove script); move it away first"
         )
     scripts.find_interpreter(config.root, config.interpreter)
     archive = patch.archive
@@ -187,6 +187,12 @@ def check_applicable(session: Session, meta: PatchMeta) -> None:
         )
     existing = session.state.get_patch(meta.name)
     if existing is not None and existing.state == PatchState.APPLIED:
+        if existing.origin == PatchOrigin.CLPCTL:
+            raise NotApplicableError(
+                f"{meta.name} is already applied: clpctl installed it (in "
+                f"{existing.patch_dir or config.patch_path(meta.name)}); its Install script is "
+                f"not run again. Roll it back first with 'clp rollback {meta.name}'"
+            )
         raise NotApplicableError(
             f"{meta.name} is already applied (since {existing.to_dict()['applied_at']}); "
             f"roll it back first with 'clp rollback {meta.name}'"

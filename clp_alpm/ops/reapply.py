@@ -15,7 +15,7 @@ from clp_alpm.errors import ClpError, OperationFailed, UsageError
 from clp_alpm.ops import steps
 from clp_alpm.ops.apply import commit_patch_operation, restart_services
 from clp_alpm.ops.pending import Reapply, mark_done, pending
-from clp_alpm.ops.records import known_record
+from clp_alpm.ops.records import known_record, record_patch_dir
 from clp_alpm.ops.session import Session
 from clp_alpm.ops.step_records import rebased_before
 from clp_alpm.ops.steps import OperationKind
@@ -31,7 +31,7 @@ def plan_reapply(
     if record.state != PatchState.APPLIED:
         raise UsageError(f"patch '{patch_id}' is {record.state}, not applied")
     config = session.config
-    patch_dir = config.patch_path(patch_id)
+    patch_dir = record_patch_dir(config, record)
     if not config.host(patch_dir).is_dir():
         raise ClpError(
             f"{config.host(patch_dir)} is missing: {patch_id}'s Install script cannot run again"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from clp_alpm.config import Config
 from clp_alpm.errors import UsageError
 from clp_alpm.ops.pending import pending
 from clp_alpm.ops.session import Session
@@ -23,11 +24,17 @@ def known_record(session: Session, patch_id: str) -> PatchRecord:
     raise UsageError(f"patch '{patch_id}' is not known to clp ({hint})")
 
 
+def record_patch_dir(config: Config, record: PatchRecord) -> str:
+    """Target path of a patch's directory: PatchDir/<id>, or where clpctl left an adopted one."""
+    return record.patch_dir or config.patch_path(record.id)
+
+
 def describe_record(session: Session, patch_id: str) -> dict[str, Any]:
     """What `clp info ID` shows: the state record and which declared files changed since."""
     record = known_record(session, patch_id)
     changed = changes_since_apply(session, record)
     return listed(session, [record])[0] | {
+        "patch_dir": record_patch_dir(session.config, record),
         "meta": record.stored()["meta"],
         "changed_since_apply": changed,
     }

@@ -13,13 +13,13 @@ from typing import Any
 from clp_alpm.errors import ConflictError, UsageError
 from clp_alpm.ops import steps
 from clp_alpm.ops.apply import commit_patch_operation
-from clp_alpm.ops.records import changes_since_apply, known_record
+from clp_alpm.ops.records import changes_since_apply, known_record, record_patch_dir
 from clp_alpm.ops.revert import plan_revert_rollback
 from clp_alpm.ops.session import Session
 from clp_alpm.ops.step_files import empty_trash
 from clp_alpm.ops.steps import OperationKind
 from clp_alpm.store.journal import Step
-from clp_alpm.store.records import PatchRecord, PatchState, RevertState
+from clp_alpm.store.records import PatchOrigin, PatchRecord, PatchState, RevertState
 
 
 @dataclass(frozen=True)
@@ -49,10 +49,12 @@ def plan_rollback(session: Session, patch_id: str, force: bool = False) -> Rollb
             f"{'; '.join(changed)}. Look at the changes, then run "
             f"'clp rollback --force {patch_id}' to overwrite them"
         )
-    patch_dir = session.config.patch_path(patch_id)
+    patch_dir = record_patch_dir(session.config, record)
+    adopted = record.origin == PatchOrigin.CLPCTL and not record.snapshot_before
     plan = (
         steps.snapshot_current(files),
-        steps.remove_script(patch_id, patch_dir, record.remove_script),
+        # as `clpctl uninstall`: the Remove script; failing, it leaves the patch applied
+        steps.remove_script(patch_id, patch_dir, record.remove_script, strict=adopted),
         steps.restore_files(
             record.snapshot_before, "restore the declared files as they were before the patch"
         ),

@@ -67,6 +67,7 @@ class Session:
         self.log = LogFile(config.host_log_file)
         self.store = SnapshotStore(config.host_state_dir / "snapshots")
         self.recovered: list[str] = []  # what recovery did when the session opened
+        self.adopted: list[str] = []  # the patches clpctl left, adopted when it opened
         self.recovering = False  # inside recovery: a script that runs is news, even in --json
         # staged patch copies this session inspected, so a commit need not read them again
         self.inspected: dict[str, PatchArchive] = {}

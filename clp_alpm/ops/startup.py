@@ -9,11 +9,13 @@ an operation nobody owns.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from clp_alpm.config import Config
 from clp_alpm.errors import ClpError
+from clp_alpm.ops.adopt import adopt_all, find_leftovers
 from clp_alpm.ops.reapply import run_pending
 from clp_alpm.ops.record import forget_old_transactions
 from clp_alpm.ops.recover import recover, recover_if_abandoned
@@ -27,8 +29,13 @@ from clp_alpm.store.state import StateDB
 def open_session(
     config: Config, events: Events | None = None, write: bool = True
 ) -> Iterator[Session]:
-    """The session of one command, opened and closed with every duty above."""
+    """The session of one command, opened and closed with every duty above. As root, a
+    read-only command that finds patches clpctl left opens a writing session: it adopts them
+    first (a first run of `clp list` shows them)."""
     session = _start(config, events or Events(), write)
+    if not write and os.geteuid() == 0 and find_leftovers(session)[0]:
+        session.close()
+        session = _start(config, session.events, True)
     try:
         try:
             yield session
@@ -66,6 +73,7 @@ def _start(config: Config, events: Events, write: bool) -> Session:
     try:
         recover(session)
         run_pending(session)  # before this command looks at any patch's files
+        adopt_all(session)  # what clpctl left: before any command looks at PatchDir
     except BaseException:
         session.close()
         raise

@@ -48,6 +48,17 @@ class RecordStep(Handler):
                     "snapshot_after": run.earlier[StepKind.SNAPSHOT_AFTER]["snapshot"],
                 }
             )
+        if target_state == RecordedState.ADOPTED:
+            return PatchRecord.from_stored(
+                run.args["record"]
+                | {
+                    "id": patch_id,
+                    "state": PatchState.APPLIED,
+                    "applied_at": run.args["installed_at"],
+                    "updated_at": now,
+                    "snapshot_after": run.earlier[StepKind.SNAPSHOT_AFTER]["snapshot"],
+                }
+            )
         assert previous is not None, "only an applied patch is re-applied or rolled back"
         if target_state == RecordedState.REAPPLIED:
             fresh = self.session.store.load(run.earlier[StepKind.SNAPSHOT_BEFORE]["snapshot"])

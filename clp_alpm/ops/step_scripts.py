@@ -83,6 +83,8 @@ class RemoveScriptStep(ScriptStep):
         try:
             super().do(run)
         except ClpError as err:
+            if run.args.get("strict"):  # no snapshot of before the patch to fall back on
+                raise
             self.session.events.warning(f"{err}; restoring the files from CLP's snapshot")
 
     def undo(self, run: StepRun) -> None:

@@ -53,12 +53,14 @@ class OperationKind(StrEnum):
     REVERT_ROLLBACK = "revert-rollback"
     UNDO_TRANSACTION = "undo-transaction"
     UNPIN = "unpin"
+    ADOPT = "adopt"
 
 
 class RecordedState(StrEnum):
     """What a `record` step writes on a patch's record."""
 
     APPLIED = "applied"
+    ADOPTED = "adopted"  # applied by clpctl: recorded, nothing run
     REAPPLIED = "reapplied"
     ROLLED_BACK = "rolled-back"
 
@@ -129,9 +131,12 @@ def install_script(
     return Step(StepKind.INSTALL_SCRIPT, args, description)
 
 
-def remove_script(patch_id: str, patch_dir: str, script: str) -> Step:
-    """Once the Remove script ran, finishing the rollback is the way back (`forward`)."""
+def remove_script(patch_id: str, patch_dir: str, script: str, strict: bool = False) -> Step:
+    """Once the Remove script ran, finishing the rollback is the way back (`forward`).
+    `strict`: its failure fails the rollback (a patch clp has no snapshot of: clpctl's)."""
     args = _script_args(patch_id, patch_dir, script, "remove", script)
+    if strict:
+        args["strict"] = True
     return Step(StepKind.REMOVE_SCRIPT, args, f"run {script}", forward=True)
 
 
@@ -203,6 +208,16 @@ def unpin(names: Sequence[str], why: str = "") -> Step:
 def record_applied(patch_id: str, record: dict[str, Any]) -> Step:
     args = {"patch_id": patch_id, "state": RecordedState.APPLIED, "record": record}
     return Step(StepKind.RECORD, args, f"record {patch_id} as applied")
+
+
+def record_adopted(patch_id: str, record: dict[str, Any], installed_at: float) -> Step:
+    args = {
+        "patch_id": patch_id,
+        "state": RecordedState.ADOPTED,
+        "record": record,
+        "installed_at": installed_at,
+    }
+    return Step(StepKind.RECORD, args, f"record {patch_id} as applied (installed by clpctl)")
 
 
 def record_reapplied(patch_id: str, reason: str, replaced: Sequence[str]) -> Step:

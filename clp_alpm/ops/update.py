@@ -32,7 +32,7 @@ from clp_alpm.ops.apply import (
     restart_services,
 )
 from clp_alpm.ops.session import Session
-from clp_alpm.store.records import PatchState
+from clp_alpm.store.records import PatchOrigin, PatchState
 from clp_alpm.system.download import download, fetch_bytes, timeouts_of
 from clp_alpm.system.localdb import installed_versions
 from clp_alpm.system.pacman import refuse_if_pacman_runs
@@ -233,6 +233,8 @@ def _verdict(
         return False, f"for the {entry.edition} edition (this is {variant or 'no edition'})"
     record = session.state.get_patch(entry.name)
     if record is not None and record.state == PatchState.APPLIED:
+        if record.origin == PatchOrigin.CLPCTL:
+            return False, "already applied (installed by clpctl)"
         return False, "already applied"
     if record is not None and record.state == PatchState.ROLLED_BACK:
         return False, "rolled back by the administrator (apply it by hand to have it again)"

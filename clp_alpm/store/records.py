@@ -72,6 +72,13 @@ class EntryStatus(StrEnum):
     UNDO_FAILED = "undo-failed"
 
 
+class PatchOrigin(StrEnum):
+    """Who installed a patch: clp, or clpctl before clp adopted it (`clp adopt`)."""
+
+    CLP = "clp"
+    CLPCTL = "clpctl"
+
+
 # The script names of records written before clp stored them: the documented pair.
 DEFAULT_INSTALL_SCRIPT = "Install-Script.ps1"
 DEFAULT_REMOVE_SCRIPT = "Remove-Script.ps1"
@@ -97,6 +104,9 @@ class PatchRecord:
     install_script: str = DEFAULT_INSTALL_SCRIPT
     remove_script: str = DEFAULT_REMOVE_SCRIPT
     in_force: bool = True  # False once re-applying after an upgrade failed: applied, not working
+    origin: str = PatchOrigin.CLP
+    # the patch's directory when it is not PatchDir/<id> (clpctl's `install FILE` left <file>/)
+    patch_dir: str | None = None
 
     def stored(self) -> dict[str, Any]:
         """The JSON-ready form kept in the database and the journal (inverse: from_stored).
@@ -136,11 +146,12 @@ class PatchRecord:
             "files": list(self.meta.files),
             "message": self.message,
             "in_force": self.state == PatchState.APPLIED and self.in_force,
+            "origin": str(self.origin),
         }
 
 
 # fields of PatchRecord stored inside its `meta` JSON (absent in older rows: the defaults)
-_IN_META = ("install_script", "remove_script", "in_force")
+_IN_META = ("install_script", "remove_script", "in_force", "origin", "patch_dir")
 
 
 @dataclass(frozen=True)

@@ -189,3 +189,69 @@ def _in_chroot() -> bool:
     except OSError:
         return False
     return (ours.st_dev, ours.st_ino) != (init.st_dev, init.st_ino)
+
+
+# -- clp's own units, and copies that shadow them ------------------------------------------
+
+CLP_UNITS = ("core-livepatch-update.service", "core-livepatch-update.timer")
+VENDOR_UNIT_DIR = "/usr/lib/systemd/system"
+ADMIN_UNIT_DIR = "/etc/systemd/system"
+_SHOWN_KEYS = ("ExecStart", "OnCalendar")
+
+
+@dataclass(frozen=True)
+class ShadowedUnit:
+    """A file in /etc/systemd/system that systemd reads instead of clp's unit of that name
+    (Vincent OS's `scripts` package installs clpctl-era copies there)."""
+
+    unit: str
+    path: str  # target path of the shadowing file
+    masked: bool  # a link to /dev/null: the unit is masked
+    lines: tuple[str, ...]  # its ExecStart= and OnCalendar= lines, to show what runs
+
+    @property
+    def fix(self) -> str:
+        if self.masked:
+            return f"systemctl unmask {self.unit}"
+        fix = f"rm {self.path} && systemctl daemon-reload"
+        if self.unit.endswith(".timer"):  # its enable link may lead to the removed copy
+            fix += f" && systemctl reenable {self.unit}"
+        return fix
+
+    def describe(self) -> str:
+        if self.masked:
+            return f"{self.path} masks clp's {self.unit}: it never runs"
+        shown = f" ({'; '.join(self.lines)})" if self.lines else ""
+        return f"{self.path} overrides clp's {VENDOR_UNIT_DIR}/{self.unit}{shown}"
+
+    def to_dict(self) -> dict[str, object]:
+        return {"unit": self.unit, "path": self.path, "masked": self.masked,
+                "lines": list(self.lines), "message": self.describe(), "fix": self.fix}  # fmt: skip
+
+
+def shadowed_units(root: Path | str) -> list[ShadowedUnit]:
+    """clp's units that a file of the same name in /etc/systemd/system overrides. A link
+    to clp's own file is not an override; drop-ins (`systemctl edit`, UNIT.d/) are kept
+    customizations and not reported."""
+    found = []
+    for unit in CLP_UNITS:
+        path = Path(root) / ADMIN_UNIT_DIR.lstrip("/") / unit
+        if not os.path.lexists(path):
+            continue
+        target = os.readlink(path) if path.is_symlink() else None
+        if target == f"{VENDOR_UNIT_DIR}/{unit}":
+            continue
+        masked = target == "/dev/null"
+        lines: tuple[str, ...] = ()
+        if not masked:
+            try:
+                text = path.read_text(errors="replace")
+            except OSError:
+                text = ""
+            lines = tuple(
+                line.strip()
+                for line in text.splitlines()
+                if line.strip().partition("=")[0].strip() in _SHOWN_KEYS
+            )
+        found.append(ShadowedUnit(unit, f"{ADMIN_UNIT_DIR}/{unit}", masked, lines))
+    return found

@@ -3,13 +3,17 @@ installs it into a sandbox root, and the installed `clp` runs there on its own f
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
 import stat
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.kits import packagekit, rootkit
+from clp_alpm.config import load_config
+from tests.kits import clpctlkit, clpkit, packagekit, rootkit
 from tests.kits.paths import REPO
 
 pytestmark = pytest.mark.slow
@@ -92,7 +96,7 @@ def man_page(members: list[str], page: str) -> str | None:
 
 
 def test_package_holds_every_file(members: list[str], purelib: str) -> None:
-    for path in [*INSTALLED_COPIES, "usr/bin/clp", *EMPTY_DIRS]:
+    for path in [*INSTALLED_COPIES, "usr/bin/clp", "usr/bin/clpctl", *EMPTY_DIRS]:
         assert path in members, path
     for page in MAN_PAGES:
         assert man_page(members, page), page
@@ -116,7 +120,7 @@ def test_package_files_belong_to_root(package: Path) -> None:
         name = name.rstrip("/")
         if name in EMPTY_DIRS:
             assert mode[0] == "d" and _permission_bits(mode) == EMPTY_DIRS[name], line
-        if name == "usr/bin/clp":
+        if name in ("usr/bin/clp", "usr/bin/clpctl"):
             assert mode == "-rwxr-xr-x", line
 
 
@@ -136,6 +140,8 @@ def test_pkginfo_declares_dependencies_and_backups(package: Path) -> None:
     assert info["depend"] == DEPENDS
     assert info["makedepend"] == MAKEDEPENDS
     assert info["backup"] == BACKUP
+    for field in ("provides", "conflict", "replaces"):
+        assert info[field] == ["clpctl"], field
 
 
 def test_pacman_installs_the_package(installed: tuple[Path, Path], members: list[str]):
@@ -174,3 +180,100 @@ def test_installed_clp_runs_inside_the_root(installed: tuple[Path, Path], pureli
     )
     assert where.returncode == 0, where.stderr
     assert where.stdout == f"/{purelib}/clp_alpm/__init__.py\n"
+
+
+# -- over clpctl -------------------------------------------------------------------------------
+
+TIMER = "core-livepatch-update.timer"
+ENABLED = f"etc/systemd/system/timers.target.wants/{TIMER}"
+ADMIN_SERVER = "https://mirror.example.org/vincent-os/CLP/"
+
+
+def clpctl_root(base: Path) -> tuple[Path, Path]:
+    """A root with the stand-in clpctl 2.1.0-2 installed by pacman, its timer enabled (the
+    link `systemctl enable` makes), its mirrors edited, and a patch it installed in /opt/CLP."""
+    root = rootkit.make_sandbox_root(base / "root", interpreter=None)
+    (root / "var/cache/pacman/pkg").mkdir(parents=True)
+    config = base / "pacman.conf"
+    config.write_text("[options]\nArchitecture = auto\nSigLevel = Never\n")
+    installed = packagekit.pacman(root, config, "-U", str(clpctlkit.clpctl_package(base)))
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    (root / ENABLED).parent.mkdir(parents=True)
+    (root / ENABLED).symlink_to(f"/usr/lib/systemd/system/{TIMER}")
+    mirrors = root / "etc/CLP/mirrors"
+    mirrors.write_text(f"Server = {ADMIN_SERVER}\n" + mirrors.read_text())
+    archive = clpctlkit.pack_clpctl(
+        base / "CLPR1251124.CLP",
+        {"PKGINFO.meta": clpctlkit.ini_meta("CLPR1251124"),
+         "Install-Patch.ps1": b"true\n", "Remove-Patch.ps1": b"true\n"},
+    )  # fmt: skip
+    clpctlkit.leave_installed(root / "opt/CLP", archive, "CLPR1251124")
+    return root, config
+
+
+def pacman_over_clpctl(root: Path, config: Path, package: Path):
+    """`pacman -U clp`, answering pacman's question "Remove clpctl?" with yes, as a user does
+    (--noconfirm alone takes the default, no)."""
+    return packagekit.pacman(root, config, "-U", "-dd", "--ask=4", str(package))
+
+
+def test_pacman_replaces_clpctl(package: Path, tmp_path: Path) -> None:
+    root, config = clpctl_root(tmp_path)
+    # the administrator kept a copy, as README's "Moving from clpctl" says
+    shutil.copy2(root / "etc/CLP/mirrors", root / "etc/CLP/mirrors.clpctl")
+    result = pacman_over_clpctl(root, config, package)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "removing clpctl" in result.stdout
+    # clpctl is gone; what provides it now is clp
+    assert packagekit.pacman(root, config, "-Q", "clpctl").stdout == f"clp {VERSION}\n"
+    assert packagekit.pacman(root, config, "-Qq").stdout == "clp\n"
+    assert packagekit.pacman(root, config, "-Qk", "clp").returncode == 0
+    # clp's files where clpctl's were
+    for unit in ("core-livepatch-update.service", TIMER):
+        assert (root / f"usr/lib/systemd/system/{unit}").read_bytes() == (
+            REPO / f"systemd/{unit}"
+        ).read_bytes()
+    assert (root / "usr/bin/clpctl").is_file()
+    assert not (root / "usr/share/libalpm/hooks/90-core-livepatch.hook").exists()
+    # the enabled timer stays enabled: the link leads to clp's unit
+    link = root / ENABLED
+    assert link.is_symlink()
+    assert (root / os.readlink(link).lstrip("/")).read_bytes() == (
+        REPO / f"systemd/{TIMER}"
+    ).read_bytes()
+    # the administrator's server is kept; both of clpctl's are clp's defaults
+    configured = load_config(root).servers
+    assert configured[0] == "https://repo.v38armageddon.net/vincent-os/CLP"
+    assert configured[1] == "https://repo-fallback.v38armageddon.net/vincent-os/CLP"
+    assert ADMIN_SERVER in configured
+    assert f":: clp: kept the server {ADMIN_SERVER}" in result.stdout
+    assert ":: clp: the patches clpctl installed in /opt/CLP are adopted" in result.stdout
+    # the patch clpctl installed is adopted by the first clp run
+    listed = clpkit.run_clp("--root", str(root), "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    patches = [(p["id"], p["state"], p["origin"]) for p in json.loads(listed.stdout)]
+    assert patches == [("CLPR1251124", "applied", "clpctl")]
+
+
+def test_pacman_over_clpctl_names_shadowing_units(package: Path, tmp_path: Path) -> None:
+    root, config = clpctl_root(tmp_path)
+    admin = root / "etc/systemd/system"
+    (admin / TIMER).write_bytes(clpctlkit.SCRIPTS_TIMER)  # as Vincent OS's scripts package
+    result = pacman_over_clpctl(root, config, package)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (
+        f":: clp: /etc/systemd/system/{TIMER} overrides clp's /usr/lib/systemd/system/{TIMER}\n"
+        f"   fix: rm /etc/systemd/system/{TIMER} && systemctl daemon-reload && "
+        f"systemctl reenable {TIMER}\n"
+    ) in result.stdout
+    assert "core-livepatch-update.service overrides" not in result.stdout
+
+
+def test_noconfirm_alone_keeps_clpctl(package: Path, tmp_path: Path) -> None:
+    """pacman's default answer to "Remove clpctl?" is no: nothing changes."""
+    root, config = clpctl_root(tmp_path)
+    result = packagekit.pacman(root, config, "-U", "-dd", str(package))
+    assert result.returncode == 1
+    assert "clp and clpctl are in conflict" in result.stdout + result.stderr
+    assert packagekit.pacman(root, config, "-Q", "clpctl").stdout == "clpctl 2.1.0-2\n"
+    assert ADMIN_SERVER in (root / "etc/CLP/mirrors").read_text()

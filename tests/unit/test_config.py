@@ -25,7 +25,10 @@ def test_shipped_files_give_the_defaults_and_the_feed(tmp_path):
     assert (config.patch_dir, config.state_dir, config.log_file) == (
         "/opt/CLP", "/var/lib/clp", "/var/log/CLP.log")  # fmt: skip
     assert (config.siglevel, config.keyring) == ("Required", "/etc/pacman.d/gnupg")
-    assert config.servers == ("https://repo.v38armageddon.net/vincent-os/CLP",)
+    assert config.servers == (
+        "https://repo.v38armageddon.net/vincent-os/CLP",
+        "https://repo-fallback.v38armageddon.net/vincent-os/CLP",
+    )
 
 
 def test_include_is_read_under_the_root_not_the_host(tmp_path):

@@ -13,7 +13,7 @@ from clp_alpm.formats.meta import (
     PatchMeta,
     VersionConstraint,
 )
-from clp_alpm.store.records import PatchRecord, PatchState
+from clp_alpm.store.records import PatchOrigin, PatchRecord, PatchState
 from clp_alpm.store.state import StateDB
 from tests.kits.patchkit import FULL_META
 
@@ -88,3 +88,27 @@ def test_a_row_with_only_the_required_metadata_reads_with_defaults(
 def test_the_stored_form_round_trips_through_json() -> None:
     record = applied(FULL_META)
     assert PatchRecord.from_stored(json.loads(json.dumps(record.stored()))) == record
+
+
+def test_an_adopted_record_keeps_its_origin_and_directory_inside_meta(
+    state: StateDB, tmp_path: Path
+) -> None:
+    """origin and patch_dir travel in the `meta` JSON: no new column, older rows read as clp's."""
+    meta = PatchMeta("CLPR2251124", "1", "any", "Example CLP Patch")
+    record = PatchRecord(
+        id=meta.name, state=PatchState.APPLIED, version="1", description=meta.description,
+        meta=meta, updated_at=1.0, applied_at=1.0, origin=PatchOrigin.CLPCTL,
+        patch_dir="/opt/CLP/CLPR2251124.clp", install_script="Install-Patch.ps1",
+        remove_script="Remove-Patch.ps1",
+    )  # fmt: skip
+    state.put_patch(record)
+    assert state.get_patch(meta.name) == record
+    conn = sqlite3.connect(tmp_path / "state" / StateDB.FILENAME)
+    columns = [row[1] for row in conn.execute("PRAGMA table_info(patches)")]
+    (meta_json,) = conn.execute("SELECT meta FROM patches").fetchone()
+    conn.close()
+    assert "origin" not in columns and "patch_dir" not in columns
+    stored = json.loads(meta_json)
+    assert (stored["origin"], stored["patch_dir"]) == ("clpctl", "/opt/CLP/CLPR2251124.clp")
+    assert record.to_dict()["origin"] == "clpctl"
+    assert applied(FULL_META).to_dict()["origin"] == "clp"
