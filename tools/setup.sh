@@ -63,5 +63,7 @@ export PYTHONWARNINGS="ignore:Editable installation"
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv/bin/python -m pip install -q -e "$target"
 if $with_tests; then
-    touch .venv/.clp-test-tools  # tools/test.sh: the test tools are here
+    # tools/test.sh: the test tools are here, for this pyproject.toml (a new entry point or
+    # dependency there installs again)
+    sha256sum pyproject.toml > .venv/.clp-test-tools
 fi

@@ -3,5 +3,6 @@
 # pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ -f .venv/.clp-test-tools ] && [ -x .venv/bin/pytest ] || bash tools/setup.sh --test
+sha256sum --status -c .venv/.clp-test-tools 2>/dev/null && [ -x .venv/bin/pytest ] ||
+    bash tools/setup.sh --test
 exec .venv/bin/python -m pytest "$@"
