@@ -14,6 +14,18 @@ clpctl ignores. In CLP.db a non-numeric <Version> names the edition the patch is
       </Package>
     </Database>
 
+Every generation of clpctl's CLP.db is read too, each as clpctl read it:
+
+    1.x   text, one `Name=<ID>` line per patch (other lines are ignored)
+    2.0   XML whose root holds one <Name>: the one patch it lists
+    2.1   XML with <Package> elements at any depth (clpctl selects //Package), each with
+          Name, Version (the edition: VARIANT_ID, compared case-insensitively) and
+          Architecture
+
+clpctl 1.x and 2.0 entries say nothing of version, architecture or edition: the patch's own
+metadata decides when it is applied. `clp repo-add --edition` writes the edition in <Version>
+for clpctl 2.1 clients and the patch version beside it in <PatchVersion>, which clp reads.
+
 The index comes from the network and is read by root: it is parsed with the same hostile-XML
 rules as PKGINFO.meta (pkginfo.parse_untrusted_xml). Unlike PKGINFO.meta, unknown elements are
 ignored, so that a newer feed still reads; a known element with a bad value is an error naming
@@ -71,6 +83,7 @@ PATCH_SUFFIX = ".clp"
 _KNOWN_ELEMENTS = (
     "Name",
     "Version",
+    "PatchVersion",
     "Architecture",
     "Description",
     "SHA256",
@@ -96,17 +109,28 @@ _SERVER_SCHEMES = ("http", "https", "file")
 _SERVER_VARIABLE = re.compile(r"\$[A-Za-z_][A-Za-z0-9_]*")
 
 
+# The generations of CLP.db (FeedIndex.format)
+FORMAT_PACKAGES = "packages"  # <Package> elements: clp, and clpctl 2.1
+FORMAT_CLPCTL_20 = "clpctl-2.0"  # XML whose root holds one <Name>
+FORMAT_CLPCTL_1 = "clpctl-1"  # text, Name=<ID> lines
+_TEXT_NAME_PREFIX = "Name="
+
+
 # ---------------------------------------------------------------------------------------------
 # Model
 
 
 @dataclass(frozen=True)
 class FeedEntry:
-    """One <Package> of CLP.db: a patch the mirror serves as `<name>.clp`."""
+    """One <Package> of CLP.db: a patch the mirror serves as `<name>.clp` (or `.CLP`).
+
+    `version` and `architecture` are None in the indexes of clpctl 1.x and 2.0, which name the
+    patch only. A non-numeric `version` names an edition; `patch_version` is then the patch's
+    version when the index gives it (<PatchVersion>, written by `clp repo-add --edition`)."""
 
     name: str
-    version: str
-    architecture: str
+    version: str | None
+    architecture: str | None
     description: str | None = None
     sha256: str | None = None
     size: int | None = None
@@ -114,11 +138,22 @@ class FeedEntry:
     severity: str | None = None
     supersedes: tuple[str, ...] = ()
     applies_to: tuple[AppliesTo, ...] = ()
+    patch_version: str | None = None
 
     @property
     def edition(self) -> str | None:
-        """The edition (os-release VARIANT_ID) the Version names, or None for a numeric one."""
-        return None if _NUMERIC_VERSION.fullmatch(self.version) else self.version
+        """The edition (os-release VARIANT_ID) the Version names, or None for a numeric one
+        (or none at all): a patch for every edition."""
+        if self.version is None or _NUMERIC_VERSION.fullmatch(self.version):
+            return None
+        return self.version
+
+    @property
+    def listed_version(self) -> str | None:
+        """The patch version the index states, or None when it states none."""
+        if self.patch_version is not None:
+            return self.patch_version
+        return self.version if self.edition is None else None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -126,6 +161,7 @@ class FeedEntry:
             "name": self.name,
             "version": self.version,
             "edition": self.edition,
+            "patch_version": self.listed_version,
             "architecture": self.architecture,
             "description": self.description,
             "sha256": self.sha256,
@@ -148,10 +184,12 @@ class FeedEntry:
 class FeedIndex:
     entries: tuple[FeedEntry, ...]
     generated: str | None = None  # RFC 3339 UTC, "YYYY-mm-ddTHH:MM:SSZ"
+    format: str = FORMAT_PACKAGES  # which generation of CLP.db it was read from
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
-        return {"generated": self.generated, "entries": [e.to_dict() for e in self.entries]}
+        return {"generated": self.generated, "format": self.format,
+                "entries": [e.to_dict() for e in self.entries]}  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------
@@ -159,7 +197,8 @@ class FeedIndex:
 
 
 def parse_index(data: bytes, source: str = INDEX_NAME) -> FeedIndex:
-    """Parse and check a CLP.db; raise FeedError naming `source` and the line if it is bad."""
+    """Parse and check a CLP.db of any generation (clp's, clpctl 2.1's, 2.0's XML, 1.x's
+    text); raise FeedError naming `source` and the line if it is bad."""
     limit = (MAX_INDEX_BYTES, f"{MAX_INDEX_BYTES // (1024 * 1024)} MiB")
     data = bounded_input(data, source, limit, "a patch index", FeedError)
     with _as_feed_error():
@@ -169,12 +208,64 @@ def parse_index(data: bytes, source: str = INDEX_NAME) -> FeedIndex:
             data = data[3:]
         if not text.strip():
             raise FeedError(f"{source}: the file is empty")
+        if not text.lstrip().startswith("<"):
+            return _parse_text_index(text, source)
         root = parse_untrusted_xml(data, text, source, _WHAT)
-        generated = _root_attributes(root, source)
         packages = _package_elements(root, source)
+        if not packages:
+            single = _single_name_entry(root, source)
+            if single is not None:
+                return FeedIndex(entries=(single,), format=FORMAT_CLPCTL_20)
+        generated = _root_attributes(root, source)
         entries = tuple(_entry(package, source) for package in packages)
     _refuse_duplicate_entries(entries, packages, source)
     return FeedIndex(entries=entries, generated=generated)
+
+
+def _parse_text_index(text: str, source: str) -> FeedIndex:
+    """clpctl 1.x: every line that starts with `Name=` names a patch, the value being what
+    lies between the first `=` and the next (clpctl splits on '='); other lines are ignored."""
+    entries: list[FeedEntry] = []
+    first_line: dict[str, int] = {}
+    for number, raw in enumerate(text.split("\n"), start=1):
+        if raw.strip().startswith("[") and raw.strip().endswith("]"):
+            raise _fail(
+                source,
+                number,
+                f"{raw.strip()} is a section of an INI file (a PKGINFO.meta?): "
+                "this is not a patch index",
+            )
+        if not raw.startswith(_TEXT_NAME_PREFIX):
+            continue
+        name = raw.split("=")[1].strip()
+        check_patch_id(name, source, number)
+        if name in first_line:
+            raise _fail(
+                source, number, f"patch '{name}' is listed twice (first on line {first_line[name]})"
+            )
+        first_line[name] = number
+        entries.append(FeedEntry(name, None, None))
+    if not entries:
+        raise _fail(source, None, "no 'Name=' line and no XML: this is not a patch index")
+    return FeedIndex(entries=tuple(entries), format=FORMAT_CLPCTL_1)
+
+
+def _single_name_entry(root: etree._Element, source: str) -> FeedEntry | None:
+    """clpctl 2.0: the root holds one <Name>, the one patch the index lists (clpctl reads the
+    first one only, so more than one is refused as ambiguous). None when there is no <Name>."""
+    names = [child for child in root if child.tag == "Name"]
+    if not names:
+        return None
+    if len(names) > 1:
+        raise _fail(
+            source,
+            source_line(names[1]),
+            f"the root holds {len(names)} <Name> elements; a clpctl 2.0 index lists one "
+            "patch (clpctl reads only the first): refused as ambiguous",
+        )
+    name = element_text(names[0], source) or ""
+    check_patch_id(name, source, source_line(names[0]))
+    return FeedEntry(name, None, None)
 
 
 @contextmanager
@@ -210,11 +301,33 @@ def _root_attributes(root: etree._Element, source: str) -> str | None:
 
 
 def _package_elements(root: etree._Element, source: str) -> list[etree._Element]:
-    """The <Package> children of the root. A root with other content but no <Package> is not
-    an index (an HTML error page served as CLP.db, a PKGINFO.meta); an empty root is."""
-    packages = [child for child in root if child.tag == "Package"]
+    """The <Package> elements at any depth, as clpctl 2.1 selects them (//Package). A
+    <Package> inside another, or beside a <Name> of the root (clpctl 2.0's shape), is refused:
+    which patches the index lists would be ambiguous. A root with other content but no
+    <Package> and no <Name> is not an index (an HTML error page served as CLP.db, a
+    PKGINFO.meta); an empty root is."""
+    packages = [p for p in root.iter("Package") if p is not root]
+    for package in packages:
+        outer = next((p for p in package.iterancestors("Package")), None)
+        if outer is not None:
+            raise _fail(
+                source,
+                source_line(package),
+                f"a <Package> inside the <Package> of line {source_line(outer)}: "
+                "refused as ambiguous",
+            )
     if packages:
+        stray = next((child for child in root if child.tag == "Name"), None)
+        if stray is not None:
+            raise _fail(
+                source,
+                source_line(stray),
+                "the root holds both a <Name> (a clpctl 2.0 index) and <Package> elements "
+                "(clpctl 2.1): refused as ambiguous",
+            )
         return packages
+    if root.tag != "Package" and any(child.tag == "Name" for child in root):
+        return []  # clpctl 2.0 (a root <Package> is a PKGINFO.meta)
     has_elements = any(isinstance(child.tag, str) for child in root)
     has_text = any(text.strip() for text in root.itertext())
     if has_elements or has_text:
@@ -245,7 +358,17 @@ def _entry(package: etree._Element, source: str) -> FeedEntry:
     check_patch_id(name, source, line_of("Name"))
     check_patch_version(version, source, line_of("Version"))
     check_architecture(architecture, source, line_of("Architecture"))
+    patch_version = text_of("PatchVersion")
+    if patch_version is not None:
+        check_patch_version(patch_version, source, line_of("PatchVersion"))
+        if not _NUMERIC_VERSION.fullmatch(patch_version):
+            raise _fail(
+                source,
+                line_of("PatchVersion"),
+                f"<PatchVersion> '{patch_version}' is not a version (digits and dots)",
+            )
     return FeedEntry(
+        patch_version=patch_version,
         name=name,
         version=version,
         architecture=architecture,
@@ -292,9 +415,9 @@ def _severity(value: str | None, source: str, line: int | None) -> str | None:
 def _refuse_duplicate_entries(
     entries: tuple[FeedEntry, ...], packages: list[etree._Element], source: str
 ) -> None:
-    first_line: dict[tuple[str, str], int | None] = {}
+    first_line: dict[tuple[str, str | None], int | None] = {}
     for entry, package in zip(entries, packages, strict=True):
-        key = (entry.name, entry.version)
+        key = (entry.name, None if entry.version is None else entry.version.casefold())
         if key in first_line:
             raise _fail(
                 source,
@@ -336,8 +459,12 @@ def _add_entry(root: etree._Element, entry: FeedEntry) -> None:
     package = etree.SubElement(root, "Package")
     add = add_element
 
+    if entry.version is None or entry.architecture is None:
+        raise ValueError(f"patch '{entry.name}' has no version or architecture")
     add(package, "Name", entry.name)
     add(package, "Version", entry.version)
+    if entry.patch_version is not None:
+        add(package, "PatchVersion", entry.patch_version)
     add(package, "Architecture", entry.architecture)
     optional = (
         ("Description", entry.description),
@@ -488,10 +615,13 @@ def _os_release_value(text: str, key: str) -> str | None:
 
 
 def applicable_edition(entry: FeedEntry, variant_id: str | None) -> bool:
-    """True when `entry` is for this edition: a numeric version is for every edition, an
-    edition name only for the system whose VARIANT_ID is exactly that name."""
+    """True when `entry` is for this edition: a numeric version (or none) is for every
+    edition, an edition name only for the system whose VARIANT_ID is that name, compared
+    case-insensitively as clpctl compares them."""
     edition = entry.edition
-    return edition is None or (variant_id is not None and edition == variant_id)
+    return edition is None or (
+        variant_id is not None and edition.casefold() == variant_id.casefold()
+    )
 
 
 def expand_server(server: str, arch: str) -> str:

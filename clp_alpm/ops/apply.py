@@ -59,12 +59,17 @@ class ApplyPlan:
 
 
 def plan_apply(
-    session: Session, path: Path, expect: Callable[[PatchMeta], None] | None = None
+    session: Session,
+    path: Path,
+    expect: Callable[[PatchMeta], None] | None = None,
+    *,
+    from_feed: bool = False,
 ) -> ApplyPlan:
     """Decide everything `apply` will do, changing nothing. `expect` may refuse the verified
-    metadata before anything else is looked at (the feed checks the file is the one listed)."""
+    metadata before anything else is looked at (the feed checks the file is the one listed);
+    a patch `from_feed` is held to FeedSigLevel."""
     config = session.config
-    patch = verify_patch(config, path, session.incoming())
+    patch = verify_patch(config, path, session.incoming(), from_feed=from_feed)
     session.inspected[str(patch.archive.path)] = patch.archive
     meta = patch.meta
     if expect is not None:
