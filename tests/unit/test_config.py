@@ -49,3 +49,16 @@ def test_unknown_section_and_unreadable_file_are_one_line(tmp_path):
     conf.write_bytes(b"\xff\xfe[options]\n")
     with pytest.raises(ConfigError, match="cannot read config file .it is not UTF-8 text."):
         load_config(tmp_path)
+
+
+def test_feed_siglevel_defaults_to_siglevel_and_is_checked(tmp_path):
+    (tmp_path / "etc/CLP").mkdir(parents=True)
+    conf = tmp_path / "etc/CLP/clp.conf"
+    conf.write_text("[options]\nSigLevel = Optional\n")
+    assert load_config(tmp_path).feed_level == "Optional"
+    conf.write_text("[options]\nSigLevel = Required\nFeedSigLevel = Never\n")
+    config = load_config(tmp_path)
+    assert (config.siglevel, config.feed_level) == ("Required", "Never")
+    conf.write_text("[options]\nFeedSigLevel = Sometimes\n")
+    with pytest.raises(ConfigError, match=r"clp.conf:2: FeedSigLevel must be one of Required"):
+        load_config(tmp_path)
