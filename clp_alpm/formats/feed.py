@@ -34,6 +34,7 @@ its line. Signatures (CLP.db.sig) are checked elsewhere, before the index is par
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import os
 import re
@@ -79,6 +80,7 @@ SIGNATURE_SUFFIX = ".sig"
 INDEX_FORMAT_VERSION = "1"
 ROOT_ELEMENT = "Database"
 PATCH_SUFFIX = ".clp"
+CLPCTL_PATCH_SUFFIX = ".CLP"  # clpctl's name for the same file
 
 _KNOWN_ELEMENTS = (
     "Name",
@@ -494,11 +496,16 @@ def _first_difference(wanted: FeedIndex, read: FeedIndex) -> str:
     return "the index would not read back as written"
 
 
-def build_index(directory: Path, generated: str | None = None) -> FeedIndex:
-    """The index of every `*.clp` in `directory` (`clp repo-add DIR`), sorted by file name.
+def build_index(
+    directory: Path, generated: str | None = None, editions: tuple[str, ...] = ()
+) -> FeedIndex:
+    """The index of every `*.clp` and `*.CLP` in `directory` (`clp repo-add DIR`), sorted by
+    file name.
 
-    Each patch is inspected in full; one bad patch or a file not named `<Name>.clp` refuses
-    the whole run. `generated` defaults to now (UTC).
+    Each patch is inspected in full; one bad patch or a file not named `<Name>.clp` (or
+    `<Name>.CLP`, clpctl's name) refuses the whole run. `generated` defaults to now (UTC).
+    With `editions`, each patch is listed once per edition, the edition in <Version> where
+    clpctl 2.1 looks for it, the patch's version beside it in <PatchVersion> for clp.
     """
     directory = Path(directory)
     if not directory.is_dir():
@@ -509,9 +516,32 @@ def build_index(directory: Path, generated: str | None = None) -> FeedIndex:
         raise FeedError(
             f"generated='{generated}' is not a UTC time in the form YYYY-MM-DDTHH:MM:SSZ"
         )
-    # File names are unique and each must be <Name>.clp, so no patch name can come twice.
+    for edition in editions:
+        check_edition(edition)
+    if len({e.casefold() for e in editions}) != len(editions):
+        raise FeedError(f"an edition is given twice: {', '.join(editions)}")
+    # File names are unique and each must be <Name>.clp or .CLP (not both), so no patch name
+    # can come twice.
     entries = tuple(_entry_of_patch(path) for path in _patch_files(directory))
+    if editions:
+        entries = tuple(
+            dataclasses.replace(entry, version=edition, patch_version=entry.version)
+            for entry in entries
+            for edition in editions
+        )
     return FeedIndex(entries=entries, generated=generated)
+
+
+_EDITION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
+
+
+def check_edition(edition: str) -> None:
+    """An edition names a VARIANT_ID of os-release: a word that is not a version number."""
+    if not _EDITION.fullmatch(edition) or _NUMERIC_VERSION.fullmatch(edition):
+        raise FeedError(
+            f"edition '{edition}' is not valid: an edition is an os-release VARIANT_ID "
+            "(e.g. workstation), letters, digits, '.', '_', '+' or '-', not a version number"
+        )
 
 
 def _patch_files(directory: Path) -> list[Path]:
@@ -519,16 +549,28 @@ def _patch_files(directory: Path) -> list[Path]:
         names = sorted(entry.name for entry in os.scandir(directory))
     except OSError as e:
         raise FeedError(f"{directory}: cannot list the directory: {e.strerror}") from None
+    present = set(names)
     for name in names:
-        if name.lower().endswith(PATCH_SUFFIX) and not name.endswith(PATCH_SUFFIX):
+        if name.endswith(CLPCTL_PATCH_SUFFIX):
+            lower = name[: -len(CLPCTL_PATCH_SUFFIX)] + PATCH_SUFFIX
+            links = (directory / lower).is_symlink() or (directory / name).is_symlink()
+            if lower in present and not links:
+                raise FeedError(
+                    f"{name} and {lower} are both here: keep one of them (a link serves "
+                    "the other name)"
+                )
+        elif name.lower().endswith(PATCH_SUFFIX) and not name.endswith(PATCH_SUFFIX):
             stem = name[: -len(PATCH_SUFFIX)]
             raise FeedError(
-                f"{name}: mirrors serve patches as <Name>.clp; rename it to {stem}{PATCH_SUFFIX}"
+                f"{name}: mirrors serve patches as <Name>.clp (or clpctl's <Name>.CLP); "
+                f"rename it to {stem}{PATCH_SUFFIX}"
             )
     return [
         directory / name
         for name in names
-        if name.endswith(PATCH_SUFFIX) and not name.startswith(".")
+        if name.endswith((PATCH_SUFFIX, CLPCTL_PATCH_SUFFIX))
+        and not name.startswith(".")
+        and not (directory / name).is_symlink()  # a link serving another name of a patch
     ]
 
 
@@ -536,7 +578,7 @@ def _entry_of_patch(path: Path) -> FeedEntry:
     archive = inspect_patch(path)  # PatchFormatError naming the file if it is bad
     meta = archive.meta
     expected = f"{meta.name}{PATCH_SUFFIX}"
-    if path.name != expected:
+    if path.name not in (expected, f"{meta.name}{CLPCTL_PATCH_SUFFIX}"):
         raise FeedError(
             f"{path.name}: the patch inside is named {meta.name}; mirrors serve it as "
             f"{expected}, so rename the file to {expected}"

@@ -57,6 +57,7 @@ class Decision:
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.entry.name, "version": self.entry.version,
+                "patch_version": self.entry.listed_version, "edition": self.entry.edition,
                 "action": "apply" if self.apply else "skip", "reason": self.reason}  # fmt: skip
 
 

@@ -216,3 +216,71 @@ def test_a_clpctl_21_patch_for_another_edition_is_skipped(sandbox, app_conf, fee
     assert result.returncode == 0, result.stderr
     (patch,) = json.loads(result.stdout)["patches"]
     assert patch["action"] == "skip" and "Workstation edition" in patch["reason"]
+
+
+def clpctl_21_selects(index: bytes, edition: str, arch: str) -> list[str]:
+    """The patches clpctl 2.1's UpdateCommand applies from `index`: every //Package whose
+    Name is set, whose Version equals the edition and whose Architecture equals the machine's,
+    both ignoring case (it then fetches `<Name>.clp`)."""
+    from xml.etree import ElementTree
+
+    selected = []
+    for package in ElementTree.fromstring(index).iter("Package"):
+        name = (package.findtext("Name") or "").strip()
+        version = package.findtext("Version") or ""
+        architecture = package.findtext("Architecture") or ""
+        if name and version.lower() == edition.lower() and architecture.lower() == arch.lower():
+            selected.append(name)
+    return selected
+
+
+def test_repo_add_serves_clpctl_21_clients_and_clp_alike(
+    tmp_path, sandbox, workstation, app_conf, feed, mirror, keyring, clp
+):
+    import os
+    import urllib.request
+
+    from tests.kits.clpkit import make_patch
+
+    machine = os.uname().machine
+    served = feed / "CLP"
+    served.mkdir()
+    built = make_patch(tmp_path, keyring, INSTALL.decode(), name=PATCH, arch=machine)
+    built.rename(served / built.name)
+    os.rename(f"{built}.sig", served / f"{built.name}.sig")
+    published = clp(
+        "repo-add", str(served), "--edition", "workstation", "--edition", "server",
+        "--sign", keyring.packager_fpr, "--gpg-homedir", str(keyring.signer_home),
+    )  # fmt: skip
+    assert published.returncode == 0, published.stderr
+    assert f"{PATCH} 1 ({machine}) for the workstation edition" in published.stdout
+    index = (served / "CLP.db").read_bytes()
+
+    # a clpctl 2.1 client of each edition finds the patch and the file it asks for
+    for edition in ("Workstation", "server"):
+        assert clpctl_21_selects(index, edition, machine) == [PATCH]
+    assert clpctl_21_selects(index, "gaming", machine) == []
+    with urllib.request.urlopen(f"{mirror}/{PATCH}.clp") as answer:
+        assert answer.status == 200
+
+    # clp reads it fully: its own fields beside, the patch version in <PatchVersion>
+    configure(sandbox, mirror)  # the default FeedSigLevel: the index and the patch are signed
+    check = clp("--root", str(sandbox), "update", "--check", "--json")
+    assert check.returncode == 0, check.stderr
+    assert warnings_of(check.stderr) == []
+    report = json.loads(check.stdout)
+    assert report["signed"] is True
+    assert [(p["name"], p["edition"], p["patch_version"], p["action"])
+            for p in report["patches"]] == [(PATCH, "workstation", "1", "apply")]  # fmt: skip
+    result = clp("--root", str(sandbox), "update", "--noconfirm")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert app_conf.read_text() == "one\ninstalled-by-feed\n"
+
+
+def test_repo_add_refuses_a_bad_edition(tmp_path, feed, clp):
+    (feed / "CLP").mkdir(parents=True)
+    for edition, problem in (("1.2", "not a version number"), ("../x", "is not valid")):
+        result = clp("repo-add", str(feed / "CLP"), "--edition", edition)
+        assert result.returncode == 2, result.stderr
+        assert f"edition '{edition}' {problem}" in result.stderr or problem in result.stderr
+        assert not (feed / "CLP/CLP.db").exists()
