@@ -711,7 +711,8 @@ CONFIG_OPTIONS: dict[str, tuple[str, str, str | None]] = {
     ),
     "SigLevel": (
         "{siglevels}",
-        "Whether patches and the feed index must be signed, as pacman's SigLevel. `Required`: "
+        "Whether patches (and the feed, unless FeedSigLevel says otherwise) must be signed, "
+        "as pacman's SigLevel. `Required`: "
         "a patch needs a detached signature `PATCH.clp.sig` made by a key that the Keyring "
         "trusts fully or ultimately (as `pacman-key --lsign-key` makes it). `Optional`: a "
         "patch without a signature is accepted, a signature that is there must verify. "

@@ -46,14 +46,14 @@ INSTALL = b"echo installed-by-feed >> /etc/app.conf\n"
 REMOVE = b"exit 0\n"
 
 
-def clpctl_archive(name: str = PATCH) -> bytes:
+def clpctl_archive(name: str = PATCH, install: bytes = INSTALL) -> bytes:
     """A .CLP as clpctl's CreateClpFile writes one: a gzip'd tar of the patch directory's
     files, at the top of the archive."""
     files = {
         "PKGINFO.meta": (
             f"[Package]\nName={name}\nVersion=1\nArchitecture=any\nDescription=From the feed"
         ).encode(),
-        "Install-Patch.ps1": INSTALL,
+        "Install-Patch.ps1": install,
         "Remove-Patch.ps1": REMOVE,
     }
     buffer = io.BytesIO()
@@ -279,8 +279,26 @@ def test_repo_add_serves_clpctl_21_clients_and_clp_alike(
 
 def test_repo_add_refuses_a_bad_edition(tmp_path, feed, clp):
     (feed / "CLP").mkdir(parents=True)
-    for edition, problem in (("1.2", "not a version number"), ("../x", "is not valid")):
+    for edition in ("1.2", "../x", ""):
         result = clp("repo-add", str(feed / "CLP"), "--edition", edition)
         assert result.returncode == 2, result.stderr
-        assert f"edition '{edition}' {problem}" in result.stderr or problem in result.stderr
+        assert f"edition '{edition}' is not valid" in result.stderr
+        assert "(e.g. workstation)" in result.stderr and "not a version number" in result.stderr
         assert not (feed / "CLP/CLP.db").exists()
+
+
+def test_a_failed_patch_the_index_gives_no_hash_for_is_not_run_again_daily(
+    sandbox, workstation, app_conf, feed, mirror, clp
+):
+    publish(feed, "clpctl-1")
+    failing = clpctl_archive(install=b"echo broken >> /etc/app.conf\nexit 3\n")
+    (feed / "CLP" / f"{PATCH}.CLP").write_bytes(failing)
+    configure(sandbox, mirror, "FeedSigLevel = Never\n")
+    first = clp("--root", str(sandbox), "update", "--noconfirm")
+    assert first.returncode == 1, first.stdout + first.stderr
+    listing = json.loads(clp("--root", str(sandbox), "list", "--json").stdout)
+    assert [(p["id"], p["state"]) for p in listing] == [(PATCH, "failed")]
+    check = clp("--root", str(sandbox), "update", "--check", "--json")
+    (decision,) = json.loads(check.stdout)["patches"]
+    assert decision["action"] == "skip"
+    assert decision["reason"] == "failed before; the index gives no SHA256 to tell a newer build"
