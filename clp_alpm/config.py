@@ -32,6 +32,7 @@ _OPTIONS: dict[str, tuple[str, str]] = {
     "StateDir": ("state_dir", "path"),
     "LogFile": ("log_file", "path"),
     "SigLevel": ("siglevel", "siglevel"),
+    "FeedSigLevel": ("feed_siglevel", "siglevel"),
     "Keyring": ("keyring", "path"),
     "Interpreter": ("interpreter", "path"),
     "ScriptTimeout": ("script_timeout", "seconds"),
@@ -55,6 +56,7 @@ class Config:
     state_dir: str = "/var/lib/clp"
     log_file: str = "/var/log/CLP.log"
     siglevel: str = "Required"
+    feed_siglevel: str | None = None  # the index and the patches of the feed; None: siglevel
     keyring: str = "/etc/pacman.d/gnupg"
     interpreter: str = "/usr/bin/pwsh"
     script_timeout: int = 600
@@ -115,6 +117,11 @@ class Config:
     @property
     def chrooted(self) -> bool:
         return self.root.resolve() != Path("/")
+
+    @property
+    def feed_level(self) -> str:
+        """FeedSigLevel, which defaults to SigLevel: what the feed's index and patches need."""
+        return self.feed_siglevel or self.siglevel
 
     def patch_path(self, patch_id: str) -> str:
         """Target path of a patch's extracted directory."""
@@ -184,7 +191,7 @@ def _convert(source: str, key: str, value: str, kind: str) -> object:
         return value.rstrip("/") or "/"
     if kind == "siglevel":
         if value not in SIGLEVELS:
-            raise ConfigError(f"{source}: SigLevel must be one of {', '.join(SIGLEVELS)}")
+            raise ConfigError(f"{source}: {key} must be one of {', '.join(SIGLEVELS)}")
         return value
     if kind == "seconds":
         if not value.isdigit() or not 1 <= int(value) <= 86400:

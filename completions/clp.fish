@@ -26,7 +26,7 @@ function __clp_value_options --argument-names path
         case 'recover'
             printf '%s\n' -r --sysroot --root --config -b --dbpath --pacman-conf --cachedir --gpgdir --hookdir --logfile --color
         case 'repo-add'
-            printf '%s\n' --sign --gpg-homedir -r --sysroot --root --config -b --dbpath --pacman-conf --cachedir --gpgdir --hookdir --logfile --color
+            printf '%s\n' --sign --gpg-homedir --edition -r --sysroot --root --config -b --dbpath --pacman-conf --cachedir --gpgdir --hookdir --logfile --color
         case 'revert'
             printf '%s\n' --until -r --sysroot --root --config -b --dbpath --pacman-conf --cachedir --gpgdir --hookdir --logfile --color
         case 'rollback'
@@ -169,7 +169,7 @@ complete -c clp -n '__clp_argument "" 0' -a 'list' -d 'List patches (applied, ro
 complete -c clp -n '__clp_argument "" 0' -a 'new' -d 'Write a patch directory with template metadata and scripts.'
 complete -c clp -n '__clp_argument "" 0' -a 'pins' -d 'List the packages clp keeps pacman from upgrading.'
 complete -c clp -n '__clp_argument "" 0' -a 'recover' -d 'Roll back what a killed clp left unfinished (every command does this first).'
-complete -c clp -n '__clp_argument "" 0' -a 'repo-add' -d 'Write the feed index CLP.db for a directory of .clp files (and sign it).'
+complete -c clp -n '__clp_argument "" 0' -a 'repo-add' -d 'Write the feed index CLP.db for a directory of .clp (or .CLP) files (and sign it).'
 complete -c clp -n '__clp_argument "" 0' -a 'revert' -d 'Bring packages back to earlier versions (cache, archive or file), then pin them.'
 complete -c clp -n '__clp_argument "" 0' -a 'rollback' -d 'Undo an applied patch (Remove script, then CLP\'s snapshot) or a package revert.'
 complete -c clp -n '__clp_argument "" 0' -a 'status' -d 'List running processes that still use files pacman deleted or replaced, and unit files that keep clp\'s daily run from running.'
@@ -218,6 +218,7 @@ complete -c clp -n '__clp_using new' -s C -l directory -x -a '(__fish_complete_d
 # clp repo-add
 complete -c clp -n '__clp_using repo-add' -l sign -x -d 'Sign CLP.db with this gpg key.'
 complete -c clp -n '__clp_using repo-add' -l gpg-homedir -x -a '(__fish_complete_directories)' -d 'gpg home for --sign.'
+complete -c clp -n '__clp_using repo-add' -l edition -x -d 'List each patch for this edition (os-release VARIANT_ID), as clpctl 2.1 clients need; repeat for several.'
 complete -c clp -n '__clp_argument repo-add 0' -a '(__fish_complete_directories)'
 
 # clp revert

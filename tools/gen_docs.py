@@ -756,11 +756,23 @@ CONFIG_OPTIONS: dict[str, tuple[str, str, str | None]] = {
     ),
     "SigLevel": (
         "{siglevels}",
-        "Whether patches and the feed index must be signed, as pacman's SigLevel. `Required`: "
+        "Whether patches (and the feed, unless FeedSigLevel says otherwise) must be signed, "
+        "as pacman's SigLevel. `Required`: "
         "a patch needs a detached signature `PATCH.clp.sig` made by a key that the Keyring "
         "trusts fully or ultimately (as `pacman-key --lsign-key` makes it). `Optional`: a "
         "patch without a signature is accepted, a signature that is there must verify. "
         "`Never`: signatures are not checked.",
+        None,
+    ),
+    "FeedSigLevel": (
+        "{siglevels}",
+        "The same for what `clp update` reads from the feed: the index `CLP.db` and the "
+        "patches it downloads. The default is the value of SigLevel; local patch files keep "
+        "SigLevel. clpctl's feeds are unsigned: `FeedSigLevel = Never` keeps one working "
+        "while local patch files stay `Required`. Unsigned content is accepted only over "
+        "https:// or file:// (or from 127.0.0.1), each unsigned index accepted prints a "
+        "warning, and a patch the index gives no SHA256 for is hashed on download and the "
+        "hash recorded.",
         None,
     ),
     "Keyring": (
@@ -910,7 +922,7 @@ def clp_conf_5() -> str:
         "by itself, so a system that has only clpctl's package (which ships this file and no "
         "clp.conf) still finds its feed.",
         "`clp update` tries the servers in order. It takes the first feed index `CLP.db` "
-        "that is signed as SigLevel asks and is not older than the last one it accepted, so a "
+        "that is signed as FeedSigLevel asks and is not older than the last one it accepted, so a "
         "stale mirror or a replayed index is passed over.",
     ):
         doc.para(paragraph)

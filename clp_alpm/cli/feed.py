@@ -79,8 +79,18 @@ def _show_update_plan(printer: Printer, plan: UpdatePlan) -> None:
 @click.argument("directory", type=click.Path(file_okay=False))
 @click.option("--sign", "sign_key", metavar="KEYID", help="Sign CLP.db with this gpg key.")
 @click.option("--gpg-homedir", type=click.Path(file_okay=False), help="gpg home for --sign.")
-def repo_add_command(directory: str, sign_key: str | None, gpg_homedir: str | None) -> None:
-    """Write the feed index CLP.db for a directory of .clp files (and sign it)."""
+@click.option(
+    "--edition",
+    "editions",
+    metavar="NAME",
+    multiple=True,
+    help="List each patch for this edition (os-release VARIANT_ID), as clpctl 2.1 clients "
+    "need; repeat for several.",
+)
+def repo_add_command(
+    directory: str, sign_key: str | None, gpg_homedir: str | None, editions: tuple[str, ...]
+) -> None:
+    """Write the feed index CLP.db for a directory of .clp (or .CLP) files (and sign it)."""
     from clp_alpm.formats.feed import build_index, write_index
     from clp_alpm.system.signature import sign_detached
 
@@ -88,15 +98,28 @@ def repo_add_command(directory: str, sign_key: str | None, gpg_homedir: str | No
     folder = Path(directory)
     if not folder.is_dir():
         raise UsageError(f"{folder}: no such directory")
-    index = build_index(folder)
+    index = build_index(folder, editions=editions)
     path = write_index(folder, index)
+    for name in dict.fromkeys(entry.name for entry in index.entries):
+        upper, lower = folder / f"{name}.CLP", folder / f"{name}.clp"
+        if upper.is_file() and not lower.exists():
+            printer.warning(
+                f"{upper.name}: clpctl 2.1 clients ask for {lower.name}; serve both names "
+                f"(ln -s {upper.name} {lower.name})"
+            )
     if sign_key:
         sign_detached(path, sign_key, Path(gpg_homedir) if gpg_homedir else None)
     if printer.json:
         printer.data(index.to_dict() | {"path": str(path), "signed": bool(sign_key)})
         return
     for entry in index.entries:
-        printer.arrow(f"{entry.name} {entry.version} ({entry.architecture})")
+        if entry.edition is not None:
+            printer.arrow(
+                f"{entry.name} {entry.listed_version} ({entry.architecture}) "
+                f"for the {entry.edition} edition"
+            )
+        else:
+            printer.arrow(f"{entry.name} {entry.version} ({entry.architecture})")
     signed = f", signed {path}.sig" if sign_key else ""
     count = len(index.entries)
     printer.section(f"wrote {path}: {count} patch{'' if count == 1 else 'es'}{signed}")

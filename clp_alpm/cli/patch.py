@@ -33,6 +33,8 @@ def verify_command(patch_file: str) -> None:
     with tempfile.TemporaryDirectory(prefix="clp-verify-") as staging:
         patch = verify_patch(config, Path(patch_file), Path(staging))
         report = patch.to_dict()
+    for warning in report["warnings"]:
+        printer.warning(warning)
     if printer.json:
         printer.data(report)
         return
@@ -56,6 +58,8 @@ def _info_file(printer: Printer, path: Path) -> None:
     from clp_alpm.ops.verify import describe_patch_file
 
     info = describe_patch_file(context.config_checking_recovery(printer), path)
+    for warning in info["warnings"]:
+        printer.warning(warning)
     if printer.json:
         printer.data(info)
         return

@@ -89,6 +89,7 @@ class PatchArchive:
                 for e in self.entries
             ],
             "meta": self.meta.to_dict(),
+            "warnings": list(self.meta.warnings),
         }
 
 

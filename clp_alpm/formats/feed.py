@@ -14,6 +14,18 @@ clpctl ignores. In CLP.db a non-numeric <Version> names the edition the patch is
       </Package>
     </Database>
 
+Every generation of clpctl's CLP.db is read too, each as clpctl read it:
+
+    1.x   text, one `Name=<ID>` line per patch (other lines are ignored)
+    2.0   XML whose root holds one <Name>: the one patch it lists
+    2.1   XML with <Package> elements at any depth (clpctl selects //Package), each with
+          Name, Version (the edition: VARIANT_ID, compared case-insensitively) and
+          Architecture
+
+clpctl 1.x and 2.0 entries say nothing of version, architecture or edition: the patch's own
+metadata decides when it is applied. `clp repo-add --edition` writes the edition in <Version>
+for clpctl 2.1 clients and the patch version beside it in <PatchVersion>, which clp reads.
+
 The index comes from the network and is read by root: it is parsed with the same hostile-XML
 rules as PKGINFO.meta (pkginfo.parse_untrusted_xml). Unlike PKGINFO.meta, unknown elements are
 ignored, so that a newer feed still reads; a known element with a bad value is an error naming
@@ -22,6 +34,7 @@ its line. Signatures (CLP.db.sig) are checked elsewhere, before the index is par
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import os
 import re
@@ -66,10 +79,12 @@ SIGNATURE_SUFFIX = ".sig"
 INDEX_FORMAT_VERSION = "1"
 ROOT_ELEMENT = "Database"
 PATCH_SUFFIX = ".clp"
+CLPCTL_PATCH_SUFFIX = ".CLP"  # clpctl's name for the same file
 
 _KNOWN_ELEMENTS = (
     "Name",
     "Version",
+    "PatchVersion",
     "Architecture",
     "Description",
     "SHA256",
@@ -93,17 +108,28 @@ _SERVER_SCHEMES = ("http", "https", "file")
 _SERVER_VARIABLE = re.compile(r"\$[A-Za-z_][A-Za-z0-9_]*")
 
 
+# The generations of CLP.db (FeedIndex.format)
+FORMAT_PACKAGES = "packages"  # <Package> elements: clp, and clpctl 2.1
+FORMAT_CLPCTL_20 = "clpctl-2.0"  # XML whose root holds one <Name>
+FORMAT_CLPCTL_1 = "clpctl-1"  # text, Name=<ID> lines
+_TEXT_NAME_PREFIX = "Name="
+
+
 # ---------------------------------------------------------------------------------------------
 # Model
 
 
 @dataclass(frozen=True)
 class FeedEntry:
-    """One <Package> of CLP.db: a patch the mirror serves as `<name>.clp`."""
+    """One <Package> of CLP.db: a patch the mirror serves as `<name>.clp` (or `.CLP`).
+
+    `version` and `architecture` are None in the indexes of clpctl 1.x and 2.0, which name the
+    patch only. A non-numeric `version` names an edition; `patch_version` is then the patch's
+    version when the index gives it (<PatchVersion>, written by `clp repo-add --edition`)."""
 
     name: str
-    version: str
-    architecture: str
+    version: str | None
+    architecture: str | None
     description: str | None = None
     sha256: str | None = None
     size: int | None = None
@@ -111,11 +137,22 @@ class FeedEntry:
     severity: str | None = None
     supersedes: tuple[str, ...] = ()
     applies_to: tuple[AppliesTo, ...] = ()
+    patch_version: str | None = None
 
     @property
     def edition(self) -> str | None:
-        """The edition (os-release VARIANT_ID) the Version names, or None for a numeric one."""
-        return None if _NUMERIC_VERSION.fullmatch(self.version) else self.version
+        """The edition (os-release VARIANT_ID) the Version names, or None for a numeric one
+        (or none at all): a patch for every edition."""
+        if self.version is None or _NUMERIC_VERSION.fullmatch(self.version):
+            return None
+        return self.version
+
+    @property
+    def listed_version(self) -> str | None:
+        """The patch version the index states, or None when it states none."""
+        if self.patch_version is not None:
+            return self.patch_version
+        return self.version if self.edition is None else None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -123,6 +160,7 @@ class FeedEntry:
             "name": self.name,
             "version": self.version,
             "edition": self.edition,
+            "patch_version": self.listed_version,
             "architecture": self.architecture,
             "description": self.description,
             "sha256": self.sha256,
@@ -145,10 +183,12 @@ class FeedEntry:
 class FeedIndex:
     entries: tuple[FeedEntry, ...]
     generated: str | None = None  # RFC 3339 UTC, "YYYY-mm-ddTHH:MM:SSZ"
+    format: str = FORMAT_PACKAGES  # which generation of CLP.db it was read from
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
-        return {"generated": self.generated, "entries": [e.to_dict() for e in self.entries]}
+        return {"generated": self.generated, "format": self.format,
+                "entries": [e.to_dict() for e in self.entries]}  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------
@@ -156,7 +196,8 @@ class FeedIndex:
 
 
 def parse_index(data: bytes, source: str = INDEX_NAME) -> FeedIndex:
-    """Parse and check a CLP.db; raise FeedError naming `source` and the line if it is bad."""
+    """Parse and check a CLP.db of any generation (clp's, clpctl 2.1's, 2.0's XML, 1.x's
+    text); raise FeedError naming `source` and the line if it is bad."""
     limit = (MAX_INDEX_BYTES, f"{MAX_INDEX_BYTES // (1024 * 1024)} MiB")
     data = bounded_input(data, source, limit, "a patch index", FeedError)
     with _as_feed_error():
@@ -166,12 +207,64 @@ def parse_index(data: bytes, source: str = INDEX_NAME) -> FeedIndex:
             data = data[3:]
         if not text.strip():
             raise FeedError(f"{source}: the file is empty")
+        if not text.lstrip().startswith("<"):
+            return _parse_text_index(text, source)
         root = parse_untrusted_xml(data, text, source, _WHAT)
-        generated = _root_attributes(root, source)
         packages = _package_elements(root, source)
+        if not packages:
+            single = _single_name_entry(root, source)
+            if single is not None:
+                return FeedIndex(entries=(single,), format=FORMAT_CLPCTL_20)
+        generated = _root_attributes(root, source)
         entries = tuple(_entry(package, source) for package in packages)
     _refuse_duplicate_entries(entries, packages, source)
     return FeedIndex(entries=entries, generated=generated)
+
+
+def _parse_text_index(text: str, source: str) -> FeedIndex:
+    """clpctl 1.x: every line that starts with `Name=` names a patch, the value being what
+    lies between the first `=` and the next (clpctl splits on '='); other lines are ignored."""
+    entries: list[FeedEntry] = []
+    first_line: dict[str, int] = {}
+    for number, raw in enumerate(text.split("\n"), start=1):
+        if raw.strip().startswith("[") and raw.strip().endswith("]"):
+            raise _fail(
+                source,
+                number,
+                f"{raw.strip()} is a section of an INI file (a PKGINFO.meta?): "
+                "this is not a patch index",
+            )
+        if not raw.startswith(_TEXT_NAME_PREFIX):
+            continue
+        name = raw.split("=")[1].strip()
+        check_patch_id(name, source, number)
+        if name in first_line:
+            raise _fail(
+                source, number, f"patch '{name}' is listed twice (first on line {first_line[name]})"
+            )
+        first_line[name] = number
+        entries.append(FeedEntry(name, None, None))
+    if not entries:
+        raise _fail(source, None, "no 'Name=' line and no XML: this is not a patch index")
+    return FeedIndex(entries=tuple(entries), format=FORMAT_CLPCTL_1)
+
+
+def _single_name_entry(root: etree._Element, source: str) -> FeedEntry | None:
+    """clpctl 2.0: the root holds one <Name>, the one patch the index lists (clpctl reads the
+    first one only, so more than one is refused as ambiguous). None when there is no <Name>."""
+    names = [child for child in root if child.tag == "Name"]
+    if not names:
+        return None
+    if len(names) > 1:
+        raise _fail(
+            source,
+            source_line(names[1]),
+            f"the root holds {len(names)} <Name> elements; a clpctl 2.0 index lists one "
+            "patch (clpctl reads only the first): refused as ambiguous",
+        )
+    name = element_text(names[0], source) or ""
+    check_patch_id(name, source, source_line(names[0]))
+    return FeedEntry(name, None, None)
 
 
 @contextmanager
@@ -207,11 +300,33 @@ def _root_attributes(root: etree._Element, source: str) -> str | None:
 
 
 def _package_elements(root: etree._Element, source: str) -> list[etree._Element]:
-    """The <Package> children of the root. A root with other content but no <Package> is not
-    an index (an HTML error page served as CLP.db, a PKGINFO.meta); an empty root is."""
-    packages = [child for child in root if child.tag == "Package"]
+    """The <Package> elements at any depth, as clpctl 2.1 selects them (//Package). A
+    <Package> inside another, or beside a <Name> of the root (clpctl 2.0's shape), is refused:
+    which patches the index lists would be ambiguous. A root with other content but no
+    <Package> and no <Name> is not an index (an HTML error page served as CLP.db, a
+    PKGINFO.meta); an empty root is."""
+    packages = [p for p in root.iter("Package") if p is not root]
+    for package in packages:
+        outer = next((p for p in package.iterancestors("Package")), None)
+        if outer is not None:
+            raise _fail(
+                source,
+                source_line(package),
+                f"a <Package> inside the <Package> of line {source_line(outer)}: "
+                "refused as ambiguous",
+            )
     if packages:
+        stray = next((child for child in root if child.tag == "Name"), None)
+        if stray is not None:
+            raise _fail(
+                source,
+                source_line(stray),
+                "the root holds both a <Name> (a clpctl 2.0 index) and <Package> elements "
+                "(clpctl 2.1): refused as ambiguous",
+            )
         return packages
+    if root.tag != "Package" and any(child.tag == "Name" for child in root):
+        return []  # clpctl 2.0 (a root <Package> is a PKGINFO.meta)
     has_elements = any(isinstance(child.tag, str) for child in root)
     has_text = any(text.strip() for text in root.itertext())
     if has_elements or has_text:
@@ -242,7 +357,17 @@ def _entry(package: etree._Element, source: str) -> FeedEntry:
     check_patch_id(name, source, line_of("Name"))
     check_patch_version(version, source, line_of("Version"))
     check_architecture(architecture, source, line_of("Architecture"))
+    patch_version = text_of("PatchVersion")
+    if patch_version is not None:
+        check_patch_version(patch_version, source, line_of("PatchVersion"))
+        if not _NUMERIC_VERSION.fullmatch(patch_version):
+            raise _fail(
+                source,
+                line_of("PatchVersion"),
+                f"<PatchVersion> '{patch_version}' is not a version (digits and dots)",
+            )
     return FeedEntry(
+        patch_version=patch_version,
         name=name,
         version=version,
         architecture=architecture,
@@ -289,9 +414,9 @@ def _severity(value: str | None, source: str, line: int | None) -> str | None:
 def _refuse_duplicate_entries(
     entries: tuple[FeedEntry, ...], packages: list[etree._Element], source: str
 ) -> None:
-    first_line: dict[tuple[str, str], int | None] = {}
+    first_line: dict[tuple[str, str | None], int | None] = {}
     for entry, package in zip(entries, packages, strict=True):
-        key = (entry.name, entry.version)
+        key = (entry.name, None if entry.version is None else entry.version.casefold())
         if key in first_line:
             raise _fail(
                 source,
@@ -333,8 +458,12 @@ def _add_entry(root: etree._Element, entry: FeedEntry) -> None:
     package = etree.SubElement(root, "Package")
     add = add_element
 
+    if entry.version is None or entry.architecture is None:
+        raise ValueError(f"patch '{entry.name}' has no version or architecture")
     add(package, "Name", entry.name)
     add(package, "Version", entry.version)
+    if entry.patch_version is not None:
+        add(package, "PatchVersion", entry.patch_version)
     add(package, "Architecture", entry.architecture)
     optional = (
         ("Description", entry.description),
@@ -364,11 +493,16 @@ def _first_difference(wanted: FeedIndex, read: FeedIndex) -> str:
     return "the index would not read back as written"
 
 
-def build_index(directory: Path, generated: str | None = None) -> FeedIndex:
-    """The index of every `*.clp` in `directory` (`clp repo-add DIR`), sorted by file name.
+def build_index(
+    directory: Path, generated: str | None = None, editions: tuple[str, ...] = ()
+) -> FeedIndex:
+    """The index of every `*.clp` and `*.CLP` in `directory` (`clp repo-add DIR`), sorted by
+    file name.
 
-    Each patch is inspected in full; one bad patch or a file not named `<Name>.clp` refuses
-    the whole run. `generated` defaults to now (UTC).
+    Each patch is inspected in full; one bad patch or a file not named `<Name>.clp` (or
+    `<Name>.CLP`, clpctl's name) refuses the whole run. `generated` defaults to now (UTC).
+    With `editions`, each patch is listed once per edition, the edition in <Version> where
+    clpctl 2.1 looks for it, the patch's version beside it in <PatchVersion> for clp.
     """
     directory = Path(directory)
     if not directory.is_dir():
@@ -379,9 +513,32 @@ def build_index(directory: Path, generated: str | None = None) -> FeedIndex:
         raise FeedError(
             f"generated='{generated}' is not a UTC time in the form YYYY-MM-DDTHH:MM:SSZ"
         )
-    # File names are unique and each must be <Name>.clp, so no patch name can come twice.
+    for edition in editions:
+        check_edition(edition)
+    if len({e.casefold() for e in editions}) != len(editions):
+        raise FeedError(f"an edition is given twice: {', '.join(editions)}")
+    # File names are unique and each must be <Name>.clp or .CLP (not both), so no patch name
+    # can come twice.
     entries = tuple(_entry_of_patch(path) for path in _patch_files(directory))
+    if editions:
+        entries = tuple(
+            dataclasses.replace(entry, version=edition, patch_version=entry.version)
+            for entry in entries
+            for edition in editions
+        )
     return FeedIndex(entries=entries, generated=generated)
+
+
+_EDITION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
+
+
+def check_edition(edition: str) -> None:
+    """An edition names a VARIANT_ID of os-release: a word that is not a version number."""
+    if not _EDITION.fullmatch(edition) or _NUMERIC_VERSION.fullmatch(edition):
+        raise FeedError(
+            f"edition '{edition}' is not valid: an edition is an os-release VARIANT_ID "
+            "(e.g. workstation), letters, digits, '.', '_', '+' or '-', not a version number"
+        )
 
 
 def _patch_files(directory: Path) -> list[Path]:
@@ -389,16 +546,28 @@ def _patch_files(directory: Path) -> list[Path]:
         names = sorted(entry.name for entry in os.scandir(directory))
     except OSError as e:
         raise FeedError(f"{directory}: cannot list the directory: {e.strerror}") from None
+    present = set(names)
     for name in names:
-        if name.lower().endswith(PATCH_SUFFIX) and not name.endswith(PATCH_SUFFIX):
+        if name.endswith(CLPCTL_PATCH_SUFFIX):
+            lower = name[: -len(CLPCTL_PATCH_SUFFIX)] + PATCH_SUFFIX
+            links = (directory / lower).is_symlink() or (directory / name).is_symlink()
+            if lower in present and not links:
+                raise FeedError(
+                    f"{name} and {lower} are both here: keep one of them (a link serves "
+                    "the other name)"
+                )
+        elif name.lower().endswith(PATCH_SUFFIX) and not name.endswith(PATCH_SUFFIX):
             stem = name[: -len(PATCH_SUFFIX)]
             raise FeedError(
-                f"{name}: mirrors serve patches as <Name>.clp; rename it to {stem}{PATCH_SUFFIX}"
+                f"{name}: mirrors serve patches as <Name>.clp (or clpctl's <Name>.CLP); "
+                f"rename it to {stem}{PATCH_SUFFIX}"
             )
     return [
         directory / name
         for name in names
-        if name.endswith(PATCH_SUFFIX) and not name.startswith(".")
+        if name.endswith((PATCH_SUFFIX, CLPCTL_PATCH_SUFFIX))
+        and not name.startswith(".")
+        and not (directory / name).is_symlink()  # a link serving another name of a patch
     ]
 
 
@@ -406,7 +575,7 @@ def _entry_of_patch(path: Path) -> FeedEntry:
     archive = inspect_patch(path)  # PatchFormatError naming the file if it is bad
     meta = archive.meta
     expected = f"{meta.name}{PATCH_SUFFIX}"
-    if path.name != expected:
+    if path.name not in (expected, f"{meta.name}{CLPCTL_PATCH_SUFFIX}"):
         raise FeedError(
             f"{path.name}: the patch inside is named {meta.name}; mirrors serve it as "
             f"{expected}, so rename the file to {expected}"
@@ -455,10 +624,13 @@ def read_variant_id(root: Path) -> str | None:
 
 
 def applicable_edition(entry: FeedEntry, variant_id: str | None) -> bool:
-    """True when `entry` is for this edition: a numeric version is for every edition, an
-    edition name only for the system whose VARIANT_ID is exactly that name."""
+    """True when `entry` is for this edition: a numeric version (or none) is for every
+    edition, an edition name only for the system whose VARIANT_ID is that name, compared
+    case-insensitively as clpctl compares them."""
     edition = entry.edition
-    return edition is None or (variant_id is not None and edition == variant_id)
+    return edition is None or (
+        variant_id is not None and edition.casefold() == variant_id.casefold()
+    )
 
 
 def expand_server(server: str, arch: str) -> str:

@@ -57,7 +57,7 @@ def inspect_patch(path: Path, limits: Limits = DEFAULT_LIMITS) -> PatchArchive:
                 layout, meta_data = inspect_targz(file, label, limits, hasher)
                 sha256 = hasher.hexdigest()
         refuse_if_changed(file, before, label, "while it was being read")
-    meta = parse_meta(meta_data, f"{label}: {META_NAME}")
+    meta = parse_meta(meta_data, f"{label}: {META_NAME}", lenient=True)
     return PatchArchive(
         path=path,
         container=container,

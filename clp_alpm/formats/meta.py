@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from clp_alpm.errors import MetadataError, UsageError
 from clp_alpm.paths import normalize_target_path
@@ -122,6 +122,8 @@ class PatchMeta:
     health_check: HealthCheck | None = None
     legacy: bool = False
     supersedes: tuple[str, ...] = ()  # patch ids this patch replaces
+    # what lenient reading passed over (clpctl's variants), one line each; not stored
+    warnings: tuple[str, ...] = field(default=(), compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (for `clp info --json`)."""

@@ -6,6 +6,11 @@ against pkginfo.xsd beside this module, then checked for what the schema cannot 
 Name, Version, Architecture (clpctl's code spells it Architechture) and Description. Only the
 XML form is written.
 
+Reading an archive is lenient, as clpctl (which never validated the metadata) was: an
+<Architechture> element (the spelling clpctl 2.0 reads) stands for <Architecture>, unknown
+elements of <Package> are passed over with one warning each (PatchMeta.warnings), and a
+missing Description is empty. `clp build` and writing stay strict: the canonical form only.
+
 The input comes from archives downloaded from the network and is read by root, so the XML
 parser never expands entities, never loads a DTD or anything else over the network or from
 disk, and any document with a DOCTYPE or a processing instruction is refused outright. The
@@ -14,6 +19,7 @@ feed index CLP.db (feed.py) is read with the same parser and the same element he
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from collections.abc import Collection
@@ -92,8 +98,9 @@ def bounded_input(
     return bytes(data)
 
 
-def parse_meta(data: bytes, source: str = "PKGINFO.meta") -> PatchMeta:
-    """Parse and validate PKGINFO.meta (XML or legacy INI); raise MetadataError if it is bad."""
+def parse_meta(data: bytes, source: str = "PKGINFO.meta", *, lenient: bool = False) -> PatchMeta:
+    """Parse and validate PKGINFO.meta (XML or legacy INI); raise MetadataError if it is bad.
+    `lenient` reads the variants clpctl accepted (see the module's docstring)."""
     limit = (MAX_META_BYTES, f"{MAX_META_BYTES // 1024} KiB")
     data = bounded_input(data, source, limit, "patch metadata", MetadataError)
     text = decode_utf8(data, source)
@@ -104,8 +111,8 @@ def parse_meta(data: bytes, source: str = "PKGINFO.meta") -> PatchMeta:
     if first is None:
         raise MetadataError(f"{source}: the file is empty")
     if first.startswith("<"):
-        return _parse_xml(data, text, source)
-    return _parse_ini(text, source)
+        return _parse_xml(data, text, source, lenient)
+    return _parse_ini(text, source, lenient)
 
 
 def decode_utf8(data: bytes, source: str, what: str = "patch metadata") -> str:
@@ -136,15 +143,51 @@ def _line_of(text: str, index: int) -> int:
 # XML
 
 
-def _parse_xml(data: bytes, text: str, source: str) -> PatchMeta:
+def _parse_xml(data: bytes, text: str, source: str, lenient: bool = False) -> PatchMeta:
     root = parse_untrusted_xml(data, text, source)
     if root.tag != "Package":
         raise metadata_error(
             source, source_line(root), f"the root element must be <Package>, not <{root.tag}>"
         )
+    warnings: list[str] = []
+    no_description = False
+    if lenient:
+        warnings = _tolerate_clpctl_variants(root, source)
+        no_description = not any(child.tag == "Description" for child in root)
+        if no_description:
+            # stands in for the schema only; the description read is empty
+            etree.SubElement(root, "Description").text = "-"
     elements = _package_children(root, source)
     _validate_against_schema(root, source)
-    return _build_meta(elements, source)
+    meta = _build_meta(elements, source)
+    if no_description:
+        meta = dataclasses.replace(meta, description="")
+    return dataclasses.replace(meta, warnings=tuple(warnings)) if warnings else meta
+
+
+def _tolerate_clpctl_variants(root: etree._Element, source: str) -> list[str]:
+    """Make what clpctl accepted canonical in `root`: <Architechture> (clpctl 2.0's spelling)
+    becomes <Architecture> when that is not given too; an unknown child is removed, with one
+    warning line each."""
+    warnings: list[str] = []
+    spelled_right = any(child.tag == "Architecture" for child in root)
+    for child in list(root):
+        if child.tag == "Architechture":
+            if spelled_right:
+                raise metadata_error(
+                    source,
+                    source_line(child),
+                    "both <Architecture> and <Architechture> (clpctl 2.0's spelling) are given",
+                )
+            child.tag = "Architecture"
+            spelled_right = True
+            continue
+        if child.tag not in _PACKAGE_ELEMENTS:
+            line = source_line(child)
+            where = f"{source}:{line}" if line else source
+            warnings.append(f"{where}: unknown element <{child.tag}> ignored")
+            root.remove(child)
+    return warnings
 
 
 def parse_untrusted_xml(
@@ -514,7 +557,7 @@ def _health_check(element: etree._Element, source: str) -> HealthCheck:
 # Legacy INI (clpctl up to 2.0)
 
 
-def _parse_ini(text: str, source: str) -> PatchMeta:
+def _parse_ini(text: str, source: str, lenient: bool = False) -> PatchMeta:
     header_line: int | None = None
     values: dict[str, tuple[str, int]] = {}
     for number, raw in enumerate(text.split("\n"), start=1):
@@ -544,7 +587,11 @@ def _parse_ini(text: str, source: str) -> PatchMeta:
 
     if header_line is None:
         raise metadata_error(source, None, "no [Package] section")
+    if lenient:
+        values.setdefault("Description", ("", header_line))
     for field in _REQUIRED_ELEMENTS:
+        if lenient and field == "Description":
+            continue
         if field not in values:
             raise metadata_error(source, header_line, f"[Package] has no '{field}' key")
         if not values[field][0]:

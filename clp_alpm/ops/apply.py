@@ -59,14 +59,21 @@ class ApplyPlan:
 
 
 def plan_apply(
-    session: Session, path: Path, expect: Callable[[PatchMeta], None] | None = None
+    session: Session,
+    path: Path,
+    expect: Callable[[PatchMeta], None] | None = None,
+    *,
+    from_feed: bool = False,
 ) -> ApplyPlan:
     """Decide everything `apply` will do, changing nothing. `expect` may refuse the verified
-    metadata before anything else is looked at (the feed checks the file is the one listed)."""
+    metadata before anything else is looked at (the feed checks the file is the one listed);
+    a patch `from_feed` is held to FeedSigLevel."""
     config = session.config
-    patch = verify_patch(config, path, session.incoming())
+    patch = verify_patch(config, path, session.incoming(), from_feed=from_feed)
     session.inspected[str(patch.archive.path)] = patch.archive
     meta = patch.meta
+    for warning in meta.warnings:
+        session.events.warning(warning)
     if expect is not None:
         expect(meta)
     check_applicable(session, meta)
@@ -197,7 +204,7 @@ def check_applicable(session: Session, meta: PatchMeta) -> None:
             f"{meta.name} is already applied (since {existing.to_dict()['applied_at']}); "
             f"roll it back first with 'clp rollback {meta.name}'"
         )
-    _check_own_files(config, meta)
+    _check_own_files(session, meta)
     rules = [rule.name for rule in meta.applies_to]
     installed = installed_versions(config.host_dbpath, rules) if rules else {}
     mismatch = applies_to_mismatch(meta.applies_to, installed)
@@ -216,9 +223,12 @@ def _mismatch_message(patch_id: str, mismatch: Mismatch) -> str:
     )
 
 
-def _check_own_files(config: Config, meta: PatchMeta) -> None:
+def _check_own_files(session: Session, meta: PatchMeta) -> None:
     """A patch may not manage clp's own files: restoring them would pull the state, the lock
-    or the snapshots from under clp (and the log would stop every rollback)."""
+    or the snapshots from under clp (and the log would stop every rollback). Under PatchDir
+    only the patch directories, the trash and the staging directories are clp's: a file
+    directly under it (clpctl's example installs /opt/CLP/new-file.txt) may be declared."""
+    config = session.config
     own = {
         "StateDir": config.state_dir,
         "PatchDir": config.patch_dir,
@@ -229,10 +239,26 @@ def _check_own_files(config: Config, meta: PatchMeta) -> None:
     for path in meta.files:
         for setting, mine in own.items():
             if path == mine or path.startswith(mine + "/") or mine.startswith(path + "/"):
+                if setting == "PatchDir" and _beside_patch_dirs(session, meta, path):
+                    continue
                 raise NotApplicableError(
                     f"{meta.name} declares {path}, which is clp's own ({setting} = {mine}); "
                     "a patch cannot manage it"
                 )
+
+
+def _beside_patch_dirs(session: Session, meta: PatchMeta, path: str) -> bool:
+    """True when `path` is a file directly under PatchDir that is no patch's directory (this
+    patch's, one clp knows, or a directory there already, as clpctl leaves them), nor the
+    trash or a staging directory (hidden names)."""
+    config = session.config
+    parent, _, name = path.rpartition("/")
+    if parent != config.patch_dir.rstrip("/") or not name or name.startswith("."):
+        return False
+    if name == meta.name or session.state.get_patch(name) is not None:
+        return False
+    host = config.host(path)
+    return not (host.is_dir() and not host.is_symlink())
 
 
 def _revert_steps(session: Session, meta: PatchMeta) -> tuple[Step, ...]:

@@ -1,4 +1,10 @@
-"""`clp update`: read the signed patch feed from the mirrors, decide, download, apply in order."""
+"""`clp update`: read the signed patch feed from the mirrors, decide, download, apply in order.
+
+FeedSigLevel (default: SigLevel) is what the index and the patches downloaded from the feed
+need; local patch files keep SigLevel. Unsigned content (an index, or a patch the signed
+index does not bind by SHA256) is accepted only over https:// or file:// (or from a server on
+127.0.0.1, as the tests run), and every unsigned index accepted says so in a warning.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from clp_alpm.errors import ClpError, DownloadError, FeedError, FeedUnavailable, UsageError
 from clp_alpm.formats.feed import (
@@ -31,7 +38,8 @@ from clp_alpm.ops.apply import (
     plan_apply,
     restart_services,
 )
-from clp_alpm.ops.session import Session
+from clp_alpm.ops.session import LOG_TAG, Session
+from clp_alpm.ops.verify import FEED_HINT
 from clp_alpm.store.records import PatchOrigin, PatchState
 from clp_alpm.system.download import download, fetch_bytes, timeouts_of
 from clp_alpm.system.localdb import installed_versions
@@ -49,6 +57,7 @@ class Decision:
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.entry.name, "version": self.entry.version,
+                "patch_version": self.entry.listed_version, "edition": self.entry.edition,
                 "action": "apply" if self.apply else "skip", "reason": self.reason}  # fmt: skip
 
 
@@ -57,6 +66,7 @@ class UpdatePlan:
     mirror: str
     index: FeedIndex
     decisions: tuple[Decision, ...]
+    signed: bool = True  # the index's signature was verified
 
     @property
     def to_apply(self) -> list[FeedEntry]:
@@ -64,6 +74,7 @@ class UpdatePlan:
 
     def to_dict(self) -> dict[str, Any]:
         return {"mirror": self.mirror, "generated": self.index.generated,
+                "format": self.index.format, "signed": self.signed,
                 "patches": [decision.to_dict() for decision in self.decisions]}  # fmt: skip
 
 
@@ -112,22 +123,28 @@ def mirror_urls(session: Session) -> list[str]:
     return [expand_server(server, config.architecture).rstrip("/") for server in config.servers]
 
 
-def read_feed(session: Session) -> tuple[str, FeedIndex]:
-    """The newest good index: mirrors are tried in order, and one that is down, serves a bad
-    signature or an index older than the last one seen (a stale mirror, a replay) is passed."""
+def read_feed(session: Session) -> tuple[str, FeedIndex, bool]:
+    """The newest good index, and whether its signature was verified: mirrors are tried in
+    order, and one that is down, serves a bad signature or an index older than the last one
+    seen (a stale mirror, a replay) is passed."""
     last_seen = session.state.get_setting(LAST_INDEX_SETTING) or None
     problems = []
     mirrors = mirror_urls(session)
     for number, mirror in enumerate(mirrors, 1):
         try:
-            index = _read_index_from(session, mirror)
+            index, signed = _read_index_from(session, mirror)
             _check_fresh(session, index, last_seen)
         except ClpError as err:
             problems.append(f"{mirror}: {err}")
             if number < len(mirrors):
                 _report_passed_mirror(session, mirror, err)
             continue
-        return mirror, index
+        if not signed:
+            session.events.warning(
+                f"{mirror}/{INDEX_NAME} is not signed; accepted as FeedSigLevel = "
+                f"{session.config.feed_level} allows"
+            )
+        return mirror, index, signed
     raise FeedUnavailable("no mirror gave a usable patch index: " + "; ".join(problems))
 
 
@@ -143,9 +160,9 @@ def _report_passed_mirror(session: Session, mirror: str, err: ClpError) -> None:
 def _check_fresh(session: Session, index: FeedIndex, last_seen: str | None) -> None:
     """Refuse an index older than the last one accepted: a stale mirror or a replay. Once
     a stamped index was seen, an unstamped one could be any age: refused too (unless unsigned
-    feeds are allowed at all, SigLevel = Never)."""
+    feeds are allowed at all, FeedSigLevel = Never)."""
     if index.generated is None:
-        if last_seen is not None and session.config.siglevel != "Never":
+        if last_seen is not None and session.config.feed_level != "Never":
             raise FeedError(f"the index has no 'generated' stamp; the last one had {last_seen}")
         return
     try:
@@ -159,13 +176,16 @@ def _check_fresh(session: Session, index: FeedIndex, last_seen: str | None) -> N
         )
 
 
-def _read_index_from(session: Session, mirror: str) -> FeedIndex:
-    waits = timeouts_of(session.config)
+def _read_index_from(session: Session, mirror: str) -> tuple[FeedIndex, bool]:
+    """The index of `mirror` and whether its signature was verified (FeedSigLevel)."""
+    config = session.config
+    level = config.feed_level
+    waits = timeouts_of(config)
     url, data = fetch_bytes([f"{mirror}/{INDEX_NAME}"], max_size=MAX_INDEX_BYTES, timeout=waits)
     with tempfile.TemporaryDirectory(prefix="clp-feed-") as staging:
         staged = Path(staging) / INDEX_NAME
         staged.write_bytes(data)
-        if session.config.siglevel != "Never":
+        if level != "Never":
             try:
                 _, signature = fetch_bytes(
                     [f"{url}.sig"], max_size=MAX_SIGNATURE_BYTES, timeout=waits
@@ -173,8 +193,25 @@ def _read_index_from(session: Session, mirror: str) -> FeedIndex:
                 Path(f"{staged}.sig").write_bytes(signature)
             except DownloadError:
                 pass  # check_signature says whether a missing signature is acceptable
-        check_signature(staged, session.config.siglevel, session.config.host_keyring)
-    return parse_index(data, f"{mirror}/{INDEX_NAME}")
+        signer = check_signature(
+            staged, level, config.host_keyring, setting="FeedSigLevel", hint=FEED_HINT
+        )
+    if signer is None:
+        require_private_transport(url, INDEX_NAME)
+    return parse_index(data, f"{mirror}/{INDEX_NAME}"), signer is not None
+
+
+def require_private_transport(url: str, what: str) -> None:
+    """Unsigned content is accepted only where nobody on the way can change it: https://,
+    file://, or a server on this machine (127.0.0.1, as a test serves)."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme in ("https", "file") or (scheme == "http" and parts.hostname == "127.0.0.1"):
+        return
+    raise FeedError(
+        f"{what} from {url} is not signed and came over {scheme}://, which anyone on the way "
+        "can change: unsigned content is accepted only over https:// or file://"
+    )
 
 
 # -- deciding ------------------------------------------------------------------------------
@@ -182,8 +219,8 @@ def _read_index_from(session: Session, mirror: str) -> FeedIndex:
 
 def plan_update(session: Session) -> UpdatePlan:
     """Read the feed and decide, for every patch it lists, whether it is due. Changes nothing."""
-    mirror, index = read_feed(session)
-    return UpdatePlan(mirror, index, tuple(decide(session, index)))
+    mirror, index, signed = read_feed(session)
+    return UpdatePlan(mirror, index, tuple(decide(session, index)), signed)
 
 
 def decide(session: Session, index: FeedIndex) -> list[Decision]:
@@ -191,7 +228,9 @@ def decide(session: Session, index: FeedIndex) -> list[Decision]:
     applied itself: one that cannot apply here must not hide the older fix."""
     config = session.config
     variant = read_variant_id(config.root)
-    entries = sorted(index.entries, key=lambda e: (e.date or "", e.name))
+    entries = _for_this_edition(
+        sorted(index.entries, key=lambda e: (e.date or "", e.name)), variant
+    )
     packages = sorted({rule.name for entry in entries for rule in entry.applies_to})
     installed = installed_versions(config.host_dbpath, packages) if packages else {}
     verdicts = {e.name: _verdict(session, e, variant, installed) for e in entries}
@@ -202,6 +241,19 @@ def decide(session: Session, index: FeedIndex) -> list[Decision]:
         else Decision(entry, *verdicts[entry.name])
         for entry in entries
     ]
+
+
+def _for_this_edition(entries: list[FeedEntry], variant: str | None) -> list[FeedEntry]:
+    """One entry per patch: an index for clpctl 2.1 lists a patch once for each edition
+    (`clp repo-add --edition`); the one for this edition is kept, else the first."""
+    chosen: dict[str, FeedEntry] = {}
+    for entry in entries:
+        kept = chosen.get(entry.name)
+        if kept is None or (
+            not applicable_edition(kept, variant) and applicable_edition(entry, variant)
+        ):
+            chosen[entry.name] = entry
+    return [entry for entry in entries if chosen[entry.name] is entry]
 
 
 def _superseded_by(
@@ -226,9 +278,10 @@ def _verdict(
     variant: str | None,
     installed: dict[str, str | None],
 ) -> tuple[bool, str]:
-    wrong_architecture = architecture_mismatch(session.config, entry.architecture)
-    if wrong_architecture is not None:
-        return False, wrong_architecture.describe()
+    if entry.architecture is not None:
+        wrong_architecture = architecture_mismatch(session.config, entry.architecture)
+        if wrong_architecture is not None:
+            return False, wrong_architecture.describe()
     if not applicable_edition(entry, variant):
         return False, f"for the {entry.edition} edition (this is {variant or 'no edition'})"
     record = session.state.get_patch(entry.name)
@@ -238,10 +291,11 @@ def _verdict(
         return False, "already applied"
     if record is not None and record.state == PatchState.ROLLED_BACK:
         return False, "rolled back by the administrator (apply it by hand to have it again)"
-    if record is not None and record.state == PatchState.FAILED and record.sha256 == entry.sha256:
-        return False, "failed before; the feed has no newer build of it"
-    if session.config.siglevel != "Never" and (entry.sha256 is None or entry.size is None):
-        return False, "the index gives no SHA256 and Size for it (republish with clp repo-add)"
+    if record is not None and record.state == PatchState.FAILED:
+        if record.sha256 == entry.sha256:
+            return False, "failed before; the feed has no newer build of it"
+        if entry.sha256 is None:
+            return False, "failed before; the index gives no SHA256 to tell a newer build"
     mismatch = applies_to_mismatch(entry.applies_to, installed)
     if mismatch is not None:
         return False, mismatch.describe()
@@ -266,9 +320,9 @@ def run_update(
     downloads.mkdir(parents=True, exist_ok=True, mode=0o700)
     for entry in plan.to_apply:
         try:
-            path = _download_patch(session, plan.mirror, entry, downloads, progress)
+            path = _download_patch(session, plan, entry, downloads, progress)
             expect = functools.partial(_check_matches_index, entry)
-            record = apply(session, plan_apply(session, path, expect))
+            record = apply(session, plan_apply(session, path, expect, from_feed=True))
             restarts = [f"{r.unit} {r.status}" for r in restart_services(session, record)]
             message = "; ".join([record.description, *restarts])
             report.outcomes.append(Outcome(entry.name, OutcomeResult.APPLIED, message))
@@ -288,9 +342,9 @@ def _check_matches_index(entry: FeedEntry, meta: PatchMeta) -> None:
         for what, listed, inside in (
             ("name", entry.name, meta.name),
             ("architecture", entry.architecture, meta.architecture),
-            ("version", entry.version if entry.edition is None else meta.version, meta.version),
+            ("version", entry.listed_version, meta.version),
         )
-        if listed != inside
+        if listed is not None and listed != inside
     ]
     if differs:
         raise FeedError(
@@ -301,24 +355,35 @@ def _check_matches_index(entry: FeedEntry, meta: PatchMeta) -> None:
 
 def _download_patch(
     session: Session,
-    first_mirror: str,
+    plan: UpdatePlan,
     entry: FeedEntry,
     directory: Path,
     progress: Callable[[str, int, int | None], None] | None,
 ) -> Path:
     """The patch and its signature, from the mirror the index came from first, then others.
-    Each mirror is asked for `<Name>.clp`, then for the `<Name>.CLP` that clpctl publishes."""
+    Each mirror is asked for `<Name>.clp`, then for the `<Name>.CLP` that clpctl publishes.
+    A patch the index gives no SHA256 for is hashed on download and the hash logged (and
+    recorded with the patch)."""
+    first_mirror = plan.mirror
     mirrors = [first_mirror] + [m for m in mirror_urls(session) if m != first_mirror]
     name = f"{entry.name}.clp"
-    path = download(
+    result = download(
         [url for m in mirrors for url in (f"{m}/{name}", f"{m}/{entry.name}.CLP")],
         directory / name,
         expected_size=entry.size,
         expected_sha256=entry.sha256,
         timeout=timeouts_of(session.config),
         progress=(lambda done, total: progress(name, done, total)) if progress else None,
-    ).path
-    if session.config.siglevel != "Never":
+    )
+    path = result.path
+    bound = plan.signed and entry.sha256 is not None  # the signed index vouches for the bytes
+    if entry.sha256 is None:
+        session.log.write(
+            LOG_TAG,
+            f"{entry.name}: downloaded from {result.url}, {result.size} bytes, "
+            f"sha256 {result.sha256} (the index lists no SHA256)",
+        )
+    if session.config.feed_level != "Never":
         # a missing signature is plan_apply's to judge, under SigLevel
         with contextlib.suppress(DownloadError):
             download(
@@ -327,4 +392,6 @@ def _download_patch(
                 max_size=MAX_SIGNATURE_BYTES,
                 timeout=timeouts_of(session.config),
             )
+    if not bound and not Path(f"{path}.sig").is_file():
+        require_private_transport(result.url, name)
     return path

@@ -19,6 +19,13 @@ from clp_alpm.formats.inspect import inspect_patch
 from clp_alpm.formats.meta import PatchMeta
 from clp_alpm.system.signature import SignatureInfo, check_signature
 
+# What a missing signature on the feed's side lets the administrator do (clpctl's feeds are
+# unsigned).
+FEED_HINT = (
+    " (an unsigned feed, as clpctl's, is accepted with 'FeedSigLevel = Never' in the "
+    "[options] of /etc/CLP/clp.conf; local patch files keep SigLevel)"
+)
+
 
 @dataclass(frozen=True)
 class VerifiedPatch:
@@ -58,12 +65,22 @@ def signature_report(
     }
 
 
-def verify_patch(config: Config, path: Path, staging: Path) -> VerifiedPatch:
+def verify_patch(
+    config: Config, path: Path, staging: Path, *, from_feed: bool = False
+) -> VerifiedPatch:
     """Copy the patch and its signature into `staging` (a private dir), then check the
-    signature over the whole copy first, and the archive's structure after."""
+    signature over the whole copy first, and the archive's structure after. A patch
+    downloaded from the feed is held to FeedSigLevel, a local file to SigLevel."""
     staged = stage_patch(path, staging)
-    signer = check_signature(staged, config.siglevel, config.host_keyring)
-    return VerifiedPatch(path, inspect_patch(staged), signer, config.siglevel)
+    if from_feed:
+        level = config.feed_level
+        signer = check_signature(
+            staged, level, config.host_keyring, setting="FeedSigLevel", hint=FEED_HINT
+        )
+    else:
+        level = config.siglevel
+        signer = check_signature(staged, level, config.host_keyring)
+    return VerifiedPatch(path, inspect_patch(staged), signer, level)
 
 
 def stage_patch(path: Path, staging: Path) -> Path:

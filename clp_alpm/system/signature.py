@@ -66,9 +66,17 @@ class _GpgRun:
 
 
 def check_signature(
-    data: Path, siglevel: str, keyring: Path, sig: Path | None = None
+    data: Path,
+    siglevel: str,
+    keyring: Path,
+    sig: Path | None = None,
+    *,
+    setting: str = "SigLevel",
+    hint: str = "",
 ) -> SignatureInfo | None:
     """Apply `siglevel` to `data`: verify its detached signature when the level asks for it.
+    `setting` names the clp.conf key the level comes from, `hint` ends the message of a
+    missing signature (what the administrator can do about it).
 
     Returns None when nothing was verified (SigLevel Never, or Optional without a signature).
     """
@@ -83,7 +91,7 @@ def check_signature(
         if siglevel == "Optional":
             return None
         raise SignatureError(
-            f"{data.name}: no signature ({sig.name} missing) and SigLevel is Required"
+            f"{data.name}: no signature ({sig.name} missing) and {setting} is Required{hint}"
         )
     return verify_detached(data, sig, keyring)
 

@@ -286,12 +286,30 @@ def test_a_served_file_must_be_the_patch_the_index_lists(
     assert listed(clp, sandbox) == {"CLPR261101": "applied"}
 
 
-def test_repo_add_refuses_clpctl_upper_case_names(tmp_path, feed_dir, keyring, clp):
+def test_repo_add_accepts_clpctl_upper_case_names(tmp_path, feed_dir, keyring, clp):
     patch = add_patch(tmp_path, feed_dir, keyring, "CLPR261101", "true\n")
     patch.rename(patch.with_suffix(".CLP"))
     result = clp("repo-add", str(serve(feed_dir)))
+    assert result.returncode == 0, result.stderr
+    index = (serve(feed_dir) / "CLP.db").read_text()
+    assert "<Name>CLPR261101</Name>" in index and "<SHA256>" in index
+    # clpctl 2.1 asks for <Name>.clp only: the publisher is told to serve both names
+    assert result.stderr.splitlines() == [
+        "warning: CLPR261101.CLP: clpctl 2.1 clients ask for CLPR261101.clp; serve both "
+        "names (ln -s CLPR261101.CLP CLPR261101.clp)"
+    ]
+    (serve(feed_dir) / "CLPR261101.clp").symlink_to("CLPR261101.CLP")
+    again = clp("repo-add", str(serve(feed_dir)))
+    assert again.returncode == 0 and again.stderr == ""
+    assert (serve(feed_dir) / "CLP.db").read_text().count("<Package>") == 1
+
+
+def test_repo_add_refuses_both_names_of_one_patch(tmp_path, feed_dir, keyring, clp):
+    patch = add_patch(tmp_path, feed_dir, keyring, "CLPR261101", "true\n")
+    (serve(feed_dir) / "CLPR261101.CLP").write_bytes(patch.read_bytes())
+    result = clp("repo-add", str(serve(feed_dir)))
     assert result.returncode == 2
-    assert "rename it to CLPR261101.clp" in result.stderr
+    assert "CLPR261101.CLP and CLPR261101.clp are both here: keep one of them" in result.stderr
     assert not (serve(feed_dir) / "CLP.db").exists()
 
 

@@ -132,3 +132,16 @@ def test_a_directory_at_etc_os_release_leaves_usr_lib_os_release(tmp_path):
     (tmp_path / "usr/lib/os-release").write_text("ID=arch\n")
     # a directory where the file should be is skipped, as systemd does
     assert load_config(tmp_path).archive_server_urls == ("https://archive.archlinux.org",)
+
+
+def test_feed_siglevel_defaults_to_siglevel_and_is_checked(tmp_path):
+    (tmp_path / "etc/CLP").mkdir(parents=True)
+    conf = tmp_path / "etc/CLP/clp.conf"
+    conf.write_text("[options]\nSigLevel = Optional\n")
+    assert load_config(tmp_path).feed_level == "Optional"
+    conf.write_text("[options]\nSigLevel = Required\nFeedSigLevel = Never\n")
+    config = load_config(tmp_path)
+    assert (config.siglevel, config.feed_level) == ("Required", "Never")
+    conf.write_text("[options]\nFeedSigLevel = Sometimes\n")
+    with pytest.raises(ConfigError, match=r"clp.conf:2: FeedSigLevel must be one of Required"):
+        load_config(tmp_path)

@@ -166,7 +166,11 @@ def test_an_empty_index_round_trips() -> None:
         ),
         (b"", "CLP.db: the file is empty"),
         (b"\n  \n", "CLP.db: the file is empty"),
-        (b"[Package]\nName=CLPR1\n", "CLP.db:1: malformed XML: not an XML document"),
+        (
+            b"[Package]\nName=CLPR1\n",
+            "CLP.db:1: [Package] is a section of an INI file (a PKGINFO.meta?): "
+            "this is not a patch index",
+        ),
     ],
 )
 def test_what_is_not_an_index_is_refused(data: bytes, problem: str) -> None:
@@ -504,7 +508,9 @@ def test_editions_against_a_real_os_release(tmp_path: Path) -> None:
     # A system that names no edition takes only the patches for every edition.
     assert applicable_edition(numeric, None)
     assert not applicable_edition(workstation, None)
-    assert not applicable_edition(FeedEntry("CLPR5", "Workstation", "any"), variant)
+    # clpctl 2.1 compares the edition with VARIANT_ID case-insensitively (issue 11): so does clp
+    assert applicable_edition(FeedEntry("CLPR5", "Workstation", "any"), variant)
+    assert not applicable_edition(FeedEntry("CLPR6", "Server", "any"), variant)
 
 
 @pytest.mark.parametrize(
