@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.kits.clpkit import make_patch
-from tests.kits.hookkit import HookRoot
+from tests.kits.hookkit import HookRoot, install, transactions
 from tests.kits.pkgkit import CACHE, make_package
 
 PKG = "demo"
@@ -29,19 +29,6 @@ def package(root: HookRoot, version: str, conf: str, name: str = PKG) -> Path:
     """A package owning /etc/<name>.conf and a data file."""
     files = {f"etc/{name}.conf": conf.encode(), f"usr/share/{name}/VERSION": version.encode()}
     return make_package(root.root / CACHE, name, version, files)
-
-
-def install(hroot: HookRoot, *paths: Path) -> str:
-    result = hroot.pacman("-U", *paths)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "warning: clp" not in result.stdout and "error" not in result.stderr, result.stdout
-    return result.stdout
-
-
-def transactions(hroot: HookRoot) -> list[dict]:
-    result = hroot.clp("transactions", "--json")
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
 
 
 def apply_patch(hroot: HookRoot, tmp_path: Path, keyring, name: str = "CLPR1") -> None:

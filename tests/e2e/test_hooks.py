@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.kits.clpkit import make_patch
-from tests.kits.hookkit import HookRoot
+from tests.kits.hookkit import HookRoot, install, transactions
 from tests.kits.pkgkit import CACHE, make_package
 
 PKG = "demo"
@@ -48,19 +48,6 @@ def _add_backup(path: Path, member: str) -> None:
 @pytest.fixture
 def hroot(sandbox: Path) -> HookRoot:
     return HookRoot(sandbox)
-
-
-def install(hroot: HookRoot, path: Path) -> str:
-    result = hroot.pacman("-U", path)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "warning: clp" not in result.stdout and "error" not in result.stderr, result.stdout
-    return result.stdout
-
-
-def transactions(hroot: HookRoot) -> list[dict]:
-    result = hroot.clp("transactions", "--json")
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
 
 
 def moves(record: dict) -> list[tuple]:

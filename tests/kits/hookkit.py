@@ -9,6 +9,7 @@ names the venv's Python. The namespace, and with it every mount, ends with the c
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import shutil
@@ -108,3 +109,18 @@ class HookRoot:
     def installed(self, name: str) -> str | None:
         result = self.pacman("-Q", name)
         return result.stdout.split()[1] if result.returncode == 0 else None
+
+
+def install(hroot: HookRoot, *paths: Path) -> str:
+    """`pacman -U paths` in the root, which must succeed without a word of clp's hooks."""
+    result = hroot.pacman("-U", *paths)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "warning: clp" not in result.stdout and "error" not in result.stderr, result.stdout
+    return result.stdout
+
+
+def transactions(hroot: HookRoot) -> list[dict]:
+    """`clp transactions --json` in the root."""
+    result = hroot.clp("transactions", "--json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
