@@ -546,7 +546,9 @@ EXIT_STATUS = {
     "hostile or badly signed patch, a patch that does not apply to this system. Nothing was "
     "changed.",
     "EXIT_LOCKED": "Another clp holds the lock (`{lock}`; clp waits {wait} seconds for it "
-    "first), or pacman is running (its `db.lck` exists).",
+    "first), or pacman is running (a process holds its `db.lck`). A `db.lck` that no process "
+    "holds was left by a killed pacman: clp says so, and removes it only when recovering its own "
+    "pacman step, once the pacman it started is gone.",
     "EXIT_INTERRUPTED": "Stopped by Ctrl-C, SIGTERM or SIGHUP (at a prompt, during a "
     "download, or half way through an operation) and everything the operation had done was "
     "rolled back.",

@@ -15,13 +15,20 @@ from pathlib import Path
 from typing import BinaryIO
 
 from clp_alpm.atomicfile import fsync_directory
-from clp_alpm.errors import UsageError
+from clp_alpm.errors import LockError, UsageError
 from clp_alpm.ops.steps import Handler, StepKind
 from clp_alpm.paths import HELD_ENV
 from clp_alpm.store.journal import StepRun
 from clp_alpm.system import pins, repackage
 from clp_alpm.system.localdb import installed_versions
-from clp_alpm.system.pacman import pacman_remove, pacman_upgrade
+from clp_alpm.system.pacman import (
+    PACMAN_LOCK,
+    clear_stale_lock,
+    is_pacman,
+    pacman_remove,
+    pacman_upgrade,
+    wait_for_pacman,
+)
 from clp_alpm.system.pkgsource import sha256_of
 
 
@@ -30,7 +37,37 @@ def _held() -> dict[str, str]:
     return {HELD_ENV: str(os.getpid())}
 
 
-class PacmanUpgradeStep(Handler):
+class _PacmanStep(Handler):
+    """A step that runs pacman: the pid of each pacman it starts is journaled, so that a
+    recovery (its clp was killed, its pacman lives on) first waits for that pacman to finish,
+    and then takes the lock a killed pacman left for what it is: stale."""
+
+    def _started(self, run: StepRun) -> Callable[[int], None]:
+        return lambda pid: run.save(pacman_pid=pid)
+
+    def _remove(self, run: StepRun, names: list[str]) -> None:
+        self._after_earlier_pacman(run)
+        settings = self.session.pacman()
+        pacman_remove(settings, names, env=_held(), on_start=self._started(run))
+
+    def _after_earlier_pacman(self, run: StepRun) -> None:
+        pid = run.data.get("pacman_pid")
+        if pid is None:
+            return
+        events = self.session.events
+        if is_pacman(pid):
+            events.warning(f"waiting for pacman (pid {pid}), started by the interrupted clp")
+            if not wait_for_pacman(pid):
+                raise LockError(f"pacman (pid {pid}) is still running; run 'clp recover' later")
+        dbpath = self.session.pacman().dbpath
+        if clear_stale_lock(dbpath):
+            events.warning(
+                f"removed {dbpath / PACMAN_LOCK}: the pacman clp had started (pid {pid}) is "
+                "gone and no other pacman runs"
+            )
+
+
+class PacmanUpgradeStep(_PacmanStep):
     """One `pacman -U` of the planned files; undo installs the previous versions from the cache."""
 
     def do(self, run: StepRun) -> None:
@@ -52,25 +89,29 @@ class PacmanUpgradeStep(Handler):
             self._install(run, back)
         absent_before = [name for name in changed if previous[name] is None]
         if absent_before:  # a package this step installed that was not there before
-            pacman_remove(self.session.pacman(), absent_before, env=_held())
+            self._remove(run, absent_before)
 
     def _install(self, run: StepRun, files: list[Path]) -> None:
+        self._after_earlier_pacman(run)
         options = run.args.get("pacman_options", [])  # absent in journals of older versions
-        pacman_upgrade(self.session.pacman(), files, env=_held(), options=options)
+        settings = self.session.pacman()
+        pacman_upgrade(settings, files, env=_held(), options=options, on_start=self._started(run))
 
 
-class PacmanRemoveStep(Handler):
+class PacmanRemoveStep(_PacmanStep):
     """`pacman -R` of packages a transaction installed; undo installs them again."""
 
     def do(self, run: StepRun) -> None:
-        pacman_remove(self.session.pacman(), run.args["names"], env=_held())
+        self._remove(run, run.args["names"])
 
     def undo(self, run: StepRun) -> None:
         files = run.args["previous_files"]
+        self._after_earlier_pacman(run)
         installed = installed_versions(self.config.host_dbpath, list(files))
         missing = [Path(files[name]) for name in files if installed.get(name) is None]
         if missing:
-            pacman_upgrade(self.session.pacman(), missing, env=_held())
+            settings = self.session.pacman()
+            pacman_upgrade(settings, missing, env=_held(), on_start=self._started(run))
 
 
 class CachePackageStep(Handler):

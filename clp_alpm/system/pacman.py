@@ -13,7 +13,8 @@ import os
 import signal
 import subprocess
 import tempfile
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from clp_alpm.errors import LockError, OperationFailed, UsageError
@@ -58,6 +59,69 @@ def checked_pacman_options(args: Sequence[str]) -> list[str]:
     return checked
 
 
+def is_pacman(pid: int, proc: Path = Path("/proc")) -> bool:
+    """Whether process `pid` is alive and is a pacman (not a zombie, not a reused pid)."""
+    try:
+        stat = (proc / str(pid) / "stat").read_text()
+    except (OSError, ValueError):
+        return False
+    name = stat[stat.find("(") + 1 : stat.rfind(")")]
+    state = stat[stat.rfind(")") + 2 : stat.rfind(")") + 3]
+    return name == "pacman" and state not in ("Z", "X")
+
+
+def lock_holders(lock: Path, proc: Path = Path("/proc")) -> list[int]:
+    """The processes that hold pacman's lock open. libalpm creates db.lck and keeps it open
+    until it is done, so a lock no process holds was left by a killed pacman (or pamac, or any
+    libalpm program): only this tells a lock in use from a stale one."""
+    try:
+        wanted = lock.stat()
+    except OSError:
+        return []
+    holders = []
+    for entry in proc.iterdir():
+        if entry.name.isdigit() and _holds(entry / "fd", wanted):
+            holders.append(int(entry.name))
+    return holders
+
+
+def _holds(fd_dir: Path, wanted: os.stat_result) -> bool:
+    try:
+        descriptors = list(fd_dir.iterdir())
+    except OSError:  # gone, or not ours to read
+        return False
+    for descriptor in descriptors:
+        try:
+            found = descriptor.stat()
+        except OSError:
+            continue
+        if (found.st_dev, found.st_ino) == (wanted.st_dev, wanted.st_ino):
+            return True
+    return False
+
+
+def wait_for_pacman(pid: int, timeout: float = 3600, poll: float = 0.1) -> bool:
+    """Wait (at most `timeout`) for the pacman `pid`, which need not be our child, to end;
+    False when it still runs."""
+    deadline = time.monotonic() + timeout
+    while is_pacman(pid):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(poll)
+    return True
+
+
+def clear_stale_lock(dbpath: Path) -> bool:
+    """Remove `dbpath/db.lck` when no process holds it: the lock a pacman killed with clp left
+    behind. True when a lock was removed. Only for a recovery of clp's own pacman step, which
+    knows the pacman it started is gone."""
+    lock = Path(dbpath) / PACMAN_LOCK
+    if not lock.exists() or lock_holders(lock):
+        return False
+    lock.unlink(missing_ok=True)
+    return True
+
+
 def refuse_if_pacman_runs(dbpath: Path) -> None:
     """Raise LockError when pacman's lock `dbpath/db.lck` exists: a package transaction is in
     progress (or a killed one left the file behind), and changing packages or patching files
@@ -67,11 +131,14 @@ def refuse_if_pacman_runs(dbpath: Path) -> None:
     pacman's own, taken on clp's behalf, and clp's own lock already keeps other clps out.
     """
     lock = Path(dbpath) / PACMAN_LOCK
-    if lock.exists() and HELD_ENV not in os.environ:
-        raise LockError(
-            f"pacman is running ({lock} exists); wait for it to finish, "
-            "or remove the file if no pacman is running"
-        )
+    if not lock.exists() or HELD_ENV in os.environ:
+        return
+    if lock_holders(lock):
+        raise LockError(f"pacman is running ({lock} exists); wait for it to finish")
+    raise LockError(
+        f"{lock} exists but no pacman is running (no process holds it): a killed pacman left "
+        "it; remove it"
+    )
 
 
 def pacman_upgrade(
@@ -80,6 +147,7 @@ def pacman_upgrade(
     env: Mapping[str, str] | None = None,
     timeout: float = 3600,
     options: Sequence[str] = (),
+    on_start: Callable[[int], None] | None = None,
 ) -> None:
     """Install `files` with `pacman -U --noconfirm`, as pacman itself would for this system.
 
@@ -90,7 +158,7 @@ def pacman_upgrade(
     """
     paths = _checked_files(files)
     arguments = [*checked_pacman_options(options), *(str(path) for path in paths)]
-    _run_transaction(settings, "-U", arguments, env, timeout)
+    _run_transaction(settings, "-U", arguments, env, timeout, on_start)
 
 
 def pacman_remove(
@@ -98,6 +166,7 @@ def pacman_remove(
     names: Sequence[str],
     env: Mapping[str, str] | None = None,
     timeout: float = 3600,
+    on_start: Callable[[int], None] | None = None,
 ) -> None:
     """Remove packages with `pacman -R --noconfirm` (never -dd: pacman refuses to break a
     dependency, and nothing is removed then). Errors as pacman_upgrade's."""
@@ -106,7 +175,7 @@ def pacman_remove(
             raise UsageError(f"'{name}' is not a package name")
     if not names:
         raise UsageError("pacman -R: no package names given")
-    _run_transaction(settings, "-R", list(names), env, timeout)
+    _run_transaction(settings, "-R", list(names), env, timeout, on_start)
 
 
 def _run_transaction(
@@ -115,11 +184,14 @@ def _run_transaction(
     targets: list[str],
     env: Mapping[str, str] | None,
     timeout: float,
+    on_start: Callable[[int], None] | None = None,
 ) -> None:
     refuse_if_pacman_runs(settings.dbpath)
     with tempfile.TemporaryDirectory(prefix="clp-pacman-") as private:
         command = _pacman_command(settings, Path(private), operation) + targets
-        returncode, stdout, stderr = _run_pacman(command, _pacman_environment(env), timeout)
+        returncode, stdout, stderr = _run_pacman(
+            command, _pacman_environment(env), timeout, on_start
+        )
     if returncode != 0:
         message = _failure_message(stdout, stderr)
         if "unable to lock database" in message:
@@ -220,7 +292,10 @@ def _pacman_environment(extra: Mapping[str, str] | None) -> dict[str, str]:
 
 
 def _run_pacman(
-    command: list[str], environment: dict[str, str], timeout: float
+    command: list[str],
+    environment: dict[str, str],
+    timeout: float,
+    on_start: Callable[[int], None] | None = None,
 ) -> tuple[int, str, str]:
     """Run pacman to the end, whatever happens to clp meanwhile: killing pacman inside its
     transaction is what breaks systems. pacman shares nothing whose end would end it: its own
@@ -239,6 +314,8 @@ def _run_pacman(
                 )  # fmt: skip
             except OSError as error:
                 raise OperationFailed(f"cannot run pacman: {error.strerror}") from None
+            if on_start is not None:  # journaled: a recovery waits for this pacman
+                on_start(process.pid)
             _wait_for_pacman(process, command, timeout)
         return process.returncode, _read_output(out_path), _read_output(err_path)
 

@@ -373,23 +373,47 @@ def test_hookdir_adds_hooks_to_the_pacman_clp_runs(pkgroot, tmp_path, clp):
 def test_a_sigkill_of_clp_does_not_take_its_pacman_down(pkgroot, clp):
     """pacman shares no fate with the clp that started it: killed in the middle of pacman's
     post-transaction hooks (which still print), clp leaves a pacman that finishes its
-    transaction, its hooks and its lock; the next clp then undoes the revert."""
-    then = "sleep 1; echo still talking; touch /tmp/hook-finished"
+    transaction, its hooks and its lock. A recovery started at once waits for that pacman
+    (journaled by its pid), then undoes the revert."""
+    then = "sleep 2; echo still talking; touch /tmp/hook-finished"
     process = revert_until_a_hook_runs(pkgroot, then)
     process.kill()
     process.communicate(timeout=30)  # and its pipes are closed: nobody reads pacman's output
-    lock = pkgroot / "var/lib/pacman/db.lck"
-    deadline = time.monotonic() + 60
-    while lock.exists() or not (pkgroot / "tmp/hook-finished").exists():
-        assert time.monotonic() < deadline, "pacman died with clp, or never finished"
-        time.sleep(0.05)
-    assert installed(pkgroot, "demo") == "1.0-1"  # pacman's transaction completed
+    assert (pkgroot / "var/lib/pacman/db.lck").exists()  # its pacman is still at work
     recovered = clp("--root", str(pkgroot), "recover")
     assert recovered.returncode == 0, recovered.stderr
+    assert "waiting for pacman (pid " in recovered.stderr
+    assert (pkgroot / "tmp/hook-finished").exists()  # pacman finished its transaction first
+    assert not (pkgroot / "var/lib/pacman/db.lck").exists()
     assert installed(pkgroot, "demo") == "2.0-1"
 
 
-# -- the way back: copies in the cache ---------------------------------------------------------
+def test_the_lock_of_a_pacman_killed_with_clp_is_stale_for_the_recovery(pkgroot, clp):
+    """Both clp and its pacman killed (a power cut, an OOM kill): db.lck stays. No pacman runs,
+    and the journal knows the one clp started is gone: the recovery removes that stale lock,
+    says so, and undoes the revert."""
+    from tests.kits import reaper
+
+    process = revert_until_a_hook_runs(pkgroot, "sleep 600")
+    pacmans = [pid for pid in reaper.descendants(process.pid) if _comm(pid) == "pacman"]
+    assert pacmans, "clp's pacman was not found"
+    reaper.kill_all(reaper.descendants(process.pid) | {process.pid})
+    process.communicate(timeout=30)
+    lock = pkgroot / "var/lib/pacman/db.lck"
+    assert lock.exists()
+    (pkgroot / "usr/share/libalpm/hooks/50-slow.hook").unlink()  # the undo's pacman runs hooks
+    recovered = clp("--root", str(pkgroot), "recover")
+    assert recovered.returncode == 0, recovered.stderr
+    assert f"removed {lock}" in recovered.stderr
+    assert not lock.exists()
+    assert installed(pkgroot, "demo") == "2.0-1"
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
 
 
 def cache_listing(root: Path) -> list[str]:

@@ -435,7 +435,7 @@ def test_pacman_upgrade_refuses_missing_files_and_a_held_lock(
     refuse_if_pacman_runs(settings.dbpath)
     (root / "var/lib/pacman/db.lck").touch()
     package = simple_package(tmp_path, "x", "1-1")
-    running = f"pacman is running ({root}/var/lib/pacman/db.lck exists)"
+    running = f"{root}/var/lib/pacman/db.lck exists but no pacman is running"
     with pytest.raises(LockError, match=re.escape(running)):
         pacman_upgrade(settings, [package])
     assert query(root) == {}

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -9,7 +13,13 @@ import pytest
 from clp_alpm.cli.exits import EXIT_LOCKED, exit_code_for
 from clp_alpm.errors import LockError
 from clp_alpm.paths import HELD_ENV
-from clp_alpm.system.pacman import PACMAN_LOCK, refuse_if_pacman_runs
+from clp_alpm.system.pacman import (
+    PACMAN_LOCK,
+    clear_stale_lock,
+    lock_holders,
+    refuse_if_pacman_runs,
+    wait_for_pacman,
+)
 
 
 @pytest.fixture
@@ -29,17 +39,51 @@ def test_no_database_at_all_passes(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     refuse_if_pacman_runs(tmp_path / "nowhere")
 
 
-def test_a_lock_file_is_refused_in_one_line_that_names_it(dbpath: Path) -> None:
+def test_a_lock_file_no_pacman_holds_is_refused_as_stale_in_one_line(dbpath: Path) -> None:
     (dbpath / PACMAN_LOCK).write_bytes(b"")
     with pytest.raises(LockError) as refused:
         refuse_if_pacman_runs(dbpath)
     message = str(refused.value)
     assert message == (
-        f"pacman is running ({dbpath}/db.lck exists); wait for it to finish, "
-        "or remove the file if no pacman is running"
+        f"{dbpath}/db.lck exists but no pacman is running (no process holds it): a killed "
+        "pacman left it; remove it"
     )
     assert "\n" not in message
     assert exit_code_for(refused.value) == EXIT_LOCKED
+
+
+@pytest.fixture
+def a_running_pacman(tmp_path: Path, dbpath: Path) -> Iterator[int]:
+    """A pacman at work, as libalpm is: db.lck created and held open until it is done; its
+    process is named pacman (a copy of sleep)."""
+    fake = tmp_path / "pacman"
+    shutil.copy2(shutil.which("sleep") or "/bin/sleep", fake)
+    lock = dbpath / PACMAN_LOCK
+    with lock.open("w") as held:
+        process = subprocess.Popen([str(fake), "60"], stdout=held)
+    try:
+        yield process.pid
+    finally:
+        process.kill()
+        process.wait(timeout=10)
+
+
+def test_a_lock_file_while_a_pacman_runs_says_to_wait(dbpath: Path, a_running_pacman: int) -> None:
+    lock = dbpath / PACMAN_LOCK
+    assert lock_holders(lock) == [a_running_pacman]
+    with pytest.raises(LockError, match=r"pacman is running \(.*db.lck exists\); wait for it"):
+        refuse_if_pacman_runs(dbpath)
+    assert not clear_stale_lock(dbpath)  # in use: never removed
+    assert lock.exists()
+    assert not wait_for_pacman(a_running_pacman, timeout=0.3)
+
+
+def test_a_stale_lock_is_cleared_and_a_pacman_that_ended_is_waited_for(dbpath: Path) -> None:
+    (dbpath / PACMAN_LOCK).write_bytes(b"")
+    assert clear_stale_lock(dbpath)
+    assert not (dbpath / PACMAN_LOCK).exists()
+    assert not clear_stale_lock(dbpath)  # nothing left to clear
+    assert wait_for_pacman(os.getpid(), timeout=0.3)  # not a pacman: nothing to wait for
 
 
 def test_inside_a_pacman_that_clp_runs_its_lock_is_not_refused(
