@@ -28,16 +28,16 @@ _t() {{
 }}
 {calls}
 """
-    run = subprocess.run(
-        ["bash", "--norc", "--noprofile", "-c", program],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert run.returncode == 0 and not run.stderr, run.stderr
-    chunks = run.stdout.split("--end--\n")[:-1]
+    chunks = _answers(["bash", "--norc", "--noprofile", "-c", program], cwd)
     return [[w for w in chunk.split("\n") if w] for chunk in chunks]
+
+
+def _answers(argv: list[str], cwd: Path) -> list[str]:
+    """Run a shell that prints `--end--` after each command line's candidates; the output of
+    each line. The shell must succeed and say nothing on stderr."""
+    run = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=30)
+    assert run.returncode == 0 and not run.stderr, run.stderr
+    return run.stdout.split("--end--\n")[:-1]
 
 
 def fish_complete(script: Path, lines: list[str], cwd: Path = REPO) -> list[list[str]]:
@@ -45,15 +45,7 @@ def fish_complete(script: Path, lines: list[str], cwd: Path = REPO) -> list[list
     program = (
         f"source {shlex.quote(str(script))}; for l in $argv; complete -C $l; echo --end--; end"
     )
-    run = subprocess.run(
-        ["fish", "--no-config", "-c", program, *lines],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert run.returncode == 0 and not run.stderr, run.stderr
-    chunks = run.stdout.split("--end--\n")[:-1]
+    chunks = _answers(["fish", "--no-config", "-c", program, *lines], cwd)
     return [[c.split("\t")[0] for c in chunk.splitlines()] for chunk in chunks]
 
 
