@@ -35,30 +35,12 @@ class RecordStep(Handler):
 
     def _new_record(self, run: StepRun, previous: PatchRecord | None) -> PatchRecord:
         now = time.time()
-        patch_id, target_state = run.args["patch_id"], run.args["state"]
+        target_state = run.args["state"]
         if target_state == RecordedState.APPLIED:
-            return PatchRecord.from_stored(
-                run.args["record"]
-                | {
-                    "id": patch_id,
-                    "state": PatchState.APPLIED,
-                    "applied_at": now,
-                    "updated_at": now,
-                    "snapshot_before": run.earlier[StepKind.SNAPSHOT_BEFORE]["snapshot"],
-                    "snapshot_after": run.earlier[StepKind.SNAPSHOT_AFTER]["snapshot"],
-                }
-            )
-        if target_state == RecordedState.ADOPTED:
-            return PatchRecord.from_stored(
-                run.args["record"]
-                | {
-                    "id": patch_id,
-                    "state": PatchState.APPLIED,
-                    "applied_at": run.args["installed_at"],
-                    "updated_at": now,
-                    "snapshot_after": run.earlier[StepKind.SNAPSHOT_AFTER]["snapshot"],
-                }
-            )
+            before = run.earlier[StepKind.SNAPSHOT_BEFORE]["snapshot"]
+            return _applied_record(run, applied_at=now, snapshot_before=before)
+        if target_state == RecordedState.ADOPTED:  # clpctl installed it: no snapshot before
+            return _applied_record(run, applied_at=run.args["installed_at"], snapshot_before=None)
         assert previous is not None, "only an applied patch is re-applied or rolled back"
         if target_state == RecordedState.REAPPLIED:
             fresh = self.session.store.load(run.earlier[StepKind.SNAPSHOT_BEFORE]["snapshot"])
@@ -187,3 +169,17 @@ def rebased_before(
         (fresh.get(state.path) or state) if state.path in renewed else state for state in old.files
     ]
     return session.store.compose(files, min(old.created, fresh.created))
+
+
+def _applied_record(run: StepRun, applied_at: float, snapshot_before: str | None) -> PatchRecord:
+    """The record of a patch now applied: what the plan recorded, with its snapshots."""
+    values = {
+        "id": run.args["patch_id"],
+        "state": PatchState.APPLIED,
+        "applied_at": applied_at,
+        "updated_at": time.time(),
+        "snapshot_after": run.earlier[StepKind.SNAPSHOT_AFTER]["snapshot"],
+    }
+    if snapshot_before is not None:
+        values["snapshot_before"] = snapshot_before
+    return PatchRecord.from_stored(run.args["record"] | values)
