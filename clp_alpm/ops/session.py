@@ -8,8 +8,6 @@ opening one (taking the lock, recovering, re-applying what is pending) and closi
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,6 +88,8 @@ class Session:
         """A fresh private dir under StateDir for staged patch copies (emptied at the end)."""
         base = self.config.host_state_dir / "incoming"
         base.mkdir(parents=True, exist_ok=True, mode=0o700)
+        import tempfile  # (and random with it) not for a listing
+
         return Path(tempfile.mkdtemp(dir=base))
 
     def pacman(self) -> PacmanSettings:
@@ -109,6 +109,8 @@ class Session:
 
     def close(self) -> None:
         if self.lock is not None:
+            import shutil  # (and bz2, lzma with it) not for a read-only session
+
             shutil.rmtree(self.config.host_state_dir / "incoming", ignore_errors=True)
         self.state.close()
         if self.lock is not None:
