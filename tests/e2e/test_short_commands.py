@@ -84,7 +84,7 @@ def test_each_summary_is_the_first_paragraph_of_its_command_help():
         assert command is not None and command.help is not None
         if not command.hidden:
             visible[name] = " ".join(command.help.split("\n\n")[0].split())
-    assert cli_module.SUMMARIES == visible
+    assert visible == cli_module.SUMMARIES
 
 
 @pytest.mark.parametrize("width", [50, 80, 120])
