@@ -1,7 +1,8 @@
 """The `clp` command group, and how a command's outcome becomes output and an exit status.
 
 Commands live in one module per group (patch, revert, transactions, feed, system); the group
-loads only the module of the command it runs. Every error the library raises is rendered
+loads only the module of the command it runs, and `clp --help` lists the commands from
+`SUMMARIES` without loading any. Every error the library raises is rendered
 here, in one line (a traceback only with --debug), and mapped to its exit status by
 `clp_alpm.cli.exits`.
 """
@@ -86,6 +87,35 @@ COMMANDS: dict[str, tuple[Callable[[], ModuleType], str]] = {
 }
 
 
+# What `clp --help` lists for each visible command (the first paragraph of its help), so that
+# the listing loads no command module; tests/unit/cli/test_lazy_group.py holds it to the help.
+SUMMARIES = {
+    "adopt": "Record the patches clpctl installed in PatchDir as applied (every command does "
+    "this first, as root).",
+    "apply": "Verify, plan and apply a .clp patch; roll it back by itself if anything fails.",
+    "build": "Validate a patch directory and pack it into a .clp (and sign it).",
+    "diff": "Show what a pacman transaction changed in configuration files, as unified diffs.",
+    "info": "Show a patch file's metadata, or what clp knows of the patch with that ID.",
+    "list": "List patches (applied, rolled back, failed), package reverts and pins.",
+    "new": "Write a patch directory with template metadata and scripts.",
+    "pins": "List the packages clp keeps pacman from upgrading.",
+    "recover": "Roll back what a killed clp left unfinished (every command does this first).",
+    "repo-add": "Write the feed index CLP.db for a directory of .clp (or .CLP) files (and sign "
+    "it).",
+    "revert": "Bring packages back to earlier versions (cache, archive or file), then pin them.",
+    "rollback": "Undo an applied patch (Remove script, then CLP's snapshot) or a package revert.",
+    "status": "List running processes that still use files pacman deleted or replaced, and "
+    "unit files that keep clp's daily run from running.",
+    "transactions": "List the pacman transactions the hooks recorded, with versions and "
+    "changed files.",
+    "undo-transaction": "Reverse a pacman transaction: earlier package versions, then its "
+    "files restored.",
+    "unpin": "Let pacman upgrade a pinned package again.",
+    "update": "Read the patch feed and apply every patch that is due (what the daily timer runs).",
+    "verify": "Check a patch's signature and structure; change nothing.",
+}
+
+
 # clpctl's commands that clp names otherwise: a usage error that says which one to use
 CLPCTL_COMMANDS = {
     "install": "clp apply FILE",
@@ -118,6 +148,16 @@ class LazyGroup(click.Group):
         found = getattr(load(), name)
         assert isinstance(found, click.Command)
         return found
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list of `clp --help`, as click writes it, from `SUMMARIES` (each
+        shortened to the width by click, as it shortens a loaded command's help)."""
+        rows = sorted(SUMMARIES.items())
+        limit = formatter.width - 6 - max(len(name) for name, _ in rows)
+        listed = [(name, click.Command(name, help=text).get_short_help_str(limit))
+                  for name, text in rows]  # fmt: skip
+        with formatter.section("Commands"):
+            formatter.write_dl(listed)
 
 
 def _main_group() -> None:

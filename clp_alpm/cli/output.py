@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import functools
 import json
-import shutil
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -133,6 +132,8 @@ def _fitted(text: str, indent: int) -> list[str]:
     """A message too long for the terminal, broken where its parts meet ("; ") and, in a
     part still too long, between words, so that each line fits (a word longer than the line,
     a long URL, stays whole); a pipe or a log gets it on one line, for grep."""
+    import shutil  # (and bz2, lzma with it) not for every command
+
     width = shutil.get_terminal_size().columns - indent
     if len(text) <= width:
         return [text]

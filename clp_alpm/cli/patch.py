@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +25,8 @@ if TYPE_CHECKING:
 @click.argument("patch_file", type=click.Path(dir_okay=False))
 def verify_command(patch_file: str) -> None:
     """Check a patch's signature and structure; change nothing."""
+    import tempfile
+
     from clp_alpm.ops.verify import verify_patch
 
     printer = Printer(options())

@@ -12,18 +12,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from clp_alpm.errors import ClpError
-from clp_alpm.formats.archive import META_NAME, SCRIPT_PAIRS
-from clp_alpm.formats.meta import PatchMeta, patch_id_is_valid
-from clp_alpm.ops import steps
-from clp_alpm.ops.commit import commit
 from clp_alpm.ops.records import record_patch_dir
 from clp_alpm.ops.session import LOG_TAG, Session
-from clp_alpm.ops.steps import OperationKind
-from clp_alpm.store.journal import Step
 from clp_alpm.store.records import PatchOrigin, PatchRecord, PatchState
+
+# Reading and adopting a patch directory needs the metadata model and the journal; what a
+# read-only command asks first (`may_have_leftovers`) needs neither, so they load on use.
+if TYPE_CHECKING:
+    from clp_alpm.formats.meta import PatchMeta
+    from clp_alpm.store.journal import Step
 
 META_LIMIT = 1024 * 1024  # PKGINFO.meta larger than this is not read
 
@@ -39,23 +39,41 @@ class Leftover:
     steps: tuple[Step, ...]
 
 
-def find_leftovers(session: Session) -> tuple[list[Leftover], list[str]]:
-    """clpctl's patch directories no record claims, and a warning for each one skipped."""
+def may_have_leftovers(session: Session) -> bool:
+    """Whether PatchDir holds a directory no applied record claims (cheap: reads no patch)."""
+    return bool(_unclaimed(session)[1])
+
+
+def _unclaimed(session: Session) -> tuple[set[str], list[tuple[Path, str]]]:
+    """The IDs of the applied patches, and PatchDir's directories (with their target paths)
+    that none of them claims; hidden ones are clp's own (trash, staging)."""
     config = session.config
     top = config.host_patch_dir
     if not top.is_dir():
-        return [], []
+        return set(), []
     records = session.state.list_patches()
     claimed = {record_patch_dir(config, r) for r in records if r.state == PatchState.APPLIED}
     applied = {r.id for r in records if r.state == PatchState.APPLIED}
-    found: list[Leftover] = []
-    warnings: list[str] = []
+    unclaimed = []
     for entry in sorted(top.iterdir(), key=lambda p: p.name):
         target = f"{config.patch_dir.rstrip('/')}/{entry.name}"
         if entry.name.startswith(".") or entry.is_symlink() or not entry.is_dir():
             continue
-        if target in claimed:
-            continue
+        if target not in claimed:
+            unclaimed.append((entry, target))
+    return applied, unclaimed
+
+
+def find_leftovers(session: Session) -> tuple[list[Leftover], list[str]]:
+    """clpctl's patch directories no record claims, and a warning for each one skipped."""
+    applied, unclaimed = _unclaimed(session)
+    if not unclaimed:
+        return [], []
+    from clp_alpm.formats.archive import META_NAME
+
+    found: list[Leftover] = []
+    warnings: list[str] = []
+    for entry, target in unclaimed:
         try:
             pair = _script_pair({p.name for p in entry.iterdir() if p.is_file()})
             installed_at = entry.stat().st_mtime
@@ -76,6 +94,8 @@ def find_leftovers(session: Session) -> tuple[list[Leftover], list[str]]:
 
 
 def _script_pair(files: set[str]) -> tuple[str, str] | None:
+    from clp_alpm.formats.archive import SCRIPT_PAIRS
+
     for install, remove in SCRIPT_PAIRS:
         if install in files and remove in files:
             return install, remove
@@ -95,6 +115,7 @@ def _stem(name: str) -> str:
 def _read_meta(path: Path, dir_name: str) -> PatchMeta | None:
     """PKGINFO.meta as the patch author wrote it (clpctl never checked it), else what the
     directory's name says."""
+    from clp_alpm.formats.meta import PatchMeta, patch_id_is_valid
     from clp_alpm.formats.pkginfo import parse_meta
 
     try:
@@ -113,6 +134,8 @@ def _read_meta(path: Path, dir_name: str) -> PatchMeta | None:
 def _leftover(
     meta: PatchMeta, patch_dir: str, pair: tuple[str, str], installed_at: float
 ) -> Leftover:
+    from clp_alpm.ops import steps
+
     record = {
         "version": meta.version,
         "description": meta.description,
@@ -137,6 +160,9 @@ def _leftover(
 
 def adopt(session: Session, leftover: Leftover) -> PatchRecord:
     """Record one clpctl patch as applied (one journaled operation; nothing runs)."""
+    from clp_alpm.ops.commit import commit
+    from clp_alpm.ops.steps import OperationKind
+
     session.log.write(LOG_TAG, f"adopt {leftover.patch_id} {leftover.patch_dir}")
     commit(session, OperationKind.ADOPT, leftover.patch_id, leftover.steps)
     record = session.state.get_patch(leftover.patch_id)

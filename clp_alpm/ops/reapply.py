@@ -13,7 +13,6 @@ from dataclasses import replace
 
 from clp_alpm.errors import ClpError, OperationFailed, UsageError
 from clp_alpm.ops import steps
-from clp_alpm.ops.apply import commit_patch_operation, restart_services
 from clp_alpm.ops.pending import Reapply, mark_done, pending
 from clp_alpm.ops.records import known_record, record_patch_dir
 from clp_alpm.ops.session import Session
@@ -54,6 +53,8 @@ def reapply(session: Session, patch_id: str, reason: str, replaced: list[str]) -
     """Commit plan_reapply. On failure the upgraded files are back, a rollback would restore
     them (not the files from before the upgrade), and the record says the patch is no
     longer in force."""
+    from clp_alpm.ops.apply import commit_patch_operation
+
     plan = plan_reapply(session, patch_id, reason, replaced)
     try:
         return commit_patch_operation(session, OperationKind.REAPPLY, patch_id, plan, reason)
@@ -107,6 +108,8 @@ def _run_one(session: Session, item: Reapply) -> None:
         return
     mark_done(session.state, item)
     events.info(f"clp: {item.patch} re-applied")
+    from clp_alpm.ops.apply import restart_services
+
     for result in restart_services(session, record):
         say = events.info if result.status == "restarted" else events.warning
         say(f"clp: {result.unit}: {result.status}: {result.message}")

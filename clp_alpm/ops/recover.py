@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 
 from clp_alpm.errors import ClpError, OperationFailed
-from clp_alpm.ops.apply import record_failure
 from clp_alpm.ops.commit import journal
 from clp_alpm.ops.session import LOG_TAG, Session
 from clp_alpm.ops.step_files import empty_trash
@@ -44,6 +43,8 @@ def _recover_one(session: Session, operation: Operation) -> str:
         session.recovering = False
     finished = session.state.operation(operation.id).status == OperationStatus.DONE
     if operation.kind == OperationKind.APPLY and operation.entries:
+        from clp_alpm.ops.apply import record_failure
+
         record_failure(
             session,
             operation.target,

@@ -21,9 +21,9 @@ from clp_alpm.ops.steps import OperationKind, StepKind
 from clp_alpm.store.journal import Step
 from clp_alpm.store.records import RevertRecord, RevertState
 from clp_alpm.system import depcheck, pins, pkgsource, repackage
-from clp_alpm.system.download import timeouts_of
 from clp_alpm.system.localdb import installed_versions
 from clp_alpm.system.pacman import checked_pacman_options, refuse_if_pacman_runs
+from clp_alpm.system.timeouts import timeouts_of
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,6 @@ opening one (taking the lock, recovering, re-applying what is pending) and closi
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,12 +16,12 @@ from typing import TYPE_CHECKING
 from clp_alpm.config import Config
 from clp_alpm.errors import NotRootError
 from clp_alpm.logfile import LogFile
-from clp_alpm.store.lock import StateLock
-from clp_alpm.store.snapshots import SnapshotStore
 from clp_alpm.store.state import StateDB
 
 if TYPE_CHECKING:
     from clp_alpm.formats.archive import PatchArchive
+    from clp_alpm.store.lock import StateLock
+    from clp_alpm.store.snapshots import SnapshotStore
     from clp_alpm.system.pacmanconf import PacmanSettings
 
 LOG_TAG = "CLP"
@@ -65,13 +63,22 @@ class Session:
         self.state = state
         self.lock = lock
         self.log = LogFile(config.host_log_file)
-        self.store = SnapshotStore(config.host_state_dir / "snapshots")
+        self._store: SnapshotStore | None = None
         self.recovered: list[str] = []  # what recovery did when the session opened
         self.adopted: list[str] = []  # the patches clpctl left, adopted when it opened
         self.recovering = False  # inside recovery: a script that runs is news, even in --json
         # staged patch copies this session inspected, so a commit need not read them again
         self.inspected: dict[str, PatchArchive] = {}
         self._pacman: PacmanSettings | None = None
+
+    @property
+    def store(self) -> SnapshotStore:
+        """The snapshot store (opened on first use: a listing never needs it)."""
+        from clp_alpm.store.snapshots import SnapshotStore
+
+        if self._store is None:
+            self._store = SnapshotStore(self.config.host_state_dir / "snapshots")
+        return self._store
 
     @property
     def locked(self) -> bool:
@@ -81,6 +88,8 @@ class Session:
         """A fresh private dir under StateDir for staged patch copies (emptied at the end)."""
         base = self.config.host_state_dir / "incoming"
         base.mkdir(parents=True, exist_ok=True, mode=0o700)
+        import tempfile  # (and random with it) not for a listing
+
         return Path(tempfile.mkdtemp(dir=base))
 
     def pacman(self) -> PacmanSettings:
@@ -100,6 +109,8 @@ class Session:
 
     def close(self) -> None:
         if self.lock is not None:
+            import shutil  # (and bz2, lzma with it) not for a read-only session
+
             shutil.rmtree(self.config.host_state_dir / "incoming", ignore_errors=True)
         self.state.close()
         if self.lock is not None:

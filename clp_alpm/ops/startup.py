@@ -15,14 +15,12 @@ from contextlib import contextmanager
 
 from clp_alpm.config import Config
 from clp_alpm.errors import ClpError
-from clp_alpm.ops.adopt import adopt_all, find_leftovers
-from clp_alpm.ops.reapply import run_pending
-from clp_alpm.ops.record import forget_old_transactions
-from clp_alpm.ops.recover import recover, recover_if_abandoned
 from clp_alpm.ops.session import Events, Session, require_root
-from clp_alpm.store.completion import write_index
-from clp_alpm.store.lock import StateLock
 from clp_alpm.store.state import StateDB
+
+# A read-only session (`clp list`, `clp transactions`) loads only the state: recovery,
+# adoption and re-applying (which load the journal's handlers, and with them the archive and
+# download code) load when there is something for them to do.
 
 
 @contextmanager
@@ -33,7 +31,7 @@ def open_session(
     read-only command that finds patches clpctl left opens a writing session: it adopts them
     first (a first run of `clp list` shows them)."""
     session = _start(config, events or Events(), write)
-    if not write and os.geteuid() == 0 and find_leftovers(session)[0]:
+    if not write and os.geteuid() == 0 and _clpctl_left_patches(session):
         session.close()
         session = _start(config, session.events, True)
     try:
@@ -45,6 +43,8 @@ def open_session(
                 refresh_completion_index(session)
             raise
         if session.locked:
+            from clp_alpm.ops.reapply import run_pending
+
             run_pending(session)
             collect_garbage(session)
             refresh_completion_index(session)
@@ -56,11 +56,19 @@ def _start(config: Config, events: Events, write: bool) -> Session:
     if not write:
         session = Session(config, events, StateDB(config.host_state_dir, readonly=True), None)
         try:
-            recover_if_abandoned(session)
+            if session.state.unfinished_operations():
+                from clp_alpm.ops.recover import recover_if_abandoned
+
+                recover_if_abandoned(session)
         except BaseException:
             session.close()
             raise
         return session
+    from clp_alpm.ops.adopt import adopt_all
+    from clp_alpm.ops.reapply import run_pending
+    from clp_alpm.ops.recover import recover
+    from clp_alpm.store.lock import StateLock
+
     require_root()
     lock = StateLock(config.host_state_dir, on_wait=events.waiting)
     lock.acquire()
@@ -80,10 +88,18 @@ def _start(config: Config, events: Events, write: bool) -> Session:
     return session
 
 
+def _clpctl_left_patches(session: Session) -> bool:
+    from clp_alpm.ops.adopt import find_leftovers, may_have_leftovers
+
+    return may_have_leftovers(session) and bool(find_leftovers(session)[0])
+
+
 def collect_garbage(session: Session) -> None:
     """Drop snapshots no patch or transaction record needs (failed applies, finished
     rollbacks, replaced records, transactions beyond the history): they hold copies of
     configuration files. Never while recovery is pending."""
+    from clp_alpm.ops.record import forget_old_transactions
+
     if session.state.unfinished_operations():
         return
     try:
@@ -96,6 +112,8 @@ def collect_garbage(session: Session) -> None:
 def refresh_completion_index(session: Session) -> None:
     """Rewrite the completion index when the patches, reverts or transactions changed. It is
     a convenience: failing to write it is a warning, never a failed command."""
+    from clp_alpm.store.completion import write_index
+
     path = session.config.host_completion_index
     try:
         write_index(session.state, path)

@@ -15,8 +15,6 @@ from typing import TYPE_CHECKING
 
 from clp_alpm.config import Config
 from clp_alpm.errors import ClpError
-from clp_alpm.formats.extract import extract_patch
-from clp_alpm.formats.inspect import inspect_patch
 from clp_alpm.ops.steps import Handler, StepKind
 from clp_alpm.store.journal import StepRun
 from clp_alpm.store.model import Snapshot
@@ -69,6 +67,9 @@ class ExtractStep(Handler):
     """Extract into a private staging dir inside PatchDir, then rename into place."""
 
     def do(self, run: StepRun) -> None:
+        from clp_alpm.formats.extract import extract_patch  # the archive code: only here
+        from clp_alpm.formats.inspect import inspect_patch
+
         final = self.config.host(run.args["patch_dir"])
         final.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
         if final.exists():

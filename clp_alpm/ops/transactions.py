@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeGuard
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from clp_alpm.errors import UsageError
 from clp_alpm.store.model import FileState, Snapshot, describe_change
 from clp_alpm.store.records import TransactionRecord
-from clp_alpm.store.snapshots import SnapshotStore
 from clp_alpm.store.state import StateDB
+
+if TYPE_CHECKING:
+    from clp_alpm.store.snapshots import SnapshotStore
 
 _DIFF_LIMIT = 1 << 20  # larger files are summarised, not diffed
 

@@ -27,8 +27,10 @@ from typing import IO
 
 from clp_alpm import __version__
 from clp_alpm.atomicfile import fsync_directory
-from clp_alpm.config import Config
 from clp_alpm.errors import DownloadError
+from clp_alpm.system.timeouts import DEFAULT_TIMEOUTS, Timeouts, timeouts_of
+
+__all__ = ["DEFAULT_TIMEOUTS", "Timeouts", "download", "fetch_bytes", "timeouts_of"]
 
 LOW_SPEED_LIMIT = 1  # bytes per second, as pacman (libcurl's low-speed limit)
 LOW_SPEED_TIME = 10.0  # seconds
@@ -39,28 +41,6 @@ PROGRESS_INTERVAL = 0.1  # seconds between two progress calls while bytes stream
 SUPPORTED_SCHEMES = ("http", "https", "file")
 
 Progress = Callable[[int, "int | None"], None]
-
-
-@dataclass(frozen=True)
-class Timeouts:
-    """How long a mirror may keep clp waiting, in seconds: `connect` for the connection and
-    the server's answer, `read` for each byte of the body (clp.conf's ConnectTimeout and
-    ReadTimeout; the defaults are pacman's)."""
-
-    connect: float = 10.0
-    read: float = 10.0
-
-    @classmethod
-    def of(cls, value: Timeouts | float) -> Timeouts:
-        return value if isinstance(value, Timeouts) else cls(float(value), float(value))
-
-
-DEFAULT_TIMEOUTS = Timeouts()
-
-
-def timeouts_of(config: Config) -> Timeouts:
-    """The waits clp.conf allows (ConnectTimeout, ReadTimeout)."""
-    return Timeouts(float(config.connect_timeout), float(config.read_timeout))
 
 
 @dataclass(frozen=True)

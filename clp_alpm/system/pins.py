@@ -12,7 +12,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from clp_alpm.atomicfile import write_atomically
 from clp_alpm.config import Config
 from clp_alpm.errors import ConfigError, UsageError
 from clp_alpm.paths import PACMAN_CONF
@@ -87,6 +86,8 @@ def _parse_pin_line(line: str, source: str) -> Pin:
 def write_pins(config: Config, pins: Sequence[Pin]) -> None:
     """Atomically replace the pins in the file with exactly `pins` (the header alone when
     empty). Lines clp did not write (a note, an IgnoreGroup) are kept as they are."""
+    from clp_alpm.atomicfile import write_atomically  # tempfile: not for reading the pins
+
     path = config.host(PINS_FILE)
     text = render_pins(pins, _foreign_lines(path))
     path.parent.mkdir(parents=True, exist_ok=True)

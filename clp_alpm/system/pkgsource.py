@@ -13,15 +13,13 @@ import hashlib
 import os
 import re
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from html.parser import HTMLParser
 from pathlib import Path
 
 from clp_alpm.errors import ConfigError, DownloadError, SignatureError, UsageError
-from clp_alpm.system.download import DEFAULT_TIMEOUTS, Timeouts, download, fetch_bytes
 from clp_alpm.system.signature import MAX_SIGNATURE_BYTES, SignatureInfo, verify_detached
+from clp_alpm.system.timeouts import DEFAULT_TIMEOUTS, Timeouts
 
 PKG_EXTENSIONS = (".pkg.tar.zst", ".pkg.tar.xz", ".pkg.tar.gz", ".pkg.tar.bz2", ".pkg.tar")
 
@@ -168,6 +166,8 @@ def archive_versions(
     _require_package_name(name)
     versions: list[Available] = []
     problems: list[str] = []
+    from clp_alpm.system.download import fetch_bytes
+
     for server in servers:
         listing_url = archive_listing_url(server, name)
         try:
@@ -219,22 +219,23 @@ def _listed_versions(
     return found
 
 
-class _HrefCollector(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.hrefs: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "a":
-            # Of repeated attributes the first counts, as in a browser.
-            href = next((value for key, value in attrs if key == "href"), None)
-            if href:
-                self.hrefs.append(href)
-
-
 def _listed_hrefs(body: bytes) -> set[str]:
     """File names that the listing links to, in this directory only (nothing is executed)."""
-    collector = _HrefCollector()
+    from html.parser import HTMLParser
+
+    class HrefCollector(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__(convert_charrefs=True)
+            self.hrefs: list[str] = []
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            if tag == "a":
+                # Of repeated attributes the first counts, as in a browser.
+                href = next((value for key, value in attrs if key == "href"), None)
+                if href:
+                    self.hrefs.append(href)
+
+    collector = HrefCollector()
     collector.feed(body.decode("utf-8", "replace"))
     collector.close()
     names = set()
@@ -290,7 +291,9 @@ def given_version(spec: str, timeout: Timeouts | float = DEFAULT_TIMEOUTS) -> Av
     if scheme in ("http", "https"):
         return _given_url(spec, timeout)
     if scheme == "file":
-        return _given_file(urllib.request.url2pathname(urllib.parse.urlsplit(spec).path))
+        from urllib.request import url2pathname
+
+        return _given_file(url2pathname(urllib.parse.urlsplit(spec).path))
     if scheme:
         raise UsageError(f"{spec}: unsupported URL; give a package file or an http(s):// URL")
     return _given_file(spec)
@@ -317,6 +320,8 @@ def _given_file(spec: str) -> Available:
 def _given_url(url: str, timeout: Timeouts | float) -> Available:
     parts = urllib.parse.urlsplit(url)
     filename = urllib.parse.unquote(parts.path.rpartition("/")[2])
+    from clp_alpm.system.download import fetch_bytes
+
     ref = _require_package_file_name(filename, url)
     sig_url = _signature_url(url)
     try:
@@ -389,6 +394,8 @@ def fetch(
         return Path(available.location)
     if available.source not in ("archive", "url"):
         raise UsageError(f"{filename}: unknown package source '{available.source}'")
+    from clp_alpm.system.download import download  # only now: http, ssl and email are heavy
+
     dest = Path(cache_dir) / filename
     download([available.location], dest, progress=progress, timeout=timeout)
     sig_dest = Path(str(dest) + ".sig")
