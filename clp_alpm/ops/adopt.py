@@ -16,7 +16,7 @@ from typing import Any
 
 from clp_alpm.errors import ClpError
 from clp_alpm.formats.archive import META_NAME, SCRIPT_PAIRS
-from clp_alpm.formats.meta import PatchMeta, patch_id_is_valid
+from clp_alpm.formats.meta import PatchMeta, names_other_record, patch_id_is_valid
 from clp_alpm.ops import steps
 from clp_alpm.ops.commit import commit
 from clp_alpm.ops.records import record_patch_dir
@@ -65,6 +65,12 @@ def find_leftovers(session: Session) -> tuple[list[Leftover], list[str]]:
         if pair is None:
             continue  # not a patch directory: nobody's business here
         meta = _read_meta(entry / META_NAME, entry.name)
+        if meta is None and names_other_record(_stem(entry.name)):
+            warnings.append(
+                f"{entry}: its name is spelled as a revert's ID or a transaction's number, "
+                "which a patch would shadow; not adopted (rename it)"
+            )
+            continue
         if meta is None:
             warnings.append(f"{entry}: no patch ID in its name or PKGINFO.meta; not adopted")
             continue
@@ -105,7 +111,7 @@ def _read_meta(path: Path, dir_name: str) -> PatchMeta | None:
     except (ClpError, OSError, ValueError):
         pass
     name = _stem(dir_name)
-    if not patch_id_is_valid(name):
+    if not patch_id_is_valid(name) or names_other_record(name):  # R1 is a revert's name
         return None
     return PatchMeta(name=name, version="0", architecture="any", description="installed by clpctl")
 
