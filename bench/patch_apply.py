@@ -3,7 +3,8 @@
 
 pacman extracts packages with libarchive; `bsdtar -xf` (libarchive's own front end) extracting the
 same .clp is the yardstick, measured in the same run. Reports wall time and peak RSS of each
-process (os.wait4), and the ratios. The project's goal: peak memory < 100 MB for a 1 GB payload.
+process (os.wait4), and the ratios. The project's goals for a 1 GB payload: peak memory
+< 100 MB, and `clp apply` at most 1.3x `gpg --verify` + `bsdtar -xf`.
 
     .venv/bin/python -m bench.patch_apply [--size-mb 1024] [--runs 3]
 """
@@ -60,6 +61,8 @@ def write_patch(path: Path, size_mb: int) -> None:
 
 
 GOAL_PEAK_MIB = 100
+# issue 13: the file is read once for the copy, the hash, the CRCs and the signature
+GOAL_RATIO = 1.3
 
 
 def main() -> int:
@@ -120,7 +123,13 @@ def main() -> int:
         print(f"  {verdict}  clp apply peak RSS < {GOAL_PEAK_MIB} MiB: {peak:.1f} MiB")
         ratio = best["clp apply"][0] / pacman_like
         print(f"  INFO  clp apply vs gpg --verify + bsdtar -xf: {ratio:.2f}x")
-        return 0 if verdict == "PASS" else 1
+        if args.size_mb >= 1024:  # the goal is for 1 GiB: smaller runs are clp's start-up
+            speed = "PASS" if ratio <= GOAL_RATIO else "MISS"
+            print(f"  {speed}  clp apply <= {GOAL_RATIO}x gpg --verify + bsdtar -xf: {ratio:.2f}x")
+        else:
+            speed = "PASS"
+            print(f"  INFO  the {GOAL_RATIO}x goal is for 1024 MiB or more (--size-mb 1024)")
+        return 0 if verdict == speed == "PASS" else 1
     finally:
         keyring.cleanup()
         shutil.rmtree(work, ignore_errors=True)

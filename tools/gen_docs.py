@@ -967,7 +967,9 @@ Server = https://backup.example.net/CLP/$arch
 ELEMENTS: dict[str, str] = {
     "Name": "The patch id; the patch file is called `Name.clp` and is extracted to "
     "`PatchDir/Name/`. 1 to 64 letters, digits, `.`, `_`, `+` or `-`, starting with a letter "
-    "or a digit. clpctl's patches are called `CLPRYYMMDD` (*R* a revision, *YYMMDD* the date).",
+    "or a digit, and not spelled as another record of clp's: not `R` and digits (a revert, "
+    "`R1`) nor digits alone (a pacman transaction). clpctl's patches are called `CLPRYYMMDD` "
+    "(*R* a revision, *YYMMDD* the date).",
     "Version": "The version of the patch: any text without white space.",
     "Architecture": "The architecture the patch is for, as `uname -m` prints it (`x86_64`, "
     "`aarch64`), or `any`. clp refuses a patch built for another architecture.",
@@ -990,7 +992,10 @@ ELEMENTS: dict[str, str] = {
     "rolled back. Files that are not listed are not restored. clp's own files (StateDir, "
     "PatchDir, LogFile, Keyring, DBPath) cannot be listed.",
     "Files/File": "One file.",
-    "Files/File@path": "Its absolute path on the target system, without `..`; each path once.",
+    "Files/File@path": "Its absolute path on the target system, without `..`; each path once. "
+    "Nothing under `/proc`, `/sys` or `/dev` (the kernel's, no files to change), and no "
+    "control character, bidi override, zero-width or other invisible character (U+202E, "
+    "U+200B, ...): a path must read as what it is. Neither may any other text of the file.",
     "Revert": "Packages to bring back to an earlier version together with the patch, in the "
     "same journal: a failing script undoes the revert too, and rolling the patch back rolls "
     "the revert back. Each package is pinned, as with `clp revert`.",
@@ -1265,8 +1270,15 @@ def clp_patch_5() -> str:
         "Every archive is treated as hostile. clp reads its directory before it writes "
         "anything and refuses: absolute names and names with `..`; symbolic and hard links, "
         "devices and FIFOs; names given twice or that collide once normalised (Unicode, case "
-        "of the script names); names that are not UTF-8; encrypted entries; truncated or "
-        "damaged archives; and archives larger than these limits: "
+        "of the script names); names that are not UTF-8 or hold an invisible character (a "
+        "bidi override, a zero-width character); encrypted entries; truncated or damaged "
+        "archives, an entry whose CRC-32 is wrong (`clp verify` reads every byte); ambiguous "
+        "archives, which readers could read differently: a zip whose local headers, central "
+        "directory and end records do not describe exactly the same entries (names, flags, "
+        "method, CRC-32, sizes), or that holds bytes none of them accounts for (data before "
+        "the first entry, between entries, after the end record, a second directory in the "
+        "comment), a gzip'd tar with anything but zeros after the end of the tar; and "
+        "archives larger than these limits: "
         f"{limits.max_entries} entries, {_size(limits.max_total_size)} in all, "
         f"{_size(limits.max_file_size)} per file, a compression ratio of {limits.max_ratio} "
         f"for an entry above {_size(archive.RATIO_MIN_SIZE)}, names of "

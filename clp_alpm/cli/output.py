@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
+import unicodedata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -37,10 +38,11 @@ class Printer:
         return click.style(text, **style) if self.color else text
 
     def _echo(self, text: str = "") -> None:
-        click.echo(text, color=self.color)
+        click.echo(visible(text, keep="\n\t\x1b"), color=self.color)  # ESC: the styling
 
     def _echo_err(self, label: str, colour: str, text: str) -> None:
         styled = click.style(label, fg=colour, bold=True) if self.color_err else label
+        text = visible(text)
         lines = _fitted(text, len(label) + 1) if sys.stderr.isatty() else [text]
         click.echo(f"{styled} {lines[0]}", err=True, color=self.color_err)
         for line in lines[1:]:
@@ -107,7 +109,7 @@ class Printer:
             return
         width = max(len(label) for label, _ in rows)
         for label, value in rows:
-            lines = str(value).splitlines() or ["-"]
+            lines = visible(str(value)).splitlines() or ["-"]
             click.echo(f"{label:<{width}} : {lines[0]}", err=err, color=self.color)
             for line in lines[1:]:
                 click.echo(f"{'':<{width}}   {line}", err=err, color=self.color)
@@ -126,6 +128,25 @@ class Printer:
 
     def data(self, value: Any) -> None:
         click.echo(json.dumps(value, indent=2, sort_keys=True))
+
+
+# What a terminal would not show as itself: controls, format characters (bidi overrides,
+# zero-width ones), surrogates, unassigned code points, line and paragraph separators.
+_INVISIBLE = frozenset(("Cc", "Cf", "Cs", "Cn", "Zl", "Zp"))
+
+
+def visible(text: str, keep: str = "\n\t") -> str:
+    """`text` with every character a terminal would not show as itself (but those in `keep`)
+    written as its code point, <U+202E>: no name, path or message can reorder or hide what is
+    printed around it."""
+    if text.isprintable():
+        return text
+    return "".join(
+        f"<U+{ord(char):04X}>"
+        if char not in keep and unicodedata.category(char) in _INVISIBLE
+        else char
+        for char in text
+    )
 
 
 def _fitted(text: str, indent: int) -> list[str]:

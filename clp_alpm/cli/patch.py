@@ -241,12 +241,17 @@ def adopt_command() -> None:
 @click.option("--force", is_flag=True, help="Overwrite files changed since the patch was applied.")
 def rollback_command(patch_id: str, force: bool) -> None:
     """Undo an applied patch (Remove script, then CLP's snapshot) or a package revert."""
+    from clp_alpm.formats.meta import names_other_record
     from clp_alpm.ops.revert import find_revert, plan_revert_rollback, rollback_revert
     from clp_alpm.ops.rollback import plan_rollback, rollback
 
     printer = Printer(options())
     with context.session(printer) as session:
-        revert = None if session.state.get_patch(patch_id) else find_revert(session, patch_id)
+        # R<n> names a revert (no patch may be named so); any other word a patch first, then
+        # the newest revert of a package of that name
+        patch_first = not names_other_record(patch_id)
+        found = patch_first and session.state.get_patch(patch_id) is not None
+        revert = None if found else find_revert(session, patch_id)
         if revert is not None:
             steps = plan_revert_rollback(session, revert)  # an error comes before any plan
             printer.section(f"Rolling back revert {revert.id}")

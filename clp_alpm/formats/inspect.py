@@ -31,16 +31,22 @@ from clp_alpm.formats.archive import (
     Limits,
     PatchArchive,
 )
+from clp_alpm.formats.members import Hasher
 from clp_alpm.formats.pkginfo import parse_meta
 from clp_alpm.formats.tarread import inspect_targz
 from clp_alpm.formats.zipread import inspect_zip
 
 _ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
 _GZIP_MAGIC = b"\x1f\x8b"
+_ZIP_END = b"PK\x05\x06"
+_ZIP_TAIL = 22 + 0xFFFF  # an end record and the longest comment
 
 
-def inspect_patch(path: Path, limits: Limits = DEFAULT_LIMITS) -> PatchArchive:
-    """Read and check the archive at `path` without extracting anything.
+def inspect_patch(
+    path: Path, limits: Limits = DEFAULT_LIMITS, tee: Hasher | None = None
+) -> PatchArchive:
+    """Read and check the archive at `path` without extracting anything: every byte is read
+    once, in order (and handed to `tee` too, when given: a copy, a signature check).
 
     Raises PatchFormatError (MetadataError for a bad PKGINFO.meta) naming the file and entry.
     """
@@ -49,13 +55,13 @@ def inspect_patch(path: Path, limits: Limits = DEFAULT_LIMITS) -> PatchArchive:
     with open_archive(path, label, limits) as (file, before):
         container = _container_of(file, label)
         with archive_errors(label, container):
+            sha = hashlib.sha256()
+            hasher = sha if tee is None else _Both(sha, tee)
             if container == CONTAINER_ZIP:
-                sha256 = sha256_of(file)
-                layout, meta_data = inspect_zip(file, label, limits, before.st_size)
+                layout, meta_data = inspect_zip(file, label, limits, hasher)
             else:
-                hasher = hashlib.sha256()
                 layout, meta_data = inspect_targz(file, label, limits, hasher)
-                sha256 = hasher.hexdigest()
+            sha256 = sha.hexdigest()
         refuse_if_changed(file, before, label, "while it was being read")
     meta = parse_meta(meta_data, f"{label}: {META_NAME}", lenient=True)
     return PatchArchive(
@@ -69,6 +75,24 @@ def inspect_patch(path: Path, limits: Limits = DEFAULT_LIMITS) -> PatchArchive:
         size=before.st_size,
         prefix=layout.prefix,
     )
+
+
+class _Both:
+    """Hands every piece to two hashers (the SHA-256 and the caller's tee)."""
+
+    def __init__(self, first: Hasher, second: Hasher) -> None:
+        self._first = first
+        self._second = second
+
+    def update(self, data: bytes, /) -> None:
+        self._first.update(data)
+        self._second.update(data)
+
+
+def file_identity(st: os.stat_result) -> tuple[int, int, int, int, int]:
+    """What tells a file and its state apart: device, inode, size, mtime and ctime (ctime
+    changes with every write and cannot be set back by the file's owner)."""
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 @contextmanager
@@ -111,6 +135,16 @@ def _container_of(file: IO[bytes], label: str) -> str:
         return CONTAINER_ZIP
     if magic[:2] == _GZIP_MAGIC:
         return CONTAINER_TARGZ
+    file.seek(0, os.SEEK_END)
+    size = file.tell()
+    file.seek(max(0, size - _ZIP_TAIL))
+    tail = file.read()
+    file.seek(0)
+    if _ZIP_END in tail:
+        raise PatchFormatError(
+            f"{label}: has data before its zip archive (something prepended to it, such as a "
+            "self-extracting stub)"
+        )
     raise PatchFormatError(f"{label}: not a .clp patch (neither a zip archive nor a gzip'd tar)")
 
 

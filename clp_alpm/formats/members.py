@@ -12,7 +12,7 @@ from __future__ import annotations
 import stat
 import unicodedata
 from dataclasses import dataclass
-from typing import IO
+from typing import Protocol
 
 from clp_alpm.errors import PatchFormatError
 from clp_alpm.formats.archive import (
@@ -23,7 +23,19 @@ from clp_alpm.formats.archive import (
     Limits,
     choose_scripts,
 )
-from clp_alpm.formats.meta import MAX_META_BYTES
+from clp_alpm.formats.meta import MAX_META_BYTES, describe_codepoint, invisible_character
+
+
+class Readable(Protocol):
+    """What PKGINFO.meta is read from (a file object, a zip entry's data)."""
+
+    def read(self, size: int, /) -> bytes: ...
+
+
+class Hasher(Protocol):
+    """What the readers feed every byte of an archive to (a hashlib object)."""
+
+    def update(self, data: bytes, /) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -57,6 +69,14 @@ def check_name(raw: str, label: str, limits: Limits, *, is_dir: bool) -> tuple[s
         raise refuse(label, raw, "has a name that is not valid UTF-8") from None
     if any(unicodedata.category(char) == "Cc" for char in raw):
         raise refuse(label, raw, "contains a control character")
+    hidden = invisible_character(raw)
+    if hidden is not None:
+        raise refuse(
+            label,
+            raw,
+            f"contains {describe_codepoint(hidden)}, a character that hides or reorders what "
+            "a terminal shows",
+        )
     if "\\" in raw:
         raise refuse(label, raw, "contains a backslash (a Windows path?)")
     if raw.startswith("/"):
@@ -246,7 +266,7 @@ def check_meta_size(size: int, label: str) -> None:
         )
 
 
-def read_meta(stream: IO[bytes], label: str) -> bytes:
+def read_meta(stream: Readable, label: str) -> bytes:
     """Read PKGINFO.meta to its end (so a zip CRC is checked), never more than the limit + 1."""
     data = b""
     while len(data) <= MAX_META_BYTES:

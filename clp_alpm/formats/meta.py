@@ -33,6 +33,14 @@ SEVERITIES = ("critical", "high", "medium", "low")
 CONSTRAINT_OPS = ("<", "<=", "=", ">=", ">")
 
 _PATCH_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
+# The names of clp's other records: a revert is R<n>, a pacman transaction a number. A patch
+# named so would shadow one of them (`clp rollback R1`), so no patch may be.
+_OTHER_RECORD_ID = re.compile(r"[Rr]?[0-9]+")
+# Pseudo filesystems: nothing there is a file a patch could change or clp snapshot.
+PSEUDO_FILESYSTEMS = ("/proc", "/sys", "/dev")
+# What a terminal would not show as itself: controls, format characters (bidi overrides,
+# zero-width ones), surrogates, unassigned code points, line and paragraph separators.
+_INVISIBLE = frozenset(("Cc", "Cf", "Cs", "Cn", "Zl", "Zp"))
 # pacman's package-name rule (libalpm refuses names starting with '-' or '.').
 _PKG_NAME = re.compile(r"[a-z0-9@_+][a-z0-9@._+-]*")
 _ARCH = re.compile(r"[a-z0-9_]{1,32}")
@@ -200,6 +208,28 @@ def patch_id_is_valid(name: str) -> bool:
     return isinstance(name, str) and _PATCH_ID.fullmatch(name) is not None
 
 
+def names_other_record(name: str) -> bool:
+    """True when `name` is spelled as a revert's id (R1) or a transaction's number (12)."""
+    return _OTHER_RECORD_ID.fullmatch(name) is not None
+
+
+def invisible_character(text: str, allowed: str = "") -> str | None:
+    """The first character of `text` (but those in `allowed`) a terminal would not show as
+    itself: a control, a bidi override, a zero-width or other format character."""
+    if text.isprintable():
+        return None
+    for char in text:
+        if char not in allowed and unicodedata.category(char) in _INVISIBLE:
+            return char
+    return None
+
+
+def describe_codepoint(char: str) -> str:
+    """'U+202E (RIGHT-TO-LEFT OVERRIDE)': a character named without printing it."""
+    name = unicodedata.name(char, "")
+    return f"U+{ord(char):04X}" + (f" ({name})" if name else "")
+
+
 # ---------------------------------------------------------------------------------------------
 # Rules on values, shared by PKGINFO.meta's two forms and CLP.db
 
@@ -211,20 +241,34 @@ def metadata_error(source: str, line: int | None, message: str) -> MetadataError
 
 
 def refuse_control_characters(value: str, what: str, source: str, line: int | None) -> None:
-    """Refuse a C0/C1 control character other than tab and newline in `value` (`what` names it)."""
-    # Metadata is shown in terminals: escape sequences must not get through.
-    for char in value:
-        if char not in "\t\n" and unicodedata.category(char) == "Cc":
-            raise metadata_error(source, line, f"{what} contains the control character {char!r}")
+    """Refuse a control character other than tab and newline in `value` (`what` names it), and
+    any other character a terminal would not show as itself (a bidi override, a zero-width
+    character): metadata is shown in terminals, and must read as what it is."""
+    char = invisible_character(value, allowed="\t\n")
+    if char is None:
+        return
+    if unicodedata.category(char) == "Cc":
+        raise metadata_error(source, line, f"{what} contains the control character {char!r}")
+    raise metadata_error(source, line, f"{what} contains the character {describe_codepoint(char)}")
 
 
 def check_patch_id(name: str, source: str, line: int | None) -> None:
     if not patch_id_is_valid(name):
+        char = invisible_character(name)
+        why = f"it contains {describe_codepoint(char)}; " if char is not None else ""
         raise metadata_error(
             source,
             line,
-            f"patch name '{name}' is not valid: use 1 to 64 letters, digits, '.', '_', '+' "
-            "or '-', starting with a letter or digit",
+            f"patch name '{name}' is not valid: {why}use 1 to 64 letters, digits, '.', '_', "
+            "'+' or '-', starting with a letter or digit",
+        )
+    if names_other_record(name):
+        raise metadata_error(
+            source,
+            line,
+            f"patch name '{name}' is spelled as a revert's ID (R1) or a transaction's number; "
+            "it would shadow that record: give the patch a name with letters in it "
+            "(e.g. CLPR261125)",
         )
 
 
@@ -298,8 +342,14 @@ def check_unit_name(unit: str, source: str, line: int | None) -> None:
 def check_target_path(raw: str, source: str, line: int | None) -> str:
     """`raw`, a path the patch changes, normalised; refuses anything but an absolute path
     below the root with no '..' and no control character."""
-    if any(unicodedata.category(c) == "Cc" for c in raw):
+    char = invisible_character(raw)
+    if char is not None and unicodedata.category(char) == "Cc":
         raise metadata_error(source, line, f"file path {raw!r} contains a control character")
+    if char is not None:
+        shown = ascii(raw) if len(raw) <= 200 else ascii(raw[:200]) + "..."
+        raise metadata_error(
+            source, line, f"file path {shown} contains the character {describe_codepoint(char)}"
+        )
     if len(raw) > MAX_PATH_LENGTH:
         raise metadata_error(source, line, f"file path is longer than {MAX_PATH_LENGTH} characters")
     if not raw.startswith("/"):
@@ -312,4 +362,12 @@ def check_target_path(raw: str, source: str, line: int | None) -> str:
         raise metadata_error(source, line, f"file path is not valid: {e}") from None
     if clean == "/":
         raise metadata_error(source, line, f"file path '{raw}' is the root directory itself")
+    for pseudo in PSEUDO_FILESYSTEMS:
+        if clean == pseudo or clean.startswith(pseudo + "/"):
+            raise metadata_error(
+                source,
+                line,
+                f"file path '{clean}' is under {pseudo}, a pseudo filesystem of the kernel "
+                "(devices and processes, no files a patch can change)",
+            )
     return clean

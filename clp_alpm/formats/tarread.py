@@ -11,11 +11,12 @@ from __future__ import annotations
 import tarfile
 import zlib
 from collections.abc import Iterator
-from typing import IO, Protocol, Self
+from typing import IO, Self
 
 from clp_alpm.errors import ArchiveDamageError, PatchFormatError
 from clp_alpm.formats.archive import CHUNK_SIZE, META_NAME, RATIO_MIN_SIZE, KiB, Limits, MiB
 from clp_alpm.formats.members import (
+    Hasher,
     Layout,
     Member,
     Scan,
@@ -33,12 +34,6 @@ _GZIP_READ_SIZE = 64 * KiB
 _TAR_HEADER_ALLOWANCE = 256 * KiB
 _TAR_ENTRY_OVERHEAD = 4 * KiB
 _TAR_TRAILER_ALLOWANCE = 4 * MiB
-
-
-class Hasher(Protocol):
-    """What GzipReader feeds the compressed bytes to (a hashlib object)."""
-
-    def update(self, data: bytes, /) -> None: ...
 
 
 class GzipReader:

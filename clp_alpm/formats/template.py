@@ -13,7 +13,7 @@ from pathlib import Path
 
 from clp_alpm.errors import OperationFailed, UsageError
 from clp_alpm.formats.archive import META_NAME, SCRIPT_PAIRS
-from clp_alpm.formats.meta import PatchMeta, patch_id_is_valid
+from clp_alpm.formats.meta import PatchMeta, names_other_record, patch_id_is_valid
 from clp_alpm.formats.pkginfo import render_meta
 
 TEMPLATE_TARGET = "/etc/clp-example.conf"
@@ -82,6 +82,11 @@ def write_template(dest: Path, patch_id: str) -> None:
         raise UsageError(
             f"{patch_id!r} is not a valid patch id: use 1 to 64 letters, digits, '.', '_', '+' "
             "or '-', starting with a letter or digit (e.g. CLPR261125)"
+        )
+    if names_other_record(patch_id):
+        raise UsageError(
+            f"{patch_id!r} is spelled as a revert's ID (R1) or a transaction's number and would "
+            "shadow that record: give the patch a name with letters in it (e.g. CLPR261125)"
         )
     dest = Path(dest)
     if dest.is_symlink() or (dest.exists() and not dest.is_dir()):

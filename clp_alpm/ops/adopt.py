@@ -70,6 +70,7 @@ def find_leftovers(session: Session) -> tuple[list[Leftover], list[str]]:
     if not unclaimed:
         return [], []
     from clp_alpm.formats.archive import META_NAME
+    from clp_alpm.formats.meta import names_other_record
 
     found: list[Leftover] = []
     warnings: list[str] = []
@@ -83,6 +84,12 @@ def find_leftovers(session: Session) -> tuple[list[Leftover], list[str]]:
         if pair is None:
             continue  # not a patch directory: nobody's business here
         meta = _read_meta(entry / META_NAME, entry.name)
+        if meta is None and names_other_record(_stem(entry.name)):
+            warnings.append(
+                f"{entry}: its name is spelled as a revert's ID or a transaction's number, "
+                "which a patch would shadow; not adopted (rename it)"
+            )
+            continue
         if meta is None:
             warnings.append(f"{entry}: no patch ID in its name or PKGINFO.meta; not adopted")
             continue
@@ -115,7 +122,7 @@ def _stem(name: str) -> str:
 def _read_meta(path: Path, dir_name: str) -> PatchMeta | None:
     """PKGINFO.meta as the patch author wrote it (clpctl never checked it), else what the
     directory's name says."""
-    from clp_alpm.formats.meta import PatchMeta, patch_id_is_valid
+    from clp_alpm.formats.meta import PatchMeta, names_other_record, patch_id_is_valid
     from clp_alpm.formats.pkginfo import parse_meta
 
     try:
@@ -126,7 +133,7 @@ def _read_meta(path: Path, dir_name: str) -> PatchMeta | None:
     except (ClpError, OSError, ValueError):
         pass
     name = _stem(dir_name)
-    if not patch_id_is_valid(name):
+    if not patch_id_is_valid(name) or names_other_record(name):  # R1 is a revert's name
         return None
     return PatchMeta(name=name, version="0", architecture="any", description="installed by clpctl")
 

@@ -1,23 +1,31 @@
-"""Verifying a patch file: its signature over the whole file first, then its structure.
+"""Verifying a patch file: its signature over the whole file, then its structure.
 
-The file is first copied into a private staging dir: what was verified is what gets extracted,
-whoever can write the original meanwhile.
+The file is copied into a private staging dir, gpg checking the signature over the bytes as
+they are copied: what was verified is what gets extracted, whoever can write the original
+meanwhile, and the original is read once.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
+import stat
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from clp_alpm.config import Config
 from clp_alpm.errors import ClpError, PatchFormatError, SignatureError, UsageError
-from clp_alpm.formats.archive import DEFAULT_LIMITS, PatchArchive
-from clp_alpm.formats.inspect import inspect_patch
+from clp_alpm.formats.archive import CHUNK_SIZE, DEFAULT_LIMITS, PatchArchive
+from clp_alpm.formats.inspect import file_identity, inspect_patch
 from clp_alpm.formats.meta import PatchMeta
-from clp_alpm.system.signature import SignatureInfo, check_signature
+from clp_alpm.system.signature import (
+    SignatureInfo,
+    StreamedVerification,
+    check_signature,
+    signature_wanted,
+)
 
 # What a missing signature on the feed's side lets the administrator do (clpctl's feeds are
 # unsigned).
@@ -68,44 +76,150 @@ def signature_report(
 def verify_patch(
     config: Config, path: Path, staging: Path, *, from_feed: bool = False
 ) -> VerifiedPatch:
-    """Copy the patch and its signature into `staging` (a private dir), then check the
-    signature over the whole copy first, and the archive's structure after. A patch
-    downloaded from the feed is held to FeedSigLevel, a local file to SigLevel."""
-    staged = stage_patch(path, staging)
+    """The one check `clp verify` and `clp apply` (and the feed's updates) make of a patch
+    file, so that they cannot disagree. The file is read once, front to back: each piece is
+    written to a private copy in `staging`, handed to gpg checking the detached signature
+    over it (`gpg --verify SIG -`), hashed, and checked as part of the archive (every
+    entry's layout, size and CRC-32, the metadata and the declared paths). What was checked
+    is the copy that gets extracted, whoever can write the original meanwhile. A bad
+    signature is reported before a bad archive. A patch downloaded from the feed is held to
+    FeedSigLevel, a local file to SigLevel."""
     if from_feed:
-        level = config.feed_level
-        signer = check_signature(
-            staged, level, config.host_keyring, setting="FeedSigLevel", hint=FEED_HINT
-        )
+        level, setting, hint = config.feed_level, "FeedSigLevel", FEED_HINT
     else:
-        level = config.siglevel
-        signer = check_signature(staged, level, config.host_keyring)
-    return VerifiedPatch(path, inspect_patch(staged), signer, level)
+        level, setting, hint = config.siglevel, "SigLevel", ""
+    _open_patch(path).close()  # the one-line errors for a missing or special file
+    staged = staging / path.name
+    staged_sig = Path(f"{staged}.sig")
+    _copy_signature(path, Path(f"{path}.sig"), staged_sig, staging)
+    verifier = None
+    if signature_wanted(path.name, staged_sig, level, setting=setting, hint=hint):
+        verifier = StreamedVerification(staged.name, staged_sig, config.host_keyring)
+    try:
+        with _StagedCopy(path, staged, staging, verifier) as copy:
+            archive = inspect_patch(path, tee=copy)
+            identity = copy.finish(archive.size)
+    except ClpError:
+        if verifier is not None:
+            verifier.abandon()
+            _signature_first(config, path, staged, staging, level, setting, hint)
+        raise
+    signer = verifier.finish() if verifier is not None else None
+    return VerifiedPatch(
+        path, replace(archive, path=staged, staged_identity=identity), signer, level
+    )
+
+
+def _signature_first(
+    config: Config, path: Path, staged: Path, staging: Path, level: str, setting: str, hint: str
+) -> None:
+    """The archive was refused: when its signature is bad too, say that instead (as a
+    signature is checked before anything else is believed)."""
+    staged.unlink(missing_ok=True)
+    _copy_body(_open_patch(path), path, staged, staging, None)
+    check_signature(staged, level, config.host_keyring, setting=setting, hint=hint)
+
+
+class _StagedCopy:
+    """The tee of the inspection: every piece read goes to the private copy and to gpg."""
+
+    def __init__(
+        self, path: Path, staged: Path, staging: Path, verifier: StreamedVerification | None
+    ) -> None:
+        self._path = path
+        self._staging = staging
+        self._verifier = verifier
+        try:
+            self._out = open(staged, "xb")  # noqa: SIM115 - closed by __exit__
+        except OSError as err:
+            raise self._failed(err) from None
+        self.written = 0
+
+    def __enter__(self) -> _StagedCopy:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._out.close()
+
+    def update(self, data: bytes, /) -> None:
+        try:
+            self._out.write(data)
+        except OSError as err:
+            raise self._failed(err) from None
+        self.written += len(data)
+        if self._verifier is not None:
+            self._verifier.feed(data)
+
+    def finish(self, size: int) -> tuple[int, int, int, int, int]:
+        """The copy's identity, once it is whole (`size` bytes) and on disk."""
+        try:
+            self._out.flush()
+        except OSError as err:
+            raise self._failed(err) from None
+        if self.written != size:  # every reader reads to the end: a short copy is a bug
+            raise ClpError(f"{self._path}: the staged copy is incomplete")
+        return file_identity(os.fstat(self._out.fileno()))
+
+    def _failed(self, err: OSError) -> ClpError:
+        return ClpError(f"{self._path}: cannot copy the patch to {self._staging} ({err.strerror})")
+
+
+def _open_patch(path: Path) -> IO[bytes]:
+    """The patch file `path`, open for reading once it is known to be a regular file within
+    the size limit (O_NONBLOCK: a FIFO swapped in meanwhile cannot hang the open)."""
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise UsageError(f"{path}: not a regular file")
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such patch file") from None
+    except OSError as err:
+        raise UsageError(f"{path}: cannot read the patch file ({err.strerror})") from None
+    source = os.fdopen(fd, "rb")
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        source.close()
+        raise UsageError(f"{path}: not a regular file")
+    if st.st_size > DEFAULT_LIMITS.max_total_size:
+        source.close()
+        raise PatchFormatError(
+            f"{path}: the file is larger than {DEFAULT_LIMITS.max_total_size} bytes"
+        )
+    return source
+
+
+def _copy_signature(path: Path, signature: Path, staged_sig: Path, staging: Path) -> None:
+    try:
+        if signature.is_file():
+            shutil.copyfile(signature, staged_sig)
+    except OSError as err:
+        raise ClpError(f"{path}: cannot copy the patch to {staging} ({err.strerror})") from None
+
+
+def _copy_body(
+    source: IO[bytes],
+    path: Path,
+    staged: Path,
+    staging: Path,
+    verifier: StreamedVerification | None,
+) -> None:
+    try:
+        with source, open(staged, "xb") as out:
+            while chunk := source.read(CHUNK_SIZE):
+                out.write(chunk)
+                if verifier is not None:
+                    verifier.feed(chunk)
+    except OSError as err:
+        raise ClpError(f"{path}: cannot copy the patch to {staging} ({err.strerror})") from None
 
 
 def stage_patch(path: Path, staging: Path) -> Path:
     """A private copy of `path` (and `path.sig`), so that nobody can swap the file between
     the checks and the extraction."""
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such patch file") from None
-    except OSError as err:
-        raise UsageError(f"{path}: cannot read the patch file ({err.strerror})") from None
-    if not path.is_file():
-        raise UsageError(f"{path}: not a regular file")
-    if size > DEFAULT_LIMITS.max_total_size:
-        raise PatchFormatError(
-            f"{path}: the file is larger than {DEFAULT_LIMITS.max_total_size} bytes"
-        )
+    source = _open_patch(path)
     staged = staging / path.name
-    try:
-        shutil.copyfile(path, staged)
-        signature = Path(f"{path}.sig")
-        if signature.is_file():
-            shutil.copyfile(signature, Path(f"{staged}.sig"))
-    except OSError as err:
-        raise ClpError(f"{path}: cannot copy the patch to {staging} ({err.strerror})") from None
+    _copy_signature(path, Path(f"{path}.sig"), Path(f"{staged}.sig"), staging)
+    _copy_body(source, path, staged, staging, None)
     return staged
 
 

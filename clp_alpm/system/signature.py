@@ -11,7 +11,9 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import fcntl
 import os
+import queue
 import re
 import shutil
 import signal
@@ -20,6 +22,7 @@ import subprocess
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from clp_alpm.atomicfile import write_atomically
 from clp_alpm.errors import ConfigError, SignatureError
@@ -30,6 +33,10 @@ SIGLEVELS = ("Required", "Optional", "Never")
 PACMAN_KEYRING = "/etc/pacman.d/gnupg"
 
 MAX_SIGNATURE_BYTES = 64 * 1024
+# Streaming data to gpg: pieces queued for its writer thread, and the pipe's size.
+_FEED_QUEUE = 8
+_PIPE_SIZE = 1024 * 1024
+_F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 # Signing may wait for the author to type a passphrase into pinentry.
 SIGN_TIMEOUT = 300.0
 
@@ -80,20 +87,87 @@ def check_signature(
 
     Returns None when nothing was verified (SigLevel Never, or Optional without a signature).
     """
+    data = Path(data)
+    sig = Path(str(data) + ".sig") if sig is None else Path(sig)
+    if not signature_wanted(data.name, sig, siglevel, setting=setting, hint=hint):
+        return None
+    return verify_detached(data, sig, keyring)
+
+
+def signature_wanted(
+    name: str, sig: Path, siglevel: str, *, setting: str = "SigLevel", hint: str = ""
+) -> bool:
+    """Whether `siglevel` has the signature `sig` of the file `name` checked: False for Never
+    and for Optional without a signature; SignatureError for Required without one."""
     if siglevel not in SIGLEVELS:
         raise ConfigError(f"SigLevel {siglevel!r} is not one of {', '.join(SIGLEVELS)}")
     if siglevel == "Never":
-        return None
-    data = Path(data)
-    sig = Path(str(data) + ".sig") if sig is None else Path(sig)
+        return False
     # lexists: a dangling symlink is a signature that cannot be read, not a missing one.
-    if not os.path.lexists(sig):
-        if siglevel == "Optional":
-            return None
-        raise SignatureError(
-            f"{data.name}: no signature ({sig.name} missing) and {setting} is Required{hint}"
-        )
-    return verify_detached(data, sig, keyring)
+    if os.path.lexists(sig):
+        return True
+    if siglevel == "Optional":
+        return False
+    raise SignatureError(
+        f"{name}: no signature ({sig.name} missing) and {setting} is Required{hint}"
+    )
+
+
+class StreamedVerification:
+    """gpg checking the detached signature `sig` over bytes handed to it as they are read
+    elsewhere (`gpg --verify SIG -`): the file is read once for a copy and its signature.
+
+    `feed(chunk)` each piece in order, then `finish()` for the verdict (SignatureError, or
+    who signed). gpg stopping early (a signature it cannot use) does not stop the feeding:
+    its verdict comes at `finish()`."""
+
+    def __init__(self, name: str, sig: Path, keyring: Path, timeout: float = 60) -> None:
+        self._name = Path(name)
+        self._sig = Path(sig)
+        self._keyring = Path(keyring)
+        self._timeout = timeout
+        _require_keyring(self._keyring)
+        _require_one_detached_signature(_read_signature(self._sig), self._sig)
+        args = [
+            "--homedir",
+            str(self._keyring),
+            *_VERIFY_OPTIONS,
+            "--verify",
+            os.path.abspath(self._sig),
+            "-",
+        ]
+        self._gpg = _GpgProcess(args, _clean_environment(), f"{name}: verifying the signature")
+        # A thread writes to gpg, so that gpg hashes while the caller reads, copies and
+        # checks the next pieces; the queue bounds the memory held meanwhile.
+        self._pieces: queue.Queue[bytes | None] = queue.Queue(maxsize=_FEED_QUEUE)
+        self._writer = threading.Thread(target=self._write_pieces, daemon=True)
+        self._writer.start()
+
+    def _write_pieces(self) -> None:
+        open_ = True
+        while (piece := self._pieces.get()) is not None:
+            if open_:
+                open_ = self._gpg.write(piece)
+
+    def feed(self, chunk: bytes) -> None:
+        self._pieces.put(bytes(chunk))
+
+    def _close_feed(self) -> None:
+        if self._writer.is_alive():
+            self._pieces.put(None)
+            self._writer.join()
+
+    def finish(self) -> SignatureInfo:
+        self._close_feed()
+        run = self._gpg.wait(self._timeout)
+        info = _judge_verification(run, self._name, self._sig, self._keyring)
+        _refuse_disabled_key(info.fingerprint, self._sig, self._keyring, self._timeout)
+        return info
+
+    def abandon(self) -> None:
+        """Stop gpg (the copy failed): no verdict is wanted."""
+        self._gpg.kill()  # the writer's next write fails, and it stops at the sentinel
+        self._close_feed()
 
 
 def verify_detached(data: Path, sig: Path, keyring: Path, timeout: float = 60) -> SignatureInfo:
@@ -401,6 +475,85 @@ def _run_gpg(
         stdout=stdout,
         stderr=stderr.decode("utf-8", "replace"),
     )
+
+
+class _GpgProcess:
+    """gpg running with its data written to its standard input piece by piece, its status
+    lines, standard output and standard error read by threads meanwhile."""
+
+    def __init__(self, args: list[str], env: dict[str, str], what: str) -> None:
+        gpg = _find_gpg(env)
+        self._what = what
+        status_read, status_write = os.pipe()
+        try:
+            self._proc = subprocess.Popen(
+                [gpg, "--status-fd", str(status_write), *args],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=env,
+                pass_fds=(status_write,),
+                start_new_session=True,  # as _run_gpg: a kill takes its helpers too
+            )
+        except OSError as exc:
+            os.close(status_read)
+            raise SignatureError(f"{what}: cannot run gpg ({exc.strerror})") from None
+        finally:
+            os.close(status_write)
+        assert self._proc.stdin is not None
+        with contextlib.suppress(OSError):  # a larger pipe: fewer wake-ups (Linux)
+            fcntl.fcntl(self._proc.stdin.fileno(), _F_SETPIPE_SZ, _PIPE_SIZE)
+        self._outputs: dict[str, bytes] = {}
+        self._threads = [
+            self._drain("status", os.fdopen(status_read, "rb")),
+            self._drain("stdout", self._proc.stdout),
+            self._drain("stderr", self._proc.stderr),
+        ]
+
+    def _drain(self, key: str, stream: IO[bytes] | None) -> threading.Thread:
+        def read() -> None:
+            assert stream is not None
+            with stream:
+                self._outputs[key] = stream.read()
+
+        thread = threading.Thread(target=read, daemon=True)
+        thread.start()
+        return thread
+
+    def write(self, chunk: bytes) -> bool:
+        """Hand gpg `chunk`; False once gpg has stopped reading."""
+        assert self._proc.stdin is not None
+        try:
+            self._proc.stdin.write(chunk)
+        except (BrokenPipeError, ValueError):
+            return False
+        return True
+
+    def wait(self, timeout: float) -> _GpgRun:
+        assert self._proc.stdin is not None
+        with contextlib.suppress(BrokenPipeError):
+            self._proc.stdin.close()
+        try:
+            self._proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise SignatureError(f"{self._what}: gpg did not finish within {timeout:g} s") from None
+        for thread in self._threads:
+            thread.join(timeout=5)
+        return _GpgRun(
+            returncode=self._proc.returncode,
+            status=_parse_status(self._outputs.get("status", b"")),
+            stdout=self._outputs.get("stdout", b""),
+            stderr=self._outputs.get("stderr", b"").decode("utf-8", "replace"),
+        )
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self._proc.pid, signal.SIGKILL)
+        with contextlib.suppress(OSError, ValueError):
+            assert self._proc.stdin is not None
+            self._proc.stdin.close()
+        self._proc.wait()
 
 
 def _parse_status(raw: bytes) -> list[tuple[str, list[str]]]:

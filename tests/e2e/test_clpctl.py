@@ -342,6 +342,22 @@ def test_an_unreadable_name_is_not_adopted(clp, sandbox: Path, tmp_path: Path) -
     assert "nothing to adopt" in result.stdout
 
 
+def test_a_directory_named_like_a_revert_is_not_adopted(clp, sandbox: Path) -> None:
+    """clpctl left /opt/CLP/R1: as a patch it would shadow revert R1 (`clp rollback R1`)."""
+    target = sandbox / "opt/CLP/R1"
+    target.mkdir(parents=True)
+    (target / "Install-Patch.ps1").write_bytes(INSTALL)
+    (target / "Remove-Patch.ps1").write_bytes(INSTALL)
+    (target / "PKGINFO.meta").write_bytes(b"[Package]\nName=R1\nVersion=1\n")
+    result = clp("--root", str(sandbox), "adopt")
+    assert result.returncode == 0
+    assert result.stderr == (
+        f"warning: {target}: its name is spelled as a revert's ID or a transaction's number, "
+        "which a patch would shadow; not adopted (rename it)\n"
+    )
+    assert "nothing to adopt" in result.stdout
+
+
 def test_apply_over_a_directory_that_is_no_patch_is_refused(
     clp, sandbox: Path, tmp_path: Path
 ) -> None:

@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import stat
 import subprocess
+import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -104,3 +107,42 @@ def assert_refused(
     wanted = (naming,) if isinstance(naming, str) else naming
     assert any(w.lower() in errors[0].lower() for w in wanted), (wanted, errors[0])
     assert fence.changes() == [], fence.changes()
+
+
+# Characters that must never reach a terminal raw (they reorder or hide what is shown).
+_INVISIBLE = ("Cf", "Zl", "Zp", "Cs")
+
+
+def error_line(result: subprocess.CompletedProcess[str]) -> str:
+    """The one `error:` line of a refused command."""
+    return next(line for line in result.stderr.splitlines() if line.startswith("error: "))
+
+
+def assert_shown_escaped(result: subprocess.CompletedProcess[str]) -> None:
+    """Nothing clp printed holds a bidi override, a zero-width or another invisible character
+    (they are written <U+202E>, or named U+202E in an error)."""
+    for stream in (result.stdout, result.stderr):
+        hidden = [c for c in stream if unicodedata.category(c) in _INVISIBLE]
+        assert not hidden, [f"U+{ord(c):04X}" for c in hidden]
+
+
+def assert_apply_and_verify_refuse(
+    clp: Callable[..., subprocess.CompletedProcess[str]],
+    root: Path,
+    patch: Path,
+    fence: Fence,
+    match: str,
+    code: int = 2,
+) -> str:
+    """`clp apply` and `clp verify` of `patch` both refuse it, with the same exit status and
+    the same error line matching the pattern `match`, change nothing, and print nothing
+    invisible. Verify and apply run the one check, so they must never disagree."""
+    applied = clp("--root", str(root), "apply", str(patch), "--noconfirm")
+    assert_refused(applied, fence, naming="", code=code)
+    assert re.search(match, error_line(applied)), (match, applied.stderr)
+    assert_shown_escaped(applied)
+    verified = clp("--root", str(root), "verify", str(patch))
+    assert_refused(verified, fence, naming="", code=code)
+    assert error_line(verified) == error_line(applied)
+    assert_shown_escaped(verified)
+    return error_line(applied)

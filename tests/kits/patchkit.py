@@ -782,3 +782,638 @@ FULL_META = PatchMeta(
     legacy=False,
     supersedes=("CLPR261101", "CLPR261015"),
 )
+
+
+# -- ambiguous zips (tests/hostile/test_zip_structure.py) ---------------------------------------
+#
+# Each is a zip that some reader would read one way and another reader another way: the local
+# headers, the central directory and the end record(s) do not describe exactly the same entries,
+# or leave bytes that belong to none of them.
+
+
+@dataclass
+class RawEntry:
+    """One entry as its two headers will say it; the local fields can be set to lie."""
+
+    name: bytes
+    payload: bytes  # as stored (deflated or not)
+    crc: int
+    size: int
+    method: int
+    flags: int
+    attributes: int
+    local_name: bytes | None = None
+    local_fields: dict[str, int] = field(default_factory=dict)  # flags method crc csize usize
+    descriptor: bytes = b""  # written after the data
+
+    def local(self) -> bytes:
+        fields = {
+            "flags": self.flags,
+            "method": self.method,
+            "crc": self.crc,
+            "csize": len(self.payload),
+            "usize": self.size,
+        } | self.local_fields
+        name = self.name if self.local_name is None else self.local_name
+        return (
+            _local_header(
+                name,
+                fields["flags"],
+                fields["method"],
+                fields["crc"],
+                fields["csize"],
+                fields["usize"],
+            )  # fmt: skip
+            + self.payload
+            + self.descriptor
+        )
+
+    def central(self, offset: int) -> bytes:
+        return _central_record(
+            self.name, 3, self.flags, self.method, self.crc, len(self.payload), self.size,
+            self.attributes, offset,
+        )  # fmt: skip
+
+
+def raw_entries(items: Sequence[ZipItem] | None = None) -> list[RawEntry]:
+    return [
+        RawEntry(
+            item.raw_name(),
+            item.payload(),
+            zlib.crc32(item.data),
+            len(item.data),
+            item.method,
+            item.flag_bits(),
+            item.attributes(),
+        )  # fmt: skip
+        for item in (good_zip_items() if items is None else items)
+    ]
+
+
+def raw_zip(
+    entries: Sequence[RawEntry],
+    *,
+    listed: Sequence[int] | None = None,
+    prepend: bytes = b"",
+    offsets_include_prepended: bool = True,
+    before_central: bytes = b"",
+    comment: bytes = b"",
+    trailing: bytes = b"",
+    end_count: int | None = None,
+    offsets: dict[int, int] | None = None,
+) -> bytes:
+    """A zip of `entries` laid out in order; the central directory lists those in `listed`
+    (default: all), at the offsets they have (or those `offsets` says)."""
+    body = bytearray(prepend)
+    where: list[int] = []
+    for entry in entries:
+        where.append(len(body) if offsets_include_prepended else len(body) - len(prepend))
+        body += entry.local()
+    body += before_central
+    chosen = range(len(entries)) if listed is None else listed
+    central = b"".join(entries[i].central((offsets or {}).get(i, where[i])) for i in chosen)
+    start = len(body) if offsets_include_prepended else len(body) - len(prepend)
+    count = len(chosen) if end_count is None else end_count
+    return bytes(body) + central + _zip_end(count, len(central), start, comment) + trailing
+
+
+def _entry(entries: list[RawEntry], name: str) -> RawEntry:
+    return next(e for e in entries if e.name == name.encode())
+
+
+def zip_local_lies(name: str, **fields: int) -> Callable[[Path], None]:
+    """A zip whose entry `name` has other `fields` in its local header than in the central
+    directory (flags, method, crc, csize, usize)."""
+
+    def build(path: Path) -> None:
+        entries = raw_entries()
+        _entry(entries, name).local_fields = dict(fields)
+        path.write_bytes(raw_zip(entries))
+
+    return build
+
+
+def zip_local_name(name: str, local_name: str) -> Callable[[Path], None]:
+    """A zip whose entry `name` is `local_name` in its local header."""
+
+    def build(path: Path) -> None:
+        entries = raw_entries([*good_zip_items(), ZipItem(name, b"data")])
+        _entry(entries, name).local_name = local_name.encode()
+        path.write_bytes(raw_zip(entries))
+
+    return build
+
+
+def zip_hidden_entry(position: str) -> Callable[[Path], None]:
+    """A zip with a local entry (tmp/hidden) that the central directory does not list, at the
+    `position` 'first', 'middle' or 'last' of the entries."""
+
+    def build(path: Path) -> None:
+        entries = raw_entries()
+        hidden = raw_entries([ZipItem("tmp/hidden", b"run me")])[0]
+        at = {"first": 0, "middle": 2, "last": len(entries)}[position]
+        entries.insert(at, hidden)
+        listed = [i for i in range(len(entries)) if i != at]
+        path.write_bytes(raw_zip(entries, listed=listed))
+
+    return build
+
+
+def zip_second_directory_in_comment(*, at_the_very_end: bool) -> Callable[[Path], None]:
+    """A zip whose comment holds a second central directory and end record, listing a local
+    entry (tmp/hidden) that the first directory skips: readers that search the end record
+    from the end of the file read the second one, those that trust the comment length the
+    first."""
+
+    def build(path: Path) -> None:
+        entries = raw_entries()
+        hidden = raw_entries([ZipItem("tmp/hidden", b"run me")])[0]
+        body = bytearray()
+        offsets = []
+        for entry in [*entries, hidden]:
+            offsets.append(len(body))
+            body += entry.local()
+        real_cd = b"".join(e.central(o) for e, o in zip(entries, offsets[:-1], strict=True))
+        fake_cd = b"".join(e.central(o) for e, o in zip([*entries, hidden], offsets, strict=True))
+        end_of_real = len(body) + len(real_cd)
+        # the comment: the fake directory, then its end record, pointing at the fake directory
+        fake_start = end_of_real + 22
+        tail = b"" if at_the_very_end else b"  (signed-off)"
+        fake_end = _zip_end(len(entries) + 1, len(fake_cd), fake_start)
+        comment = fake_cd + fake_end + tail
+        real_end = _zip_end(len(entries), len(real_cd), len(body), comment)
+        path.write_bytes(bytes(body) + real_cd + real_end)
+
+    return build
+
+
+def zip_with_comment(comment: bytes) -> Callable[[Path], None]:
+    return lambda path: path.write_bytes(raw_zip(raw_entries(), comment=comment))
+
+
+def zip64_end_disagreeing(field_name: str) -> Callable[[Path], None]:
+    """A zip with zip64 end records whose `field_name` ('entries' or 'offset') says other than
+    the (non-sentinel) value in the classic end record."""
+
+    def build(path: Path) -> None:
+        entries = raw_entries()
+        body = bytearray()
+        offsets = []
+        for entry in entries:
+            offsets.append(len(body))
+            body += entry.local()
+        central = b"".join(e.central(o) for e, o in zip(entries, offsets, strict=True))
+        cd_start = len(body)
+        count = len(entries)
+        z64_count = count + 1 if field_name == "entries" else count
+        z64_offset = offsets[1] if field_name == "offset" else cd_start
+        z64_at = cd_start + len(central)
+        zip64_end = struct.pack(
+            "<4sQHHIIQQQQ", b"PK\x06\x06", 44, 45, 45, 0, 0, z64_count, z64_count,
+            len(central), z64_offset,
+        )  # fmt: skip
+        locator = struct.pack("<4sIQI", b"PK\x06\x07", 0, z64_at, 1)
+        end = _zip_end(count, len(central), cd_start)
+        path.write_bytes(bytes(body) + central + zip64_end + locator + end)
+
+    return build
+
+
+def zip_end_count(count: int) -> Callable[[Path], None]:
+    return lambda path: path.write_bytes(raw_zip(raw_entries(), end_count=count))
+
+
+def zip_split_disk(path: Path) -> None:
+    data = bytearray(raw_zip(raw_entries()))
+    end = data.rindex(b"PK\x05\x06")
+    struct.pack_into("<HH", data, end + 4, 1, 1)
+    path.write_bytes(bytes(data))
+
+
+def zip_entry_inside_another(path: Path) -> None:
+    """The central directory points an extra entry into the middle of another's data, where
+    a local header was planted inside that stored data."""
+    planted = raw_entries([ZipItem("tmp/inner", b"evil", method=0)])[0].local()
+    items = [*good_zip_items(), ZipItem("tmp/outer", b"x" * 10 + planted + b"y" * 10, method=0)]
+    entries = raw_entries(items)
+    body_before = sum(len(e.local()) for e in entries[:-1])
+    outer = entries[-1]
+    inner_offset = body_before + 30 + len(outer.name) + 10
+    inner = raw_entries([ZipItem("tmp/inner", b"evil", method=0)])[0]
+    data = raw_zip([*entries, inner], offsets={len(entries): inner_offset})
+    # the inner entry's own local header was appended after outer: cut it out again, so that
+    # only the planted copy inside outer's data remains
+    cut = data.rindex(inner.local())
+    path.write_bytes(_rebuild_end(data[:cut] + data[cut + len(inner.local()) :]))
+
+
+def _rebuild_end(data: bytes) -> bytes:
+    """`data` with its central directory offset in the end record made right again (after
+    bytes were cut before the directory)."""
+    end = data.rindex(b"PK\x05\x06")
+    size = struct.unpack_from("<I", data, end + 12)[0]
+    out = bytearray(data)
+    struct.pack_into("<I", out, end + 16, end - size)
+    return bytes(out)
+
+
+def zip_descriptor_lies(path: Path) -> None:
+    """An entry with a data descriptor whose CRC-32 disagrees with the central directory."""
+    entries = raw_entries(good_zip_items(extra=b"described"))
+    entry = _entry(entries, "extra")
+    entry.flags |= 0x08
+    entry.local_fields = {"crc": 0, "csize": 0, "usize": 0}
+    entry.descriptor = struct.pack("<4sIII", b"PK\x07\x08", 0xDEADBEEF, len(entry.payload), 9)
+    path.write_bytes(raw_zip(entries))
+
+
+def zip_deflate_with_junk(path: Path) -> None:
+    """A deflated entry whose data holds bytes after the end of its deflate stream."""
+    entries = raw_entries(good_zip_items(extra=b"payload"))
+    entry = _entry(entries, "extra")
+    entry.payload += b"hidden after the stream"
+    path.write_bytes(raw_zip(entries))
+
+
+def zip_bad_payload_crc(path: Path) -> None:
+    """A payload entry (not PKGINFO.meta) whose CRC-32 is wrong in both headers: only a
+    reader that reads every byte sees it."""
+    items = [*good_zip_items(), ZipItem("tmp/payload", b"payload" * 100)]
+    path.write_bytes(set_zip_field(zip_bytes(items), "tmp/payload", crc=0x12345678))
+
+
+def zip_directory_with_data(path: Path) -> None:
+    items = [*good_zip_items(), ZipItem("tmp/dir/", b"data in a directory", method=0)]
+    path.write_bytes(zip_bytes(items))
+
+
+def zip_central_garbage(path: Path) -> None:
+    """Bytes inside the central directory's declared size that are no record."""
+    entries = raw_entries()
+    body = b"".join(e.local() for e in entries)
+    offsets = [0]
+    for e in entries[:-1]:
+        offsets.append(offsets[-1] + len(e.local()))
+    central = b"".join(e.central(o) for e, o in zip(entries, offsets, strict=True)) + b"junk"
+    path.write_bytes(body + central + _zip_end(len(entries), len(central), len(body)))
+
+
+def _with_stub(stub: bytes, *, adjusted: bool) -> Callable[[Path], None]:
+    return lambda path: path.write_bytes(
+        raw_zip(raw_entries(), prepend=stub, offsets_include_prepended=adjusted)
+    )
+
+
+def _gap_before_central(path: Path) -> None:
+    path.write_bytes(raw_zip(raw_entries(), before_central=b"\0" * 64))
+
+
+ZIP_STRUCTURE_CASES: list[HostileCase] = [
+    HostileCase(
+        "zip-data-after-end-record",
+        lambda p: p.write_bytes(raw_zip(raw_entries(), trailing=b"appended by someone")),
+        "data after the end of the zip archive",
+    ),
+    HostileCase(
+        "zip-zip-after-end-record",
+        lambda p: p.write_bytes(zip_bytes(good_zip_items()) + zip_bytes([("tmp/x", b"x")])),
+        "before its first entry|data after the end",
+    ),
+    HostileCase(
+        "zip-second-directory-in-comment-at-end",
+        zip_second_directory_in_comment(at_the_very_end=True),
+        "second central directory",
+    ),
+    HostileCase(
+        "zip-second-directory-in-comment",
+        zip_second_directory_in_comment(at_the_very_end=False),
+        "comment holds zip records",
+    ),
+    HostileCase(
+        "zip-local-header-in-comment",
+        zip_with_comment(raw_entries([ZipItem("tmp/x", b"x")])[0].local()),
+        "comment holds zip records",
+    ),
+    HostileCase("zip-hidden-entry-first", zip_hidden_entry("first"), "before its first entry"),
+    HostileCase("zip-hidden-entry-middle", zip_hidden_entry("middle"), "does not list"),
+    HostileCase("zip-hidden-entry-last", zip_hidden_entry("last"), "does not list"),
+    HostileCase(
+        "zip-local-name-differs",
+        zip_local_name("tmp/good", "tmp/evil"),
+        "'tmp/good' is named 'tmp/evil' in its local header",
+    ),
+    HostileCase(
+        "zip-local-name-longer",
+        zip_local_name("tmp/good", "tmp/../../../etc/cron.d/x"),
+        "in its local header",
+    ),
+    HostileCase(
+        "zip-local-size-differs",
+        zip_local_lies("Install-Script.ps1", usize=5),
+        "has size 5 in its local header",
+    ),
+    HostileCase(
+        "zip-local-compressed-size-differs",
+        zip_local_lies("Install-Script.ps1", csize=3),
+        "has compressed size 3 in its local header",
+    ),
+    HostileCase(
+        "zip-local-crc-differs",
+        zip_local_lies("Install-Script.ps1", crc=0xCAFEBABE),
+        "has CRC-32 0xcafebabe in its local header",
+    ),
+    HostileCase(
+        "zip-local-method-differs",
+        zip_local_lies("PKGINFO.meta", method=0),
+        "has compression method 0 in its local header",
+    ),
+    HostileCase(
+        "zip-local-flags-differ",
+        zip_local_lies("PKGINFO.meta", flags=0x0800),
+        "has flags 0x0800 in its local header",
+    ),
+    HostileCase(
+        "zip-local-says-encrypted",
+        zip_local_lies("Remove-Script.ps1", flags=0x0001),
+        "has flags 0x0001 in its local header",
+    ),
+    HostileCase("zip-entry-inside-another", zip_entry_inside_another, "overlaps entry 'tmp/outer'"),
+    HostileCase(
+        "zip-prepended-stub", _with_stub(b"#!/bin/sh\nexit 0\n", adjusted=True), "prepended"
+    ),
+    HostileCase(
+        "zip-prepended-unadjusted",
+        _with_stub(b"MZ" + bytes(200), adjusted=False),
+        "prepended",
+    ),
+    HostileCase("zip-gap-before-directory", _gap_before_central, "unknown data"),
+    HostileCase(
+        "zip64-end-disagrees-on-entries",
+        zip64_end_disagreeing("entries"),
+        "zip64 end record says entries",
+    ),
+    HostileCase(
+        "zip64-end-disagrees-on-offset",
+        zip64_end_disagreeing("offset"),
+        "zip64 end record says central directory offset",
+    ),
+    HostileCase("zip-end-count-too-low", zip_end_count(2), "its end record says 2"),
+    HostileCase("zip-end-count-too-high", zip_end_count(9), "its end record says 9"),
+    HostileCase("zip-split-over-disks", zip_split_disk, "several disks"),
+    HostileCase("zip-central-garbage", zip_central_garbage, "something else than its records"),
+    HostileCase("zip-descriptor-disagrees", zip_descriptor_lies, "data descriptor that disagrees"),
+    HostileCase(
+        "zip-deflate-trailing-junk", zip_deflate_with_junk, "data after the end of its compressed"
+    ),
+    HostileCase("zip-payload-bad-crc", zip_bad_payload_crc, "'tmp/payload' fails its check"),
+    HostileCase("zip-directory-with-data", zip_directory_with_data, "is a directory but declares"),
+    # gzip'd tar: what follows the archive
+    HostileCase(
+        "tar-second-archive-in-second-gzip-member",
+        lambda p: p.write_bytes(
+            gzip_bytes(tar_bytes(good_tar_items())) + gzip_bytes(tar_bytes([("tmp/x", b"x")]))
+        ),
+        "data after the end of the tar",
+    ),
+    HostileCase(
+        "tar-second-archive-after-end-marker",
+        lambda p: p.write_bytes(
+            gzip_bytes(tar_bytes(good_tar_items()) + tar_bytes([("tmp/x", b"x")]))
+        ),
+        "data after the end of the tar",
+    ),
+    HostileCase(
+        "tar-zeros-after-gzip",
+        lambda p: make_targz(p, good_tar_items(), trailing=bytes(1024)),
+        "not a valid gzip'd tar",
+    ),
+    HostileCase(
+        "tar-zip-after-gzip",
+        lambda p: make_targz(p, good_tar_items(), trailing=zip_bytes(good_zip_items())),
+        "not a valid gzip'd tar",
+    ),
+    HostileCase(
+        "tar-pax-path-overrides-name",
+        lambda p: make_targz(
+            p,
+            [*good_tar_items(), TarItem("tmp/harmless", b"x", pax={"path": "../../etc/evil"})],
+            tar_format=tarfile.PAX_FORMAT,
+        ),
+        "escapes the archive",
+    ),
+]
+
+
+# -- names that mislead (tests/hostile/test_names.py) -------------------------------------------
+
+# Characters that reorder or hide what a terminal shows: each must be refused in a name or a
+# path, and the error must name it as U+XXXX, never print it.
+INVISIBLE_CHARACTERS = {
+    "rlo": "\u202e",  # RIGHT-TO-LEFT OVERRIDE
+    "lro": "\u202d",  # LEFT-TO-RIGHT OVERRIDE
+    "rli": "\u2067",  # RIGHT-TO-LEFT ISOLATE
+    "pdi": "\u2069",  # POP DIRECTIONAL ISOLATE
+    "rlm": "\u200f",  # RIGHT-TO-LEFT MARK
+    "alm": "\u061c",  # ARABIC LETTER MARK
+    "zwsp": "\u200b",  # ZERO WIDTH SPACE
+    "zwj": "\u200d",  # ZERO WIDTH JOINER
+    "bom": "\ufeff",  # ZERO WIDTH NO-BREAK SPACE
+    "soft-hyphen": "\u00ad",
+    "line-separator": "\u2028",
+    "mongolian-vowel-separator": "\u180e",
+}
+
+
+def with_meta(meta: bytes) -> Callable[[Path], Path]:
+    """A good zip patch whose PKGINFO.meta is `meta`."""
+    return lambda path: make_zip(path, [*_without("PKGINFO.meta"), ("PKGINFO.meta", meta)])
+
+
+def _codepoint(char: str) -> str:
+    """The pattern an error naming `char` matches: U+202E."""
+    return rf"U\+{ord(char):04X}"
+
+
+NAME_CASES: list[HostileCase] = [
+    *(
+        HostileCase(
+            f"zip-entry-{key}", _zip_with((f"tmp/report{char}txt.sh", b"x")), _codepoint(char)
+        )
+        for key, char in INVISIBLE_CHARACTERS.items()
+    ),
+    HostileCase("tar-entry-rlo", _tar_with(("tmp/evil\u202egpj.sh", b"x")), r"U\+202E"),
+    HostileCase("tar-entry-zwsp", _tar_with(("tmp/ssh\u200b/config", b"x")), r"U\+200B"),
+    HostileCase(
+        "zip-prefix-dir-rlo",
+        lambda p: make_zip(p, zip_items(patch_files(), prefix="CLPR\u202e1/")),
+        r"U\+202E",
+    ),
+    *(
+        HostileCase(f"meta-path-{key}", with_meta(meta_xml(files=[path])), _codepoint(char))
+        for key, char, path in (
+            ("rlo", "\u202e", "/etc/\u202egifnoc.sh"),
+            ("zwsp", "\u200b", "/etc/ssh/sshd_config\u200b"),
+            ("bom", "\ufeff", "/etc/\ufeffhosts"),
+            ("paragraph-separator", "\u2029", "/etc/a\u2029b"),
+            ("lri", "\u2066", "/etc/\u2066x\u2069"),
+        )
+    ),
+    HostileCase(
+        "meta-description-rlo", with_meta(meta_xml(description="safe \u202eexe.")), r"U\+202E"
+    ),
+    HostileCase("meta-packager-zwj", with_meta(meta_xml(packager="Vin\u200dcent")), r"U\+200D"),
+    HostileCase("meta-name-rlo", with_meta(meta_xml(name="CLPR\u202e261125")), r"U\+202E"),
+    # patch IDs spelled like clp's other records
+    *(
+        HostileCase(f"meta-name-{name}", with_meta(meta_xml(name=name)), "shadow")
+        for name in ("R1", "R42", "r7", "12345")
+    ),
+    HostileCase(
+        "meta-ini-name-R1",
+        with_meta(b"[Package]\nName=R1\nVersion=1\nArchitecture=any\nDescription=x\n"),
+        "shadow",
+    ),
+]
+
+
+# -- malformed PKGINFO.meta (tests/hostile/test_metadata.py) ------------------------------------
+
+_HEAD = "<Name>CLPR261125</Name><Version>1</Version><Architecture>any</Architecture>"
+_PACKAGE = f"<Package>{_HEAD}<Description>x</Description></Package>"
+
+
+def _xml(text: str, declaration: str = '<?xml version="1.0" encoding="utf-8"?>\n') -> bytes:
+    return (declaration + text).encode("utf-8")
+
+
+_LAUGHS = (
+    '<!DOCTYPE Package [<!ENTITY a "lol">'
+    + "".join(f'<!ENTITY {chr(98 + i)} "{("&" + chr(97 + i) + ";") * 10}">' for i in range(9))
+    + "]>"
+)
+
+METADATA_CASES: list[HostileCase] = [
+    HostileCase(
+        "meta-billion-laughs",
+        with_meta(_xml(_LAUGHS + _PACKAGE.replace("<Description>x", "<Description>&j;"))),
+        "DOCTYPE|DTD",
+    ),
+    HostileCase(
+        "meta-external-dtd",
+        with_meta(_xml('<!DOCTYPE Package SYSTEM "http://127.0.0.1:9/evil.dtd">' + _PACKAGE)),
+        "DOCTYPE|DTD",
+    ),
+    HostileCase(
+        "meta-parameter-entity",
+        with_meta(
+            _xml('<!DOCTYPE Package [<!ENTITY % p SYSTEM "file:///etc/shadow"> %p;]>' + _PACKAGE)
+        ),
+        "DOCTYPE|DTD",
+    ),
+    HostileCase(
+        "meta-internal-dtd-only",
+        with_meta(_xml("<!DOCTYPE Package [<!ELEMENT Package ANY>]>" + _PACKAGE)),
+        "DOCTYPE|DTD",
+    ),
+    HostileCase(
+        "meta-processing-instruction",
+        with_meta(_xml('<?xml-stylesheet href="file:///etc/shadow"?>' + _PACKAGE)),
+        "processing instruction",
+    ),
+    HostileCase(
+        "meta-huge-attribute",
+        with_meta(meta_xml(files=["/etc/" + "a" * 200_000])),
+        "longer than 4096",
+    ),
+    HostileCase(
+        "meta-latin1-declared-utf8",
+        with_meta(_xml(_PACKAGE).replace(b"<Description>x", b"<Description>caf\xe9")),
+        "UTF-8",
+    ),
+    HostileCase(
+        "meta-utf16",
+        with_meta(('<?xml version="1.0" encoding="utf-16"?>\n' + _PACKAGE).encode("utf-16")),
+        "UTF-8",
+    ),
+    HostileCase(
+        "meta-declares-latin1",
+        with_meta(
+            _xml(_PACKAGE, '<?xml version="1.0" encoding="ISO-8859-1"?>\n').replace(
+                b"<Description>x", b"<Description>caf\xe9"
+            )
+        ),
+        "UTF-8|encoding",
+    ),
+    HostileCase(
+        "meta-duplicate-name",
+        with_meta(_xml(_PACKAGE.replace("<Version>", "<Name>CLPR999999</Name><Version>"))),
+        "Name",
+    ),
+    HostileCase(
+        "meta-duplicate-files",
+        with_meta(
+            _xml(
+                _PACKAGE.replace(
+                    "</Package>",
+                    '<Files><File path="/etc/a"/></Files><Files><File path="/etc/b"/></Files>'
+                    "</Package>",
+                )
+            )
+        ),
+        "Files",
+    ),
+    HostileCase(
+        "meta-two-roots",
+        with_meta(_xml(_PACKAGE + _PACKAGE)),
+        "content after the closing root tag",
+    ),
+    HostileCase("meta-empty", with_meta(b""), "empty|PKGINFO.meta"),
+    HostileCase("meta-binary", with_meta(bytes(range(256))), "UTF-8|PKGINFO.meta"),
+    HostileCase(
+        "meta-wrong-root",
+        with_meta(_xml(_PACKAGE.replace("Package>", "Evil>"))),
+        "Package",
+    ),
+    HostileCase(
+        "meta-deep-nesting",
+        with_meta(
+            _xml(_PACKAGE.replace("</Package>", "<X>" * 5000 + "</X>" * 5000 + "</Package>"))
+        ),
+        "PKGINFO.meta",
+    ),
+    HostileCase(
+        "meta-nul-character-reference",
+        with_meta(
+            _xml(
+                _PACKAGE.replace(
+                    "</Package>", '<Files><File path="/etc/a&#0;b"/></Files></Package>'
+                )
+            )
+        ),
+        "PKGINFO.meta",
+    ),
+    HostileCase(
+        "meta-raw-nul",
+        with_meta(_xml(_PACKAGE).replace(b"<Description>x", b"<Description>x\0y")),
+        "PKGINFO.meta",
+    ),
+    # declared paths
+    HostileCase("meta-path-dotdot", with_meta(meta_xml(files=["/etc/../etc/shadow"])), "'..'"),
+    HostileCase("meta-path-relative", with_meta(meta_xml(files=["etc/hosts"])), "absolute"),
+    HostileCase("meta-path-root", with_meta(meta_xml(files=["/"])), "root directory itself"),
+    HostileCase("meta-path-slashes-root", with_meta(meta_xml(files=["//./"])), "root directory"),
+    HostileCase(
+        "meta-path-twice-after-normalising",
+        with_meta(meta_xml(files=["/etc/hosts", "/etc//hosts/"])),
+        "twice",
+    ),
+    HostileCase(
+        "meta-path-proc", with_meta(meta_xml(files=["/proc/sys/kernel/core_pattern"])), "/proc"
+    ),
+    HostileCase("meta-path-proc-slashes", with_meta(meta_xml(files=["//proc//self/mem"])), "/proc"),
+    HostileCase("meta-path-sys", with_meta(meta_xml(files=["/sys/power/state"])), "/sys"),
+    HostileCase("meta-path-dev-node", with_meta(meta_xml(files=["/dev/sda"])), "/dev"),
+    HostileCase("meta-path-dev-itself", with_meta(meta_xml(files=["/dev/"])), "/dev"),
+    HostileCase("meta-path-dev-shm", with_meta(meta_xml(files=["/dev/shm/x"])), "/dev"),
+    HostileCase("meta-path-newline", with_meta(meta_xml(files=["/etc/a\nb"])), "control character"),
+]

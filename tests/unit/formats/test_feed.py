@@ -29,7 +29,7 @@ from clp_alpm.formats.feed import (
     render_index,
     write_index,
 )
-from clp_alpm.formats.meta import AppliesTo, PatchMeta, VersionConstraint
+from clp_alpm.formats.meta import AppliesTo, PatchMeta, VersionConstraint, names_other_record
 from clp_alpm.formats.pkginfo import render_meta
 from tests.kits.patchkit import make_zip, meta_xml, patch_files, write_patch_dir, zip_items
 
@@ -423,9 +423,12 @@ def test_render_refuses_a_bad_generated_stamp() -> None:
         render_index(FeedIndex((), "yesterday"))
 
 
-_patch_id = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,20}", fullmatch=True)
+_patch_id = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,20}", fullmatch=True).filter(
+    lambda name: not names_other_record(name)
+)
 _text = st.text(
-    st.characters(blacklist_categories=("Cs", "Cn", "Cc")) | st.sampled_from("\t\n<>&'\""),
+    st.characters(blacklist_categories=("Cs", "Cn", "Cc", "Cf", "Zl", "Zp"))
+    | st.sampled_from("\t\n<>&'\""),
     min_size=1,
     max_size=30,
 ).filter(lambda s: s.strip(" \t\r\n") == s)

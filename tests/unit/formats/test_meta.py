@@ -22,6 +22,7 @@ from clp_alpm.formats.meta import (
     PatchMeta,
     Reference,
     VersionConstraint,
+    names_other_record,
     patch_id_is_valid,
 )
 from clp_alpm.formats.pkginfo import parse_meta, render_meta
@@ -686,22 +687,29 @@ def _from(pattern: str) -> st.SearchStrategy[str]:
 # Text that XML can carry and that our reader keeps as is: no controls but tab and newline,
 # no surrogates or non-characters, and no whitespace at either end (that is trimmed).
 _xml_text = st.text(
-    st.characters(blacklist_categories=("Cs", "Cn", "Cc")) | st.sampled_from("\t\n<>&'\""),
+    st.characters(blacklist_categories=("Cs", "Cn", "Cc", "Cf", "Zl", "Zp"))
+    | st.sampled_from("\t\n<>&'\""),
     min_size=1,
     max_size=40,
 ).filter(lambda s: s.strip(" \t\r\n") == s and s != "")
 _pkg_name = _from(r"[a-z0-9@_+][a-z0-9@._+-]{0,20}")
 _pkg_version = _from(r"([0-9]:)?[0-9][A-Za-z0-9._+~]{0,10}(-[0-9]{1,2})?")
 _path_part = st.text(
-    st.characters(blacklist_categories=("Cs", "Cn", "Cc"), blacklist_characters="/"),
+    st.characters(
+        blacklist_categories=("Cs", "Cn", "Cc", "Cf", "Zl", "Zp"), blacklist_characters="/"
+    ),
     min_size=1,
     max_size=12,
 ).filter(lambda s: s not in (".", ".."))
-_path = st.lists(_path_part, min_size=1, max_size=5).map(lambda parts: "/" + "/".join(parts))
+_path = (
+    st.lists(_path_part, min_size=1, max_size=5)
+    .map(lambda parts: "/" + "/".join(parts))
+    .filter(lambda path: path.split("/")[1] not in ("proc", "sys", "dev"))
+)
 
 metas = st.builds(
     PatchMeta,
-    name=_from(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}"),
+    name=_from(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}").filter(lambda n: not names_other_record(n)),
     version=_from(r"[0-9A-Za-z.:_+~-]{1,12}"),
     architecture=_from(r"[a-z0-9_]{1,12}"),
     description=_xml_text,
@@ -736,9 +744,11 @@ metas = st.builds(
     ),
     health_check=st.none() | st.builds(HealthCheck, _xml_text, st.integers(1, 3600)),
     legacy=st.just(False),
-    supersedes=st.lists(_from(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}"), max_size=3, unique=True).map(
-        tuple
-    ),
+    supersedes=st.lists(
+        _from(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}").filter(lambda n: not names_other_record(n)),
+        max_size=3,
+        unique=True,
+    ).map(tuple),
 ).filter(lambda meta: meta.name not in meta.supersedes)
 
 
