@@ -170,6 +170,17 @@ class SnapshotStore:
         fsync_directory(self.snapshots_dir)
         self.gc()
 
+    def forget(self, snapshot_ids: list[str]) -> None:
+        """Remove these snapshots' manifests, not their objects: what only they referenced
+        stays until the next gc (which reads every manifest; the pacman hooks do not)."""
+        removed = False
+        for snapshot_id in snapshot_ids:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.manifests.path(snapshot_id))
+                removed = True
+        if removed:
+            fsync_directory(self.snapshots_dir)
+
     def prune(self, keep: set[str]) -> int:
         """Delete every snapshot not in `keep`, leftover temp files, and the objects no kept
         snapshot references; return how many snapshots went. Callers hold the lock."""
