@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from clp_alpm.config import Config, load_config
@@ -37,7 +36,10 @@ from clp_alpm.store.state import StateDB
 
 TYPE_CHECKING = False  # as in store/records.py: no typing import at run time
 if TYPE_CHECKING:
+    from dataclasses import dataclass
     from typing import Any
+else:  # the pacman hook's path: no dataclasses, see clp_alpm/plaindata.py
+    from clp_alpm.plaindata import dataclass
 
 WHEN = ("pre-transaction", "post-transaction")
 LOG_TAG = "CLP-HOOK"

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
 
 from clp_alpm.config import Config
 from clp_alpm.errors import ClpError
@@ -21,6 +20,12 @@ from clp_alpm.store.records import Origin, PatchState, TransactionRecord, Transa
 from clp_alpm.store.snapshots import SnapshotStore
 from clp_alpm.store.state import StateDB
 from clp_alpm.system.localdb import installed_versions
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from dataclasses import dataclass, replace
+else:  # the pacman hook's path: no dataclasses, see clp_alpm/plaindata.py
+    from clp_alpm.plaindata import dataclass, replace
 
 # Files pacman writes beside a configuration file it must not overwrite or is removing.
 PACMAN_SIDE_FILES = (".pacnew", ".pacsave")

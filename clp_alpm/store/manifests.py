@@ -12,20 +12,24 @@ pack its content lies; format 1 (earlier clp) stored chunks as plain JSON. Both 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
 import time
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
 
 from clp_alpm.atomicfile import fsync_directory
 from clp_alpm.errors import CorruptStoreError, SnapshotError, UsageError
 from clp_alpm.store.durable import write_temp
 from clp_alpm.store.model import FileState, Snapshot, is_digest
-from clp_alpm.store.objects import ObjectStore
+from clp_alpm.store.objects import ObjectStore, new_sha256
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from dataclasses import dataclass
+else:  # the pacman hook's path: no dataclasses, see clp_alpm/plaindata.py
+    from clp_alpm.plaindata import dataclass
 
 MANIFEST_FORMAT = 2
 _READABLE_FORMATS = (1, 2)
@@ -187,7 +191,9 @@ def _split_chunks(files: tuple[FileState, ...]) -> list[list[FileState]]:
     current: list[FileState] = []
     for state in files:
         current.append(state)
-        boundary = hashlib.sha256(state.path.encode("utf-8", "surrogateescape")).digest()[0]
+        sha = new_sha256(0)  # a few bytes a path: not counted against the small hashing
+        sha.update(state.path.encode("utf-8", "surrogateescape"))
+        boundary = sha.digest()[0]
         if boundary < _BOUNDARY_BELOW or len(current) >= _MAX_CHUNK_RECORDS:
             chunks.append(current)
             current = []

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 
 from clp_alpm.errors import CorruptStoreError, SnapshotError, UsageError
 from clp_alpm.paths import normalize_target_path
@@ -21,7 +20,10 @@ from clp_alpm.paths import normalize_target_path
 # checkers only (annotations are strings here)
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from dataclasses import dataclass, field
     from typing import TypeGuard
+else:  # the pacman hook's path: no dataclasses, see clp_alpm/plaindata.py
+    from clp_alpm.plaindata import dataclass, field
 
 KINDS = ("file", "symlink", "dir", "absent")
 

@@ -15,13 +15,18 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from dataclasses import dataclass
 from pathlib import Path
 
 from clp_alpm.errors import SnapshotError, SpecialFileError, UnsafePathError, UsageError
 from clp_alpm.paths import normalize_target_path, under_root
 from clp_alpm.store.model import FileState, ancestors, depth
 from clp_alpm.store.objects import ObjectStore, digest_stream
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from dataclasses import dataclass
+else:  # the pacman hook's path: no dataclasses, see clp_alpm/plaindata.py
+    from clp_alpm.plaindata import dataclass
 
 # A file whose ctime is this close to the time the previous snapshot started may have been
 # written again within the same timestamp tick (or the 1-2 s granularity of some filesystems)
