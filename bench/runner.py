@@ -37,6 +37,7 @@ BENCHMARKS = (
     Benchmark("bench.patch_apply", "gpg --verify + bsdtar -xf",
               quick=("--size-mb", "128", "--runs", "2")),
     Benchmark("bench.hook_import", "the hook path at an earlier commit", quick=("--runs", "20")),
+    Benchmark("bench.snapshots", "git status and git's first commit", quick=("--rounds", "3")),
 )  # fmt: skip
 
 
