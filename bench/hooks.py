@@ -12,6 +12,11 @@ Three measurements, each against a reference taken in the same run (medians of s
    first run, second run on the unchanged tree, third after changing 10 files; time and bytes
    added. Goal: the second clp run takes < 10% of the first's time and adds < 1% of its bytes.
 
+4. What the two hooks add to a transaction of tiny packages (each one small file under etc/),
+   hooked root against an identical one without hooks, interleaved rounds: <= 45 ms for one
+   package, and flat within 10% from 1 to 50 packages, from 100 to 10,000 files in /etc and
+   from 50 to 5,000 recorded transactions (HistoryLimit above that, so that none is pruned).
+
 Wall time decides the goals; CPU time (of this process or of waited-for children) is shown
 beside it because it moves less when other work shares the machine. Every measured operation
 starts after sync(), so that no side pays for flushing another's writes. Python runs with a
@@ -55,6 +60,8 @@ PKG = "demo"
 ETC_FILES = 5
 HOOK_GOAL_RATIO = 1.10
 START_GOAL_MS = 80.0
+ADDED_GOAL_MS = 45.0
+FLAT_GOAL = 1.10
 SECOND_TIME_GOAL = 0.10
 SECOND_BYTES_GOAL = 0.01
 CHANGED_FILES = 10
@@ -641,6 +648,121 @@ def bench_snapshots(work: Path, args: argparse.Namespace, report: Report) -> Non
     )
 
 
+# --------------------------------------------------------------------- 4. what the hooks add
+
+
+def tiny_packages(directory: Path, count: int, version: int) -> list[Path]:
+    """`count` tiny packages at `version`: one config file under etc/ and one data file."""
+    directory.mkdir(parents=True, exist_ok=True)
+    return [
+        pkgkit.make_package(directory, f"tiny{number:02d}", f"{version}.0-1", {
+            f"etc/tiny/{number:02d}.conf": f"version = {version}\nnumber = {number}\n".encode(),
+            f"usr/share/tiny/{number:02d}": f"{version}\n".encode(),
+        })
+        for number in range(count)
+    ]  # fmt: skip
+
+
+def fill_etc(hroot: HookRoot, count: int) -> None:
+    """`count` unrelated files under etc/, as a big /etc has (no hook looks at them)."""
+    for number in range(count):
+        path = hroot.root / f"etc/filler/d{number % 50:02d}/f{number:05d}.conf"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"filler {number}\n")
+
+
+def add_records(hroot: HookRoot, count: int) -> None:
+    """`count` finished transactions in the hooked root's state, with HistoryLimit above them
+    (the hooks then prune none: the cost measured is the records', not the pruning's)."""
+    import sqlite3
+
+    from clp_alpm.store.state import StateDB
+
+    (hroot.root / "etc/CLP").mkdir(parents=True, exist_ok=True)
+    (hroot.root / "etc/CLP/clp.conf").write_text(f"[options]\nHistoryLimit = {count + 1000}\n")
+    state_dir = hroot.root / "var/lib/clp"
+    StateDB(state_dir).close()
+    packages = json.dumps([{"name": "old", "from": "1-1", "to": "2-1"}])
+    rows = [("done", 1.7e9 + n, 1.7e9 + n + 1, "pacman", packages, "[]", "[]", 1, "pacman -Syu")
+            for n in range(count)]  # fmt: skip
+    with sqlite3.connect(state_dir / StateDB.FILENAME) as conn:
+        conn.executemany(
+            "INSERT INTO transactions (status, started, finished, origin, packages, paths, "
+            "changed, pacman_pid, command) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)  # fmt: skip
+
+
+@dataclass
+class Scenario:
+    name: str
+    packages: int
+    etc_files: int = 0
+    records: int = 0
+
+
+def added_cost(work: Path, scenario: Scenario, rounds: int) -> tuple[float, float, float]:
+    """Median wall seconds of `pacman -U` without and with the hooks, and the hooks' share."""
+    where = work / scenario.name.replace(" ", "-").replace(",", "")
+    versions = [tiny_packages(where / f"v{v}", scenario.packages, v) for v in (1, 2)]
+    plain = make_hook_root(where / "plain", with_hooks=False)
+    hooked = make_hook_root(where / "hooked", with_hooks=True)
+    for hroot in (plain, hooked):
+        fill_etc(hroot, scenario.etc_files)
+    if scenario.records:
+        add_records(hooked, scenario.records)
+    for hroot in (plain, hooked):
+        installed = hroot.pacman("-U", *versions[0], env=bytecode_cache(hroot))
+        if installed.returncode != 0:
+            raise BenchError(f"pacman -U failed:\n{installed.stdout}{installed.stderr}")
+    times: dict[bool, list[float]] = {False: [], True: []}
+    for number in range(rounds):
+        packages = versions[(number + 1) % 2]  # 2, 1, 2, ...: an upgrade, a downgrade, ...
+        sides = [(plain, False), (hooked, True)]
+        for hroot, is_hooked in sides if number % 2 == 0 else reversed(sides):
+            os.sync()
+            start = time.perf_counter()
+            result = hroot.pacman("-U", *packages, env=bytecode_cache(hroot))
+            times[is_hooked].append(time.perf_counter() - start)
+            if result.returncode != 0 or "warning: clp" in result.stdout + result.stderr:
+                raise BenchError(f"pacman -U ({scenario.name}):\n{result.stdout}{result.stderr}")
+    records = recorded_transactions(hooked)
+    if len(records) != scenario.records + rounds + 1 or records[-1]["status"] != "done":
+        raise BenchError(f"{scenario.name}: {len(records)} transactions recorded")
+    plain_s, hooked_s = statistics.median(times[False]), statistics.median(times[True])
+    return plain_s, hooked_s, hooked_s - plain_s
+
+
+def bench_added(work: Path, args: argparse.Namespace, report: Report) -> None:
+    print(f"== 4. what the two hooks add to a transaction of tiny packages, {args.rounds} rounds")
+    scenarios = [
+        Scenario("1 package", 1),
+        Scenario("50 packages", 50),
+        Scenario("1 package, 100 files in /etc", 1, etc_files=100),
+        Scenario("1 package, 10000 files in /etc", 1, etc_files=10000),
+        Scenario("1 package, 50 records", 1, records=50),
+        Scenario("1 package, 5000 records", 1, records=5000),
+    ]
+    added: dict[str, float] = {}
+    print(f"   {'':<34} {'without hooks':>13} {'with hooks':>11} {'added':>11}")
+    for scenario in scenarios:
+        plain_s, hooked_s, added_s = added_cost(work, scenario, args.rounds)
+        added[scenario.name] = added_s
+        print(f"   {scenario.name:<34} {ms(plain_s):>13} {ms(hooked_s):>11} {ms(added_s):>11}")
+    one = added["1 package"] * 1000
+    report.goal(f"the two hooks add <= {ADDED_GOAL_MS:.0f} ms to a 1-package transaction",
+                one <= ADDED_GOAL_MS, f"{one:.1f} ms")  # fmt: skip
+    for low, high, what in (
+        ("1 package", "50 packages", "from 1 to 50 packages"),
+        ("1 package, 100 files in /etc", "1 package, 10000 files in /etc",
+         "from 100 to 10,000 files in /etc"),
+        ("1 package, 50 records", "1 package, 5000 records",
+         "from 50 to 5,000 recorded transactions"),
+    ):  # fmt: skip
+        ratio = added[high] / added[low] if added[low] > 0 else float("inf")
+        detail = f"{ratio:.2f}x ({added[low] * 1000:.1f} -> {added[high] * 1000:.1f} ms)"
+        report.goal(f"what the hooks add stays flat {what} (<= {FLAT_GOAL:.2f}x)",
+                    ratio <= FLAT_GOAL, detail)  # fmt: skip
+
+
 # --------------------------------------------------------------------- main
 
 
@@ -667,6 +789,12 @@ def main() -> int:
         "/dev/shm takes the disk out of the numbers)",
     )
     parser.add_argument(
+        "--only",
+        choices=("pacman", "startup", "snapshots", "added"),
+        action="append",
+        help="run only these parts (default: all)",
+    )
+    parser.add_argument(
         "--importtime",
         action="store_true",
         help="show the import profile even when the start-up goal is met",
@@ -683,10 +811,13 @@ def main() -> int:
         bench_pacman,
         bench_startup,
         bench_snapshots,
+        bench_added,
     ]
     try:
         check_environment()
         for step in steps:
+            if args.only and step.__name__.removeprefix("bench_") not in args.only:
+                continue
             step(work, args, report)
             print()
     except BenchError as err:

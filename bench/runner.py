@@ -38,6 +38,7 @@ BENCHMARKS = [
     Benchmark("bench.revert", "pacman -U of the cached package", "--rounds 3 --files 300"),
     Benchmark("bench.patch_apply", "gpg --verify + bsdtar -xf", "--size-mb 128 --runs 2"),
     Benchmark("bench.hook_import", "the hook path at an earlier commit", "--runs 20"),
+    Benchmark("bench.snapshots", "git status and git's first commit", "--rounds 3"),
 ]  # fmt: skip
 
 

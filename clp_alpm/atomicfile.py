@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from pathlib import Path
 
 
@@ -20,7 +19,7 @@ def fsync_directory(directory: str | Path) -> None:
 def write_atomically(target: Path, data: bytes, mode: int = 0o644) -> None:
     """Replace `target` with `data`: a temp file beside it, fsynced, renamed over it, and the
     directory fsynced. On failure the temp file is removed and `target` is untouched."""
-    fd, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, temp_name = _create_beside(target)
     try:
         with os.fdopen(fd, "wb") as out:
             out.write(data)
@@ -33,3 +32,15 @@ def write_atomically(target: Path, data: bytes, mode: int = 0o644) -> None:
             os.unlink(temp_name)
         raise
     fsync_directory(target.parent)
+
+
+def _create_beside(target: Path) -> tuple[int, str]:
+    """A new file `.<name>.<16 hex>.tmp` beside `target`, mode 0600, never an existing one
+    (tempfile.mkstemp's promise, without importing tempfile on the pacman hook's path)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    while True:
+        name = os.path.join(target.parent, f".{target.name}.{os.urandom(8).hex()}.tmp")
+        try:
+            return os.open(name, flags, 0o600), name
+        except FileExistsError:
+            continue

@@ -5,7 +5,6 @@ from __future__ import annotations
 import glob
 import os
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from clp_alpm.errors import ConfigError
@@ -15,7 +14,10 @@ from clp_alpm.paths import under_root
 # checkers only (annotations are strings here)
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from dataclasses import dataclass, field, replace
     from typing import Any
+else:  # the pacman hook's path: no dataclasses, see clp_alpm/plaindata.py
+    from clp_alpm.plaindata import dataclass, field, replace
 
 DEFAULT_CONFIG = "/etc/CLP/clp.conf"
 DEFAULT_MIRRORS = "/etc/CLP/mirrors"

@@ -811,9 +811,11 @@ CONFIG_OPTIONS: dict[str, tuple[str, str, str | None]] = {
     "HistoryLimit": (
         "*number*",
         "How many pacman transactions clp keeps, with their snapshots, from 1 to {max_history}, "
-        "as snapper's NUMBER_LIMIT. Once there are more, the oldest records are forgotten and "
-        "their snapshots deleted by the next writing clp command; a forgotten transaction can "
-        "no longer be shown, compared or undone.",
+        "as snapper's NUMBER_LIMIT. Once there are more, pacman's post-transaction hook "
+        "forgets the oldest records and deletes their snapshots (a few a transaction, so that "
+        "none waits for many), as does every writing clp command; the file contents only they "
+        "held go with the next writing clp command (the daily update is one). A forgotten "
+        "transaction can no longer be shown, compared or undone.",
         None,
     ),
     "Architecture": (

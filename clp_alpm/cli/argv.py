@@ -111,6 +111,17 @@ def _parse_hook_command(args: list[str]) -> tuple[list[str], dict[str, Any]]:
 
 
 def _take_option(arg: str, rest: list[str], values: dict[str, Any]) -> None:
+    if not arg.startswith("--") and len(arg) > 2:  # -qv, -rDIR: short options together
+        first = _BY_NAME.get(arg[:2])
+        if first is None:
+            raise _NotAHookCall(arg)
+        if first.takes_value:
+            rest.insert(0, arg[2:])
+            _take_option(arg[:2], rest, values)
+        else:
+            _take_option(arg[:2], rest, values)
+            _take_option("-" + arg[2:], rest, values)
+        return
     name, has_value, inline = arg.partition("=") if arg.startswith("--") else (arg, False, "")
     option = _BY_NAME.get(name)
     if option is None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime
 import re
 import unicodedata
-from dataclasses import dataclass, field
 
 from clp_alpm.errors import MetadataError, UsageError
 from clp_alpm.paths import normalize_target_path
@@ -23,7 +22,10 @@ from clp_alpm.paths import normalize_target_path
 # checkers only (annotations are strings here)
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from dataclasses import dataclass, field
     from typing import Any
+else:  # the pacman hook's path: no dataclasses, see clp_alpm/plaindata.py
+    from clp_alpm.plaindata import dataclass, field
 
 MAX_META_BYTES = 256 * 1024
 MAX_PATH_LENGTH = 4096

@@ -16,12 +16,18 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from clp_alpm.config import Config, load_config
 from clp_alpm.logfile import LogFile
-from clp_alpm.ops.record import HookTargets, Recorder, begin, finish, parse_targets
+from clp_alpm.ops.record import (
+    HookTargets,
+    Recorder,
+    begin,
+    finish,
+    parse_targets,
+    prune_history,
+)
 from clp_alpm.paths import HELD_ENV
 from clp_alpm.store.lock import StateLock, lock_holder
 from clp_alpm.store.records import Origin, TransactionRecord
@@ -30,7 +36,10 @@ from clp_alpm.store.state import StateDB
 
 TYPE_CHECKING = False  # as in store/records.py: no typing import at run time
 if TYPE_CHECKING:
+    from dataclasses import dataclass
     from typing import Any
+else:  # the pacman hook's path: no dataclasses, see clp_alpm/plaindata.py
+    from clp_alpm.plaindata import dataclass
 
 WHEN = ("pre-transaction", "post-transaction")
 LOG_TAG = "CLP-HOOK"
@@ -134,6 +143,8 @@ def _record(
 
             record = finish(recorder, targets, origin, pacman_pid, command)
             add_pending(state, patches_to_reapply(state, record))
+            if not reentrant:  # the clp running this pacman collects garbage once it is done
+                _prune_history(recorder, out)
             _refresh_completion_index(config, state, out)
             return record
         finally:
@@ -141,6 +152,17 @@ def _record(
     finally:
         if lock is not None:
             lock.release()
+
+
+def _prune_history(recorder: Recorder, out: Output) -> None:
+    """Keep HistoryLimit transactions, a few forgotten a run; a failure is a warning (the
+    record is saved). Never while an interrupted operation waits for recovery."""
+    config = recorder.config
+    try:
+        if not recorder.state.unfinished_operations():
+            prune_history(recorder, config.history_limit)
+    except Exception as err:  # noqa: BLE001 - the record is saved: this must not lose it
+        _warn(out, config, f"clp could not forget transactions beyond HistoryLimit: {_reason(err)}")
 
 
 def _refresh_completion_index(config: Config, state: StateDB, out: Output) -> None:

@@ -9,14 +9,16 @@ the hooks import this module.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 from clp_alpm.store.records import PatchState, TransactionRecord
 from clp_alpm.store.state import StateDB
 
 TYPE_CHECKING = False  # as in store/records.py: no typing import at run time
 if TYPE_CHECKING:
+    from dataclasses import dataclass
     from typing import Any
+else:  # the pacman hook's path: no dataclasses, see clp_alpm/plaindata.py
+    from clp_alpm.plaindata import dataclass
 
 PENDING_SETTING = "pending-reapply"
 

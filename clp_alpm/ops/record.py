@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
 
 from clp_alpm.config import Config
 from clp_alpm.errors import ClpError
@@ -22,8 +21,18 @@ from clp_alpm.store.snapshots import SnapshotStore
 from clp_alpm.store.state import StateDB
 from clp_alpm.system.localdb import installed_versions
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from dataclasses import dataclass, replace
+else:  # the pacman hook's path: no dataclasses, see clp_alpm/plaindata.py
+    from clp_alpm.plaindata import dataclass, replace
+
 # Files pacman writes beside a configuration file it must not overwrite or is removing.
 PACMAN_SIDE_FILES = (".pacnew", ".pacsave")
+# Transactions beyond HistoryLimit the post hook forgets in one run: one a run keeps the
+# history at its limit; a few more let it catch up after the limit is lowered, while no
+# transaction pays for more than these.
+PRUNE_PER_RUN = 8
 
 
 @dataclass(frozen=True)
@@ -211,7 +220,7 @@ def _load(store: SnapshotStore, snapshot_id: str | None) -> Snapshot | None:
 
 def _latest(recorder: Recorder) -> Snapshot | None:
     """The newest snapshot of a finished transaction: files unchanged since are not reread."""
-    for record in reversed(recorder.state.list_transactions()[-5:]):
+    for record in reversed(recorder.state.latest_transactions(5)):
         if record.snapshot_after:
             try:
                 return recorder.store.load(record.snapshot_after)
@@ -226,3 +235,25 @@ def forget_old_transactions(state: StateDB, keep: int) -> None:
     records = state.list_transactions()
     if len(records) > keep:
         state.forget_transactions_before(records[-keep].id)
+
+
+def prune_history(recorder: Recorder, keep: int, most: int = PRUNE_PER_RUN) -> int:
+    """What the post hook does for HistoryLimit: forget the oldest transactions beyond `keep`,
+    at most `most` of them, and delete the snapshots only they needed (their manifests: the
+    contents those alone held go with the next writing clp command's garbage collection,
+    which reads the whole store). Returns how many were forgotten."""
+    state = recorder.state
+    extra = state.count_transactions() - keep
+    if extra <= 0:
+        return 0
+    doomed = state.oldest_transactions(min(extra, most))
+    state.forget_transactions_before(doomed[-1].id + 1)
+    in_use = state.snapshots_in_use()
+    unused = {
+        snapshot
+        for record in doomed
+        for snapshot in (record.snapshot_before, record.snapshot_after)
+        if snapshot and snapshot not in in_use
+    }
+    recorder.store.forget(sorted(unused))
+    return len(doomed)

@@ -5,25 +5,35 @@ digests of the chunks that list them; each chunk is an object of the store (JSON
 _MAX_CHUNK_RECORDS records). Chunk boundaries depend only on the paths, so a second snapshot
 of an unchanged tree reuses every chunk and adds only its small manifest; a change touches one
 chunk, not the whole list. Every object a manifest names is durable before the manifest is.
+
+Format 2 (this clp) stores each chunk zlib-compressed and lets a file record name where in a
+pack its content lies; format 1 (earlier clp) stored chunks as plain JSON. Both are read.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
-from dataclasses import dataclass
-from datetime import UTC, datetime
+import time
+import zlib
 from pathlib import Path
 
 from clp_alpm.atomicfile import fsync_directory
 from clp_alpm.errors import CorruptStoreError, SnapshotError, UsageError
 from clp_alpm.store.durable import write_temp
 from clp_alpm.store.model import FileState, Snapshot, is_digest
-from clp_alpm.store.objects import ObjectStore
+from clp_alpm.store.objects import ObjectStore, new_sha256
 
-MANIFEST_FORMAT = 1
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from dataclasses import dataclass
+else:  # the pacman hook's path: no dataclasses, see clp_alpm/plaindata.py
+    from clp_alpm.plaindata import dataclass
+
+MANIFEST_FORMAT = 2
+_READABLE_FORMATS = (1, 2)
+_CHUNK_LEVEL = 6
 # Chunk boundaries: after a path whose hash starts with a byte below this (1 in 64 on average).
 _BOUNDARY_BELOW = 4
 _MAX_CHUNK_RECORDS = 1024
@@ -66,17 +76,34 @@ class Manifests:
 
     def new_id(self, created: float) -> str:
         """A fresh id, `<UTC time of created>-<8 random hex>`: ids sort by time."""
-        stamp = datetime.fromtimestamp(created, UTC).strftime("%Y%m%dT%H%M%S.%f")
+        seconds, micros = divmod(round(created * 1_000_000), 1_000_000)
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(seconds)) + f".{micros:06d}"
         while True:
             snapshot_id = f"{stamp}-{os.urandom(4).hex()}"
             if not (self.snapshots_dir / f"{snapshot_id}.json").exists():
                 return snapshot_id
 
-    def write(self, snapshot: Snapshot) -> None:
-        """Store the chunks of `snapshot`, make every object durable, then its manifest."""
-        chunks = [
-            self.objects.add_bytes(_encode_chunk(part)) for part in _split_chunks(snapshot.files)
-        ]
+    def write(self, snapshot: Snapshot, previous: Snapshot | None = None) -> None:
+        """Store the chunks of `snapshot`, make every object durable, then its manifest. A
+        chunk of `previous` that holds these very records is reused as it is."""
+        reusable = {
+            id(records[0]): (digest, records)
+            for digest, records in (previous.chunks or () if previous is not None else ())
+            if records
+        }
+        stored: list[tuple[str, tuple[FileState, ...]]] = []
+        for part in _split_chunks(snapshot.files):
+            old = reusable.get(id(part[0]))
+            if (
+                old is not None
+                and len(old[1]) == len(part)
+                and all(a is b for a, b in zip(old[1], part, strict=True))
+                and self.objects.has(old[0])
+            ):
+                stored.append((old[0], old[1]))
+            else:
+                stored.append((self.objects.add_bytes(_encode_chunk(part)), tuple(part)))
+        chunks = [digest for digest, _ in stored]
         self.objects.flush()  # every object the manifest names is durable before it is
         doc = {
             "format": MANIFEST_FORMAT,
@@ -89,6 +116,7 @@ class Manifests:
         temp_path = write_temp(self.objects.tmp_dir, data, "manifest-")
         os.replace(temp_path, self.path(snapshot.id))
         fsync_directory(self.snapshots_dir)
+        snapshot.remember_chunks(tuple(stored))
 
     def read(self, snapshot_id: str) -> Manifest:
         """The manifest of `snapshot_id`: SnapshotError if there is none, CorruptStoreError
@@ -102,7 +130,11 @@ class Manifests:
             doc = json.loads(raw)
         except (ValueError, UnicodeDecodeError):
             raise CorruptStoreError(f"{manifest}: is not valid JSON") from None
-        if not isinstance(doc, dict) or doc.get("format") != MANIFEST_FORMAT:
+        if not isinstance(doc, dict) or doc.get("format") not in _READABLE_FORMATS:
+            if isinstance(doc, dict) and isinstance(doc.get("format"), int):
+                raise CorruptStoreError(
+                    f"{manifest}: is a version {doc['format']} manifest, written by a newer clp"
+                )
             raise CorruptStoreError(f"{manifest}: is not a version {MANIFEST_FORMAT} manifest")
         chunks = doc.get("chunks")
         created = doc.get("created")
@@ -121,8 +153,10 @@ class Manifests:
     def read_chunk(self, manifest: Manifest, digest: str) -> list[FileState]:
         """The records of one chunk of `manifest` (CorruptStoreError naming the manifest)."""
         try:
-            doc = json.loads(self.objects.read(digest))
-        except (ValueError, UnicodeDecodeError):
+            raw = self.objects.read(digest)
+            # format 1 chunks are plain JSON; format 2 chunks are compressed
+            doc = json.loads(raw if raw[:1] == b"{" else zlib.decompress(raw))
+        except (ValueError, UnicodeDecodeError, zlib.error):
             raise CorruptStoreError(f"{manifest.path}: chunk {digest} is not valid JSON") from None
         except CorruptStoreError as err:
             raise CorruptStoreError(f"{manifest.path}: {err}") from None
@@ -137,13 +171,18 @@ class Manifests:
         """The snapshot `snapshot_id`, every record checked."""
         manifest = self.read(snapshot_id)
         files: list[FileState] = []
+        chunks = []
         for digest in manifest.chunks:
-            files.extend(self.read_chunk(manifest, digest))
+            records = tuple(self.read_chunk(manifest, digest))
+            chunks.append((digest, records))
+            files.extend(records)
         if len(files) != manifest.count:
             raise CorruptStoreError(
                 f"{manifest.path}: lists {manifest.count} files, chunks hold {len(files)}"
             )
-        return Snapshot(snapshot_id, manifest.created, tuple(files))
+        snapshot = Snapshot(snapshot_id, manifest.created, tuple(files))
+        snapshot.remember_chunks(tuple(chunks))
+        return snapshot
 
 
 def _split_chunks(files: tuple[FileState, ...]) -> list[list[FileState]]:
@@ -152,7 +191,9 @@ def _split_chunks(files: tuple[FileState, ...]) -> list[list[FileState]]:
     current: list[FileState] = []
     for state in files:
         current.append(state)
-        boundary = hashlib.sha256(state.path.encode("utf-8", "surrogateescape")).digest()[0]
+        sha = new_sha256(0)  # a few bytes a path: not counted against the small hashing
+        sha.update(state.path.encode("utf-8", "surrogateescape"))
+        boundary = sha.digest()[0]
         if boundary < _BOUNDARY_BELOW or len(current) >= _MAX_CHUNK_RECORDS:
             chunks.append(current)
             current = []
@@ -163,4 +204,5 @@ def _split_chunks(files: tuple[FileState, ...]) -> list[list[FileState]]:
 
 def _encode_chunk(states: list[FileState]) -> bytes:
     doc = {"files": [state.to_dict() for state in states]}
-    return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode("ascii")
+    text = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode("ascii")
+    return zlib.compress(text, _CHUNK_LEVEL)

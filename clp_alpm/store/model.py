@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 
 from clp_alpm.errors import CorruptStoreError, SnapshotError, UsageError
 from clp_alpm.paths import normalize_target_path
@@ -21,12 +20,16 @@ from clp_alpm.paths import normalize_target_path
 # checkers only (annotations are strings here)
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from dataclasses import dataclass, field
     from typing import TypeGuard
+else:  # the pacman hook's path: no dataclasses, see clp_alpm/plaindata.py
+    from clp_alpm.plaindata import dataclass, field
 
 KINDS = ("file", "symlink", "dir", "absent")
 
 _HEX_RE = re.compile(r"(?:[0-9a-f]{2})*")
 _DIGEST_RE = re.compile(r"[0-9a-f]{64}")
+_PACK_RE = re.compile(r"[0-9a-f]{32}")
 
 
 def is_digest(text: object) -> TypeGuard[str]:
@@ -54,6 +57,9 @@ class FileState:
     # Only for the stat shortcut of the next snapshot; never compared.
     ino: int = 0
     ctime_ns: int = 0
+    # Where a small file's content is stored: (pack name, offset, stored length) in the
+    # store's packs/ (objects.py); None for content stored as an object of its own.
+    packed: tuple[str, int, int] | None = None
 
     def to_dict(self) -> dict[str, object]:
         """The record as the manifest chunks store it (JSON types only)."""
@@ -71,6 +77,7 @@ class FileState:
             "xattrs": [list(pair) for pair in self.xattrs],
             "ino": self.ino,
             "ctime_ns": self.ctime_ns,
+            **({"pack": list(self.packed)} if self.packed is not None else {}),
         }
 
     @classmethod
@@ -131,6 +138,7 @@ class FileState:
             target=target,
             created_dirs=tuple(created),
             xattrs=_parse_xattrs(data.get("xattrs", []), bad),
+            packed=_parse_packed(data.get("pack"), kind, bad),
             **numbers,
         )
 
@@ -163,9 +171,17 @@ class Snapshot:
     created: float
     files: tuple[FileState, ...]
     _by_path: dict[str, FileState] = field(init=False, repr=False, compare=False)
+    # The chunks this snapshot was stored in, as (digest, records), once written or read:
+    # the next snapshot reuses a chunk whose records are these very objects, unencoded.
+    chunks: tuple[tuple[str, tuple[FileState, ...]], ...] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_by_path", {state.path: state for state in self.files})
+
+    def remember_chunks(self, chunks: tuple[tuple[str, tuple[FileState, ...]], ...]) -> None:
+        object.__setattr__(self, "chunks", chunks)
 
     def get(self, path: str) -> FileState | None:
         """The record of `path` (normalised first), or None."""
@@ -232,6 +248,25 @@ def ancestors(clean: str) -> list[str]:
 def depth(record: FileState) -> int:
     """How deep a record's path lies: sorted by it, a directory comes before its entries."""
     return record.path.count("/")
+
+
+def _parse_packed(
+    data: object, kind: object, bad: Callable[[str], CorruptStoreError]
+) -> tuple[str, int, int] | None:
+    """A record's pack location: [32 hex pack name, offset, stored length], files only."""
+    if data is None:
+        return None
+    if kind != "file":
+        raise bad(f"{kind} record carries a pack location")
+    if (
+        not isinstance(data, list)
+        or len(data) != 3
+        or not isinstance(data[0], str)
+        or _PACK_RE.fullmatch(data[0]) is None
+        or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in data[1:])
+    ):
+        raise bad("pack location is malformed")
+    return (data[0], data[1], data[2])
 
 
 def _parse_xattrs(

@@ -15,13 +15,18 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from dataclasses import dataclass
 from pathlib import Path
 
 from clp_alpm.errors import SnapshotError, SpecialFileError, UnsafePathError, UsageError
 from clp_alpm.paths import normalize_target_path, under_root
 from clp_alpm.store.model import FileState, ancestors, depth
 from clp_alpm.store.objects import ObjectStore, digest_stream
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from dataclasses import dataclass
+else:  # the pacman hook's path: no dataclasses, see clp_alpm/plaindata.py
+    from clp_alpm.plaindata import dataclass
 
 # A file whose ctime is this close to the time the previous snapshot started may have been
 # written again within the same timestamp tick (or the 1-2 s granularity of some filesystems)
@@ -63,6 +68,14 @@ class Resolver:
 
     def host(self, path: str) -> str:
         return self.locate(path)[1]
+
+    def host_of_clean(self, clean: str) -> str:
+        """The host path of a target path known to be normalised (a stored record's)."""
+        parent, _, name = clean.rpartition("/")
+        real_parent = self._real_parents.get(parent)
+        if real_parent is None:
+            return self.locate(clean)[1]
+        return f"{real_parent}/{name}" if real_parent != "/" else f"/{name}"
 
 
 @dataclass
@@ -130,15 +143,56 @@ class Observer:
                 hint is not None
                 and hint.digest is not None
                 and _stat_matches(hint, st, trust_before_ns)
-                and (not keep or self.objects.has(hint.digest))  # a lost object is made again
+                and (not keep or self.objects.has_content(hint))  # a lost one is made again
             ):
-                # setting an xattr changes the ctime, which matched: the hint's xattrs hold
-                return _state_from_stat(clean, "file", st, digest=hint.digest, xattrs=hint.xattrs)
+                # setting an xattr, chmod or chown changes the ctime, which matched: the hint
+                # holds as it is (the next snapshot then reuses its chunk unencoded)
+                if (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (
+                    hint.mode,
+                    hint.uid,
+                    hint.gid,
+                ):
+                    return hint
+                return _state_from_stat(
+                    clean,
+                    "file",
+                    st,
+                    digest=hint.digest,
+                    xattrs=hint.xattrs,
+                    packed=hint.packed,
+                )
             state = self._read_regular_file(clean, host, st, keep)
             if state is not None:
                 return state
         raise SnapshotError(
             f"{clean}: kept changing while clp read it; try again when nothing writes to it"
+        )
+
+    def unchanged(self, hint: FileState, host: str, trust_before_ns: int) -> bool:
+        """The quick test of a second snapshot: `host` is still what `hint` recorded, by its
+        stat data alone (a file whose content is still stored, or a directory), and old
+        enough to be trusted. False means: observe it properly."""
+        try:
+            st = os.lstat(host)
+        except OSError:
+            return False
+        if (
+            st.st_mtime_ns != hint.mtime_ns
+            or st.st_ctime_ns != hint.ctime_ns
+            or st.st_ino != hint.ino
+            or hint.ctime_ns > trust_before_ns - RACY_MARGIN_NS
+            or (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) != (hint.mode, hint.uid, hint.gid)
+        ):
+            return False
+        if hint.kind == "dir":
+            # its xattrs or its mode changed its ctime, which matched; entries are not its own
+            return stat.S_ISDIR(st.st_mode)
+        return (
+            hint.kind == "file"
+            and stat.S_ISREG(st.st_mode)
+            and st.st_size == hint.size
+            and hint.digest is not None
+            and self.objects.has_content(hint)
         )
 
     def observe_all(
@@ -195,7 +249,15 @@ class Observer:
                 st.st_ino,
             ):
                 return None
-            if keep:
+            packed = None
+            if keep and before.st_size <= self.objects.packed_max:
+                data = _read_to_end(fd, self.objects.packed_max + 1)
+                self.bytes_hashed += len(data)
+                length = len(data)
+                if length > self.objects.packed_max:  # grew while we read it
+                    return None
+                digest, packed = self.objects.add_small(data)
+            elif keep:
                 digest, length = self.objects.add_from(fd, self._count)
             else:
                 digest, length = digest_stream(fd, self._count)
@@ -204,10 +266,20 @@ class Observer:
             os.close(fd)
         if _stat_key(before) != _stat_key(after) or length != after.st_size:
             return None
-        return _state_from_stat(clean, "file", after, digest=digest, host=host)
+        return _state_from_stat(clean, "file", after, digest=digest, host=host, packed=packed)
 
     def _count(self, chunk: bytes) -> None:
         self.bytes_hashed += len(chunk)
+
+
+def _read_to_end(fd: int, limit: int) -> bytes:
+    """What `fd` holds, up to `limit` bytes."""
+    parts = []
+    left = limit
+    while left > 0 and (chunk := os.read(fd, min(left, 1 << 20))):
+        parts.append(chunk)
+        left -= len(chunk)
+    return b"".join(parts)
 
 
 def read_xattrs(where: str | int) -> tuple[tuple[str, str], ...]:
@@ -279,6 +351,7 @@ def _state_from_stat(
     target: str | None = None,
     host: str | None = None,
     xattrs: tuple[tuple[str, str], ...] | None = None,
+    packed: tuple[str, int, int] | None = None,
 ) -> FileState:
     if xattrs is None:
         xattrs = read_xattrs(host) if host is not None and kind in ("file", "dir") else ()
@@ -295,6 +368,7 @@ def _state_from_stat(
         target=target,
         ino=st.st_ino,
         ctime_ns=st.st_ctime_ns,
+        packed=packed,
     )
 
 

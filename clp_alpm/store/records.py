@@ -6,17 +6,18 @@ stored and printed as the strings they always were (`"applied"`, `"rolled-back"`
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime
 from enum import StrEnum
 
 # typing costs ~4 ms to import and the hooks start on every transaction: names for type
 # checkers only (annotations are strings here)
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from dataclasses import dataclass, field
     from typing import Any
 
     from clp_alpm.formats.meta import PatchMeta
+else:  # the pacman hook's path: no dataclasses, see clp_alpm/plaindata.py
+    from clp_alpm.plaindata import dataclass, field
 
 
 class PatchState(StrEnum):
@@ -237,4 +238,6 @@ class Operation:
 def _iso(stamp: float | None) -> str | None:
     if stamp is None:
         return None
+    from datetime import datetime  # lazy: the hooks store records, they never show them
+
     return datetime.fromtimestamp(stamp).astimezone().isoformat(timespec="seconds")

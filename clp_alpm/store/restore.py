@@ -65,7 +65,7 @@ def _check_plan(
     view: PresentView,
 ) -> None:
     emptied = _paths_emptied_by(records)
-    to_verify: list[str] = []
+    to_verify: list[FileState] = []
     for record in plan:
         now = view.current[record.path]
         if record.kind != "dir" and kind_of(now) == "dir":
@@ -73,9 +73,13 @@ def _check_plan(
         if record.kind != "absent":
             _check_parents_are_directories(where, record.path, view)
         if record.kind == "file" and record.digest is not None and not _same_file(now, record):
-            to_verify.append(record.digest)
-    for digest in dict.fromkeys(to_verify):
-        objects.verify(digest)
+            to_verify.append(record)
+    verified: set[object] = set()
+    for record in to_verify:
+        key = record.packed or record.digest
+        if key not in verified:
+            objects.verify_file(record)
+            verified.add(key)
 
 
 def _paths_emptied_by(records: list[FileState]) -> set[str]:
@@ -175,7 +179,7 @@ def _restore_file(
     temp_fd, temp_path = create_temp(os.path.dirname(host), _TEMP_PREFIX)
     renamed = False
     try:
-        objects.copy_to(str(record.digest), temp_fd)
+        objects.copy_file_to(record, temp_fd)
         _set_metadata(temp_fd, record)
         os.close(temp_fd)
         temp_fd = -1

@@ -7,7 +7,8 @@ content-addressed objects), `manifests` (one manifest per snapshot, its records 
 
 Store layout (all 0700 dirs, 0600 files, since config files such as /etc/shadow end up here):
 
-    objects/<2 hex>/<62 hex>   file contents and manifest chunks, named by sha256
+    objects/<2 hex>/<62 hex>   larger file contents and manifest chunks, named by sha256
+    packs/<32 hex>             small file contents, compressed, many to a pack (objects.py)
     snapshots/<id>.json        one manifest per snapshot: id, created, chunk digests
     tmp/                       temp files, renamed into place once fsynced
 """
@@ -25,7 +26,7 @@ from clp_alpm.errors import SnapshotError
 from clp_alpm.store.durable import unlink_quietly
 from clp_alpm.store.manifests import Manifests
 from clp_alpm.store.model import FileState, Snapshot
-from clp_alpm.store.objects import ObjectStore
+from clp_alpm.store.objects import PACKED_MAX, ObjectStore
 from clp_alpm.store.observe import Observer, Resolver
 
 PROGRESS_EVERY = 500  # paths between progress reports: small snapshots report nothing
@@ -36,9 +37,9 @@ _STALE_TEMP_SECONDS = 3600  # a crash's leftovers are this old; a live writer's 
 class SnapshotStore:
     """Snapshots kept under `directory`. Not safe for concurrent writers: callers hold the lock."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, packed_max: int = PACKED_MAX) -> None:
         self.directory = Path(directory)
-        self.objects = ObjectStore(self.directory)
+        self.objects = ObjectStore(self.directory, packed_max)
         self.manifests = Manifests(self.directory, self.objects)
         self.objects_dir = self.objects.objects_dir
         self.snapshots_dir = self.manifests.snapshots_dir
@@ -71,22 +72,35 @@ class SnapshotStore:
         states: list[FileState] = []
         seen: set[str] = set()
         paths = list(paths)
+        observer = self._observer
         with self.objects.batch(list_index=len(paths) >= INDEX_OBJECTS_ABOVE):
             for path in paths:
+                # a path the previous snapshot holds is normalised already (its record was
+                # checked when read): the quick test needs one lstat, and keeps the record
+                hint = previous.get_clean(path) if previous is not None else None
+                if hint is not None and trust_before_ns is not None:
+                    if path in seen:
+                        continue
+                    host = where.host_of_clean(path)
+                    if observer.unchanged(hint, host, trust_before_ns):
+                        seen.add(path)
+                        states.append(hint)
+                        continue
                 clean, host = where.locate(path)
                 if clean in seen:
                     continue
                 seen.add(clean)
-                hint = previous.get_clean(clean) if previous is not None else None
+                if hint is None and previous is not None:
+                    hint = previous.get_clean(clean)
                 states.append(
-                    self._observer.observe(where, clean, host, hint, trust_before_ns, keep=True)
+                    observer.observe(where, clean, host, hint, trust_before_ns, keep=True)
                 )
                 if progress is not None and len(seen) % PROGRESS_EVERY == 0:
                     progress(len(seen))
             if progress is not None and len(seen) >= PROGRESS_EVERY:
                 progress(len(seen))
             snapshot = Snapshot(self.manifests.new_id(created), created, tuple(states))
-            self.manifests.write(snapshot)
+            self.manifests.write(snapshot, previous)
         return snapshot
 
     def compose(self, files: Iterable[FileState], created: float) -> Snapshot:
@@ -94,7 +108,7 @@ class SnapshotStore:
         `created` is the oldest of theirs: the stat shortcut trusts nothing newer."""
         records = tuple(files)
         for record in records:
-            if record.digest is not None and not self.objects.has(record.digest):
+            if record.digest is not None and not self.objects.has_content(record):
                 raise self.objects.missing(record.digest)
         self._ensure_layout()
         snapshot = Snapshot(self.manifests.new_id(time.time()), created, records)
@@ -144,7 +158,7 @@ class SnapshotStore:
         """A regular file's recorded content (checked against its digest)."""
         if state.kind != "file" or state.digest is None:
             raise SnapshotError(f"{state.path}: not a regular file in the snapshot")
-        return self.objects.read(state.digest)
+        return self.objects.read_file(state)
 
     def delete(self, snapshot_id: str) -> None:
         """Remove a snapshot and every object no other snapshot references."""
@@ -155,6 +169,17 @@ class SnapshotStore:
             raise SnapshotError(f"no snapshot {snapshot_id} in {self.directory}") from None
         fsync_directory(self.snapshots_dir)
         self.gc()
+
+    def forget(self, snapshot_ids: list[str]) -> None:
+        """Remove these snapshots' manifests, not their objects: what only they referenced
+        stays until the next gc (which reads every manifest; the pacman hooks do not)."""
+        removed = False
+        for snapshot_id in snapshot_ids:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.manifests.path(snapshot_id))
+                removed = True
+        if removed:
+            fsync_directory(self.snapshots_dir)
 
     def prune(self, keep: set[str]) -> int:
         """Delete every snapshot not in `keep`, leftover temp files, and the objects no kept
@@ -174,18 +199,26 @@ class SnapshotStore:
         """Delete objects no snapshot references; return how many. A damaged manifest or chunk
         stops it before anything is deleted (it could not tell what is still needed)."""
         referenced: set[str] = set()
+        packs: set[str] = set()
         for snapshot_id in self.list_ids():
             manifest = self.manifests.read(snapshot_id)
             for chunk in manifest.chunks:
                 if chunk in referenced:
                     continue  # shared with a snapshot already read
                 referenced.add(chunk)
-                records = self.manifests.read_chunk(manifest, chunk)
-                referenced.update(s.digest for s in records if s.digest)
+                for record in self.manifests.read_chunk(manifest, chunk):
+                    if record.packed is not None:
+                        packs.add(record.packed[0])
+                    elif record.digest:
+                        referenced.add(record.digest)
         removed = 0
         for digest, object_path in self.objects.stored():
             if digest not in referenced:
                 os.unlink(object_path)
+                removed += 1
+        for name, pack_path in self.objects.stored_packs():
+            if name not in packs:
+                os.unlink(pack_path)
                 removed += 1
         self._remove_stale_temp_files()
         return removed

@@ -285,6 +285,23 @@ class StateDB:
         rows = self._conn.execute("SELECT * FROM transactions ORDER BY id").fetchall()
         return [_transaction_from_row(row) for row in rows]
 
+    def latest_transactions(self, count: int) -> list[TransactionRecord]:
+        """The newest `count` transactions, oldest first (the hooks read no more than this)."""
+        rows = self._conn.execute(
+            "SELECT * FROM transactions ORDER BY id DESC LIMIT ?", (count,)
+        ).fetchall()
+        return [_transaction_from_row(row) for row in reversed(rows)]
+
+    def oldest_transactions(self, count: int) -> list[TransactionRecord]:
+        """The oldest `count` transactions, oldest first."""
+        rows = self._conn.execute(
+            "SELECT * FROM transactions ORDER BY id LIMIT ?", (count,)
+        ).fetchall()
+        return [_transaction_from_row(row) for row in rows]
+
+    def count_transactions(self) -> int:
+        return int(self._conn.execute("SELECT COUNT(*) FROM transactions").fetchone()[0])
+
     def open_transactions(self) -> list[TransactionRecord]:
         rows = self._conn.execute(
             "SELECT * FROM transactions WHERE status = ? ORDER BY id", (TransactionStatus.OPEN,)

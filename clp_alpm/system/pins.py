@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from clp_alpm.config import Config
 from clp_alpm.errors import ConfigError, UsageError
 from clp_alpm.paths import PACMAN_CONF
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from dataclasses import dataclass
+else:  # the pacman hook's path: no dataclasses, see clp_alpm/plaindata.py
+    from clp_alpm.plaindata import dataclass
 
 PINS_FILE = "/etc/pacman.d/clp-pins.conf"  # target path
 MARKER = "# clp:"

@@ -55,12 +55,42 @@ def test_history_limit_keeps_the_newest_transactions_and_drops_their_snapshots(h
     for version in ("1.0-1", "2.0-1", "3.0-1"):
         install(hroot, package(hroot, version, f"version={version}\n"))
     snapshots = hroot.root / "var/lib/clp/snapshots/snapshots"
-    assert len(list(snapshots.iterdir())) == 6  # nothing is dropped inside pacman's hooks
-    assert hroot.clp("recover").returncode == 0  # any writing command collects garbage
+    # the post hook itself forgot transaction 1 and deleted its snapshots
     assert [r["id"] for r in transactions(hroot)] == [2, 3]
     assert len(list(snapshots.iterdir())) == 4
     gone = hroot.clp("diff", "1")
     assert gone.returncode == 2 and "there is no transaction 1" in gone.stderr
+    assert hroot.clp("recover").returncode == 0  # a writing command collects the rest
+    assert [r["id"] for r in transactions(hroot)] == [2, 3]
+    assert len(list(snapshots.iterdir())) == 4
+    assert hroot.clp("diff", "2", "3").returncode == 0
+
+
+def test_the_post_hook_forgets_a_few_transactions_a_run_down_to_the_limit(hroot):
+    """A machine that only runs pacman keeps HistoryLimit transactions; a lowered limit is
+    reached a few records a transaction (PRUNE_PER_RUN), so no transaction pays for all."""
+    from clp_alpm.ops.record import PRUNE_PER_RUN
+    from clp_alpm.store.records import Origin, TransactionRecord, TransactionStatus
+    from clp_alpm.store.state import StateDB
+
+    state = StateDB(hroot.root / "var/lib/clp")
+    for number in range(20):
+        state.add_transaction(TransactionRecord(
+            id=0, status=TransactionStatus.DONE, started=1_700_000_000.0 + number,
+            origin=Origin.PACMAN, packages=({"name": "old", "from": None, "to": "1-1"},),
+            paths=(), finished=1_700_000_001.0 + number,
+        ))  # fmt: skip
+    state.close()
+    (hroot.root / "etc/CLP").mkdir(parents=True, exist_ok=True)
+    (hroot.root / "etc/CLP/clp.conf").write_text("[options]\nHistoryLimit = 3\n")
+    counts = []
+    for version in ("1.0-1", "2.0-1", "3.0-1", "4.0-1"):
+        install(hroot, package(hroot, version, f"version={version}\n"))
+        ids = [r["id"] for r in transactions(hroot)]
+        assert ids == sorted(ids) and ids[-1] == 20 + len(counts) + 1  # the newest stay
+        counts.append(len(ids))
+    assert PRUNE_PER_RUN == 8
+    assert counts == [21 - 8, 14 - 8, 3, 3]
 
 
 def test_a_bad_history_limit_stops_clp_with_one_line_and_never_pacman(hroot):

@@ -3,8 +3,9 @@
 libalpm runs hooks chrooted into the root, so `/usr/bin/clp` must work in there: every command
 runs in a private mount namespace (`unshare --mount --propagation private`) in which the
 host's libraries, this Python and this checkout are bind-mounted read-only at their own paths
-inside the root. `R/usr/bin/clp` is a copy of the venv's `clp` script, whose interpreter line
-names the venv's Python. The namespace, and with it every mount, ends with the command.
+inside the root. `R/usr/bin/clp` is clp's launcher as the package writes it (-S, no site for
+`clp hook`: clp_alpm/cli/launcher.py), naming the venv's Python, this checkout and the venv's
+site-packages. The namespace, and with it every mount, ends with the command.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ import json
 import os
 import shlex
 import shutil
+import site
 import subprocess
 import sys
 from pathlib import Path
 
 import clp_alpm
+from clp_alpm.cli import launcher
 from tests.kits.paths import REPO
 from tests.kits.pkgkit import CACHE
 
@@ -36,6 +39,11 @@ def _read_only_dirs() -> list[Path]:
     return result
 
 
+def _site_dirs() -> list[str]:
+    """Where clp_alpm and what it imports live, for the launcher's hook path."""
+    return [str(Path(clp_alpm.__file__).resolve().parent.parent), *site.getsitepackages()]
+
+
 class HookRoot:
     """A root with clp's hook files installed, and helpers that run commands against it."""
 
@@ -45,7 +53,9 @@ class HookRoot:
         hook_dir.mkdir(parents=True, exist_ok=True)
         for hook in sorted(HOOKS.glob("*.hook")):
             shutil.copy2(hook, hook_dir / hook.name)
-        shutil.copy2(CLP, root / "usr/bin/clp")
+        # /usr/bin/clp as the package makes it (clp_alpm/cli/launcher.py), for this checkout
+        # and this venv's Python
+        launcher.write(str(root / "usr/bin/clp"), sys.executable, _site_dirs())
         for top in ("lib", "lib64"):  # as on the host: links into /usr (merged /usr) or dirs
             host = Path("/") / top
             if host.is_symlink() and not (root / top).exists():

@@ -179,11 +179,13 @@ def pacman(
 
 
 def shebang_interpreter(script: Path) -> str:
-    """The absolute interpreter path on a script's #! line (no arguments expected)."""
+    """The absolute interpreter path on a script's #! line (no arguments expected but the
+    -S of clp's launcher)."""
     first = script.read_bytes().split(b"\n", 1)[0].decode()
-    if not first.startswith("#!/") or " " in first[2:].strip():
+    words = first[2:].split()
+    if not first.startswith("#!/") or words[1:] not in ([], ["-S"]):
         raise ValueError(f"{script}: unexpected first line {first!r}")
-    return first[2:].strip()
+    return words[0]
 
 
 @dataclass(frozen=True)

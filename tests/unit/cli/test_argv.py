@@ -56,3 +56,12 @@ def test_anything_else_is_left_to_click(args):
 def test_click_knows_every_spelling_of_the_table():
     spellings = {name for param in cli.params for name in param.opts}
     assert {name for option in GLOBAL_OPTIONS for name in option.names} <= spellings
+
+
+def test_short_options_together_as_click_takes_them():
+    assert _values(["-qv", "hook", "x"]) == {"quiet": True, "verbose": True}
+    assert _values(["-r/x", "hook", "x"]) == {"root": "/x"}
+    assert _values(["-qr", "/y", "hook", "x"]) == {"quiet": True, "root": "/y"}
+    assert _values(["-vqb/db", "hook", "x"]) == {"verbose": True, "quiet": True, "dbpath": "/db"}
+    assert parse_hook_command(["-qz", "hook", "x"]) is None  # -z is no option: click says so
+    assert parse_hook_command(["-qr"]) is None

@@ -143,7 +143,7 @@ def test_a_snapshot_round_trips_through_its_manifest(tmp_path: Path) -> None:
     assert loaded.paths == ["/etc", "/etc/app.conf", "/etc/app.d/new.conf", "/etc/localtime"]
     doc = json.loads((tmp_path / "snapshots" / f"{SNAPSHOT_ID}.json").read_text())
     assert (doc["format"], doc["id"], doc["created"], doc["count"]) == (
-        1,
+        2,
         SNAPSHOT_ID,
         1_767_268_800.25,
         4,

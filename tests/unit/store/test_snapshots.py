@@ -105,6 +105,13 @@ def store(tmp_path: Path) -> SnapshotStore:
     return SnapshotStore(tmp_path / "store")
 
 
+@pytest.fixture
+def loose_store(tmp_path: Path) -> SnapshotStore:
+    """A store that packs nothing: every file's content is an object of its own, as large
+    files' are (and as every file's was before packs)."""
+    return SnapshotStore(tmp_path / "store", packed_max=-1)
+
+
 # --------------------------------------------------------------------------- round trips
 
 
@@ -615,11 +622,11 @@ def test_recently_written_files_are_read_again(root: Path, store: SnapshotStore)
     assert store.bytes_hashed == 10
 
 
-def test_identical_content_is_stored_once(root: Path, store: SnapshotStore) -> None:
+def test_identical_content_is_stored_once(root: Path, loose_store: SnapshotStore) -> None:
     for i in range(20):
         write(root, f"/etc/same{i}", b"same content\n")
-    store.take(root, [f"/etc/same{i}" for i in range(20)])
-    contents = [p.read_bytes() for p in object_files(store)]
+    loose_store.take(root, [f"/etc/same{i}" for i in range(20)])
+    contents = [p.read_bytes() for p in object_files(loose_store)]
     assert contents.count(b"same content\n") == 1
 
 
@@ -635,37 +642,37 @@ def test_store_is_private(root: Path, store: SnapshotStore) -> None:
 
 
 def test_corrupted_object_is_detected_and_nothing_is_written(
-    root: Path, store: SnapshotStore
+    root: Path, loose_store: SnapshotStore
 ) -> None:
     write(root, "/etc/a.conf", b"a original\n")
     write(root, "/etc/b.conf", b"b original\n")
-    snapshot = store.take(root, ["/etc/a.conf", "/etc/b.conf"])
+    snapshot = loose_store.take(root, ["/etc/a.conf", "/etc/b.conf"])
     write(root, "/etc/a.conf", b"a changed\n")
     write(root, "/etc/b.conf", b"b changed\n")
     digest = snapshot.get("/etc/b.conf").digest
-    object_path(store, digest).write_bytes(b"b 0riginal\n")  # same size, one byte off
+    object_path(loose_store, digest).write_bytes(b"b 0riginal\n")  # same size, one byte off
 
     with pytest.raises(CorruptStoreError, match=digest[2:]):
-        store.restore(root, snapshot)
+        loose_store.restore(root, snapshot)
     assert (root / "etc/a.conf").read_bytes() == b"a changed\n"
     assert (root / "etc/b.conf").read_bytes() == b"b changed\n"
 
-    object_path(store, digest).unlink()
+    object_path(loose_store, digest).unlink()
     with pytest.raises(CorruptStoreError, match=f"object {digest} is missing"):
-        store.restore(root, snapshot)
+        loose_store.restore(root, snapshot)
     assert (root / "etc/a.conf").read_bytes() == b"a changed\n"
 
-    assert store.restore(root, snapshot, ["/etc/a.conf"]) == ["/etc/a.conf"]
+    assert loose_store.restore(root, snapshot, ["/etc/a.conf"]) == ["/etc/a.conf"]
     assert (root / "etc/a.conf").read_bytes() == b"a original\n"
 
 
-def test_a_new_snapshot_heals_a_truncated_object(root: Path, store: SnapshotStore) -> None:
+def test_a_new_snapshot_heals_a_truncated_object(root: Path, loose_store: SnapshotStore) -> None:
     write(root, "/etc/a.conf", b"content\n")
-    first = store.take(root, ["/etc/a.conf"])
-    object_path(store, first.files[0].digest).write_bytes(b"")
-    second = store.take(root, ["/etc/a.conf"])
+    first = loose_store.take(root, ["/etc/a.conf"])
+    object_path(loose_store, first.files[0].digest).write_bytes(b"")
+    second = loose_store.take(root, ["/etc/a.conf"])
     write(root, "/etc/a.conf", b"other\n")
-    store.restore(root, second)
+    loose_store.restore(root, second)
     assert (root / "etc/a.conf").read_bytes() == b"content\n"
 
 
@@ -699,31 +706,31 @@ def test_snapshot_ids_sort_by_time(root: Path, store: SnapshotStore) -> None:
     assert len(set(ids)) == 5 and sorted(ids) == ids == store.list_ids()
 
 
-def test_gc_removes_unreferenced_objects_only(root: Path, store: SnapshotStore) -> None:
+def test_gc_removes_unreferenced_objects_only(root: Path, loose_store: SnapshotStore) -> None:
     path = write(root, "/etc/a.conf", b"version 1\n")
     write(root, "/etc/shared.conf", b"shared\n")
-    first = store.take(root, ["/etc/a.conf", "/etc/shared.conf"])
+    first = loose_store.take(root, ["/etc/a.conf", "/etc/shared.conf"])
     path.write_bytes(b"version 2\n")
-    second = store.take(root, ["/etc/a.conf", "/etc/shared.conf"])
-    assert store.gc() == 0
+    second = loose_store.take(root, ["/etc/a.conf", "/etc/shared.conf"])
+    assert loose_store.gc() == 0
 
     stray = hashlib.sha256(b"stray").hexdigest()
-    object_path(store, stray).parent.mkdir(exist_ok=True)
-    object_path(store, stray).write_bytes(b"stray")
-    assert store.gc() == 1
-    assert not object_path(store, stray).exists()
+    object_path(loose_store, stray).parent.mkdir(exist_ok=True)
+    object_path(loose_store, stray).write_bytes(b"stray")
+    assert loose_store.gc() == 1
+    assert not object_path(loose_store, stray).exists()
 
-    store.delete(first.id)
-    assert not object_path(store, first.files[0].digest).exists()
+    loose_store.delete(first.id)
+    assert not object_path(loose_store, first.files[0].digest).exists()
     for state in second.files:
-        assert object_path(store, state.digest).exists()
+        assert object_path(loose_store, state.digest).exists()
     with pytest.raises(SnapshotError):
-        store.load(first.id)
+        loose_store.load(first.id)
     path.write_bytes(b"version 3\n")
-    store.restore(root, store.load(second.id))
+    loose_store.restore(root, loose_store.load(second.id))
     assert path.read_bytes() == b"version 2\n"
     with pytest.raises(SnapshotError, match="no snapshot"):
-        store.delete(first.id)
+        loose_store.delete(first.id)
 
 
 # --------------------------------------------------------------------------- FileState
@@ -937,20 +944,20 @@ def test_batched_syncs_leave_every_object_readable(root: Path, store: SnapshotSt
 
 
 def test_a_lost_object_is_stored_again_by_the_next_snapshot(
-    root: Path, store: SnapshotStore
+    root: Path, loose_store: SnapshotStore
 ) -> None:
     """The stat shortcut trusts a matching record only while its object is in the store."""
     (root / "etc").mkdir(exist_ok=True)
     (root / "etc/a.conf").write_text("a\n")
-    first = store.take(root, ["/etc/a.conf"])
+    first = loose_store.take(root, ["/etc/a.conf"])
     digest = first.get("/etc/a.conf").digest
-    store.objects.path(digest).unlink()
+    loose_store.objects.path(digest).unlink()
     # a record old enough to be trusted: only the missing object makes clp read the file
     trusted = Snapshot(first.id, first.created + 10, first.files)
-    hashed = store.bytes_hashed
-    second = store.take(root, ["/etc/a.conf"], previous=trusted)
-    assert store.bytes_hashed == hashed + 2
-    assert store.read_content(second.get("/etc/a.conf")) == b"a\n"
+    hashed = loose_store.bytes_hashed
+    second = loose_store.take(root, ["/etc/a.conf"], previous=trusted)
+    assert loose_store.bytes_hashed == hashed + 2
+    assert loose_store.read_content(second.get("/etc/a.conf")) == b"a\n"
 
 
 def test_a_large_snapshot_lists_the_objects_once(root: Path, store: SnapshotStore) -> None:

@@ -1,0 +1,102 @@
+"""`/usr/bin/clp` as the package writes it (clp_alpm/cli/launcher.py): `clp hook` starts
+without Python's site and without click, whatever global options stand before `hook`, and
+records where they say; every other command starts as any Python program does."""
+
+from __future__ import annotations
+
+import json
+import os
+import site
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import clp_alpm
+from clp_alpm.cli import launcher
+
+
+@pytest.fixture
+def installed_clp(tmp_path: Path) -> Path:
+    path = tmp_path / "bin/clp"
+    path.parent.mkdir()
+    checkout = str(Path(clp_alpm.__file__).resolve().parent.parent)
+    launcher.write(str(path), sys.executable, [checkout, *site.getsitepackages()])
+    return path
+
+
+def run(clp: Path, *args: str, input: str = "", profile: bool = False):
+    env = dict(os.environ) | ({"PYTHONPROFILEIMPORTTIME": "1"} if profile else {})
+    return subprocess.run([str(clp), *args], capture_output=True, text=True, input=input,
+                          env=env, timeout=120)  # fmt: skip
+
+
+def imported(stderr: str) -> set[str]:
+    """The modules `-X importtime` (PYTHONPROFILEIMPORTTIME) listed."""
+    return {line.rsplit("|", 1)[1].strip() for line in stderr.splitlines()
+            if line.startswith("import time:") and "|" in line}  # fmt: skip
+
+
+SPELLINGS = [
+    ["--root", "{root}", "--config", "{conf}", "hook", "{when}"],
+    ["--root={root}", "--config={conf}", "--debug", "--color", "never", "hook", "{when}"],
+    ["-r{root}", "-q", "--config", "{conf}", "--noconfirm", "--json", "hook", "{when}"],
+    ["-qvr", "{root}", "--config", "{conf}", "hook", "{when}", "--logfile", "{log}"],
+    ["--sysroot", "{root}", "hook", "{when}", "--config", "{conf}", "--dbpath", "{db}"],
+]
+
+
+@pytest.mark.parametrize("spelling", SPELLINGS, ids=[" ".join(s[:2]) for s in SPELLINGS])
+def test_the_hook_takes_the_fast_path_whatever_options_come_first(
+    installed_clp, sandbox, tmp_path, spelling
+):
+    conf = sandbox / "etc/CLP/other.conf"
+    conf.parent.mkdir(parents=True, exist_ok=True)
+    conf.write_text("[options]\nStateDir = /srv/state\n")
+    (sandbox / "etc/app.conf").write_text("a = 1\n")
+    values = {"root": str(sandbox), "conf": str(conf), "log": str(tmp_path / "clp.log"),
+              "db": str(sandbox / "var/lib/pacman")}  # fmt: skip
+    for when in ("pre-transaction", "post-transaction"):
+        args = [word.format(when=when, **values) for word in spelling]
+        result = run(installed_clp, *args, input="etc/app.conf\n", profile=True)
+        assert result.returncode == 0, result.stderr
+        modules = imported(result.stderr)
+        assert "clp_alpm.ops.hooks" in modules
+        unwanted = {"click", "site", "clp_alpm.cli.main", "dataclasses", "inspect", "tempfile",
+                    "lxml", "tarfile", "ssl", "http.client", "_hashlib"} & modules  # fmt: skip
+        assert unwanted == set(), f"{' '.join(args)} imported {sorted(unwanted)}"
+        said = [line for line in result.stderr.splitlines() if not line.startswith("import time")]
+        assert said == [], said
+    listing = run(installed_clp, "--root", str(sandbox), "--config", str(conf),
+                  "transactions", "--json")  # fmt: skip
+    assert listing.returncode == 0, listing.stderr
+    assert [r["status"] for r in json.loads(listing.stdout)] == ["done"]
+    assert (sandbox / "srv/state/clp.db").is_file()
+    assert not (sandbox / "var/lib/clp").exists()
+
+
+def test_other_commands_start_with_site_as_usual(installed_clp, sandbox):
+    version = run(installed_clp, "--version", profile=True)
+    assert version.returncode == 0 and version.stdout == "clp, version 0.1.0\n"
+    assert "site" in imported(version.stderr)
+    listing = run(installed_clp, "--root", str(sandbox), "list", "--json")
+    assert listing.returncode == 0 and json.loads(listing.stdout) == [], listing.stderr
+
+
+def test_a_command_that_only_looks_like_a_hook_is_clicks(installed_clp, sandbox):
+    """`hook` as an argument of another command, or a bad option: click says what is wrong."""
+    result = run(installed_clp, "--root", str(sandbox), "--bogus", "hook", "pre-transaction")
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: no such option '--bogus'")
+
+
+def test_the_launcher_wants_an_absolute_interpreter(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "clp_alpm.cli.launcher", "--python", "python3",
+         "--site-dir", "/x", str(tmp_path / "clp")],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.strip().endswith("error: --python must be an absolute path")
+    assert not (tmp_path / "clp").exists()
