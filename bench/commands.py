@@ -22,7 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.revert import CLP, make_root
+from bench.revert import make_root
+from clp_alpm.cli import launcher
 from tests.kits.importkit import READ_ONLY_COMMANDS, forbidden_loaded, run_listing_modules
 
 GOAL_RATIO = 4.0
@@ -37,6 +38,17 @@ def timed(argv: list[str]) -> float:
     return elapsed
 
 
+def packaged_clp(path: Path) -> Path:
+    """`/usr/bin/clp` as the PKGBUILD writes it (clp_alpm/cli/launcher.py), for this checkout
+    and this interpreter's site-packages: what a user runs."""
+    import site
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    checkout = str(Path(__file__).resolve().parents[1])
+    launcher.write(str(path), sys.executable, [checkout, *site.getsitepackages()])
+    return path
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=21)
@@ -45,12 +57,13 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="clp-bench-commands-", dir="/var/tmp"))
     try:
         root = make_root(work, 3, 1024)
-        clp = [str(CLP), "--root", str(root)]
+        installed = packaged_clp(work / "bin/clp")
+        clp = [str(installed), "--root", str(root)]
         subprocess.run([*clp, "--noconfirm", "revert", "demo", "1.0-1"], check=True,
                        capture_output=True)  # fmt: skip
         floor = [sys.executable, "-I", "-S", "-c", "pass"]
         with_site = [sys.executable, "-c", "pass"]
-        commands = {"clp --help": [str(CLP), "--help"]}
+        commands = {"clp --help": [str(installed), "--help"]}
         commands |= {f"clp {name}": [*clp, name] for name in READ_ONLY_COMMANDS}
         runs: dict[str, list[float]] = {name: [] for name in ("floor", "site", *commands)}
         for argv in (floor, with_site, *commands.values()):  # warm: byte code, page cache

@@ -77,44 +77,56 @@ GLOBAL_OPTIONS: tuple[GlobalOption, ...] = (
 _BY_NAME = {name: option for option in GLOBAL_OPTIONS for name in option.names}
 
 
-class _NotAHookCall(Exception):
-    """The command line is not a plain `clp [global options] hook WHEN [global options]`."""
+class _NotPlain(Exception):
+    """The command line is not `clp [global options] COMMAND [words] [global options]` with
+    COMMAND one of those asked for."""
 
 
 def parse_hook_command(args: list[str]) -> tuple[list[str], dict[str, Any]] | None:
     """The words after `hook` and the global options around them; None when the command is
     not `hook` or holds anything else (then click parses it, and says what is wrong)."""
+    call = parse_plain_command(args, ("hook",))
+    return None if call is None else (call[1], call[2])
+
+
+def parse_plain_command(
+    args: list[str], commands: tuple[str, ...]
+) -> tuple[str, list[str], dict[str, Any]] | None:
+    """The command (one of `commands`), the words after it and the global options around
+    them; None for any other command line (then click parses it, and says what is wrong)."""
     try:
-        return _parse_hook_command(args)
-    except _NotAHookCall:
+        return _parse_plain_command(args, commands)
+    except _NotPlain:
         return None
 
 
-def _parse_hook_command(args: list[str]) -> tuple[list[str], dict[str, Any]]:
+def _parse_plain_command(
+    args: list[str], commands: tuple[str, ...]
+) -> tuple[str, list[str], dict[str, Any]]:
     words: list[str] = []
     values: dict[str, Any] = {}
-    seen_command = False
+    command = ""
     rest = list(args)
     while rest:
         arg = rest.pop(0)
         if arg.startswith("-") and arg != "-":
             _take_option(arg, rest, values)
-        elif not seen_command:
-            if arg != "hook":
-                raise _NotAHookCall(arg)
-            seen_command = True
+        elif not command:
+            if arg not in commands:
+                raise _NotPlain(arg)
+            command = arg
         else:
             words.append(arg)
-    if not seen_command:
-        raise _NotAHookCall("no command")
-    return words, values
+    if not command:
+        raise _NotPlain("no command")
+    return command, words, values
 
 
 def _take_option(arg: str, rest: list[str], values: dict[str, Any]) -> None:
     if not arg.startswith("--") and len(arg) > 2:  # -qv, -rDIR: short options together
         first = _BY_NAME.get(arg[:2])
         if first is None:
-            raise _NotAHookCall(arg)
+            raise _NotPlain(arg)
         if first.takes_value:
             rest.insert(0, arg[2:])
             _take_option(arg[:2], rest, values)
@@ -125,18 +137,18 @@ def _take_option(arg: str, rest: list[str], values: dict[str, Any]) -> None:
     name, has_value, inline = arg.partition("=") if arg.startswith("--") else (arg, False, "")
     option = _BY_NAME.get(name)
     if option is None:
-        raise _NotAHookCall(arg)
+        raise _NotPlain(arg)
     if not option.takes_value:
         if has_value:
-            raise _NotAHookCall(arg)
+            raise _NotPlain(arg)
         values[option.dest] = option.flag_value
         return
     if not has_value:
         if not rest:
-            raise _NotAHookCall(arg)
+            raise _NotPlain(arg)
         inline = rest.pop(0)
     if option.choices and inline not in option.choices:
-        raise _NotAHookCall(arg)
+        raise _NotPlain(arg)
     if option.multiple:
         values.setdefault(option.dest, []).append(inline)
     else:

@@ -4,13 +4,14 @@ events the printer renders (the front end's half of the handle)."""
 from __future__ import annotations
 
 import os
-from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING
 
 from clp_alpm.cli.options import options
 from clp_alpm.cli.output import Printer
 
+TYPE_CHECKING = False  # the listings start without typing (see clp_alpm.cli.entry)
 if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
     from clp_alpm.config import Config
     from clp_alpm.ops.session import Events, Session
 

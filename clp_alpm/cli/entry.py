@@ -1,9 +1,14 @@
-"""The `clp` executable. `clp hook ...` skips the click front end: pacman waits for it on
-every transaction, so it must start fast (bench/hooks.py measures it)."""
+"""The `clp` executable. What pacman and a person run most starts without the click front
+end: `clp hook ...` (pacman waits for it on every transaction; bench/hooks.py measures it),
+the read-only listings (`clp list`, `pins`, `transactions`, `status` with global options
+only) and `clp --help` (bench/commands.py). Any other command line, or one of these with
+anything else on it, goes to click, which parses it and says what is wrong."""
 
 from __future__ import annotations
 
 import sys
+
+LISTINGS = ("list", "pins", "transactions", "status")  # clp_alpm.cli.listings runs them
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -12,13 +17,65 @@ def main(argv: list[str] | None = None) -> int:
         from clp_alpm.cli.argv import parse_hook_command
 
         hook_call = parse_hook_command(args)
-        if hook_call is not None:  # else click parses it, and says what is wrong
+        if hook_call is not None:
             from clp_alpm.cli.hook import run_hook_command
 
             return run_hook_command(*hook_call)
+    elif args in (["--help"], ["-h"]) and _print_stored_help():
+        return 0
+    elif any(word in LISTINGS for word in args):
+        from clp_alpm.cli.argv import parse_plain_command
+
+        call = parse_plain_command(args, LISTINGS)
+        if call is not None and not call[1]:
+            return _run_listing(call[0], call[2])
     from clp_alpm.cli.main import main as cli_main
 
     return cli_main(args)
+
+
+def _run_listing(name: str, values: dict[str, object]) -> int:
+    from clp_alpm.cli.listings import LISTINGS as SHOW
+    from clp_alpm.cli.options import use_options
+    from clp_alpm.cli.outcome import handle_stop_signals, reported
+
+    handle_stop_signals()
+    use_options(values)
+
+    def run() -> int:
+        SHOW[name]()
+        return 0
+
+    return reported(run, debug=bool(values.get("debug")))
+
+
+def _print_stored_help() -> bool:
+    """`clp --help` as click prints it at its usual width, kept by tools/gen_docs.py; False
+    when the terminal is narrower (then click wraps it to fit)."""
+    from clp_alpm.cli.helptext import HELP, WIDTH
+
+    if _terminal_columns() < WIDTH:
+        return False
+    sys.stdout.write(HELP)
+    sys.stdout.flush()
+    return True
+
+
+def _terminal_columns() -> int:
+    """The width click wraps help to: $COLUMNS, else the terminal's, else 80 (as
+    shutil.get_terminal_size, without loading shutil)."""
+    import os
+
+    try:
+        columns = int(os.environ.get("COLUMNS", "0"))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
 
 
 if __name__ == "__main__":

@@ -1,31 +1,23 @@
-"""The `clp` command group, and how a command's outcome becomes output and an exit status.
+"""The `clp` command group on click, and click's outcomes as exit statuses.
 
 Commands live in one module per group (patch, revert, transactions, feed, system); the group
 loads only the module of the command it runs, and `clp --help` lists the commands from
-`SUMMARIES` without loading any. Every error the library raises is rendered
-here, in one line (a traceback only with --debug), and mapped to its exit status by
-`clp_alpm.cli.exits`.
+`SUMMARIES` without loading any. Every other outcome (the library's errors, Ctrl-C) is
+rendered by `clp_alpm.cli.outcome`, which the listings run without click share.
 """
 
 from __future__ import annotations
 
-import signal
 import sys
 from collections.abc import Callable
-from types import FrameType, ModuleType
+from types import ModuleType
 
 import click
 
-from clp_alpm import __version__, stops
-from clp_alpm.cli.exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, exit_code_for
-from clp_alpm.cli.options import (
-    expect_json_output,
-    last_options,
-    split_pacman_options,
-    with_global_options,
-)
-from clp_alpm.cli.output import Printer
-from clp_alpm.errors import ClpError, Declined, UpdateFailed
+from clp_alpm import __version__
+from clp_alpm.cli.exits import EXIT_USAGE
+from clp_alpm.cli.options import expect_json_output, split_pacman_options, with_global_options
+from clp_alpm.cli.outcome import fail, handle_stop_signals, reported
 
 EPILOG = (
     "Exit status: 0 success; 1 the operation failed (and was rolled back) or was declined; "
@@ -183,65 +175,30 @@ def _lower_first(text: str) -> str:
     return text[:1].lower() + text[1:].rstrip(".")
 
 
-# One rule for every stop signal, whatever the disposition clp inherited (an ignored SIGINT
-# from `cmd &` in a script, an ignored SIGHUP from nohup), as pacman handles SIGINT and SIGHUP:
-# the operation stops at once and undoes what it changed; exit status 130.
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-
-
-def _stop(signum: int, frame: FrameType | None) -> None:
-    if stops.stop_now(signum):  # else an undo is running: it ends first
-        raise KeyboardInterrupt
-
-
-def handle_stop_signals() -> None:
-    for signum in STOP_SIGNALS:
-        signal.signal(signum, _stop)
-
-
-def _fail(message: str, code: int) -> int:
-    opts = last_options()
-    printer = Printer(opts)
-    printer.error(message)
-    if opts.json:
-        printer.data({"error": message, "exit_code": code})
-    return code
-
-
-def main(argv: list[str] | None = None) -> int:
-    handle_stop_signals()
-    args = split_pacman_options(argv if argv is not None else sys.argv[1:])
-    debug = "--debug" in args
-    if "--json" in args:  # a usage error comes before the options are parsed: still JSON
-        expect_json_output()
+def _run_click(args: list[str]) -> int:
+    """Run the command group; click's own outcomes (usage errors, --help, Ctrl-C at its
+    prompt) as exit statuses."""
     try:
         cli.main(args=args, prog_name="clp", standalone_mode=False)
         return 0
-    except Declined as declined:
-        Printer(last_options()).item(str(declined))
-        return exit_code_for(declined)
-    except UpdateFailed as err:
-        if err.reported:  # already in the --json document
-            Printer(last_options()).error(str(err))
-            return exit_code_for(err)
-        return _fail(str(err), exit_code_for(err))
-    except ClpError as err:
-        return _fail(str(err), exit_code_for(err))
     except click.exceptions.Exit as exit_:
         return exit_.exit_code
     except click.UsageError as err:
         path = err.ctx.command_path if err.ctx else "clp"
         where = "clp" + path[len(path.split(" ")[0]) :]
-        return _fail(f"{_lower_first(err.format_message())} (see '{where} --help')", EXIT_USAGE)
+        return fail(f"{_lower_first(err.format_message())} (see '{where} --help')", EXIT_USAGE)
     except click.ClickException as err:
-        return _fail(_lower_first(err.format_message()), EXIT_USAGE)
-    except (click.Abort, KeyboardInterrupt):
-        click.echo(err=True)
-        return _fail("interrupted", EXIT_INTERRUPTED)
-    except Exception as err:  # a bug: say so in one line unless --debug
-        if debug:
-            raise
-        return _fail(f"internal error: {type(err).__name__}: {err} (run with --debug)", EXIT_FAILED)
+        return fail(_lower_first(err.format_message()), EXIT_USAGE)
+    except click.Abort:
+        raise KeyboardInterrupt from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    handle_stop_signals()
+    args = split_pacman_options(argv if argv is not None else sys.argv[1:])
+    if "--json" in args:  # a usage error comes before the options are parsed: still JSON
+        expect_json_output()
+    return reported(lambda: _run_click(args), debug="--debug" in args)
 
 
 if __name__ == "__main__":

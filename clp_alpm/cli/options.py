@@ -6,16 +6,20 @@ a value given anywhere lands in the click context's `meta`, and `options()` merg
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar, cast
-
-import click
-
 from clp_alpm.cli.argv import GLOBAL_OPTIONS, GlobalOption
 
-_GLOBAL_KEY = "clp.options"
+# click loads with the first command it defines: a listing run without click
+# (`clp_alpm.cli.listings`) gets its options from `use_options`, not from click's context.
+TYPE_CHECKING = False  # nor typing: see clp_alpm.cli.entry
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any, TypeVar
 
-F = TypeVar("F", bound=Callable[..., Any])
+    import click
+
+    F = TypeVar("F", bound=Callable[..., Any])
+
+_GLOBAL_KEY = "clp.options"
 
 
 def _remember(
@@ -38,6 +42,8 @@ def _global_options(hidden: bool) -> list[Callable[[F], F]]:
 
 
 def _click_option(option: GlobalOption, hidden: bool) -> Callable[[F], F]:
+    import click
+
     param_name = option.names[0].lstrip("-").replace("-", "_")
     kind: dict[str, Any] = {"is_flag": True}
     if option.takes_value:
@@ -60,8 +66,12 @@ def command(name: str, **kwargs: Any) -> Callable[[Callable[..., None]], click.C
     """A command that also accepts every global option (listed in `clp --help` only)."""
 
     def decorate(function: Callable[..., None]) -> click.Command:
+        from typing import cast
+
+        import click
+
         make = cast(
-            Callable[[Callable[..., None]], click.Command],
+            "Callable[[Callable[..., None]], click.Command]",
             click.command(name, epilog="Global options: see 'clp --help'.", **kwargs),
         )
         return make(with_global_options(function, hidden=True))
@@ -88,12 +98,24 @@ class Options:
 
 
 _last = Options({})
+_given: dict[str, Any] | None = None  # the options parsed by hand, without click
+
+
+def use_options(values: dict[str, Any]) -> None:
+    """This invocation's options, read from the command line without click."""
+    global _given
+    _given = values
 
 
 def options() -> Options:
     """This invocation's options (remembered for the error report after the command ends)."""
     global _last
-    _last = Options(click.get_current_context().meta.get(_GLOBAL_KEY, {}))
+    if _given is not None:
+        _last = Options(_given)
+    else:
+        import click
+
+        _last = Options(click.get_current_context().meta.get(_GLOBAL_KEY, {}))
     return _last
 
 

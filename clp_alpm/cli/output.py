@@ -9,14 +9,14 @@ import json
 import sys
 import unicodedata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
-
-import click
 
 from clp_alpm.cli.options import Options
 from clp_alpm.errors import ClpError
 
+TYPE_CHECKING = False  # the listings start without typing (see clp_alpm.cli.entry)
 if TYPE_CHECKING:
+    from typing import Any, TextIO
+
     from clp_alpm.ops.pins import Lift
 
 
@@ -34,19 +34,19 @@ class Printer:
             return opts.color == "always"
         return stream.isatty() and _pacman_wants_color(opts.root, opts.pacman_conf)
 
-    def _style(self, text: str, **style: Any) -> str:
-        return click.style(text, **style) if self.color else text
+    def _style(self, text: str, fg: str | None = None, bold: bool = False) -> str:
+        return styled(text, fg, bold) if self.color else text
 
     def _echo(self, text: str = "") -> None:
-        click.echo(visible(text, keep="\n\t\x1b"), color=self.color)  # ESC: the styling
+        echo(visible(text, keep="\n\t\x1b"), color=self.color)  # ESC: the styling
 
     def _echo_err(self, label: str, colour: str, text: str) -> None:
-        styled = click.style(label, fg=colour, bold=True) if self.color_err else label
+        label_shown = styled(label, colour, bold=True) if self.color_err else label
         text = visible(text)
         lines = _fitted(text, len(label) + 1) if sys.stderr.isatty() else [text]
-        click.echo(f"{styled} {lines[0]}", err=True, color=self.color_err)
+        echo(f"{label_shown} {lines[0]}", err=True, color=self.color_err)
         for line in lines[1:]:
-            click.echo(f"{'':<{len(label)}}  {line}", err=True)
+            echo(f"{'':<{len(label)}}  {line}", err=True)
 
     def question(self, text: str, bold: bool = True) -> str:
         """A prompt as pacman shows it: `:: text` (bold on a colour terminal)."""
@@ -79,7 +79,7 @@ class Printer:
 
     def output(self, line: str) -> None:
         # script output goes to stderr under --json, so that stdout stays one JSON document
-        click.echo(line, err=self.json)
+        echo(line, err=self.json)
 
     def progress(self, name: str, done: int, total: int | None) -> None:
         """A download's progress, redrawn in place on a terminal; nothing in a pipe or --json."""
@@ -98,9 +98,9 @@ class Printer:
             bar = f"[{'#' * filled}{'-' * (width - filled)}] {done * 100 // total:3d}%"
         else:
             bar = ""
-        click.echo(f"\r {name:<24} {amount:>10} {bar}", nl=False)
+        echo(f"\r {name:<24} {amount:>10} {bar}", nl=False)
         if total and done >= total:
-            click.echo()
+            echo()
 
     def rows(self, rows: list[tuple[str, str]], err: bool = False) -> None:
         """`Label : value` lines, as pacman -Qi; on standard error when `err` (then under
@@ -110,9 +110,9 @@ class Printer:
         width = max(len(label) for label, _ in rows)
         for label, value in rows:
             lines = visible(str(value)).splitlines() or ["-"]
-            click.echo(f"{label:<{width}} : {lines[0]}", err=err, color=self.color)
+            echo(f"{label:<{width}} : {lines[0]}", err=err, color=self.color)
             for line in lines[1:]:
-                click.echo(f"{'':<{width}}   {line}", err=err, color=self.color)
+                echo(f"{'':<{width}}   {line}", err=err, color=self.color)
 
     def diff_line(self, line: str) -> None:
         colour = {"+": "green", "-": "red", "@": "cyan"}.get(line[:1])
@@ -127,12 +127,33 @@ class Printer:
         self._echo_err("error:", "red", text)
 
     def data(self, value: Any) -> None:
-        click.echo(json.dumps(value, indent=2, sort_keys=True))
+        echo(json.dumps(value, indent=2, sort_keys=True))
 
 
 # What a terminal would not show as itself: controls, format characters (bidi overrides,
 # zero-width ones), surrogates, unassigned code points, line and paragraph separators.
 _INVISIBLE = frozenset(("Cc", "Cf", "Cs", "Cn", "Zl", "Zp"))
+
+
+_COLOURS = {"red": 31, "green": 32, "yellow": 33, "blue": 34, "cyan": 36}
+
+
+def styled(text: str, fg: str | None = None, bold: bool = False) -> str:
+    """`text` in a terminal colour and weight (ANSI SGR codes, as pacman writes them)."""
+    codes = ([f"\x1b[{_COLOURS[fg]}m"] if fg else []) + (["\x1b[1m"] if bold else [])
+    return "".join(codes) + text + "\x1b[0m" if codes else text
+
+
+def echo(text: str = "", err: bool = False, color: bool | None = None, nl: bool = True) -> None:
+    """Write one line to standard output (or error) at once. Without colour (by default: on
+    anything but a terminal) escape sequences are taken out, as a pipe or a log wants."""
+    stream = sys.stderr if err else sys.stdout
+    if "\x1b" in text and not (stream.isatty() if color is None else color):
+        import re
+
+        text = re.sub(r"\x1b\[[0-?]*[ -/]*[@-~]", "", text)
+    stream.write(text + "\n" if nl else text)
+    stream.flush()
 
 
 def visible(text: str, keep: str = "\n\t") -> str:

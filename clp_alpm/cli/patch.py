@@ -8,12 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from clp_alpm.cli import context
+from clp_alpm.cli import context, listings
 from clp_alpm.cli.options import command, options
-from clp_alpm.cli.output import Printer, signature_text, size, when
+from clp_alpm.cli.output import Printer, signature_text, size
 from clp_alpm.cli.prompts import confirm
 from clp_alpm.errors import ClpError, UsageError
-from clp_alpm.store.records import PatchState
 
 if TYPE_CHECKING:
     from clp_alpm.ops.apply import ApplyPlan
@@ -88,7 +87,7 @@ def _info_record(printer: Printer, patch_id: str) -> None:
     printer.rows(
         _meta_rows(info["meta"])
         + [
-            ("State", _state_text(info)),
+            ("State", listings.state_text(info)),
             ("Applied", info["applied_at"] or "-"),
             ("Rolled Back", info["rolled_back_at"] or "-"),
             ("Failed", info["failed_at"] or "-"),
@@ -171,55 +170,7 @@ def _show_apply_plan(printer: Printer, plan: ApplyPlan) -> None:
 @command("list")
 def list_command() -> None:
     """List patches (applied, rolled back, failed), package reverts and pins."""
-    from clp_alpm.ops.records import listed
-    from clp_alpm.system.pins import read_pins
-
-    printer = Printer(options())
-    with context.session(printer, write=False) as session:
-        records = session.state.list_patches()
-        patches = listed(session, records)
-        reverts = session.state.list_reverts()
-        pins = read_pins(session.config)
-    if printer.json:
-        printer.data(
-            [{"kind": "patch"} | info for info in patches]
-            + [{"kind": "revert"} | r.to_dict() for r in reverts]
-            + [{"kind": "pin", "id": p.name, "state": "pinned"} | p.__dict__ for p in pins]
-        )
-        return
-    if not (records or reverts or pins):
-        printer.nothing("no patches, reverts or pins")
-        return
-    if printer.quiet:  # as pacman -Qq: names only
-        for name in [r.id for r in records] + [r.id for r in reverts] + [p.name for p in pins]:
-            printer.item(name)
-        return
-    for info in patches:
-        applied = info["state"] == PatchState.APPLIED
-        stamp = (info["applied_at"] if applied else info["updated_at"]) or ""
-        printer.item(
-            f"{info['id']:<16} {info['version']:<6} {_state_text(info):<12} {when(stamp)}  "
-            f"{info['description']}{_origin_text(info)}"
-        )
-    for revert in reverts:
-        moves = ", ".join(f"{p['name']} {p['from']} -> {p['to']}" for p in revert.packages)
-        stamp = when(revert.to_dict()["updated_at"] or "")
-        printer.item(f"{revert.id:<16} {'revert':<6} {revert.state:<12} {stamp}  {moves}")
-    for pin in pins:
-        until = f" until {pin.until}" if pin.until else ""
-        printer.item(f"{pin.name:<16} {'pin':<6} {'pinned':<12} {'':<16}  {pin.version}{until}")
-
-
-def _origin_text(info: dict[str, Any]) -> str:
-    return " (installed by clpctl)" if info.get("origin") == "clpctl" else ""
-
-
-def _state_text(info: dict[str, Any]) -> str:
-    """A patch's state in one word or three: `not in force` says an applied patch's files are
-    not what it made them (its message says why)."""
-    if info["state"] == PatchState.APPLIED and not info["in_force"]:
-        return "not in force"
-    return str(info["state"])
+    listings.show_list()
 
 
 @command("adopt")

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import sys
 
-import click
-
 from clp_alpm.cli.options import options
-from clp_alpm.cli.output import Printer
+from clp_alpm.cli.output import Printer, echo
 from clp_alpm.errors import Declined, UsageError
 
 YES = ("", "y", "yes")
@@ -55,10 +53,10 @@ def _ask(printer: Printer, prompt: str) -> str | None:
     """Show `prompt` and read one line; None at end of input. From a pipe the answer is
     echoed, so that a log shows what was answered. Under --json the question goes to
     standard error: standard output stays the JSON document."""
-    click.echo(prompt, nl=False, err=printer.json)
+    echo(prompt, nl=False, err=printer.json)
     line = sys.stdin.readline()
     if not sys.stdin.isatty():
-        click.echo(line.strip(), err=printer.json)
+        echo(line.strip(), err=printer.json)
     elif not line:
-        click.echo(err=printer.json)  # the cursor leaves the question's line
+        echo(err=printer.json)  # the cursor leaves the question's line
     return line or None

@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import click
 
-from clp_alpm.cli import context
+from clp_alpm.cli import context, listings
 from clp_alpm.cli.options import command, options, pacman_options
-from clp_alpm.cli.output import Printer, lifted_pin
+from clp_alpm.cli.output import Printer
 from clp_alpm.cli.prompts import choose_number, confirm
 from clp_alpm.errors import UsageError
 
 if TYPE_CHECKING:
-    from clp_alpm.config import Config
-    from clp_alpm.ops.pins import Lift
     from clp_alpm.ops.revert import Request, VersionList
     from clp_alpm.ops.session import Session
-    from clp_alpm.system.pins import Pin
     from clp_alpm.system.pkgsource import Available
 
 
@@ -209,63 +205,7 @@ def pins_command() -> None:
     version: clp refreshes its own copy of the sync databases to see, and leaves pacman's
     alone, as checkupdates does.
     """
-    from clp_alpm.system.pins import include_line, pins_included, read_pins
-
-    printer = Printer(options())
-    config = context.config()
-    pins = read_pins(config)
-    lifted, offered = _check_fixes(printer, config, pins)
-    if printer.json:
-        printer.data([
-            pin.__dict__ | {"fix_offered": offered.get(pin.name), "lifted": pin.name in lifted}
-            for pin in pins
-        ])  # fmt: skip
-        return
-    for lift in lifted.values():
-        printer.arrow(lifted_pin(lift))
-    if len(pins) == len(lifted):
-        printer.nothing("no pins" if not pins else "no pins left")
-    for pin in pins:
-        if pin.name in lifted:
-            continue
-        if printer.quiet:  # as pacman -Qq: names only
-            printer.item(pin.name)
-            continue
-        until = f" until {pin.until}" if pin.until else ""
-        printer.item(f"{pin.name} {pin.version}{until} ({pin.reason})")
-    for name, version in offered.items():
-        if name not in lifted:
-            printer.arrow(
-                f"{name}: a repository offers {version}; 'clp pins' as root lifts the pin"
-            )
-    if len(pins) > len(lifted) and not pins_included(config, config.pacman_conf):
-        printer.warning(f"pacman.conf does not include these pins: add '{include_line()}'")
-
-
-def _check_fixes(
-    printer: Printer, config: Config, pins: Sequence[Pin]
-) -> tuple[dict[str, Lift], dict[str, str]]:
-    """The pins lifted (as root, after refreshing clp's copy of the sync databases) and the
-    newest version offered of each pin whose fix a repository has."""
-    import os
-
-    from clp_alpm.errors import LockError
-    from clp_alpm.ops.pins import fixes_offered, lift_satisfied_pins
-
-    if not any(pin.until for pin in pins):
-        return {}, {}
-    if os.geteuid() != 0:  # no lift, and no refresh: the databases on disk are read
-        from clp_alpm.system.pacmanconf import pacman_settings
-
-        settings = pacman_settings(config, config.pacman_conf, config.extra_cache_dirs)
-        return {}, {lift.name: lift.offered for lift in fixes_offered(config, settings, pins)}
-    try:
-        with context.session(printer) as session:
-            lifts = lift_satisfied_pins(session, refresh=True)
-    except LockError as err:
-        printer.warning(f"{err}; pins not checked for their fix")
-        return {}, {}
-    return {lift.name: lift for lift in lifts}, {lift.name: lift.offered for lift in lifts}
+    listings.show_pins()
 
 
 @command("unpin")

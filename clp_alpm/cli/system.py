@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from clp_alpm.cli import context
+from clp_alpm.cli import context, listings
 from clp_alpm.cli.options import command, options
 from clp_alpm.cli.output import Printer
 
@@ -13,38 +13,7 @@ from clp_alpm.cli.output import Printer
 def status_command() -> None:
     """List running processes that still use files pacman deleted or replaced, and unit
     files that keep clp's daily run from running."""
-    from clp_alpm.ops.session import require_root
-    from clp_alpm.system.processes import find_stale_processes, group_by_unit
-    from clp_alpm.system.services import shadowed_units
-
-    printer = Printer(options())
-    require_root()  # anyone else sees only their own processes: an all-clear would be false
-    config = context.config_checking_recovery(printer)
-    shadowed = shadowed_units(config.root)
-    stale = find_stale_processes(config.root)
-    if printer.json:
-        printer.data(
-            {
-                "processes": [process.to_dict() for process in stale],
-                "shadowed_units": [unit.to_dict() for unit in shadowed],
-            }
-        )
-        return
-    for shadow in shadowed:
-        printer.warning(f"{shadow.describe()}; fix: {shadow.fix}")
-    if not stale:
-        printer.item("no running process uses deleted or replaced files")
-        return
-    by_unit = group_by_unit(stale)
-    for unit, processes in sorted(by_unit.items(), key=lambda kv: kv[0] or "~"):
-        printer.section(unit or "Processes outside any service")
-        for process in processes:
-            files = ", ".join(process.files[:3]) + (" ..." if len(process.files) > 3 else "")
-            printer.arrow(f"{process.pid} {process.command}: {files}")
-    units = sorted(unit for unit in by_unit if unit and unit.endswith(".service"))
-    if units:
-        printer.item()
-        printer.item(f"restart them with: systemctl try-restart {' '.join(units)}")
+    listings.show_status()
 
 
 @command("hook", hidden=True)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from clp_alpm.cli import context
+from clp_alpm.cli import context, listings
 from clp_alpm.cli.options import command, options
-from clp_alpm.cli.output import Printer, when
+from clp_alpm.cli.output import Printer
 from clp_alpm.cli.prompts import confirm
 
 TYPE_CHECKING = False
@@ -17,33 +17,7 @@ if TYPE_CHECKING:
 @command("transactions")
 def transactions_command() -> None:
     """List the pacman transactions the hooks recorded, with versions and changed files."""
-    from clp_alpm.ops.transactions import describe_packages
-    from clp_alpm.store.records import Origin, TransactionStatus
-
-    printer = Printer(options())
-    with context.session(printer, write=False) as session:
-        records = session.state.list_transactions()
-    if printer.json:
-        printer.data([record.to_dict() for record in records])
-        return
-    if printer.quiet:  # numbers only, for scripts and completion
-        for record in records:
-            printer.item(str(record.id))
-        return
-    if not records:
-        printer.item("no transactions recorded (are clp's pacman hooks installed?)")
-    for record in records:
-        info = record.to_dict()
-        status = "" if record.status == TransactionStatus.DONE else f" [{record.status}]"
-        by = " by clp" if record.origin == Origin.CLP else ""
-        files = f", {len(record.changed)} file(s) changed" if record.changed else ""
-        printer.section(f"{record.id}  {when(info['started'] or '')}{by}{status}{files}")
-        if record.command:
-            printer.item(f"   command: {record.command}")
-        for line in describe_packages(record.packages):
-            printer.arrow(line)
-        for path in record.changed:
-            printer.item(f"   {path}")
+    listings.show_transactions()
 
 
 @command("diff")

@@ -10,9 +10,7 @@ and staging dirs are), holds a pair of scripts, and no applied record claims it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from clp_alpm.errors import ClpError
 from clp_alpm.ops.records import record_patch_dir
@@ -20,10 +18,17 @@ from clp_alpm.ops.session import LOG_TAG, Session
 from clp_alpm.store.records import PatchOrigin, PatchRecord, PatchState
 
 # Reading and adopting a patch directory needs the metadata model and the journal; what a
-# read-only command asks first (`may_have_leftovers`) needs neither, so they load on use.
+# read-only command asks first (`may_have_leftovers`) needs neither, so they load on use (and
+# typing and dataclasses do not load for it: see clp_alpm.cli.entry).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from dataclasses import dataclass
+    from typing import Any
+
     from clp_alpm.formats.meta import PatchMeta
     from clp_alpm.store.journal import Step
+else:
+    from clp_alpm.plaindata import dataclass
 
 META_LIMIT = 1024 * 1024  # PKGINFO.meta larger than this is not read
 

@@ -13,17 +13,20 @@ first without touching pacman's own; the post hook reads pacman's alone, which t
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from clp_alpm.config import Config
 from clp_alpm.errors import ClpError, UsageError
 from clp_alpm.system import pins
 
+TYPE_CHECKING = False  # no typing at run time: see clp_alpm.cli.entry
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from dataclasses import dataclass
+
     from clp_alpm.ops.session import Events, Session
     from clp_alpm.system.pacmanconf import PacmanSettings
+else:  # the listings start without dataclasses (inspect, ast), see clp_alpm/plaindata.py
+    from clp_alpm.plaindata import dataclass
 
 
 @dataclass(frozen=True)

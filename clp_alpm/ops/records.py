@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from clp_alpm.config import Config
 from clp_alpm.errors import UsageError
@@ -11,6 +10,10 @@ from clp_alpm.ops.pending import pending
 from clp_alpm.ops.session import Session
 from clp_alpm.store.model import Snapshot, describe_change
 from clp_alpm.store.records import PatchRecord, PatchState
+
+TYPE_CHECKING = False  # the listings start without typing (see clp_alpm.cli.entry)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def known_record(session: Session, patch_id: str) -> PatchRecord:

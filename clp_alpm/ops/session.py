@@ -8,21 +8,24 @@ opening one (taking the lock, recovering, re-applying what is pending) and closi
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from clp_alpm.config import Config
 from clp_alpm.errors import NotRootError
 from clp_alpm.logfile import LogFile
 from clp_alpm.store.state import StateDB
 
+TYPE_CHECKING = False  # as in store/records.py: no typing import at run time
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from dataclasses import dataclass
+
     from clp_alpm.formats.archive import PatchArchive
     from clp_alpm.store.lock import StateLock
     from clp_alpm.store.snapshots import SnapshotStore
     from clp_alpm.system.pacmanconf import PacmanSettings
+else:  # the listings start without dataclasses (inspect, ast), see clp_alpm/plaindata.py
+    from clp_alpm.plaindata import dataclass
 
 LOG_TAG = "CLP"
 

@@ -3,17 +3,20 @@ what changed between two of them (`clp diff N M`, as `snapper diff N..M`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeGuard
-
 from clp_alpm.errors import UsageError
 from clp_alpm.store.model import FileState, Snapshot, describe_change
 from clp_alpm.store.records import TransactionRecord
 from clp_alpm.store.state import StateDB
 
+TYPE_CHECKING = False  # no typing at run time: see clp_alpm.cli.entry
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+    from dataclasses import dataclass
+    from typing import Any, TypeGuard
+
     from clp_alpm.store.snapshots import SnapshotStore
+else:  # the listings start without dataclasses (inspect, ast), see clp_alpm/plaindata.py
+    from clp_alpm.plaindata import dataclass
 
 _DIFF_LIMIT = 1 << 20  # larger files are summarised, not diffed
 

@@ -15,13 +15,18 @@ file and line.
 from __future__ import annotations
 
 import glob
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from clp_alpm.config import Config
 from clp_alpm.errors import ConfigError, UsageError
 from clp_alpm.paths import PACMAN_CONF, under_root
+
+TYPE_CHECKING = False  # no typing at run time: see clp_alpm.cli.entry
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from dataclasses import dataclass
+else:  # the listings start without dataclasses (inspect, ast), see clp_alpm/plaindata.py
+    from clp_alpm.plaindata import dataclass
 
 DEFAULT_CACHE_DIR = "/var/cache/pacman/pkg"
 DEFAULT_GPG_DIR = "/etc/pacman.d/gnupg"

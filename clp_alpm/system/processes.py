@@ -39,11 +39,16 @@ be restarted. For a process of a user's service manager this is the user unit's 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 from clp_alpm.system.services import unit_name_is_valid
+
+TYPE_CHECKING = False  # no typing at run time: see clp_alpm.cli.entry
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from dataclasses import dataclass
+else:  # the listings start without dataclasses (inspect, ast), see clp_alpm/plaindata.py
+    from clp_alpm.plaindata import dataclass
 
 DELETED_SUFFIX = " (deleted)"
 

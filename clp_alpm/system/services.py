@@ -14,10 +14,14 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
+
+TYPE_CHECKING = False  # no typing at run time: see clp_alpm.cli.entry
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from dataclasses import dataclass
+else:  # the listings start without dataclasses (inspect, ast), see clp_alpm/plaindata.py
+    from clp_alpm.plaindata import dataclass
 
 SYSTEMCTL = "/usr/bin/systemctl"
 SYSTEMCTL_ENV = "CLP_SYSTEMCTL"
@@ -136,6 +140,8 @@ def try_restart(
 
 
 def _run_try_restart(systemctl: str, unit: str, timeout: float) -> RestartResult:
+    import subprocess  # not for `clp status`, which only reads
+
     what = f"systemctl try-restart {unit}"
     try:
         completed = subprocess.run(

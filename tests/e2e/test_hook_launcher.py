@@ -80,8 +80,24 @@ def test_other_commands_start_with_site_as_usual(installed_clp, sandbox):
     version = run(installed_clp, "--version", profile=True)
     assert version.returncode == 0 and version.stdout == "clp, version 0.1.0\n"
     assert "site" in imported(version.stderr)
-    listing = run(installed_clp, "--root", str(sandbox), "list", "--json")
-    assert listing.returncode == 0 and json.loads(listing.stdout) == [], listing.stderr
+    info = run(installed_clp, "--root", str(sandbox), "info", "CLPR261125", profile=True)
+    assert info.returncode == 2 and "site" in imported(info.stderr)
+
+
+@pytest.mark.parametrize("args", [["list", "--json"], ["-q", "transactions"], ["status"],
+                                  ["pins", "--json"], ["--help"]])  # fmt: skip
+def test_the_listings_and_help_start_without_site_or_click(installed_clp, sandbox, args):
+    result = run(installed_clp, "--root", str(sandbox), *args, profile=True)
+    if args == ["--help"]:
+        result = run(installed_clp, "--help", profile=True)
+    modules = imported(result.stderr)
+    assert {"site", "click", "typing", "dataclasses"} & modules == set(), sorted(modules)
+    said = [line for line in result.stderr.splitlines() if not line.startswith("import time")]
+    if args[0] == "status" and os.geteuid() == 0:
+        assert result.returncode == 0, said
+    assert result.returncode in (0, 2) and len(said) <= 1, said
+    if "--json" in args:
+        assert json.loads(result.stdout) == []
 
 
 def test_a_command_that_only_looks_like_a_hook_is_clicks(installed_clp, sandbox):

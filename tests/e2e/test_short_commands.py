@@ -1,9 +1,13 @@
-"""The short commands load only what they run (issue 13): `clp --help` no command module, a
-command its own group's module, a read-only command no archive, XML or download code; and
-every command still works through the lazy group."""
+"""The short commands load only what they run (issue 13): `clp --help` and the listings (with
+global options only) start without click and load no command module, any other command its
+own group's module, a read-only command no archive, XML or download code; and every command
+still works through the lazy group."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import click
@@ -48,7 +52,56 @@ def test_a_read_only_command_loads_no_archive_xml_or_download_code(reverted, tmp
     )
     assert result.returncode == 0, result.stderr
     assert forbidden_loaded(modules) == {}
-    assert {m for m in modules if m in COMMAND_MODULES} == {group_module(command)}
+    assert sorted(m for m in modules if m in COMMAND_MODULES or is_click(m)) == []
+
+
+def is_click(module: str) -> bool:
+    return module == "click" or module.startswith("click.")
+
+
+SPELLINGS = [
+    ["--root", "{root}", "-q", "list"],
+    ["list", "--json", "--sysroot={root}"],
+    ["--color=never", "-qr{root}", "pins"],
+]
+
+
+@pytest.mark.parametrize("spelling", SPELLINGS, ids=[" ".join(s) for s in SPELLINGS])
+def test_a_listing_with_global_options_anywhere_starts_without_click(reverted, tmp_path, spelling):
+    args = [arg.format(root=reverted) for arg in spelling]
+    result, modules = run_listing_modules(*args, listing=tmp_path / "modules")
+    assert result.returncode == 0, result.stderr
+    assert sorted(m for m in modules if is_click(m)) == []
+    assert ("demo" in result.stdout) if "pins" in args else ("R1" in result.stdout)
+
+
+@pytest.mark.parametrize("extra", [["extra"], ["--frobnicate"], ["--help"]])
+def test_a_listing_with_anything_else_is_click_s(reverted, tmp_path, extra):
+    result, modules = run_listing_modules(
+        "--root", str(reverted), "list", *extra, listing=tmp_path / "modules"
+    )
+    assert "click" in modules
+    if extra == ["--help"]:
+        assert result.returncode == 0 and result.stdout.startswith("Usage: clp list ")
+        return
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "clp list --help" in lines[0]
+
+
+def clicks_help(columns: int) -> str:
+    """`clp --help` as the click group writes it at `columns`."""
+    return subprocess.run(
+        [sys.executable, "-m", "clp_alpm.cli.main", "--help"], capture_output=True, text=True,
+        env=dict(os.environ, COLUMNS=str(columns)), check=True,
+    ).stdout  # fmt: skip
+
+
+@pytest.mark.parametrize("columns", [60, 80, 200])
+def test_the_stored_help_is_click_s_at_every_width(tmp_path, columns, clp):
+    shown = clp("--help", env={"COLUMNS": str(columns)}).stdout
+    assert shown == clicks_help(columns)
+    assert (shown == clicks_help(80)) == (columns >= 80)  # a narrow terminal: click wraps it
 
 
 def test_the_listings_still_show_what_they_list(reverted, clp):
@@ -65,6 +118,7 @@ def test_help_loads_no_command_module_and_no_library(tmp_path):
     assert "Commands:" in result.stdout
     layers = ("clp_alpm.ops", "clp_alpm.store", "clp_alpm.system", "clp_alpm.formats")
     assert sorted(m for m in modules if m in COMMAND_MODULES or m.startswith(layers)) == []
+    assert sorted(m for m in modules if is_click(m)) == []
 
 
 @pytest.mark.parametrize("command", sorted(cli_module.COMMANDS))
