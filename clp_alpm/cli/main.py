@@ -56,6 +56,12 @@ def _feed_commands() -> ModuleType:
     return feed
 
 
+def _health_commands() -> ModuleType:
+    from clp_alpm.cli import health
+
+    return health
+
+
 def _system_commands() -> ModuleType:
     from clp_alpm.cli import system
 
@@ -66,6 +72,7 @@ def _system_commands() -> ModuleType:
 COMMANDS: dict[str, tuple[Callable[[], ModuleType], str]] = {
     "adopt": (_patch_commands, "adopt_command"),
     "apply": (_patch_commands, "apply_command"),
+    "boot-check": (_health_commands, "boot_check_command"),
     "build": (_patch_commands, "build_command"),
     "diff": (_transaction_commands, "diff_command"),
     "hook": (_system_commands, "hook_command"),
@@ -175,8 +182,9 @@ def main(argv: list[str] | None = None) -> int:
     if "--json" in args:  # a usage error comes before the options are parsed: still JSON
         expect_json_output()
     try:
-        cli.main(args=args, prog_name="clp", standalone_mode=False)
-        return 0
+        # a command that raised click's Exit (a verdict, not an error) returns its status
+        status = cli.main(args=args, prog_name="clp", standalone_mode=False)
+        return status if isinstance(status, int) else 0
     except Declined as declined:
         Printer(last_options()).item(str(declined))
         return exit_code_for(declined)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from clp_alpm.cli import context
@@ -13,13 +15,16 @@ from clp_alpm.cli.output import Printer
 def status_command() -> None:
     """List running processes that still use files pacman deleted or replaced, and unit
     files that keep clp's daily run from running."""
+    from clp_alpm.ops.health import summary
     from clp_alpm.ops.session import require_root
     from clp_alpm.system.processes import find_stale_processes, group_by_unit
     from clp_alpm.system.services import shadowed_units
 
     printer = Printer(options())
     require_root()  # anyone else sees only their own processes: an all-clear would be false
-    config = context.config_checking_recovery(printer)
+    with context.session(printer, write=False) as session:  # root: recovers what was left
+        config = session.config
+        health = summary(session)
     shadowed = shadowed_units(config.root)
     stale = find_stale_processes(config.root)
     if printer.json:
@@ -27,9 +32,11 @@ def status_command() -> None:
             {
                 "processes": [process.to_dict() for process in stale],
                 "shadowed_units": [unit.to_dict() for unit in shadowed],
+                "health": health,
             }
         )
         return
+    _show_health(printer, health)
     for shadow in shadowed:
         printer.warning(f"{shadow.describe()}; fix: {shadow.fix}")
     if not stale:
@@ -45,6 +52,21 @@ def status_command() -> None:
     if units:
         printer.item()
         printer.item(f"restart them with: systemctl try-restart {' '.join(units)}")
+
+
+def _show_health(printer: Printer, health: dict[str, Any]) -> None:
+    """Boot health: the probation, and what clp undid by itself after failed boots."""
+    for undone in health["undone_after_failed_boots"]:
+        why = (undone["message"] or "").removeprefix("undone by clp ")
+        printer.section(f"Boot health: transaction {undone['transaction']} was undone {why}")
+    if health["probation"]:
+        ids = ", ".join(str(number) for number in health["probation"])
+        limit = health["health_boots"]
+        then = f"clp undoes them after {limit}" if limit else "HealthBoots = 0: clp undoes nothing"
+        printer.section(
+            f"Boot health: on probation after transaction(s) {ids} "
+            f"({health['failed_boots_in_row']} failed boot(s) in a row; {then})"
+        )
 
 
 @command("hook", hidden=True)

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 def transactions_command() -> None:
     """List the pacman transactions the hooks recorded, with versions and changed files."""
     from clp_alpm.ops.transactions import describe_packages
-    from clp_alpm.store.records import Origin, TransactionStatus
+    from clp_alpm.store.records import Health, Origin, TransactionStatus
 
     printer = Printer(options())
     with context.session(printer, write=False) as session:
@@ -37,9 +37,12 @@ def transactions_command() -> None:
         status = "" if record.status == TransactionStatus.DONE else f" [{record.status}]"
         by = " by clp" if record.origin == Origin.CLP else ""
         files = f", {len(record.changed)} file(s) changed" if record.changed else ""
-        printer.section(f"{record.id}  {when(info['started'] or '')}{by}{status}{files}")
+        health = f" health: {record.health}" if record.health else ""
+        printer.section(f"{record.id}  {when(info['started'] or '')}{by}{status}{health}{files}")
         if record.command:
             printer.item(f"   command: {record.command}")
+        if record.health == Health.UNDONE_AFTER_FAILED_BOOTS and record.message:
+            printer.item(f"   {record.message}")
         for line in describe_packages(record.packages):
             printer.arrow(line)
         for path in record.changed:

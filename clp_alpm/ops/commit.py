@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from clp_alpm.ops import step_files, step_packages, step_records, step_scripts
+from clp_alpm.ops import step_files, step_health, step_packages, step_records, step_scripts
 from clp_alpm.ops.steps import Handler, OperationKind, StepKind
 from clp_alpm.store.journal import Journal, Step, StepHandler
 
@@ -22,6 +22,7 @@ REGISTRY: dict[StepKind, type[Handler]] = {
     **step_scripts.HANDLERS,
     **step_packages.HANDLERS,
     **step_records.HANDLERS,
+    **step_health.HANDLERS,
 }
 
 
