@@ -37,7 +37,8 @@ def transactions_command() -> None:
         status = "" if record.status == TransactionStatus.DONE else f" [{record.status}]"
         by = " by clp" if record.origin == Origin.CLP else ""
         files = f", {len(record.changed)} file(s) changed" if record.changed else ""
-        health = f" health: {record.health}" if record.health else ""
+        shown = record.health not in (None, Health.GOOD)  # good: as any transaction
+        health = f" health: {record.health}" if shown else ""
         printer.section(f"{record.id}  {when(info['started'] or '')}{by}{status}{health}{files}")
         if record.command:
             printer.item(f"   command: {record.command}")

@@ -6,12 +6,15 @@ in the root's /etc/CLP/health.d."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests.kits.hookkit import HookRoot, install, transactions
+from tests.kits.paths import REPO
 from tests.kits.pkgkit import CACHE, make_package
 
 PKG = "demo"
@@ -303,3 +306,61 @@ def test_a_transaction_made_in_this_boot_waits_for_the_next_one(hroot):
     late = boot_json(hroot, "boot1", code=1)
     assert late["probation"] == [] and upgrade(hroot)["health"] == "probation"
     assert boot_json(hroot, "boot2", "--early")["undone"] == []
+
+
+def test_the_pin_holds_the_broken_version_back_and_a_newer_one_lifts_it(hroot, tmp_path):
+    """pacman -Syu with the broken 2.0-1 still in the repository keeps 1.0-1; once the
+    repository offers 2.0-2, `clp pins` lifts the pin and the next -Syu takes it, on
+    probation again."""
+    from tests.e2e.test_pin_lift import pacman_ok, publish
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    conf = hroot.root / "etc/pacman.conf"
+    conf.write_text(conf.read_text() + f"[testrepo]\nServer = file://{repo}\n")
+    publish(hroot, repo, PKG, "2.0-1")
+    configure(hroot, boots=1)
+    check(hroot, "required", "50-display", FAIL)
+    boot(hroot, "boot1")
+    boot_json(hroot, "boot2", "--early")
+    assert hroot.installed(PKG) == "1.0-1"
+    output = pacman_ok(hroot, "-Syu")
+    assert "demo: ignoring package upgrade (1.0-1 => 2.0-1)" in output
+    assert hroot.installed(PKG) == "1.0-1" and "IgnorePkg = demo" in pinned(hroot)
+    publish(hroot, repo, PKG, "2.0-2")
+    lifted = hroot.clp("pins")
+    assert "a repository offers a version newer than 2.0-1" in lifted.stdout, lifted.stdout
+    assert "IgnorePkg = demo" not in pinned(hroot)
+    pacman_ok(hroot, "-Syu")
+    assert hroot.installed(PKG) == "2.0-2"
+    assert transactions(hroot)[-1]["health"] == "probation"
+
+
+# -- the checks the package ships -------------------------------------------------------------
+
+SHIPPED = sorted(p for p in (REPO / "health.d").glob("*.d/*") if p.is_file())
+
+
+def test_the_shipped_checks_cannot_judge_a_sandbox_root_and_pass(sandbox, clp):
+    shutil.copytree(REPO / "health.d", sandbox / "etc/CLP/health.d")
+    result = clp("--root", str(sandbox), "boot-check", "--json", env={"CLP_BOOT_ID": "b1"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert report["verdict"] == "good"
+    ran = {f"{c['phase']}.d/{c['name']}": c for c in report["checks"]}
+    assert sorted(ran) == sorted(str(p.relative_to(REPO / "health.d")) for p in SHIPPED)
+    for name, outcome in ran.items():
+        assert outcome["passed"] and not outcome["skipped"], (name, outcome)
+        said = " ".join(outcome["output"])
+        assert "cannot judge" in said or "nothing to remember" in said, (name, said)
+
+
+@pytest.mark.skipif(os.path.isdir("/run/systemd/system"), reason="systemd runs here")
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: str(p.relative_to(REPO / "health.d")))
+def test_each_shipped_check_passes_in_a_container_without_systemd(path, tmp_path):
+    env = {"PATH": os.environ["PATH"], "CLP_HEALTH_STATE": str(tmp_path / "health"),
+           "CLP_HEALTH_PACKAGES": "demo"}  # fmt: skip
+    result = subprocess.run([str(path)], capture_output=True, text=True, env=env, timeout=30)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "cannot judge" in result.stdout or "nothing to remember" in result.stdout
+    assert os.access(path, os.X_OK)
