@@ -312,18 +312,19 @@ def _early(session: Session, boot_id: str) -> BootReport:
     )
     checks = _run(session, "red", boot_id, waiting)
     report = replace(report, checks=tuple(checks))
-    try:
-        undone, pinned, notice = _undo_after_failed_boots(session, waiting, row)
-    except ClpError as err:
-        text = (
-            f"clp could not undo transaction(s) {_ids(ids)} after {row} failed boot(s): "
-            f"{err}; nothing was changed"
-        )
+    outcome = _undo_after_failed_boots(session, waiting, row)
+    undone, pinned, notice = outcome.undone, outcome.pinned, outcome.notice
+    numbers = _ids(tuple(u.transaction for u in undone))
+    if outcome.error is not None:
+        left = _ids(tuple(i for i in ids if i not in {u.transaction for u in undone}))
+        text = f"clp could not undo transaction(s) {left} after {row} failed boot(s): "
+        text += f"{outcome.error}; " + (f"it undid {numbers}" if undone else "nothing was changed")
         _say(session, messages, text, error=True)
         state.put_boot(replace(current, note=text))
-        return replace(report, refused=str(err), messages=tuple(messages))
+        return replace(report, undone=tuple(undone), pinned=tuple(pinned), notice=notice,
+                       refused=outcome.error, messages=tuple(messages))  # fmt: skip
     text = (
-        f"undid transaction(s) {_ids(tuple(u.transaction for u in undone))} after {row} "
+        f"undid transaction(s) {numbers} after {row} "
         f"failed boot(s); pinned {', '.join(pinned) or 'nothing'}"
     )
     _say(session, messages, text, error=True)
@@ -340,28 +341,59 @@ def _ids(ids: tuple[int, ...]) -> str:
 # -- the automatic undo -------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class UndoOutcome:
+    undone: tuple[Undone, ...]
+    pinned: tuple[str, ...]
+    notice: str | None
+    error: str | None  # why (the rest of) the undo could not be done
+
+
 def _undo_after_failed_boots(
     session: Session, waiting: list[TransactionRecord], row: int
-) -> tuple[list[Undone], list[str], str | None]:
+) -> UndoOutcome:
     """Undo `waiting` newest first, one journaled operation each, after checking that every
-    one can be undone (ClpError, nothing changed, when one cannot)."""
+    one can be undone (nothing is changed when one cannot). An undo that fails all the same
+    is rolled back by the journal; the newer ones done before it stay done."""
     order = sorted(waiting, key=lambda r: r.id, reverse=True)
-    first = plan_undo(session, order[0].id)
-    for record in order[1:]:
-        _check_copies(session, record)
+    try:
+        first = plan_undo(session, order[0].id)
+        for record in order[1:]:
+            _check_copies(session, record)
+    except ClpError as err:
+        return UndoOutcome((), (), None, str(err))
+    done: list[Undone] = []
+    pinned: dict[str, str] = {}
+    notice = _motd_path(session)
+    try:
+        _undo_each(session, order, first, row, done, pinned, notice)
+    except ClpError as err:
+        error: str | None = str(err)
+    else:
+        error = None
+    versions = tuple(f"{n} {v}" for n, v in pinned.items())
+    return UndoOutcome(tuple(done), versions, notice if done else None, error)
+
+
+def _undo_each(
+    session: Session,
+    order: list[TransactionRecord],
+    first: UndoPlan,
+    row: int,
+    undone: list[Undone],
+    pinned: dict[str, str],
+    notice: str | None,
+) -> None:
+    """Commit the undo of each of `order`, appending to `undone` and `pinned` as they are."""
     broken: dict[str, str] = {}  # package -> the newest version the transactions brought
     for record in order:
         for package in record.packages:
             if package["to"] is not None:
                 broken.setdefault(package["name"], package["to"])
     why = _failed_boots(session, row)
-    notice = _motd_path(session)
-    undone: list[Undone] = []
-    pinned: dict[str, str] = {}
     for record in order:
         plan = first if record is order[0] else plan_undo(session, record.id)
         back = _brought_back(record)
-        pinned.update(back)
         pin_list = [
             pins.Pin(
                 name,
@@ -375,7 +407,7 @@ def _undo_after_failed_boots(
         message = _record_message(record.id, row, why, back)
         extra = [steps.pin(pin_list, f"pin {', '.join(back)} in {pins.PINS_FILE}")] if back else []
         if notice is not None:
-            extra.append(steps.motd(notice, _motd_text(done, pinned, row, why)))
+            extra.append(steps.motd(notice, _motd_text(done, pinned | back, row, why)))
         plan_steps = [
             *plan.steps[:-1],
             *extra,
@@ -383,7 +415,7 @@ def _undo_after_failed_boots(
         ]
         _commit(session, plan, plan_steps)
         undone.append(Undone(record.id, plan.moves))
-    return undone, [f"{n} {v}" for n, v in pinned.items()], notice
+        pinned.update(back)
 
 
 def _brought_back(record: TransactionRecord) -> dict[str, str]:

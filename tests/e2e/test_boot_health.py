@@ -256,6 +256,21 @@ def test_a_killed_undo_is_recovered_by_the_next_early_check(hroot):
     assert upgrade(hroot)["health"] == "undone-after-failed-boots"
 
 
+def test_a_kill_after_the_motd_was_written_takes_it_back_with_the_rest(hroot):
+    configure(hroot, boots=1)
+    check(hroot, "required", "50-display", FAIL)
+    boot(hroot, "boot1")
+    env = {"CLP_FAULT_KILL": "record-transaction:before"}
+    killed = boot(hroot, "boot2", "--early", env=env)
+    assert killed.returncode == -9, killed.stdout + killed.stderr
+    assert (hroot.root / "run/motd.d/clp-health").exists()
+    recovered = hroot.clp("recover")
+    assert recovered.returncode == 0, recovered.stdout + recovered.stderr
+    assert not (hroot.root / "run/motd.d").exists()  # the directory clp made goes too
+    assert hroot.installed(PKG) == "2.0-1" and "IgnorePkg = demo" not in pinned(hroot)
+    assert upgrade(hroot)["health"] == "failed" and upgrade(hroot)["status"] == "done"
+
+
 def test_a_wanted_check_that_fails_is_logged_and_never_acted_on(hroot):
     configure(hroot, boots=1)
     check(hroot, "wanted", "50-nice", FAIL)
@@ -308,17 +323,34 @@ def test_a_transaction_made_in_this_boot_waits_for_the_next_one(hroot):
     assert boot_json(hroot, "boot2", "--early")["undone"] == []
 
 
+def publish(root: HookRoot, repo: Path, version: str) -> None:
+    """demo VERSION into the repository `testrepo`, its database dated later each time (pacman
+    downloads a database only when it is newer than its own, to the second)."""
+    made = package(root, version)
+    shutil.copy2(made, repo / made.name)
+    database = repo / "testrepo.db.tar.gz"
+    subprocess.run(["repo-add", "-q", str(database), str(repo / made.name)],
+                   check=True, capture_output=True, timeout=60)  # fmt: skip
+    later = database.stat().st_mtime + 20 * len(list(repo.glob("*.pkg.tar*")))
+    for name in (database, repo / "testrepo.db"):
+        os.utime(name, (later, later), follow_symlinks=True)
+
+
+def pacman_ok(root: HookRoot, *args: str) -> str:
+    result = root.pacman(*args)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout + result.stderr
+
+
 def test_the_pin_holds_the_broken_version_back_and_a_newer_one_lifts_it(hroot, tmp_path):
     """pacman -Syu with the broken 2.0-1 still in the repository keeps 1.0-1; once the
     repository offers 2.0-2, `clp pins` lifts the pin and the next -Syu takes it, on
     probation again."""
-    from tests.e2e.test_pin_lift import pacman_ok, publish
-
     repo = tmp_path / "repo"
     repo.mkdir()
     conf = hroot.root / "etc/pacman.conf"
     conf.write_text(conf.read_text() + f"[testrepo]\nServer = file://{repo}\n")
-    publish(hroot, repo, PKG, "2.0-1")
+    publish(hroot, repo, "2.0-1")
     configure(hroot, boots=1)
     check(hroot, "required", "50-display", FAIL)
     boot(hroot, "boot1")
@@ -327,7 +359,7 @@ def test_the_pin_holds_the_broken_version_back_and_a_newer_one_lifts_it(hroot, t
     output = pacman_ok(hroot, "-Syu")
     assert "demo: ignoring package upgrade (1.0-1 => 2.0-1)" in output
     assert hroot.installed(PKG) == "1.0-1" and "IgnorePkg = demo" in pinned(hroot)
-    publish(hroot, repo, PKG, "2.0-2")
+    publish(hroot, repo, "2.0-2")
     lifted = hroot.clp("pins")
     assert "a repository offers a version newer than 2.0-1" in lifted.stdout, lifted.stdout
     assert "IgnorePkg = demo" not in pinned(hroot)
