@@ -27,6 +27,7 @@ COMPLETION_INDEX = "/var/cache/clp/completion-index"
 SIGLEVELS = ("Required", "Optional", "Never")
 MAX_INCLUDE_DEPTH = 10
 MAX_HISTORY = 100000  # HistoryLimit's ceiling: a number, not a way to keep every snapshot
+MAX_HEALTH_BOOTS = 100  # HealthBoots' ceiling
 
 # key in clp.conf -> (Config field, kind)
 _OPTIONS: dict[str, tuple[str, str]] = {
@@ -41,6 +42,8 @@ _OPTIONS: dict[str, tuple[str, str]] = {
     "ConnectTimeout": ("connect_timeout", "seconds"),
     "ReadTimeout": ("read_timeout", "seconds"),
     "HistoryLimit": ("history_limit", "count"),
+    "HealthBoots": ("health_boots", "boots"),
+    "HealthTimeout": ("health_timeout", "seconds"),
     "Architecture": ("architecture", "word"),
     "DBPath": ("dbpath", "path"),
     "ArchiveServer": ("archive_servers", "list"),
@@ -65,6 +68,8 @@ class Config:
     connect_timeout: int = 10  # a mirror's connection and answer, as pacman (libcurl) waits
     read_timeout: int = 10  # each byte of a download
     history_limit: int = 100  # pacman transactions kept, with their snapshots
+    health_boots: int = 3  # failed boots in a row before the automatic undo; 0: never
+    health_timeout: int = 60  # seconds each boot health check may run
     architecture: str = field(default_factory=lambda: os.uname().machine)
     dbpath: str = "/var/lib/pacman"
     # None: clp.conf sets no ArchiveServer, and the distribution's archive applies (see
@@ -198,6 +203,13 @@ def _convert(source: str, key: str, value: str, kind: str) -> object:
     if kind == "seconds":
         if not value.isdigit() or not 1 <= int(value) <= 86400:
             raise ConfigError(f"{source}: {key} must be a number of seconds (1-86400)")
+        return int(value)
+    if kind == "boots":
+        if not value.isdigit() or not 0 <= int(value) <= MAX_HEALTH_BOOTS:
+            raise ConfigError(
+                f"{source}: {key} must be a whole number from 0 to {MAX_HEALTH_BOOTS} "
+                "(0: never undo)"
+            )
         return int(value)
     if kind == "count":
         if not value.isdigit() or not 1 <= int(value) <= MAX_HISTORY:

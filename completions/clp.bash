@@ -10,7 +10,7 @@ _clp_spec()
 {
     case $1 in
         '')
-            cmds='adopt apply build diff info list new pins recover repo-add revert rollback status transactions undo-transaction unpin update verify'
+            cmds='adopt apply boot-check build diff info list new pins recover repo-add revert rollback status transactions undo-transaction unpin update verify'
             opts='-V --version -r --sysroot --root --config -b --dbpath --pacman-conf --cachedir --gpgdir --hookdir --logfile --noconfirm --confirm -q --quiet -v --verbose --json --color --debug -h --help'
             valopts='-r=none --sysroot=none --root=none --config=none -b=none --dbpath=none --pacman-conf=none --cachedir=none --gpgdir=none --hookdir=none --logfile=none --color=choice:auto,always,never'
             args=''
@@ -26,6 +26,12 @@ _clp_spec()
             opts='-r --sysroot --root --config -b --dbpath --pacman-conf --cachedir --gpgdir --hookdir --logfile --noconfirm --confirm -q --quiet -v --verbose --json --color --debug -h --help'
             valopts='-r=none --sysroot=none --root=none --config=none -b=none --dbpath=none --pacman-conf=none --cachedir=none --gpgdir=none --hookdir=none --logfile=none --color=choice:auto,always,never'
             args='patch'
+            ;;
+        'boot-check')
+            cmds=''
+            opts='--early -r --sysroot --root --config -b --dbpath --pacman-conf --cachedir --gpgdir --hookdir --logfile --noconfirm --confirm -q --quiet -v --verbose --json --color --debug -h --help'
+            valopts='-r=none --sysroot=none --root=none --config=none -b=none --dbpath=none --pacman-conf=none --cachedir=none --gpgdir=none --hookdir=none --logfile=none --color=choice:auto,always,never'
+            args=''
             ;;
         'build')
             cmds=''

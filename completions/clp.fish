@@ -11,6 +11,8 @@ function __clp_value_options --argument-names path
             printf '%s\n' -r --sysroot --root --config -b --dbpath --pacman-conf --cachedir --gpgdir --hookdir --logfile --color
         case 'apply'
             printf '%s\n' -r --sysroot --root --config -b --dbpath --pacman-conf --cachedir --gpgdir --hookdir --logfile --color
+        case 'boot-check'
+            printf '%s\n' -r --sysroot --root --config -b --dbpath --pacman-conf --cachedir --gpgdir --hookdir --logfile --color
         case 'build'
             printf '%s\n' -o --output --sign --gpg-homedir -r --sysroot --root --config -b --dbpath --pacman-conf --cachedir --gpgdir --hookdir --logfile --color
         case 'diff'
@@ -49,7 +51,7 @@ end
 function __clp_commands --argument-names path
     switch "$path"
         case ''
-            printf '%s\n' adopt apply build diff info list new pins recover repo-add revert rollback status transactions undo-transaction unpin update verify
+            printf '%s\n' adopt apply boot-check build diff info list new pins recover repo-add revert rollback status transactions undo-transaction unpin update verify
     end
 end
 
@@ -162,6 +164,7 @@ end
 # clp
 complete -c clp -n '__clp_argument "" 0' -a 'adopt' -d 'Record the patches clpctl installed in PatchDir as applied (every command does this first, as root).'
 complete -c clp -n '__clp_argument "" 0' -a 'apply' -d 'Verify, plan and apply a .clp patch; roll it back by itself if anything fails.'
+complete -c clp -n '__clp_argument "" 0' -a 'boot-check' -d 'Run the boot health checks of /etc/CLP/health.d and mark this boot good or failed.'
 complete -c clp -n '__clp_argument "" 0' -a 'build' -d 'Validate a patch directory and pack it into a .clp (and sign it).'
 complete -c clp -n '__clp_argument "" 0' -a 'diff' -d 'Show what a pacman transaction changed in configuration files, as unified diffs.'
 complete -c clp -n '__clp_argument "" 0' -a 'info' -d 'Show a patch file\'s metadata, or what clp knows of the patch with that ID.'
@@ -198,6 +201,9 @@ complete -c clp -s h -l help -d 'Show this message and exit.'
 
 # clp apply
 complete -c clp -n '__clp_argument apply 0' -k -a '(__fish_complete_suffix .clp)'
+
+# clp boot-check
+complete -c clp -n '__clp_using boot-check' -l early -d 'Early in boot: count a probation boot that never reached the late check as failed, and undo after HealthBoots failed boots.'
 
 # clp build
 complete -c clp -n '__clp_using build' -s o -l output -r -F -d 'Output .clp file (default: DIRECTORY\'s name + .clp, here).'

@@ -46,7 +46,7 @@ from clp_alpm.cli import exits  # noqa: E402
 from clp_alpm.cli import main as cli_module  # noqa: E402
 from clp_alpm.formats import archive, meta, pkginfo  # noqa: E402
 from clp_alpm.store.lock import DEFAULT_WAIT, LOCK_NAME  # noqa: E402
-from clp_alpm.system import pins, scripts  # noqa: E402
+from clp_alpm.system import health, pins, scripts  # noqa: E402
 
 # The date the pages carry (man(7) wants one). Fixed, so that generating is reproducible:
 # move it forward together with clp_alpm.__version__.
@@ -573,6 +573,70 @@ PRE_HOOK = "05-clp-pre.hook"
 POST_HOOK = "zz-clp-post.hook"
 SERVICE = "core-livepatch-update.service"
 TIMER = "core-livepatch-update.timer"
+BOOT_EARLY = "clp-boot-early.service"
+BOOT_CHECK = "clp-boot-check.service"
+HEALTH_DIR = health.HEALTH_DIR
+TARGET_MOTD = "/run/motd.d/clp-health"
+
+# The boot health checks clp's package ships (health.d/ of the checkout): each described.
+DEFAULT_CHECKS = {
+    "required.d/10-services-back": "Every service that was enabled and active at the end of "
+    "the last good boot (as `green.d/90-remember-active-units` wrote it down) and is still "
+    "enabled is active again (or still starting).",
+    "required.d/20-display-manager": "When a display manager is enabled "
+    "(`/etc/systemd/system/display-manager.service`), it is active; one still starting is "
+    "given 30 seconds. This is the black screen after a driver update.",
+    "required.d/30-no-failed-unit-of-the-upgrade": "When `systemctl is-system-running` says "
+    "`degraded`, no failed unit has its unit file in a package the transactions on probation "
+    "changed (`CLP_HEALTH_PACKAGES`, asked with `pacman -Qo`).",
+    "wanted.d/50-system-running": "`systemctl is-system-running` says `running` (or "
+    "`starting`); else it lists the failed units. Logged, never acted on.",
+    "green.d/90-remember-active-units": "After a good boot, writes the enabled services that "
+    "are active to `CLP_HEALTH_STATE/active-units`, for `10-services-back`.",
+}
+
+BOOT_HEALTH = (
+    "After a pacman transaction that changed packages (recorded by clp's hooks), the machine "
+    "is on *probation* until a later boot passes the health checks: the boot the transaction "
+    "ran in does not count. Each boot is known by the kernel's boot id "
+    "(`/proc/sys/kernel/random/boot_id`); the environment variable `CLP_BOOT_ID` replaces it "
+    "for tests only, which stand for a sequence of boots without rebooting.",
+    "The checks are the executables of `{health}/required.d/` (each must pass), `wanted.d/` "
+    "(a failure is logged, never acted on), `green.d/` (run after a boot passed) and `red.d/` "
+    "(run before clp acts on failed boots), run in name order, one at a time, chrooted into the "
+    "root as patch scripts are, each in its own process group and stopped with all of it after "
+    "HealthTimeout seconds (clp.conf(5)). A check passes with exit status 0. Names starting "
+    "with `.` and pacman's leftovers (`.pacnew`, `.pacsave`, `.pacorig`, `~`) are not checks; a "
+    "file without an execute bit, a link or a directory is skipped, so `chmod -x` turns a "
+    "check off (an upgrade of clp keeps that unless it changes the check). A health "
+    "directory that is a symbolic link is refused. Their output goes to LogFile and, on a "
+    "system whose journal (or syslog) listens, to the journal (`journalctl -t clp-health`). "
+    "A check gets a clean environment with `CLP_BOOT_ID`, `CLP_HEALTH_PHASE` (required, "
+    "wanted, green, red), `CLP_HEALTH_PACKAGES` (the packages of the transactions on "
+    "probation) and `CLP_HEALTH_STATE` (a directory in StateDir the checks may keep notes in).",
+    "`clp boot-check`, run late in boot by `clp-boot-check.service`, runs `required.d` and "
+    "`wanted.d` and marks the boot good or failed. A good boot ends the probation: the "
+    "transactions are `good`, and `green.d` runs. `clp boot-check --early`, run by "
+    "`clp-boot-early.service` before the display manager and before `multi-user.target`, "
+    "counts a probation boot that never reached the late check (a hard reset at a black "
+    "screen) as failed.",
+    "After HealthBoots failed boots in a row (clp.conf(5), default 3; 0 never undoes), the "
+    "early check runs `red.d`, then undoes every transaction since the last good boot, newest "
+    "first, each as `clp undo-transaction` does it and through the same journal (a kill half "
+    "way is recovered by the next clp run, the next early check included), and pins each "
+    "package it brought back until a repository offers a version newer than the broken one "
+    "(a `# clp: NAME VERSION until >BROKEN` pin). Every undo is planned first: when one is "
+    "impossible (a package file neither in the cache nor in an archive, a file changed since), "
+    "nothing is changed and clp says why, at every early check, with exit status 1. The boot "
+    "then goes on with the earlier versions.",
+    "What happened is told by `clp status` (probation, failed boots, the automatic undos), "
+    "`clp transactions` (the `health` of each transaction, in `--json` too: `probation`, "
+    "`good`, `failed`, `undone-after-failed-boots`, and its message: which checks failed in "
+    "which boots, and how to take the new versions again with `clp unpin NAME` and "
+    "`pacman -Syu`), the journal, LogFile and a message of the day in `{motd}`.",
+    "The package ships these checks, which behave on a machine without systemd running (a "
+    "container, a chroot) by saying that they cannot judge and passing:",
+)
 
 
 def _files_section(doc: Roff) -> None:
@@ -630,6 +694,27 @@ def _files_section(doc: Roff) -> None:
             "(`journalctl -u core-livepatch-update`).",
         ),
         (
+            f"{UNIT_DIR}/{BOOT_EARLY}",
+            "Runs `clp boot-check --early` early in boot: after the local file systems, before "
+            "`basic.target`, `multi-user.target` and the display manager (see BOOT HEALTH). "
+            "Enable it with `systemctl enable clp-boot-early.service clp-boot-check.service`.",
+        ),
+        (
+            f"{UNIT_DIR}/{BOOT_CHECK}",
+            "Runs `clp boot-check` once the system is up: after `multi-user.target` and "
+            "`graphical.target`, before `boot-complete.target`.",
+        ),
+        (
+            HEALTH_DIR,
+            "The boot health checks: `required.d`, `wanted.d`, `green.d` and `red.d` (see BOOT "
+            "HEALTH).",
+        ),
+        (
+            f"{TARGET_MOTD}",
+            "What clp undid by itself after failed boots, for pam_motd(8) (`/etc/motd.d/` "
+            "where the system has that and no `/run/motd.d/`).",
+        ),
+        (
             f"{UNIT_DIR}/{TIMER}",
             "Starts the service every day at 12:00 (a machine that was off then catches up at "
             "boot), with a random delay of up to 30 minutes. Turn automatic updates on with "
@@ -639,6 +724,21 @@ def _files_section(doc: Roff) -> None:
     doc.macro("SH", "FILES")
     for path, text in entries:
         doc.item(f"\\fI{code(path)}\\fR", text)
+
+
+def _boot_health_section(doc: Roff) -> None:
+    shipped = sorted(
+        str(path.relative_to(ROOT / "health.d"))
+        for path in (ROOT / "health.d").glob("*.d/*")
+        if path.is_file()
+    )
+    if sorted(DEFAULT_CHECKS) != shipped:
+        raise GenerationError(f"DEFAULT_CHECKS must describe exactly health.d/: {shipped}")
+    doc.macro("SH", "BOOT HEALTH")
+    for paragraph in BOOT_HEALTH:
+        doc.para(paragraph.format(health=HEALTH_DIR, motd=TARGET_MOTD))
+    for name, text in DEFAULT_CHECKS.items():
+        doc.item(f"\\fI{code(name)}\\fR", text)
 
 
 def clp_8(tree: CommandDoc) -> str:
@@ -683,6 +783,7 @@ def clp_8(tree: CommandDoc) -> str:
     for code_value, text in _exit_statuses(defaults):
         doc.item(f"\\fB{code_value}\\fR", text)
 
+    _boot_health_section(doc)
     _files_section(doc)
 
     doc.macro("SH", "EXAMPLES")
@@ -819,6 +920,20 @@ CONFIG_OPTIONS: dict[str, tuple[str, str, str | None]] = {
         "transaction can no longer be shown, compared or undone.",
         None,
     ),
+    "HealthBoots": (
+        "*number*",
+        "How many failed boots in a row after a pacman transaction that changed packages make "
+        "`clp boot-check --early` undo every transaction since the last good boot (see BOOT "
+        "HEALTH in clp(8)), from 0 to {max_health_boots}, as greenboot's boot counter; `0` "
+        "never undoes (the boots are still checked and recorded).",
+        None,
+    ),
+    "HealthTimeout": (
+        "*seconds*",
+        "How long one boot health check of `/etc/CLP/health.d` may run, from 1 to 86400 "
+        "seconds; then its whole process group is stopped and the check has failed.",
+        None,
+    ),
     "Architecture": (
         "*name*",
         "The architecture patches must be built for (or `any`), and the value of `$arch` in "
@@ -906,7 +1021,9 @@ def clp_conf_5() -> str:
         syntax, text, override = CONFIG_OPTIONS[key]
         syntax = syntax.format(siglevels=" | ".join(config_module.SIGLEVELS))
         text = text.format(
-            grace=f"{scripts.KILL_GRACE_SECONDS:g}", max_history=config_module.MAX_HISTORY
+            grace=f"{scripts.KILL_GRACE_SECONDS:g}",
+            max_history=config_module.MAX_HISTORY,
+            max_health_boots=config_module.MAX_HEALTH_BOOTS,
         )
         default = _config_default(key, field_name, override)
         default = default.format(arch_archive=osrelease.DISTRIBUTION_ARCHIVES["arch"])

@@ -138,13 +138,16 @@ def _check_fixes(
 
 def show_status() -> None:
     """`clp status`: stale processes by unit, and units that shadow clp's own."""
+    from clp_alpm.ops.health import summary
     from clp_alpm.ops.session import require_root
     from clp_alpm.system.processes import find_stale_processes, group_by_unit
     from clp_alpm.system.services import shadowed_units
 
     printer = Printer(options())
     require_root()  # anyone else sees only their own processes: an all-clear would be false
-    config = context.config_checking_recovery(printer)
+    with context.session(printer, write=False) as session:  # root: recovers what was left
+        config = session.config
+        health = summary(session)
     shadowed = shadowed_units(config.root)
     stale = find_stale_processes(config.root)
     if printer.json:
@@ -152,9 +155,11 @@ def show_status() -> None:
             {
                 "processes": [process.to_dict() for process in stale],
                 "shadowed_units": [unit.to_dict() for unit in shadowed],
+                "health": health,
             }
         )
         return
+    _show_health(printer, health)
     for shadow in shadowed:
         printer.warning(f"{shadow.describe()}; fix: {shadow.fix}")
     if not stale:
@@ -175,7 +180,7 @@ def show_status() -> None:
 def show_transactions() -> None:
     """`clp transactions`: each recorded transaction, its packages and changed files."""
     from clp_alpm.ops.transactions import describe_packages
-    from clp_alpm.store.records import Origin, TransactionStatus
+    from clp_alpm.store.records import Health, Origin, TransactionStatus
 
     printer = Printer(options())
     with context.session(printer, write=False) as session:
@@ -194,13 +199,32 @@ def show_transactions() -> None:
         status = "" if record.status == TransactionStatus.DONE else f" [{record.status}]"
         by = " by clp" if record.origin == Origin.CLP else ""
         files = f", {len(record.changed)} file(s) changed" if record.changed else ""
-        printer.section(f"{record.id}  {when(info['started'] or '')}{by}{status}{files}")
+        shown = record.health not in (None, Health.GOOD)  # good: as any transaction
+        health = f" health: {record.health}" if shown else ""
+        printer.section(f"{record.id}  {when(info['started'] or '')}{by}{status}{health}{files}")
         if record.command:
             printer.item(f"   command: {record.command}")
+        if record.health == Health.UNDONE_AFTER_FAILED_BOOTS and record.message:
+            printer.item(f"   {record.message}")
         for line in describe_packages(record.packages):
             printer.arrow(line)
         for path in record.changed:
             printer.item(f"   {path}")
+
+
+def _show_health(printer: Printer, health: dict[str, Any]) -> None:
+    """Boot health: the probation, and what clp undid by itself after failed boots."""
+    for undone in health["undone_after_failed_boots"]:
+        why = (undone["message"] or "").removeprefix("undone by clp ")
+        printer.section(f"Boot health: transaction {undone['transaction']} was undone {why}")
+    if health["probation"]:
+        ids = ", ".join(str(number) for number in health["probation"])
+        limit = health["health_boots"]
+        then = f"clp undoes them after {limit}" if limit else "HealthBoots = 0: clp undoes nothing"
+        printer.section(
+            f"Boot health: on probation after transaction(s) {ids} "
+            f"({health['failed_boots_in_row']} failed boot(s) in a row; {then})"
+        )
 
 
 LISTINGS = {"list": show_list, "pins": show_pins, "transactions": show_transactions,

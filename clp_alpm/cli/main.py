@@ -49,6 +49,12 @@ def _feed_commands() -> ModuleType:
     return feed
 
 
+def _health_commands() -> ModuleType:
+    from clp_alpm.cli import health
+
+    return health
+
+
 def _system_commands() -> ModuleType:
     from clp_alpm.cli import system
 
@@ -59,6 +65,7 @@ def _system_commands() -> ModuleType:
 COMMANDS: dict[str, tuple[Callable[[], ModuleType], str]] = {
     "adopt": (_patch_commands, "adopt_command"),
     "apply": (_patch_commands, "apply_command"),
+    "boot-check": (_health_commands, "boot_check_command"),
     "build": (_patch_commands, "build_command"),
     "diff": (_transaction_commands, "diff_command"),
     "hook": (_system_commands, "hook_command"),
@@ -179,8 +186,9 @@ def _run_click(args: list[str]) -> int:
     """Run the command group; click's own outcomes (usage errors, --help, Ctrl-C at its
     prompt) as exit statuses."""
     try:
-        cli.main(args=args, prog_name="clp", standalone_mode=False)
-        return 0
+        # a command that raised click's Exit (a verdict, not an error) returns its status
+        status = cli.main(args=args, prog_name="clp", standalone_mode=False)
+        return status if isinstance(status, int) else 0
     except click.exceptions.Exit as exit_:
         return exit_.exit_code
     except click.UsageError as err:

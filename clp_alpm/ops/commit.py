@@ -45,6 +45,12 @@ def _records() -> Handlers:
     return step_records.HANDLERS
 
 
+def _health() -> Handlers:
+    from clp_alpm.ops import step_health
+
+    return step_health.HANDLERS
+
+
 # step kind -> the domain that handles it (tests/unit/ops/test_session.py checks this against
 # each domain's HANDLERS)
 DOMAINS: dict[StepKind, Callable[[], Handlers]] = {
@@ -67,6 +73,7 @@ DOMAINS: dict[StepKind, Callable[[], Handlers]] = {
     StepKind.RECORD: _records,
     StepKind.RECORD_REVERT: _records,
     StepKind.RECORD_TRANSACTION: _records,
+    StepKind.MOTD: _health,
 }
 
 

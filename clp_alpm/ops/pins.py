@@ -41,12 +41,10 @@ class Lift:
     @property
     def upgrade_waits(self) -> bool:
         """The fix is not installed yet: the next `pacman -Syu` installs it."""
-        import pyalpm
-
-        return self.installed is None or pyalpm.vercmp(self.installed, self.until) < 0
+        return self.installed is None or not pins.until_reached(self.installed, self.until)
 
     def describe(self) -> str:
-        return f"{self.name} (a repository offers {self.until} or newer)"
+        return f"{self.name} (a repository offers {pins.describe_until(self.until)})"
 
 
 def unpin(session: Session, names: Sequence[str]) -> None:

@@ -16,7 +16,13 @@ from collections.abc import Iterable
 from clp_alpm.config import Config
 from clp_alpm.errors import ClpError
 from clp_alpm.store.model import Snapshot
-from clp_alpm.store.records import Origin, PatchState, TransactionRecord, TransactionStatus
+from clp_alpm.store.records import (
+    Health,
+    Origin,
+    PatchState,
+    TransactionRecord,
+    TransactionStatus,
+)
 from clp_alpm.store.snapshots import SnapshotStore
 from clp_alpm.store.state import StateDB
 from clp_alpm.system.localdb import installed_versions
@@ -188,6 +194,14 @@ def close(
     message = record.message
     if status == TransactionStatus.INTERRUPTED:
         message = "the post-transaction hook never ran (pacman failed or was stopped)"
+    health, boot = record.health, record.boot
+    moved = any(p["from"] != p["to"] for p in packages)
+    if record.origin == Origin.PACMAN and record.snapshot_before is not None and moved:
+        # packages changed: the machine is on probation until a later boot passes the
+        # health checks (`clp boot-check`); the boot it ran in does not count
+        from clp_alpm.bootid import boot_id_or_none  # lazy: a file read, this case only
+
+        health, boot = Health.PROBATION, boot_id_or_none()
     closed = replace(
         record,
         status=status,
@@ -197,6 +211,8 @@ def close(
         changed=changed,
         snapshot_after=after.id,
         message=message,
+        health=health,
+        boot=boot,
     )
     recorder.state.put_transaction(closed)
     return closed

@@ -14,6 +14,7 @@ from clp_alpm.ops.steps import Handler, RecordedState, StepKind
 from clp_alpm.store.journal import StepRun
 from clp_alpm.store.model import Snapshot
 from clp_alpm.store.records import (
+    Health,
     PatchRecord,
     PatchState,
     RevertRecord,
@@ -120,24 +121,28 @@ class RecordTransactionStep(Handler):
     def do(self, run: StepRun) -> None:
         state = self.session.state
         record = _transaction(self.session, run)
-        run.save(previous=record.status, message=record.message)
+        run.save(previous=record.status, message=record.message, health=record.health)
         stamp = time.strftime("%Y-%m-%d %H:%M")
+        health = run.args.get("health")
         state.put_transaction(
             replace(
                 record,
                 status=TransactionStatus(run.args["status"]),
-                message=f"undone by clp on {stamp}",
+                message=run.args.get("message") or f"undone by clp on {stamp}",
+                health=record.health if health is None else Health(health),
             )
         )
 
     def undo(self, run: StepRun) -> None:
         if "previous" in run.data:
             record = _transaction(self.session, run)
+            health = run.data.get("health", record.health)
             self.session.state.put_transaction(
                 replace(
                     record,
                     status=TransactionStatus(run.data["previous"]),
                     message=run.data.get("message"),
+                    health=None if health is None else Health(health),
                 )
             )
 

@@ -41,6 +41,7 @@ class StepKind(StrEnum):
     UNPIN = "unpin"
     RECORD_REVERT = "record-revert"
     RECORD_TRANSACTION = "record-transaction"
+    MOTD = "motd"
 
 
 class OperationKind(StrEnum):
@@ -54,6 +55,7 @@ class OperationKind(StrEnum):
     UNDO_TRANSACTION = "undo-transaction"
     UNPIN = "unpin"
     ADOPT = "adopt"
+    HEALTH_UNDO = "health-undo"  # an undo-transaction clp ran after failed boots
 
 
 class RecordedState(StrEnum):
@@ -247,12 +249,23 @@ def record_revert_rolled_back(revert_id: str) -> Step:
     )
 
 
-def record_transaction_undone(transaction_id: int) -> Step:
-    return Step(
-        StepKind.RECORD_TRANSACTION,
-        {"id": transaction_id, "status": TransactionStatus.UNDONE},
-        f"record transaction {transaction_id} as undone",
-    )
+def record_transaction_undone(
+    transaction_id: int, health: str | None = None, message: str | None = None
+) -> Step:
+    """Mark the transaction undone; `health` and `message` (the automatic undo's) too."""
+    args: dict[str, Any] = {"id": transaction_id, "status": TransactionStatus.UNDONE}
+    if health is not None:
+        args |= {"health": health, "message": message}
+    return Step(StepKind.RECORD_TRANSACTION, args, f"record transaction {transaction_id} as undone")
+
+
+# -- notices ----------------------------------------------------------------------------------
+
+
+def motd(path: str, text: str) -> Step:
+    """Write the message of the day file `path` (a target path in /run/motd.d or
+    /etc/motd.d); undone by putting back what was there."""
+    return Step(StepKind.MOTD, {"path": path, "text": text}, f"tell the user in {path}")
 
 
 # -- handlers ---------------------------------------------------------------------------------

@@ -42,6 +42,28 @@ class TransactionStatus(StrEnum):
     UNDONE = "undone"
 
 
+class Health(StrEnum):
+    """What the boots after a transaction that changed packages said of it: probation until a
+    boot passes the required health checks (good); failed once a boot did not (still on
+    probation); undone-after-failed-boots once HealthBoots failed boots in a row undid it."""
+
+    PROBATION = "probation"
+    GOOD = "good"
+    FAILED = "failed"
+    UNDONE_AFTER_FAILED_BOOTS = "undone-after-failed-boots"
+
+
+ON_PROBATION = (Health.PROBATION, Health.FAILED)
+
+
+class BootVerdict(StrEnum):
+    """pending: the late check has not run in this boot (yet, or ever: a hard reset)."""
+
+    PENDING = "pending"
+    GOOD = "good"
+    FAILED = "failed"
+
+
 class Origin(StrEnum):
     """Who ran a pacman transaction: a person (or another front end), or clp itself."""
 
@@ -196,6 +218,8 @@ class TransactionRecord:
     message: str | None = None
     pacman_pid: int | None = None  # the pacman whose hooks opened it
     command: str | None = None  # that pacman's command line, as /proc showed it
+    health: Health | None = None  # None: it changed no package (or clp made it)
+    boot: str | None = None  # the boot it ran in: its probation starts with the next one
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -208,6 +232,34 @@ class TransactionRecord:
             "packages": [dict(package) for package in self.packages],
             "changed_files": list(self.changed),
             "message": self.message,
+            "health": None if self.health is None else str(self.health),
+        }
+
+
+@dataclass(frozen=True)
+class BootRecord:
+    """One boot as `clp boot-check` saw it (its id is the kernel's boot id)."""
+
+    id: str
+    seq: int  # boots in the order clp first saw them
+    seen: float
+    verdict: BootVerdict = BootVerdict.PENDING
+    probation: bool = False  # the machine was on probation in this boot
+    early: float | None = None  # when the early check ran in it
+    checked: float | None = None  # when the late check ran in it
+    failed_checks: tuple[str, ...] = ()  # "required.d/50-x: exit status 1", ...
+    note: str | None = None  # what clp did in this boot, or why the verdict
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "boot": self.id,
+            "verdict": str(self.verdict),
+            "probation": self.probation,
+            "seen": _iso(self.seen),
+            "early": _iso(self.early),
+            "checked": _iso(self.checked),
+            "failed_checks": list(self.failed_checks),
+            "note": self.note,
         }
 
 

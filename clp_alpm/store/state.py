@@ -12,7 +12,10 @@ from pathlib import Path
 from clp_alpm.errors import ClpError, NotRootError
 from clp_alpm.store.records import (
     UNFINISHED,
+    BootRecord,
+    BootVerdict,
     EntryStatus,
+    Health,
     JournalEntry,
     Operation,
     OperationStatus,
@@ -30,7 +33,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # What takes a database of version N-1 to N. _SCHEMA creates the newest tables; a database an
 # older clp wrote gets the same columns from these steps, run once, in one transaction. A
@@ -38,6 +41,12 @@ SCHEMA_VERSION = 2
 # record's default.
 _MIGRATIONS: dict[int, tuple[str, ...]] = {
     2: ("ALTER TABLE transactions ADD COLUMN command TEXT",),
+    # boot health: a transaction's probation and the boot it ran in; the boots table is new
+    # (_SCHEMA has made it already)
+    3: (
+        "ALTER TABLE transactions ADD COLUMN health TEXT",
+        "ALTER TABLE transactions ADD COLUMN boot TEXT",
+    ),
 }
 
 _SCHEMA = """
@@ -92,7 +101,20 @@ CREATE TABLE IF NOT EXISTS transactions (
     snapshot_after TEXT,
     message TEXT,
     pacman_pid INTEGER,
-    command TEXT
+    command TEXT,
+    health TEXT,
+    boot TEXT
+);
+CREATE TABLE IF NOT EXISTS boots (
+    id TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    seen REAL NOT NULL,
+    verdict TEXT NOT NULL,
+    probation INTEGER NOT NULL,
+    early REAL,
+    checked REAL,
+    failed_checks TEXT NOT NULL DEFAULT '[]',
+    note TEXT
 );
 CREATE TABLE IF NOT EXISTS journal (
     op_id INTEGER NOT NULL REFERENCES operations(id),
@@ -335,6 +357,40 @@ class StateDB:
 
         return sorted(((str(a), str(b), str(c)) for a, b, c in rows), key=key)
 
+    # -- boots ---------------------------------------------------------------
+
+    def get_boot(self, boot_id: str) -> BootRecord | None:
+        return next((boot for boot in self.list_boots() if boot.id == boot_id), None)
+
+    def list_boots(self) -> list[BootRecord]:
+        """Every boot recorded, oldest first (none in a database older than schema 3, which
+        a read-only connection reads as it is)."""
+        try:
+            rows = self._conn.execute("SELECT * FROM boots ORDER BY seq").fetchall()
+        except sqlite3.OperationalError as err:
+            if self.readonly:
+                return []
+            raise ClpError(f"{self.path}: cannot read the state database ({err})") from None
+        return [_boot_from_row(row) for row in rows]
+
+    def put_boot(self, record: BootRecord) -> BootRecord:
+        """Store a boot; a new one (seq 0) gets the next number. Returns it as stored."""
+        values = dict(record.__dict__)
+        values["failed_checks"] = json.dumps(list(record.failed_checks))
+        values["probation"] = int(record.probation)
+        with self.transaction() as conn:
+            if not values["seq"]:
+                row = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM boots").fetchone()
+                values["seq"] = int(row[0]) + 1
+            names = ", ".join(values)
+            marks = ", ".join(f":{name}" for name in values)
+            conn.execute(f"INSERT OR REPLACE INTO boots ({names}) VALUES ({marks})", values)
+        return BootRecord(**(record.__dict__ | {"seq": values["seq"]}))
+
+    def forget_boots_before(self, seq: int) -> None:
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM boots WHERE seq < ?", (seq,))
+
     # -- operations and journal ---------------------------------------------
 
     def begin_operation(self, kind: str, target: str, pid: int, plan: list[dict[str, Any]]) -> int:
@@ -462,4 +518,14 @@ def _transaction_from_row(row: sqlite3.Row) -> TransactionRecord:
         values[key] = tuple(json.loads(values[key]))
     values["status"] = TransactionStatus(values["status"])
     values["origin"] = Origin(values["origin"])
+    if values.get("health") is not None:
+        values["health"] = Health(values["health"])
     return TransactionRecord(**values)
+
+
+def _boot_from_row(row: sqlite3.Row) -> BootRecord:
+    values = dict(row)
+    values["failed_checks"] = tuple(json.loads(values["failed_checks"]))
+    values["probation"] = bool(values["probation"])
+    values["verdict"] = BootVerdict(values["verdict"])
+    return BootRecord(**values)

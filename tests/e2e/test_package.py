@@ -22,7 +22,14 @@ pytestmark = pytest.mark.slow
 VERSION = "0.1.0-1"
 DEPENDS = ["python", "pyalpm", "python-lxml", "python-click", "powershell-bin", "gnupg"]
 MAKEDEPENDS = ["python-build", "python-installer", "python-setuptools", "python-wheel"]
-BACKUP = ["etc/CLP/clp.conf", "etc/CLP/mirrors"]
+HEALTH_CHECKS = [
+    "etc/CLP/health.d/required.d/10-services-back",
+    "etc/CLP/health.d/required.d/20-display-manager",
+    "etc/CLP/health.d/required.d/30-no-failed-unit-of-the-upgrade",
+    "etc/CLP/health.d/wanted.d/50-system-running",
+    "etc/CLP/health.d/green.d/90-remember-active-units",
+]
+BACKUP = ["etc/CLP/clp.conf", "etc/CLP/mirrors", *HEALTH_CHECKS]
 
 # Installed path -> file in the checkout it is a copy of.
 INSTALLED_COPIES = {
@@ -33,6 +40,9 @@ INSTALLED_COPIES = {
     "usr/lib/systemd/system/core-livepatch-update.service":
         "systemd/core-livepatch-update.service",
     "usr/lib/systemd/system/core-livepatch-update.timer": "systemd/core-livepatch-update.timer",
+    "usr/lib/systemd/system/clp-boot-early.service": "systemd/clp-boot-early.service",
+    "usr/lib/systemd/system/clp-boot-check.service": "systemd/clp-boot-check.service",
+    **{path: path.replace("etc/CLP/", "", 1) for path in HEALTH_CHECKS},
     "usr/share/bash-completion/completions/clp": "completions/clp.bash",
     "usr/share/zsh/site-functions/_clp": "completions/_clp",
     "usr/share/fish/vendor_completions.d/clp.fish": "completions/clp.fish",
@@ -40,7 +50,8 @@ INSTALLED_COPIES = {
 }  # fmt: skip
 MAN_PAGES = ("usr/share/man/man8/clp.8", "usr/share/man/man5/clp.conf.5",
              "usr/share/man/man5/clp-patch.5")  # fmt: skip
-EMPTY_DIRS = {"opt/CLP": 0o755, "var/lib/clp": 0o700, "var/cache/clp": 0o755}
+EMPTY_DIRS = {"opt/CLP": 0o755, "var/lib/clp": 0o700, "var/cache/clp": 0o755,
+              "etc/CLP/health.d/red.d": 0o755}  # fmt: skip
 TOP_LEVEL = {"etc", "opt", "usr", "var"}
 
 
@@ -120,7 +131,7 @@ def test_package_files_belong_to_root(package: Path) -> None:
         name = name.rstrip("/")
         if name in EMPTY_DIRS:
             assert mode[0] == "d" and _permission_bits(mode) == EMPTY_DIRS[name], line
-        if name in ("usr/bin/clp", "usr/bin/clpctl"):
+        if name in ("usr/bin/clp", "usr/bin/clpctl", *HEALTH_CHECKS):
             assert mode == "-rwxr-xr-x", line
 
 

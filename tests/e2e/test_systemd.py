@@ -94,3 +94,60 @@ def test_the_service_does_not_hide_paths_a_patch_may_declare():
     for restriction in ("ProtectSystem", "ProtectHome", "PrivateTmp", "ProtectKernelModules",
                         "ReadOnlyPaths", "InaccessiblePaths", "RestrictSUIDSGID"):  # fmt: skip
         assert restriction not in options, restriction
+
+
+BOOT_EARLY = "clp-boot-early.service"
+BOOT_CHECK = "clp-boot-check.service"
+
+
+def boot_units_root(tmp_path: Path, early_text: str | None = None) -> Path:
+    root = verify_root(tmp_path)
+    units = root / "usr/lib/systemd/system"
+    (units / BOOT_EARLY).write_text(early_text or (UNITS / BOOT_EARLY).read_text())
+    shutil.copy(UNITS / BOOT_CHECK, units)
+    return root
+
+
+def verify_boot_units(root: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["systemd-analyze", "verify", "--man=no", f"--root={root}", BOOT_EARLY, BOOT_CHECK],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+
+def test_the_boot_units_pass_systemd_analyze_verify(tmp_path):
+    result = verify_boot_units(boot_units_root(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip() == ""
+
+
+def test_verify_catches_a_broken_boot_unit(tmp_path):
+    broken = (UNITS / BOOT_EARLY).read_text().replace("Type=oneshot", "Type=oneshoot")
+    result = verify_boot_units(boot_units_root(tmp_path, broken))
+    assert "Failed to parse service type" in result.stderr
+
+
+def values(name: str, section: str, key: str) -> set[str]:
+    found: set[str] = set()
+    current = None
+    for line in (UNITS / name).read_text().splitlines():
+        if line.startswith("["):
+            current = line.strip("[]")
+        elif current == section and line.startswith(f"{key}="):
+            found.update(line.split("=", 1)[1].split())
+    return found
+
+
+def test_the_early_check_runs_before_a_display_manager_and_multi_user():
+    before = values(BOOT_EARLY, "Unit", "Before")
+    assert {"display-manager.service", "multi-user.target", "basic.target"} <= before
+    assert values(BOOT_EARLY, "Unit", "DefaultDependencies") == {"no"}
+    assert values(BOOT_EARLY, "Service", "ExecStart") >= {"/usr/bin/clp", "boot-check", "--early"}
+
+
+def test_the_late_check_runs_once_the_system_is_up():
+    after = values(BOOT_CHECK, "Unit", "After")
+    assert {"multi-user.target", "graphical.target", BOOT_EARLY} <= after
+    assert values(BOOT_CHECK, "Unit", "Before") == {"boot-complete.target"}
+    assert "--early" not in values(BOOT_CHECK, "Service", "ExecStart")
+    assert values(BOOT_CHECK, "Install", "WantedBy") == {"multi-user.target"}

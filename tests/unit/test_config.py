@@ -145,3 +145,29 @@ def test_feed_siglevel_defaults_to_siglevel_and_is_checked(tmp_path):
     conf.write_text("[options]\nFeedSigLevel = Sometimes\n")
     with pytest.raises(ConfigError, match=r"clp.conf:2: FeedSigLevel must be one of Required"):
         load_config(tmp_path)
+
+
+def test_health_boots_and_timeout_are_read_and_default_to_3_and_60(tmp_path):
+    install_shipped(tmp_path)
+    config = load_config(tmp_path)
+    assert (config.health_boots, config.health_timeout) == (3, 60)
+    (tmp_path / "etc/CLP/clp.conf").write_text("[options]\nHealthBoots = 0\nHealthTimeout = 5\n")
+    config = load_config(tmp_path)
+    assert (config.health_boots, config.health_timeout) == (0, 5)
+
+
+@pytest.mark.parametrize("value", ["-1", "three", "1.5", "101", ""])
+def test_a_bad_health_boots_is_one_line_naming_the_file(tmp_path, value):
+    (tmp_path / "etc/CLP").mkdir(parents=True)
+    (tmp_path / "etc/CLP/clp.conf").write_text(f"[options]\nHealthBoots = {value}\n")
+    expected = "needs a value" if not value else r"must be a whole number from 0 to 100 \(0"
+    with pytest.raises(ConfigError, match=rf"clp.conf:2: HealthBoots {expected}"):
+        load_config(tmp_path)
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "1m", "86401"])
+def test_a_bad_health_timeout_is_one_line_naming_the_file(tmp_path, value):
+    (tmp_path / "etc/CLP").mkdir(parents=True)
+    (tmp_path / "etc/CLP/clp.conf").write_text(f"[options]\nHealthTimeout = {value}\n")
+    with pytest.raises(ConfigError, match=r"clp.conf:2: HealthTimeout must be a number of sec"):
+        load_config(tmp_path)

@@ -12,7 +12,7 @@ import pytest
 
 from clp_alpm.config import load_config
 from clp_alpm.errors import LockError
-from clp_alpm.ops import step_files, step_packages, step_records, step_scripts, steps
+from clp_alpm.ops import step_files, step_health, step_packages, step_records, step_scripts, steps
 from clp_alpm.ops.commit import DOMAINS, REGISTRY
 from clp_alpm.ops.session import Events
 from clp_alpm.ops.startup import open_session
@@ -23,14 +23,14 @@ from clp_alpm.store.state import StateDB
 
 
 def test_every_step_kind_has_exactly_one_handler():
-    domains = [step_files, step_scripts, step_packages, step_records]
+    domains = [step_files, step_scripts, step_packages, step_records, step_health]
     registered = [kind for domain in domains for kind in domain.HANDLERS]
     assert len(registered) == len(set(registered)), "a step kind registered by two domains"
     assert set(REGISTRY) == set(steps.StepKind)
 
 
 def test_each_step_kind_loads_the_domain_that_handles_it():
-    domains = [step_files, step_scripts, step_packages, step_records]
+    domains = [step_files, step_scripts, step_packages, step_records, step_health]
     for domain in domains:
         for kind, handler in domain.HANDLERS.items():
             assert DOMAINS[kind]() is domain.HANDLERS, kind

@@ -7,12 +7,19 @@ import json
 import os
 import sqlite3
 import stat
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from clp_alpm.errors import ClpError
-from clp_alpm.store.records import Origin, TransactionRecord, TransactionStatus
+from clp_alpm.store.records import (
+    BootRecord,
+    Health,
+    Origin,
+    TransactionRecord,
+    TransactionStatus,
+)
 from clp_alpm.store.state import SCHEMA_VERSION, StateDB
 
 # The tables as clp wrote them at schema 1 (before transactions had a command line).
@@ -144,7 +151,9 @@ def test_opening_an_old_database_for_writing_migrates_it_once(tmp_path: Path) ->
     finally:
         state.close()
     assert old.command is None and old.changed == ("/etc/demo.conf",)
-    assert columns(path)[-1] == "command" and schema_of(path) == str(SCHEMA_VERSION)
+    # schema 2 added the command line, schema 3 the boot health (in that order, at the end)
+    assert columns(path)[-3:] == ["command", "health", "boot"]
+    assert schema_of(path) == str(SCHEMA_VERSION)
     again = StateDB(tmp_path / "state")  # a second open finds nothing left to do
     try:
         assert [r.command for r in again.list_transactions()] == [None, "pacman -Syu"]
@@ -168,3 +177,37 @@ def test_a_database_from_a_newer_clp_is_refused_unchanged(tmp_path: Path) -> Non
     with pytest.raises(ClpError, match=rf"written by a newer clp \(schema {SCHEMA_VERSION + 1}\)"):
         StateDB(tmp_path / "state")
     assert "command" not in columns(path)
+
+
+def boots_table(path: Path) -> list[str]:
+    conn = sqlite3.connect(path)
+    try:
+        return [row[1] for row in conn.execute("PRAGMA table_info(boots)")]
+    finally:
+        conn.close()
+
+
+def test_an_old_database_gains_the_boot_health_once_migrated(tmp_path: Path) -> None:
+    """Schema 3: a transaction's health and boot, and the boots table; an old transaction
+    has no health (it was never on probation) and an old database has no boots."""
+    path = old_database(tmp_path / "state")
+    readonly = StateDB(tmp_path / "state", readonly=True)
+    try:
+        assert readonly.list_boots() == []  # an old database read as it is: no boots table
+        (record,) = readonly.list_transactions()
+        assert record.health is None and record.to_dict()["health"] is None
+    finally:
+        readonly.close()
+    assert boots_table(path) == []
+    state = StateDB(tmp_path / "state")
+    try:
+        (record,) = state.list_transactions()
+        assert record.health is None and record.boot is None
+        stored = state.put_boot(BootRecord("b1", 0, 1700000200.0, probation=True))
+        assert stored.seq == 1 and state.get_boot("b1") == stored
+        state.put_transaction(replace(record, health=Health.PROBATION, boot="b0"))
+        (again,) = state.list_transactions()
+        assert again.health == Health.PROBATION and again.boot == "b0"
+    finally:
+        state.close()
+    assert "verdict" in boots_table(path) and schema_of(path) == "3"

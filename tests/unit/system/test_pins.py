@@ -12,10 +12,12 @@ from clp_alpm.errors import ConfigError, UsageError
 from clp_alpm.system.pins import (
     PINS_FILE,
     Pin,
+    describe_until,
     include_line,
     pins_included,
     pins_to_lift,
     read_pins,
+    until_reached,
     write_pins,
 )
 from tests.kits.pkgkit import make_package, pacman_install
@@ -177,6 +179,22 @@ def test_pins_to_lift(config: Config) -> None:
     assert pins_to_lift(pins, available) == [NVIDIA]
     assert pins_to_lift(pins, {"nvidia-utils": ["555.42-1"], "linux": ["1:6.0-1"]}) == [pins[2]]
     assert pins_to_lift(pins, {}) == []
+
+
+def test_a_newer_than_pin_is_lifted_only_by_a_version_after_the_broken_one(
+    config: Config,
+) -> None:
+    """The automatic undo after failed boots pins `until >BROKEN`: the broken version itself
+    (still in the repository) keeps the pin, any later one (a new pkgrel too) lifts it."""
+    pin = Pin("demo", "1.0-1", ">2.0-1", "undone after 1 failed boot(s), transaction 2")
+    write_pins(config, [pin])
+    assert read_pins(config) == [pin]
+    assert pins_to_lift([pin], {"demo": ["2.0-1", "1.0-1"]}) == []
+    assert pins_to_lift([pin], {"demo": ["2.0-2"]}) == [pin]
+    assert pins_to_lift([pin], {"demo": ["2.0.1-1"]}) == [pin]
+    assert until_reached("2.0-1", "2.0-1") and not until_reached("2.0-1", ">2.0-1")
+    assert describe_until(">2.0-1") == "a version newer than 2.0-1"
+    assert describe_until("3.0-1") == "3.0-1 or newer"
 
 
 def test_pacman_syu_keeps_a_pinned_package_until_unpinned(
