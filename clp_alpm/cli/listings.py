@@ -138,7 +138,7 @@ def _check_fixes(
 
 def show_status() -> None:
     """`clp status`: stale processes by unit, and units that shadow clp's own."""
-    from clp_alpm.ops.health import summary
+    from clp_alpm.ops.probation import summary
     from clp_alpm.ops.session import require_root
     from clp_alpm.system.processes import find_stale_processes, group_by_unit
     from clp_alpm.system.services import shadowed_units

@@ -92,6 +92,8 @@ SUMMARIES = {
     "adopt": "Record the patches clpctl installed in PatchDir as applied (every command does "
     "this first, as root).",
     "apply": "Verify, plan and apply a .clp patch; roll it back by itself if anything fails.",
+    "boot-check": "Run the boot health checks of /etc/CLP/health.d and mark this boot good or "
+    "failed.",
     "build": "Validate a patch directory and pack it into a .clp (and sign it).",
     "diff": "Show what a pacman transaction changed in configuration files, as unified diffs.",
     "info": "Show a patch file's metadata, or what clp knows of the patch with that ID.",

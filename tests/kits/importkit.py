@@ -20,7 +20,7 @@ FORBIDDEN = {
 
 # The modules of the command groups (clp_alpm/cli/main.py's COMMANDS point into them).
 COMMAND_MODULES = ("clp_alpm.cli.patch", "clp_alpm.cli.revert", "clp_alpm.cli.transactions",
-                   "clp_alpm.cli.feed", "clp_alpm.cli.system")  # fmt: skip
+                   "clp_alpm.cli.feed", "clp_alpm.cli.system", "clp_alpm.cli.health")  # fmt: skip
 
 READ_ONLY_COMMANDS = ("list", "pins", "transactions", "status")
 
