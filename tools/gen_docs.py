@@ -40,7 +40,7 @@ if str(ROOT) not in sys.path:
 import click  # noqa: E402
 from lxml import etree  # noqa: E402
 
-from clp_alpm import __version__, osrelease  # noqa: E402
+from clp_alpm import __version__, osrelease, plaindata  # noqa: E402
 from clp_alpm import config as config_module  # noqa: E402
 from clp_alpm.cli import exits  # noqa: E402
 from clp_alpm.cli import main as cli_module  # noqa: E402
@@ -971,11 +971,11 @@ CONFIG_OPTIONS: dict[str, tuple[str, str, str | None]] = {
 def _config_default(key: str, field_name: str, override: str | None) -> str:
     if override is not None:
         return override
-    # Config is a plaindata class at run time (not dataclasses.fields), the same fields
+    # Config is a clp_alpm.plaindata class (the hook's path): its fields, not dataclasses.fields
     field = config_module.Config.__dataclass_fields__.get(field_name)
     if field is None:
         raise GenerationError(f"config.py: option {key} has no Config field {field_name}")
-    if field.default is dataclasses.MISSING:
+    if field.default is dataclasses.MISSING or field.default is plaindata.MISSING:
         raise GenerationError(f"CONFIG_OPTIONS: say what the default of {key} is")
     value = field.default
     if isinstance(value, tuple):
