@@ -25,6 +25,7 @@ COMPLETION_INDEX = "/var/cache/clp/completion-index"
 SIGLEVELS = ("Required", "Optional", "Never")
 MAX_INCLUDE_DEPTH = 10
 MAX_HISTORY = 100000  # HistoryLimit's ceiling: a number, not a way to keep every snapshot
+MAX_RATE = 1024**3  # LowSpeedLimit's ceiling, bytes per second
 
 # key in clp.conf -> (Config field, kind)
 _OPTIONS: dict[str, tuple[str, str]] = {
@@ -38,6 +39,8 @@ _OPTIONS: dict[str, tuple[str, str]] = {
     "ScriptTimeout": ("script_timeout", "seconds"),
     "ConnectTimeout": ("connect_timeout", "seconds"),
     "ReadTimeout": ("read_timeout", "seconds"),
+    "LowSpeedLimit": ("low_speed_limit", "rate"),
+    "LowSpeedTimeout": ("low_speed_timeout", "seconds"),
     "HistoryLimit": ("history_limit", "count"),
     "Architecture": ("architecture", "word"),
     "DBPath": ("dbpath", "path"),
@@ -62,6 +65,10 @@ class Config:
     script_timeout: int = 600
     connect_timeout: int = 10  # a mirror's connection and answer, as pacman (libcurl) waits
     read_timeout: int = 10  # each byte of a download
+    # a download slower than low_speed_limit bytes/s for low_speed_timeout s is given up for
+    # the next mirror, as pacman gives up one under its low-speed limit for 10 s
+    low_speed_limit: int = 100
+    low_speed_timeout: int = 10
     history_limit: int = 100  # pacman transactions kept, with their snapshots
     architecture: str = field(default_factory=lambda: os.uname().machine)
     dbpath: str = "/var/lib/pacman"
@@ -196,6 +203,12 @@ def _convert(source: str, key: str, value: str, kind: str) -> object:
     if kind == "seconds":
         if not value.isdigit() or not 1 <= int(value) <= 86400:
             raise ConfigError(f"{source}: {key} must be a number of seconds (1-86400)")
+        return int(value)
+    if kind == "rate":
+        if not value.isdigit() or not 0 <= int(value) <= MAX_RATE:
+            raise ConfigError(
+                f"{source}: {key} must be a number of bytes per second (0-{MAX_RATE})"
+            )
         return int(value)
     if kind == "count":
         if not value.isdigit() or not 1 <= int(value) <= MAX_HISTORY:

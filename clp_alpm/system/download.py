@@ -14,6 +14,7 @@ import http.client
 import io
 import os
 import re
+import socket
 import ssl
 import time
 import urllib.error
@@ -30,8 +31,8 @@ from clp_alpm.atomicfile import fsync_directory
 from clp_alpm.config import Config
 from clp_alpm.errors import DownloadError
 
-LOW_SPEED_LIMIT = 1  # bytes per second, as pacman (libcurl's low-speed limit)
-LOW_SPEED_TIME = 10.0  # seconds
+LOW_SPEED_LIMIT = 100  # bytes per second: under it for LOW_SPEED_TIME, a mirror is given up
+LOW_SPEED_TIME = 10.0  # seconds, as pacman's (libcurl's) low-speed time
 USER_AGENT = f"clp/{__version__}"
 
 CHUNK_SIZE = 64 * 1024
@@ -44,23 +45,41 @@ Progress = Callable[[int, "int | None"], None]
 @dataclass(frozen=True)
 class Timeouts:
     """How long a mirror may keep clp waiting, in seconds: `connect` for the connection and
-    the server's answer, `read` for each byte of the body (clp.conf's ConnectTimeout and
-    ReadTimeout; the defaults are pacman's)."""
+    the server's answer, `read` for each byte of the body, and the low-speed rule: a body that
+    arrives slower than `low_speed_limit` bytes/s for `low_speed_time` seconds is given up
+    (clp.conf's ConnectTimeout, ReadTimeout, LowSpeedLimit and LowSpeedTimeout; the waits are
+    pacman's). A mirror given up for a stall is not retried: the next one is tried."""
 
     connect: float = 10.0
     read: float = 10.0
+    low_speed_limit: int | None = None  # None: LOW_SPEED_LIMIT
+    low_speed_time: float | None = None  # None: LOW_SPEED_TIME
 
     @classmethod
     def of(cls, value: Timeouts | float) -> Timeouts:
         return value if isinstance(value, Timeouts) else cls(float(value), float(value))
+
+    @property
+    def speed_limit(self) -> int:
+        return LOW_SPEED_LIMIT if self.low_speed_limit is None else self.low_speed_limit
+
+    @property
+    def speed_time(self) -> float:
+        return LOW_SPEED_TIME if self.low_speed_time is None else self.low_speed_time
 
 
 DEFAULT_TIMEOUTS = Timeouts()
 
 
 def timeouts_of(config: Config) -> Timeouts:
-    """The waits clp.conf allows (ConnectTimeout, ReadTimeout)."""
-    return Timeouts(float(config.connect_timeout), float(config.read_timeout))
+    """The waits clp.conf allows (ConnectTimeout, ReadTimeout, LowSpeedLimit,
+    LowSpeedTimeout)."""
+    return Timeouts(
+        float(config.connect_timeout),
+        float(config.read_timeout),
+        config.low_speed_limit,
+        float(config.low_speed_timeout),
+    )
 
 
 @dataclass(frozen=True)
@@ -85,6 +104,11 @@ class _MirrorFailed(Exception):
 
 class _Transient(_MirrorFailed):
     """Worth retrying on the same mirror: connection trouble, timeout, HTTP 5xx, truncation."""
+
+
+class _Stalled(_MirrorFailed):
+    """The body stopped or slowed to a trickle: not retried, and the mirror's other files are
+    not asked for either (pacman gives such a mirror up for the next)."""
 
 
 class _BadFile(_MirrorFailed):
@@ -137,7 +161,12 @@ def download(
     try:
         if part.size > limit:
             part.restart()
+        stalled: set[str] = set()
         for url in urls:
+            host = _host_of(url)
+            if host in stalled:
+                failures.append((url, "skipped (this mirror stalled)"))
+                continue
             try:
                 result = _download_from_mirror(
                     url, part, dest, want_sha, expected_size, max_size,
@@ -145,6 +174,8 @@ def download(
                 )  # fmt: skip
             except _MirrorFailed as failure:
                 failures.append((url, failure.reason))
+                if isinstance(failure, _Stalled):
+                    stalled.add(host)
                 continue
             return result
     except _DiskFailure as failure:
@@ -280,6 +311,11 @@ def _transfer(
         reporter.finish(part.size)
     finally:
         stream.close()
+
+
+def _host_of(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.scheme.lower()}://{parts.netloc.rpartition('@')[2].lower()}"
 
 
 def _fetch_once(url: str, max_size: int, timeout: Timeouts) -> bytes:
@@ -444,14 +480,21 @@ class _Stream:
     received: int = 0
     window_start: float = field(default_factory=time.monotonic)
     window_bytes: int = 0
+    sock: socket.socket | None = None  # an HTTP body's socket, whose timeout each read sets
+    timeouts: Timeouts = DEFAULT_TIMEOUTS
 
     def read(self, size: int) -> bytes:
         # read1, not read: read() waits for `size` bytes, and a timeout then loses the bytes
         # that did arrive, which a resume could have kept.
+        slow_window = self._arm_timeout()
         try:
             chunk = self.body.read1(size)
         except http.client.IncompleteRead as err:
             raise _Transient(self.truncated_reason()) from err
+        except TimeoutError:
+            if slow_window:
+                raise self._too_slow() from None
+            raise _Stalled("timed out") from None
         except (OSError, http.client.HTTPException) as err:
             raise _network_failure(err) from err
         self.received += len(chunk)
@@ -460,17 +503,35 @@ class _Stream:
         self._check_speed(len(chunk))
         return chunk
 
+    def _arm_timeout(self) -> bool:
+        """Let the next read wait ReadTimeout, or only until the low-speed window closes while
+        the window has not yet seen its bytes; True in that second case."""
+        if self.sock is None:
+            return False
+        wait = self.timeouts.read
+        needed = self.timeouts.speed_limit * self.timeouts.speed_time
+        left = self.window_start + self.timeouts.speed_time - time.monotonic()
+        slow_window = self.window_bytes < needed and left < wait
+        if slow_window:
+            wait = max(left, 0.01)
+        with suppress(OSError):
+            self.sock.settimeout(wait)
+        return slow_window
+
+    def _too_slow(self) -> _Stalled:
+        limit, span = self.timeouts.speed_limit, self.timeouts.speed_time
+        return _Stalled(f"too slow (under {limit} bytes/s for {span:g} s)")
+
     def _check_speed(self, count: int) -> None:
-        """pacman's rule: a mirror slower than 1 byte/s over 10 s is given up (each single read
-        has its own timeout, but a trickle would keep clp, and its lock, there for ever)."""
+        """The low-speed rule: a mirror slower than LowSpeedLimit over LowSpeedTimeout is given
+        up (each single read has its own timeout, but a trickle would keep clp, and its lock,
+        there for ever)."""
         self.window_bytes += count
         elapsed = time.monotonic() - self.window_start
-        if elapsed < LOW_SPEED_TIME:
+        if elapsed < self.timeouts.speed_time:
             return
-        if self.window_bytes < LOW_SPEED_LIMIT * elapsed:
-            raise _MirrorFailed(
-                f"too slow (under {LOW_SPEED_LIMIT} byte/s for {LOW_SPEED_TIME:.0f} s)"
-            )
+        if self.window_bytes < self.timeouts.speed_limit * elapsed:
+            raise self._too_slow()
         self.window_start, self.window_bytes = time.monotonic(), 0
 
     def truncated_reason(self) -> str:
@@ -545,19 +606,17 @@ def _open_http(url: str, offset: int, timeout: Timeouts) -> _Stream:
             raise _MirrorFailed(f"no answer within {timeout.connect:g} s") from None
         raise failure from None
     try:
-        _set_read_timeout(response, timeout.read)
-        return _http_stream(response, offset)
+        stream = _http_stream(response, offset)
+        # from here on each read of the body waits ReadTimeout at most for a byte, and the
+        # low-speed rule bounds a trickle
+        sock = getattr(getattr(response.fp, "raw", None), "_sock", None)
+        stream.sock = sock if isinstance(sock, socket.socket) else None
+        stream.timeouts = timeout
+        stream.window_start = time.monotonic()
+        return stream
     except BaseException:
         response.close()
         raise
-
-
-def _set_read_timeout(response: http.client.HTTPResponse, seconds: float) -> None:
-    """From here on each read of the body may wait `seconds` for a byte (the low-speed rule
-    bounds a trickle)."""
-    sock = getattr(getattr(response.fp, "raw", None), "_sock", None)
-    if sock is not None:
-        sock.settimeout(seconds)
 
 
 def _http_stream(response: http.client.HTTPResponse, offset: int) -> _Stream:
