@@ -598,6 +598,8 @@ def _open_http(url: str, offset: int, timeout: Timeouts) -> _Stream:
             raise _RangeRejected() from None
         if err.code >= 500:
             raise _Transient(f"HTTP {err.code}") from None
+        if 300 <= err.code < 400:
+            raise _redirect_failure(plain_url, err) from None
         raise _MirrorFailed(f"HTTP {err.code}") from None
     except (OSError, http.client.HTTPException, ValueError) as err:
         # URLError is an OSError; ValueError is a URL urllib cannot parse (bad port...).
@@ -631,6 +633,19 @@ def _http_stream(response: http.client.HTTPResponse, offset: int) -> _Stream:
             raise _MirrorFailed("Content-Range and Content-Length disagree")
         return _Stream(response, start, total, end - start + 1)
     raise _MirrorFailed(f"unexpected HTTP {response.status}")
+
+
+def _redirect_failure(url: str, err: urllib.error.HTTPError) -> _MirrorFailed:
+    """urllib refuses a redirect loop and a redirect to another scheme itself: say which."""
+    target = (err.headers.get("Location") or "") if err.headers is not None else ""
+    scheme = urllib.parse.urlsplit(urllib.parse.urljoin(url, target)).scheme.lower()
+    if target and scheme not in ("http", "https"):
+        return _MirrorFailed(
+            f"redirect to unsupported URL {_redact(target)[:200]}: HTTP {err.code}"
+        )
+    if "loop" in str(err.reason):
+        return _MirrorFailed(f"a redirect loop: HTTP {err.code}")
+    return _MirrorFailed(f"HTTP {err.code}")
 
 
 def _split_credentials(url: str) -> tuple[str, str | None]:

@@ -515,7 +515,9 @@ def test_redirect_to_a_local_file_is_refused(tmp_path, mirror, dest):
     mirror.faults[PATH] = Fault(redirect=secret.as_uri())
     with pytest.raises(DownloadError) as failed:
         download([mirror.url()], dest, **FAST)
-    assert str(failed.value).endswith(f"{mirror.url()}: HTTP 302")
+    assert str(failed.value).endswith(
+        f"{mirror.url()}: redirect to unsupported URL {secret.as_uri()}: HTTP 302"
+    )
     assert list(dest.parent.iterdir()) == []
 
 
