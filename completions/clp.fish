@@ -216,7 +216,7 @@ complete -c clp -n '__clp_argument info 0' -k -a '(__fish_complete_suffix .clp) 
 complete -c clp -n '__clp_using new' -s C -l directory -x -a '(__fish_complete_directories)' -d 'Existing directory to create the patch directory in.'
 
 # clp recover
-complete -c clp -n '__clp_using recover' -l rebuild-state -d 'The state database is damaged: put it aside, salvage every record SQLite can read into a new one, rebuild the rest from disk (patch directories, the snapshot store), deleting no snapshot.'
+complete -c clp -n '__clp_using recover' -l rebuild-state -d 'The state database is damaged: keep a copy of it, salvage every record SQLite can read into a new one, rebuild the rest from disk (patch directories, the snapshot store), deleting no snapshot.'
 
 # clp repo-add
 complete -c clp -n '__clp_using repo-add' -l sign -x -d 'Sign CLP.db with this gpg key.'

@@ -60,7 +60,7 @@ def hook_command(when: str) -> None:
 @click.option(
     "--rebuild-state",
     is_flag=True,
-    help="The state database is damaged: put it aside, salvage every record SQLite can read "
+    help="The state database is damaged: keep a copy of it, salvage every record SQLite can read "
     "into a new one, rebuild the rest from disk (patch directories, the snapshot store), "
     "deleting no snapshot.",
 )

@@ -7,11 +7,14 @@ recovery retries it, and writing commands refuse until it is clean.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from typing import Any
 
+from clp_alpm.atomicfile import fsync_directory
 from clp_alpm.config import Config
 from clp_alpm.errors import ClpError, OperationFailed, UsageError
 from clp_alpm.logfile import LogFile
@@ -128,11 +131,13 @@ class Rebuild:
 
 
 def rebuild_state(config: Config, events: Events) -> Rebuild:
-    """Put the state database aside, salvage every row SQLite can read into a new one, and
+    """Copy the state database aside, salvage every row SQLite can read into a new one, and
     keep every snapshot of the store. What the salvage could not read is rebuilt from disk by
     the writing session that follows (`open_session`): patch directories in PatchDir no
     record claims are adopted, pins live in pacman.conf, installed versions in pacman's local
-    database. Holds the lock; deletes nothing."""
+    database. Holds the lock; deletes nothing. Killed at any moment, it leaves the damaged
+    database in place (to be rebuilt again) or the new one: never no database, which would
+    let the next command's garbage collection think no snapshot is needed."""
     require_root()
     state_dir = config.host_state_dir
     path = state_dir / StateDB.FILENAME
@@ -142,18 +147,31 @@ def rebuild_state(config: Config, events: Events) -> Rebuild:
         if not path.is_file():
             raise UsageError(f"{path}: there is no state database to rebuild")
         aside = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+        work = state_dir / f".rebuild-{os.getpid()}"
         try:
-            for suffix in ("", "-wal", "-shm"):
+            for suffix in ("", "-wal"):
                 if os.path.lexists(f"{path}{suffix}"):
-                    os.rename(f"{path}{suffix}", f"{aside}{suffix}")
+                    shutil.copy2(f"{path}{suffix}", f"{aside}{suffix}")
+            fsync_directory(state_dir)
+            found = salvage(aside)
+            store = SnapshotStore(state_dir / "snapshots")
+            snapshots = store.list_ids() if store.snapshots_dir.is_dir() else []
+            shutil.rmtree(work, ignore_errors=True)
+            work.mkdir(mode=0o700)
+            kept = write_salvaged(work, found, snapshots)
+            # the damaged file's -wal and -shm must not be read with the new file
+            for suffix in ("-wal", "-shm"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(f"{path}{suffix}")
+            os.replace(work / StateDB.FILENAME, path)
+            fsync_directory(state_dir)
         except OSError as err:
             raise OperationFailed(
-                f"{path}: cannot put the damaged database aside ({err.strerror})"
+                f"{path}: cannot rebuild the state database ({err.strerror or err}); the "
+                "damaged one is still in place"
             ) from None
-        found = salvage(aside)
-        store = SnapshotStore(state_dir / "snapshots")
-        snapshots = store.list_ids() if store.snapshots_dir.is_dir() else []
-        kept = write_salvaged(state_dir, found, snapshots)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
     finally:
         lock.release()
     rebuild = Rebuild(str(aside), found, tuple(kept))
