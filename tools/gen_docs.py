@@ -798,7 +798,8 @@ CONFIG_OPTIONS: dict[str, tuple[str, str, str | None]] = {
     "ConnectTimeout": (
         "*seconds*",
         "How long a mirror, a feed server or an archive server may take to accept the "
-        "connection and answer the request, from 1 to 86400 seconds; then clp says so and goes "
+        "connection and send the headers of its answer (in all, however slowly they come), "
+        "from 1 to 86400 seconds; then clp says so and goes "
         "to the next server. The default is the one pacman(8) uses.",
         None,
     ),

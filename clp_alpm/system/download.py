@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from clp_alpm import __version__
 from clp_alpm.atomicfile import fsync_directory
@@ -480,7 +480,9 @@ class _Stream:
     received: int = 0
     window_start: float = field(default_factory=time.monotonic)
     window_bytes: int = 0
-    sock: socket.socket | None = None  # an HTTP body's socket, whose timeout each read sets
+    sock: socket.socket | _DeadlineSocket | None = (
+        None  # an HTTP body's: each read sets its timeout
+    )
     timeouts: Timeouts = DEFAULT_TIMEOUTS
 
     def read(self, size: int) -> bytes:
@@ -573,7 +575,65 @@ class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
-_OPENER = urllib.request.build_opener(_HttpOnlyRedirects)
+class _DeadlineSocket:
+    """A connected socket whose reads, until `deadline` is cleared, never wait past it: the
+    request and the response's headers get ConnectTimeout in all, not per read (a server
+    trickling its header lines a byte at a time would otherwise hold clp for ever)."""
+
+    def __init__(self, sock: socket.socket, seconds: float) -> None:
+        self._sock = sock
+        self._seconds = seconds
+        self.deadline: float | None = time.monotonic() + seconds
+
+    def _arm(self) -> None:
+        if self.deadline is None:
+            return
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("timed out")
+        self._sock.settimeout(min(self._seconds, left))
+
+    def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
+        self._arm()
+        return self._sock.recv_into(buffer, nbytes, flags)
+
+    def recv(self, size: int, flags: int = 0) -> bytes:
+        self._arm()
+        return self._sock.recv(size, flags)
+
+    def makefile(self, mode: str = "rb", buffering: int | None = None) -> io.BufferedReader:
+        # as socket.makefile does, but reading through this object
+        self._sock._io_refs += 1  # type: ignore[attr-defined]
+        raw = socket.SocketIO(self, "rb")  # type: ignore[arg-type]
+        return io.BufferedReader(raw, buffering or io.DEFAULT_BUFFER_SIZE)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+class _HTTPConnection(http.client.HTTPConnection):
+    def connect(self) -> None:
+        super().connect()
+        self.sock = _DeadlineSocket(self.sock, self.timeout)  # type: ignore[arg-type]
+
+
+class _HTTPSConnection(http.client.HTTPSConnection):
+    def connect(self) -> None:
+        super().connect()
+        self.sock = _DeadlineSocket(self.sock, self.timeout)  # type: ignore[arg-type]
+
+
+class _HTTPHandler(urllib.request.HTTPHandler):
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(_HTTPConnection, req)
+
+
+class _HTTPSHandler(urllib.request.HTTPSHandler):
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(_HTTPSConnection, req, context=self._context)  # type: ignore[attr-defined]
+
+
+_OPENER = urllib.request.build_opener(_HttpOnlyRedirects, _HTTPHandler, _HTTPSHandler)
 
 
 def _open_http(url: str, offset: int, timeout: Timeouts) -> _Stream:
@@ -612,7 +672,9 @@ def _open_http(url: str, offset: int, timeout: Timeouts) -> _Stream:
         # from here on each read of the body waits ReadTimeout at most for a byte, and the
         # low-speed rule bounds a trickle
         sock = getattr(getattr(response.fp, "raw", None), "_sock", None)
-        stream.sock = sock if isinstance(sock, socket.socket) else None
+        if isinstance(sock, _DeadlineSocket):
+            sock.deadline = None  # the headers are in: the body has its own rules
+        stream.sock = sock if isinstance(sock, (socket.socket, _DeadlineSocket)) else None
         stream.timeouts = timeout
         stream.window_start = time.monotonic()
         return stream

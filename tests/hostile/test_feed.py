@@ -191,6 +191,12 @@ CASES = [
         conf="LowSpeedTimeout = 2\n",
     ),
     FeedCase(
+        "header-lines-trickled-for-ever",
+        good_index(header_trickle=0.2),
+        "no answer within 2 s",
+        conf="ConnectTimeout = 2\n",
+    ),
+    FeedCase(
         "bad-architecture-in-the-index",
         signed(index_xml().replace(b"<Architecture>any", b"<Architecture>x86 64; rm")),
         "architecture",

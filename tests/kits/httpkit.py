@@ -21,6 +21,7 @@ class Answer:
     stall_after: int | None = None  # send this many bytes of the body, then nothing
     trickle: float | None = None  # seconds between two bytes of the body
     location: str | None = None  # a redirect's target
+    header_trickle: float | None = None  # seconds between two bytes of endless header lines
 
 
 @dataclass
@@ -40,6 +41,19 @@ def _handler(mirror: Mirror, stop: threading.Event) -> type[BaseHTTPRequestHandl
         def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
             mirror.requests.append(self.path)
             answer = mirror.answers.get(self.path, Answer(b"not found\n", 404))
+            if answer.header_trickle is not None:
+                self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+                line = b"X-Slow: a\r\n"
+                sent = 0
+                while not stop.is_set():  # header lines that never end, a byte at a time
+                    try:
+                        self.wfile.write(line[sent % len(line) : sent % len(line) + 1])
+                        self.wfile.flush()
+                    except OSError:
+                        return
+                    sent += 1
+                    time.sleep(answer.header_trickle)
+                return
             self.send_response(answer.status)
             if answer.location is not None:
                 self.send_header("Location", answer.location)
