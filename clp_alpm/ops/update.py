@@ -76,6 +76,7 @@ class UpdatePlan:
 
     def to_dict(self) -> dict[str, Any]:
         return {"mirror": self.mirror, "generated": self.index.generated,
+                "expires": self.index.expires,
                 "format": self.index.format, "signed": self.signed,
                 "patches": [decision.to_dict() for decision in self.decisions]}  # fmt: skip
 
