@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import glob
 import os
+import re
+import stat
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -28,6 +31,10 @@ SIGLEVELS = ("Required", "Optional", "Never")
 MAX_INCLUDE_DEPTH = 10
 MAX_HISTORY = 100000  # HistoryLimit's ceiling: a number, not a way to keep every snapshot
 MAX_HEALTH_BOOTS = 100  # HealthBoots' ceiling
+MAX_RATE = 1024**3  # LowSpeedLimit's ceiling, bytes per second
+MAX_CONFIG_BYTES = 1024 * 1024  # a configuration file larger than this is not one
+# an Include of these (a process's environment, a device) is not a configuration file
+NOT_CONFIG_TREES = ("/proc", "/sys", "/dev")
 
 # key in clp.conf -> (Config field, kind)
 _OPTIONS: dict[str, tuple[str, str]] = {
@@ -41,6 +48,8 @@ _OPTIONS: dict[str, tuple[str, str]] = {
     "ScriptTimeout": ("script_timeout", "seconds"),
     "ConnectTimeout": ("connect_timeout", "seconds"),
     "ReadTimeout": ("read_timeout", "seconds"),
+    "LowSpeedLimit": ("low_speed_limit", "rate"),
+    "LowSpeedTimeout": ("low_speed_timeout", "seconds"),
     "HistoryLimit": ("history_limit", "count"),
     "HealthBoots": ("health_boots", "boots"),
     "HealthTimeout": ("health_timeout", "seconds"),
@@ -67,6 +76,10 @@ class Config:
     script_timeout: int = 600
     connect_timeout: int = 10  # a mirror's connection and answer, as pacman (libcurl) waits
     read_timeout: int = 10  # each byte of a download
+    # a download slower than low_speed_limit bytes/s for low_speed_timeout s is given up for
+    # the next mirror, as pacman gives up one under its low-speed limit for 10 s
+    low_speed_limit: int = 100
+    low_speed_timeout: int = 10
     history_limit: int = 100  # pacman transactions kept, with their snapshots
     health_boots: int = 3  # failed boots in a row before the automatic undo; 0: never
     health_timeout: int = 60  # seconds each boot health check may run
@@ -189,6 +202,10 @@ def _read_options(
     return values, warnings
 
 
+# ASCII digits, few enough for int() (str.isdigit also takes '²', which int() refuses)
+_WHOLE = re.compile(r"[0-9]{1,12}")
+
+
 def _convert(source: str, key: str, value: str, kind: str) -> object:
     if not value:
         raise ConfigError(f"{source}: {key} needs a value")
@@ -201,18 +218,24 @@ def _convert(source: str, key: str, value: str, kind: str) -> object:
             raise ConfigError(f"{source}: {key} must be one of {', '.join(SIGLEVELS)}")
         return value
     if kind == "seconds":
-        if not value.isdigit() or not 1 <= int(value) <= 86400:
+        if not _WHOLE.fullmatch(value) or not 1 <= int(value) <= 86400:
             raise ConfigError(f"{source}: {key} must be a number of seconds (1-86400)")
         return int(value)
     if kind == "boots":
-        if not value.isdigit() or not 0 <= int(value) <= MAX_HEALTH_BOOTS:
+        if not _WHOLE.fullmatch(value) or not 0 <= int(value) <= MAX_HEALTH_BOOTS:
             raise ConfigError(
                 f"{source}: {key} must be a whole number from 0 to {MAX_HEALTH_BOOTS} "
                 "(0: never undo)"
             )
         return int(value)
+    if kind == "rate":
+        if not _WHOLE.fullmatch(value) or not 0 <= int(value) <= MAX_RATE:
+            raise ConfigError(
+                f"{source}: {key} must be a number of bytes per second (0-{MAX_RATE})"
+            )
+        return int(value)
     if kind == "count":
-        if not value.isdigit() or not 1 <= int(value) <= MAX_HISTORY:
+        if not _WHOLE.fullmatch(value) or not 1 <= int(value) <= MAX_HISTORY:
             raise ConfigError(f"{source}: {key} must be a whole number from 1 to {MAX_HISTORY}")
         return int(value)
     if not value.replace("_", "").isalnum():
@@ -230,7 +253,7 @@ def _iter_lines(
     if depth > MAX_INCLUDE_DEPTH:
         raise ConfigError(f"{path}: Include nested more than {MAX_INCLUDE_DEPTH} deep")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_config_bytes(path).decode("utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
     except UnicodeDecodeError:
@@ -260,10 +283,53 @@ def _iter_lines(
         yield source, key, value
 
 
+def read_config_bytes(path: Path) -> bytes:
+    """The bytes of a configuration file, which must be a regular file (a fifo would block, a
+    device never end) of at most MAX_CONFIG_BYTES, holding no NUL byte. Raises ConfigError, or
+    the OSError of opening or reading it."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError(f"{path}: not a regular file (a fifo, socket or device)")
+        chunks, size = [], 0
+        while size <= MAX_CONFIG_BYTES:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    finally:
+        os.close(fd)
+    if size > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"{path}: larger than {MAX_CONFIG_BYTES // 1024} KiB: not a configuration file"
+        )
+    data = b"".join(chunks)
+    if b"\0" in data:
+        line = data[: data.index(b"\0")].count(b"\n") + 1
+        raise ConfigError(f"{path}:{line}: holds a NUL byte: not a text file")
+    return data
+
+
+def refuse_special_include(source: str, pattern: str) -> None:
+    """An Include of /proc, /sys or /dev reads no configuration (a process's environment, a
+    device that never ends): refused."""
+    clean = "/" + pattern.strip("/")
+    for tree in NOT_CONFIG_TREES:
+        if clean == tree or clean.startswith(tree + "/"):
+            raise ConfigError(
+                f"{source}: Include {pattern}: files under {tree} are not configuration files"
+            )
+
+
 def _iter_include(
     source: str, pattern: str, root: Path, depth: int, section: str | None
 ) -> Iterator[tuple[str, str, str]]:
     if not pattern.startswith("/"):
         raise ConfigError(f"{source}: Include needs an absolute path")
+    refuse_special_include(source, pattern)
     for match in sorted(glob.glob(str(under_root(root, pattern)))):
         yield from _iter_lines(Path(match), root, depth + 1, section)

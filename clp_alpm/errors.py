@@ -24,6 +24,7 @@ error ends the process (its exit status) is the front end's business: `clp_alpm.
         UnsafePathError           a path leads outside the root or holds what clp must not touch
           SpecialFileError        a device, fifo or socket
         CorruptStoreError         a damaged or missing object or manifest in the store
+      StateDamaged              the state database is damaged (`clp recover --rebuild-state`)
 """
 
 from __future__ import annotations
@@ -121,6 +122,11 @@ class DownloadError(ClpError):
 
 class SnapshotError(ClpError):
     """A snapshot cannot be taken, read or restored."""
+
+
+class StateDamaged(ClpError):
+    """The state database is damaged (a torn page, garbage, truncation): the message names it
+    and the command that rebuilds it."""
 
 
 class UnsafePathError(SnapshotError):

@@ -71,14 +71,14 @@ _clp_spec()
             ;;
         'recover')
             cmds=''
-            opts='-r --sysroot --root --config -b --dbpath --pacman-conf --cachedir --gpgdir --hookdir --logfile --noconfirm --confirm -q --quiet -v --verbose --json --color --debug -h --help'
+            opts='--rebuild-state -r --sysroot --root --config -b --dbpath --pacman-conf --cachedir --gpgdir --hookdir --logfile --noconfirm --confirm -q --quiet -v --verbose --json --color --debug -h --help'
             valopts='-r=none --sysroot=none --root=none --config=none -b=none --dbpath=none --pacman-conf=none --cachedir=none --gpgdir=none --hookdir=none --logfile=none --color=choice:auto,always,never'
             args=''
             ;;
         'repo-add')
             cmds=''
-            opts='--sign --gpg-homedir --edition -r --sysroot --root --config -b --dbpath --pacman-conf --cachedir --gpgdir --hookdir --logfile --noconfirm --confirm -q --quiet -v --verbose --json --color --debug -h --help'
-            valopts='--sign=none --gpg-homedir=dir --edition=none -r=none --sysroot=none --root=none --config=none -b=none --dbpath=none --pacman-conf=none --cachedir=none --gpgdir=none --hookdir=none --logfile=none --color=choice:auto,always,never'
+            opts='--sign --gpg-homedir --edition --expires -r --sysroot --root --config -b --dbpath --pacman-conf --cachedir --gpgdir --hookdir --logfile --noconfirm --confirm -q --quiet -v --verbose --json --color --debug -h --help'
+            valopts='--sign=none --gpg-homedir=dir --edition=none --expires=none -r=none --sysroot=none --root=none --config=none -b=none --dbpath=none --pacman-conf=none --cachedir=none --gpgdir=none --hookdir=none --logfile=none --color=choice:auto,always,never'
             args='dir'
             ;;
         'revert')

@@ -28,7 +28,7 @@ function __clp_value_options --argument-names path
         case 'recover'
             printf '%s\n' -r --sysroot --root --config -b --dbpath --pacman-conf --cachedir --gpgdir --hookdir --logfile --color
         case 'repo-add'
-            printf '%s\n' --sign --gpg-homedir --edition -r --sysroot --root --config -b --dbpath --pacman-conf --cachedir --gpgdir --hookdir --logfile --color
+            printf '%s\n' --sign --gpg-homedir --edition --expires -r --sysroot --root --config -b --dbpath --pacman-conf --cachedir --gpgdir --hookdir --logfile --color
         case 'revert'
             printf '%s\n' --until -r --sysroot --root --config -b --dbpath --pacman-conf --cachedir --gpgdir --hookdir --logfile --color
         case 'rollback'
@@ -221,10 +221,14 @@ complete -c clp -n '__clp_argument info 0' -k -a '(__fish_complete_suffix .clp) 
 # clp new
 complete -c clp -n '__clp_using new' -s C -l directory -x -a '(__fish_complete_directories)' -d 'Existing directory to create the patch directory in.'
 
+# clp recover
+complete -c clp -n '__clp_using recover' -l rebuild-state -d 'The state database is damaged: keep a copy of it, salvage every record SQLite can read into a new one, rebuild the rest from disk (patch directories, the snapshot store), deleting no snapshot.'
+
 # clp repo-add
 complete -c clp -n '__clp_using repo-add' -l sign -x -d 'Sign CLP.db with this gpg key.'
 complete -c clp -n '__clp_using repo-add' -l gpg-homedir -x -a '(__fish_complete_directories)' -d 'gpg home for --sign.'
 complete -c clp -n '__clp_using repo-add' -l edition -x -d 'List each patch for this edition (os-release VARIANT_ID), as clpctl 2.1 clients need; repeat for several.'
+complete -c clp -n '__clp_using repo-add' -l expires -x -d 'Clients refuse the index this many days after it is written (run repo-add again before then); 0: it never expires.'
 complete -c clp -n '__clp_argument repo-add 0' -a '(__fish_complete_directories)'
 
 # clp revert

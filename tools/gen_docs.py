@@ -900,14 +900,29 @@ CONFIG_OPTIONS: dict[str, tuple[str, str, str | None]] = {
     "ConnectTimeout": (
         "*seconds*",
         "How long a mirror, a feed server or an archive server may take to accept the "
-        "connection and answer the request, from 1 to 86400 seconds; then clp says so and goes "
+        "connection and send the headers of its answer (in all, however slowly they come), "
+        "from 1 to 86400 seconds; then clp says so and goes "
         "to the next server. The default is the one pacman(8) uses.",
         None,
     ),
     "ReadTimeout": (
         "*seconds*",
-        "How long a download may wait for its next byte (and a transfer slower than 1 byte/s "
-        "over 10 seconds is given up, as pacman does), from 1 to 86400 seconds.",
+        "How long a download may wait for its next byte, from 1 to 86400 seconds; then the "
+        "mirror is given up for the next one.",
+        None,
+    ),
+    "LowSpeedLimit": (
+        "*bytes per second*",
+        "A download that stays slower than this for LowSpeedTimeout seconds (a mirror that "
+        "stalls after a few bytes, or trickles) is given up and the next mirror tried, as "
+        "pacman gives up a mirror under its low-speed limit; from 0 (the rule is off) to "
+        "1073741824.",
+        None,
+    ),
+    "LowSpeedTimeout": (
+        "*seconds*",
+        "How long a download may stay under LowSpeedLimit, from 1 to 86400 seconds. The "
+        "default is the one pacman(8) uses.",
         None,
     ),
     "HistoryLimit": (

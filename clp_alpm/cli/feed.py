@@ -68,7 +68,10 @@ def update_command(check: bool) -> None:
 
 
 def _show_update_plan(printer: Printer, plan: UpdatePlan) -> None:
-    printer.arrow(f"index from {plan.mirror} (generated {plan.index.generated or 'unknown'})")
+    expires = f", expires {plan.index.expires}" if plan.index.expires else ""
+    printer.arrow(
+        f"index from {plan.mirror} (generated {plan.index.generated or 'unknown'}{expires})"
+    )
     for decision in plan.decisions:
         entry = decision.entry
         mark = "apply" if decision.apply else "skip "
@@ -87,8 +90,22 @@ def _show_update_plan(printer: Printer, plan: UpdatePlan) -> None:
     help="List each patch for this edition (os-release VARIANT_ID), as clpctl 2.1 clients "
     "need; repeat for several.",
 )
+@click.option(
+    "--expires",
+    "valid_days",
+    metavar="DAYS",
+    type=click.IntRange(0, 3660),
+    default=30,
+    show_default=True,
+    help="Clients refuse the index this many days after it is written (run repo-add again "
+    "before then); 0: it never expires.",
+)
 def repo_add_command(
-    directory: str, sign_key: str | None, gpg_homedir: str | None, editions: tuple[str, ...]
+    directory: str,
+    sign_key: str | None,
+    gpg_homedir: str | None,
+    editions: tuple[str, ...],
+    valid_days: int,
 ) -> None:
     """Write the feed index CLP.db for a directory of .clp (or .CLP) files (and sign it)."""
     from clp_alpm.formats.feed import build_index, write_index
@@ -98,7 +115,7 @@ def repo_add_command(
     folder = Path(directory)
     if not folder.is_dir():
         raise UsageError(f"{folder}: no such directory")
-    index = build_index(folder, editions=editions)
+    index = build_index(folder, editions=editions, valid_days=valid_days)
     path = write_index(folder, index)
     for name in dict.fromkeys(entry.name for entry in index.entries):
         upper, lower = folder / f"{name}.CLP", folder / f"{name}.clp"
@@ -121,5 +138,7 @@ def repo_add_command(
         else:
             printer.arrow(f"{entry.name} {entry.version} ({entry.architecture})")
     signed = f", signed {path}.sig" if sign_key else ""
+    if index.expires is not None:
+        signed += f", expires {index.expires}"
     count = len(index.entries)
     printer.section(f"wrote {path}: {count} patch{'' if count == 1 else 'es'}{signed}")

@@ -26,12 +26,31 @@ def hook_command(when: str) -> None:
 
 
 @command("recover")
-def recover_command() -> None:
+@click.option(
+    "--rebuild-state",
+    is_flag=True,
+    help="The state database is damaged: keep a copy of it, salvage every record SQLite can read "
+    "into a new one, rebuild the rest from disk (patch directories, the snapshot store), "
+    "deleting no snapshot.",
+)
+def recover_command(rebuild_state: bool) -> None:
     """Roll back what a killed clp left unfinished (every command does this first)."""
     printer = Printer(options())
+    rebuilt = None
+    if rebuild_state:
+        from clp_alpm.ops.recover import rebuild_state as rebuild
+        from clp_alpm.ops.session import require_root
+
+        require_root()
+        settings = context.config()
+        printer.section("Rebuilding the state database...")
+        rebuilt = rebuild(settings, context.events(printer))
+        if not printer.json:
+            for line in rebuilt.lines():
+                printer.arrow(line)
     with context.session(printer) as session:
         reports = session.recovered
     if printer.json:
-        printer.data({"recovered": reports})
-    elif not reports:
+        printer.data({"recovered": reports} | ({"rebuilt": rebuilt.to_dict()} if rebuilt else {}))
+    elif not reports and rebuilt is None:
         printer.item("nothing to recover")

@@ -5,7 +5,7 @@ reads; CLP adds Description, SHA256, Size, Date, Severity, Supersedes and Applie
 clpctl ignores. In CLP.db a non-numeric <Version> names the edition the patch is for
 (VARIANT_ID in /etc/os-release); a numeric one is a patch version for every edition.
 
-    <Database generated="2026-11-25T12:00:00Z" version="1">
+    <Database generated="2026-11-25T12:00:00Z" expires="2026-12-25T12:00:00Z" version="1">
       <Package>
         <Name>CLPR261125</Name><Version>1</Version><Architecture>x86_64</Architecture>
         <SHA256>…</SHA256><Size>2048</Size>
@@ -21,6 +21,11 @@ Every generation of clpctl's CLP.db is read too, each as clpctl read it:
     2.1   XML with <Package> elements at any depth (clpctl selects //Package), each with
           Name, Version (the edition: VARIANT_ID, compared case-insensitively) and
           Architecture
+
+`generated` is when `clp repo-add` wrote the index and `expires` when it stops being good
+(`clp repo-add --expires DAYS`): a client refuses an index past its `expires`, so that a
+mirror frozen on an old but validly signed index is noticed. Indexes of clpctl and of older
+clp releases have no `expires` and are read as before.
 
 clpctl 1.x and 2.0 entries say nothing of version, architecture or edition: the patch's own
 metadata decides when it is applied. `clp repo-add --edition` writes the edition in <Version>
@@ -184,10 +189,11 @@ class FeedIndex:
     entries: tuple[FeedEntry, ...]
     generated: str | None = None  # RFC 3339 UTC, "YYYY-mm-ddTHH:MM:SSZ"
     format: str = FORMAT_PACKAGES  # which generation of CLP.db it was read from
+    expires: str | None = None  # the same form; None: the index never expires (older feeds)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
-        return {"generated": self.generated, "format": self.format,
+        return {"generated": self.generated, "expires": self.expires, "format": self.format,
                 "entries": [e.to_dict() for e in self.entries]}  # fmt: skip
 
 
@@ -215,10 +221,10 @@ def parse_index(data: bytes, source: str = INDEX_NAME) -> FeedIndex:
             single = _single_name_entry(root, source)
             if single is not None:
                 return FeedIndex(entries=(single,), format=FORMAT_CLPCTL_20)
-        generated = _root_attributes(root, source)
+        generated, expires = _root_attributes(root, source)
         entries = tuple(_entry(package, source) for package in packages)
     _refuse_duplicate_entries(entries, packages, source)
-    return FeedIndex(entries=entries, generated=generated)
+    return FeedIndex(entries=entries, generated=generated, expires=expires)
 
 
 def _parse_text_index(text: str, source: str) -> FeedIndex:
@@ -280,7 +286,7 @@ def _fail(source: str, line: int | None, message: str) -> FeedError:
     return FeedError(f"{source}:{line}: {message}" if line else f"{source}: {message}")
 
 
-def _root_attributes(root: etree._Element, source: str) -> str | None:
+def _root_attributes(root: etree._Element, source: str) -> tuple[str | None, str | None]:
     version = element_attribute(root, "version", source)
     if version is not None and version != INDEX_FORMAT_VERSION:
         raise _fail(
@@ -296,7 +302,23 @@ def _root_attributes(root: etree._Element, source: str) -> str | None:
             source_line(root),
             f"generated='{generated}' is not a UTC time in the form YYYY-MM-DDTHH:MM:SSZ",
         )
-    return generated
+    expires = element_attribute(root, "expires", source)
+    if expires is not None:
+        until = _parse_stamp(expires)
+        if until is None:
+            raise _fail(
+                source,
+                source_line(root),
+                f"expires='{expires}' is not a UTC time in the form YYYY-MM-DDTHH:MM:SSZ",
+            )
+        since = None if generated is None else _parse_stamp(generated)
+        if since is not None and until <= since:
+            raise _fail(
+                source,
+                source_line(root),
+                f"expires='{expires}' is not later than generated='{generated}'",
+            )
+    return generated, expires
 
 
 def _package_elements(root: etree._Element, source: str) -> list[etree._Element]:
@@ -448,6 +470,8 @@ def _index_tree(index: FeedIndex) -> etree._Element:
     root = etree.Element(ROOT_ELEMENT)
     if index.generated is not None:
         root.set("generated", index.generated)
+    if index.expires is not None:
+        root.set("expires", index.expires)
     root.set("version", INDEX_FORMAT_VERSION)
     for entry in index.entries:
         _add_entry(root, entry)
@@ -481,6 +505,8 @@ def _add_entry(root: etree._Element, entry: FeedEntry) -> None:
 def _first_difference(wanted: FeedIndex, read: FeedIndex) -> str:
     if wanted.generated != read.generated:
         return f"generated={wanted.generated!r} does not read back the same"
+    if wanted.expires != read.expires:
+        return f"expires={wanted.expires!r} does not read back the same"
     for mine, theirs in zip(wanted.entries, read.entries, strict=False):
         if mine != theirs:
             changed = [
@@ -493,11 +519,18 @@ def _first_difference(wanted: FeedIndex, read: FeedIndex) -> str:
     return "the index would not read back as written"
 
 
+DEFAULT_VALID_DAYS = 30  # how long an index `clp repo-add` writes stays good
+MAX_VALID_DAYS = 3660
+
+
 def build_index(
-    directory: Path, generated: str | None = None, editions: tuple[str, ...] = ()
+    directory: Path,
+    generated: str | None = None,
+    editions: tuple[str, ...] = (),
+    valid_days: int = 0,
 ) -> FeedIndex:
     """The index of every `*.clp` and `*.CLP` in `directory` (`clp repo-add DIR`), sorted by
-    file name.
+    file name, good for `valid_days` days after `generated` (0: it never expires).
 
     Each patch is inspected in full; one bad patch or a file not named `<Name>.clp` (or
     `<Name>.CLP`, clpctl's name) refuses the whole run. `generated` defaults to now (UTC).
@@ -513,6 +546,15 @@ def build_index(
         raise FeedError(
             f"generated='{generated}' is not a UTC time in the form YYYY-MM-DDTHH:MM:SSZ"
         )
+    if not 0 <= valid_days <= MAX_VALID_DAYS:
+        raise FeedError(f"--expires {valid_days}: give a number of days from 0 to {MAX_VALID_DAYS}")
+    since = _parse_stamp(generated)
+    assert since is not None
+    expires = (
+        utc_stamp((since + datetime.timedelta(days=valid_days)).replace(tzinfo=datetime.UTC))
+        if valid_days
+        else None
+    )
     for edition in editions:
         check_edition(edition)
     if len({e.casefold() for e in editions}) != len(editions):
@@ -526,7 +568,7 @@ def build_index(
             for entry in entries
             for edition in editions
         )
-    return FeedIndex(entries=entries, generated=generated)
+    return FeedIndex(entries=entries, generated=generated, expires=expires)
 
 
 _EDITION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
@@ -683,6 +725,38 @@ def newer_than(generated: str | None, last_seen: str | None) -> bool | None:
             raise FeedError(f"'{stamp}' is not a UTC time in the form YYYY-MM-DDTHH:MM:SSZ")
         stamps.append(parsed)
     return stamps[0] >= stamps[1]
+
+
+FUTURE_SKEW = datetime.timedelta(hours=1)  # how far ahead of this clock a signer's may run
+
+
+def check_timely(index: FeedIndex, now: datetime.datetime | None = None) -> None:
+    """Refuse an index stamped beyond FUTURE_SKEW into the future (a signer's clock gone
+    wrong: accepting it would make every later, correct index look like a replay) and one
+    past its `expires` (a mirror frozen on an old index, or a feed nobody re-signs)."""
+    moment = (now or datetime.datetime.now(datetime.UTC)).astimezone(datetime.UTC)
+    moment = moment.replace(tzinfo=None)
+    if index.generated is not None:
+        since = _parse_stamp(index.generated)
+        if since is not None and since > moment + FUTURE_SKEW:
+            raise FeedError(
+                f"index generated {index.generated} lies in the future (this clock says "
+                f"{utc_stamp(now)}): refused; the publisher's clock is wrong"
+            )
+    if index.expires is not None:
+        until = _parse_stamp(index.expires)
+        if until is not None and until <= moment:
+            raise FeedError(
+                f"index expired on {index.expires} (generated {index.generated or 'unknown'}): "
+                "the mirror is frozen on an old index, or the feed is no longer re-signed"
+            )
+
+
+def in_the_future(stamp: str, now: datetime.datetime | None = None) -> bool:
+    """True when `stamp` lies more than FUTURE_SKEW ahead of now (False if unreadable)."""
+    parsed = _parse_stamp(stamp)
+    moment = (now or datetime.datetime.now(datetime.UTC)).astimezone(datetime.UTC)
+    return parsed is not None and parsed > moment.replace(tzinfo=None) + FUTURE_SKEW
 
 
 def _parse_stamp(stamp: str) -> datetime.datetime | None:

@@ -7,15 +7,26 @@ recovery retries it, and writing commands refuse until it is clean.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import time
+from dataclasses import dataclass
+from typing import Any
 
-from clp_alpm.errors import ClpError, OperationFailed
+from clp_alpm.atomicfile import fsync_directory
+from clp_alpm.config import Config
+from clp_alpm.errors import ClpError, OperationFailed, UsageError
+from clp_alpm.logfile import LogFile
 from clp_alpm.ops.commit import journal
-from clp_alpm.ops.session import LOG_TAG, Session
+from clp_alpm.ops.session import LOG_TAG, Events, Session, require_root
 from clp_alpm.ops.step_files import empty_trash
 from clp_alpm.ops.steps import OperationKind
 from clp_alpm.store.lock import StateLock
 from clp_alpm.store.records import Operation, OperationStatus
+from clp_alpm.store.salvage import Salvage, salvage, write_salvaged
+from clp_alpm.store.snapshots import SnapshotStore
+from clp_alpm.store.state import StateDB
 
 # A read-only command waits this long to tell an abandoned operation from a running one.
 ABANDONED_PROBE_WAIT = 0.5
@@ -87,3 +98,92 @@ def recover_if_abandoned(session: Session) -> None:
     finally:
         session.reopen_state(readonly=True)
         probe.release()
+
+
+# -- a damaged state database ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rebuild:
+    """What `clp recover --rebuild-state` did: where the damaged file went, what was read of
+    it, and the snapshots kept although no salvaged record names them."""
+
+    aside: str
+    salvage: Salvage
+    kept_snapshots: tuple[str, ...]
+
+    def lines(self) -> list[str]:
+        lines = [f"the damaged database is kept as {self.aside}"]
+        if self.salvage.header_rebuilt:
+            lines.append("its header was overwritten: read through a rebuilt header")
+        lines += [table.describe() for table in self.salvage.tables.values()]
+        if self.kept_snapshots:
+            count = len(self.kept_snapshots)
+            lines.append(
+                f"{count} snapshot{'' if count == 1 else 's'} no salvaged record names "
+                "kept in the store (none is deleted by a rebuild)"
+            )
+        return lines
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"aside": self.aside, "header_rebuilt": self.salvage.header_rebuilt,
+                "tables": [t.to_dict() for t in self.salvage.tables.values()],
+                "kept_snapshots": list(self.kept_snapshots)}  # fmt: skip
+
+
+def rebuild_state(config: Config, events: Events) -> Rebuild:
+    """Copy the state database aside, salvage every row SQLite can read into a new one, and
+    keep every snapshot of the store. What the salvage could not read is rebuilt from disk by
+    the writing session that follows (`open_session`): patch directories in PatchDir no
+    record claims are adopted, pins live in pacman.conf, installed versions in pacman's local
+    database. Holds the lock; deletes nothing. Killed at any moment, it leaves the damaged
+    database in place (to be rebuilt again) or the new one: never no database, which would
+    let the next command's garbage collection think no snapshot is needed."""
+    require_root()
+    state_dir = config.host_state_dir
+    path = state_dir / StateDB.FILENAME
+    lock = StateLock(state_dir, on_wait=events.waiting)
+    lock.acquire()
+    try:
+        if not path.is_file():
+            raise UsageError(f"{path}: there is no state database to rebuild")
+        aside = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+        work = state_dir / f".rebuild-{os.getpid()}"
+        try:
+            for suffix in ("", "-wal"):
+                if os.path.lexists(f"{path}{suffix}"):
+                    shutil.copy2(f"{path}{suffix}", f"{aside}{suffix}")
+            fsync_directory(state_dir)
+            found = salvage(aside)
+            store = SnapshotStore(state_dir / "snapshots")
+            snapshots = store.list_ids() if store.snapshots_dir.is_dir() else []
+            shutil.rmtree(work, ignore_errors=True)
+            work.mkdir(mode=0o700)
+            kept = write_salvaged(work, found, snapshots)
+            # the damaged file's -wal and -shm must not be read with the new file
+            for suffix in ("-wal", "-shm"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(f"{path}{suffix}")
+            os.replace(work / StateDB.FILENAME, path)
+            fsync_directory(state_dir)
+        except OSError as err:
+            raise OperationFailed(
+                f"{path}: cannot rebuild the state database ({err.strerror or err}); the "
+                "damaged one is still in place"
+            ) from None
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    finally:
+        lock.release()
+    rebuild = Rebuild(str(aside), found, tuple(kept))
+    _log_rebuild(config, rebuild)
+    return rebuild
+
+
+def _log_rebuild(config: Config, rebuild: Rebuild) -> None:
+    try:
+        log = LogFile(config.host_log_file)
+        for line in rebuild.lines():
+            log.write(LOG_TAG, f"state rebuilt: {line}")
+    except OSError:
+        pass  # the report still says it

@@ -25,7 +25,9 @@ from clp_alpm.formats.feed import (
     FeedEntry,
     FeedIndex,
     applicable_edition,
+    check_timely,
     expand_server,
+    in_the_future,
     newer_than,
     parse_index,
     read_variant_id,
@@ -74,6 +76,7 @@ class UpdatePlan:
 
     def to_dict(self) -> dict[str, Any]:
         return {"mirror": self.mirror, "generated": self.index.generated,
+                "expires": self.index.expires,
                 "format": self.index.format, "signed": self.signed,
                 "patches": [decision.to_dict() for decision in self.decisions]}  # fmt: skip
 
@@ -126,8 +129,16 @@ def mirror_urls(session: Session) -> list[str]:
 def read_feed(session: Session) -> tuple[str, FeedIndex, bool]:
     """The newest good index, and whether its signature was verified: mirrors are tried in
     order, and one that is down, serves a bad signature or an index older than the last one
-    seen (a stale mirror, a replay) is passed."""
+    seen (a stale mirror, a replay), stamped in the future or expired is passed."""
     last_seen = session.state.get_setting(LAST_INDEX_SETTING) or None
+    if last_seen is not None and in_the_future(last_seen):
+        # an index from a signer whose clock ran ahead, accepted by a clp that did not check:
+        # kept, it would make every correct index look like a replay
+        session.events.warning(
+            f"the last index seen was stamped {last_seen}, in the future: that stamp is "
+            "forgotten, and the next correct index is accepted"
+        )
+        last_seen = None
     problems = []
     mirrors = mirror_urls(session)
     for number, mirror in enumerate(mirrors, 1):
@@ -160,7 +171,9 @@ def _report_passed_mirror(session: Session, mirror: str, err: ClpError) -> None:
 def _check_fresh(session: Session, index: FeedIndex, last_seen: str | None) -> None:
     """Refuse an index older than the last one accepted: a stale mirror or a replay. Once
     a stamped index was seen, an unstamped one could be any age: refused too (unless unsigned
-    feeds are allowed at all, FeedSigLevel = Never)."""
+    feeds are allowed at all, FeedSigLevel = Never). An index stamped in the future or past
+    its expiry is refused too, and none of its stamps is kept."""
+    check_timely(index)
     if index.generated is None:
         if last_seen is not None and session.config.feed_level != "Never":
             raise FeedError(f"the index has no 'generated' stamp; the last one had {last_seen}")

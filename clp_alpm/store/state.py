@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from clp_alpm.errors import ClpError, NotRootError
+from clp_alpm.errors import ClpError, NotRootError, StateDamaged
 from clp_alpm.store.records import (
     UNFINISHED,
     BootRecord,
@@ -31,7 +31,9 @@ from clp_alpm.store.records import (
 # checkers only (annotations are strings here)
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, TypeVar
+
+    _T = TypeVar("_T")
 
 SCHEMA_VERSION = 3
 
@@ -129,6 +131,106 @@ CREATE TABLE IF NOT EXISTS journal (
 """
 
 
+REBUILD_COMMAND = "clp recover --rebuild-state"
+# snapshots a rebuild found in the store that no salvaged record names: kept (JSON list)
+KEPT_SNAPSHOTS_SETTING = "rebuild.kept_snapshots"
+# SQLite's words for a damaged file (sqlite_errorname; older builds only say it in the text)
+_DAMAGE_CODES = ("SQLITE_CORRUPT", "SQLITE_NOTADB")
+_DAMAGE_WORDS = ("malformed", "not a database", "database corruption")
+
+
+def is_damage(err: BaseException) -> bool:
+    """True when `err` is SQLite saying the file is damaged (not busy, not a full disk)."""
+    if not isinstance(err, sqlite3.DatabaseError):
+        return False
+    name = str(getattr(err, "sqlite_errorname", ""))
+    return name.startswith(_DAMAGE_CODES) or any(w in str(err).lower() for w in _DAMAGE_WORDS)
+
+
+def damaged(path: Path, err: BaseException | str) -> StateDamaged:
+    """The one line for a damaged state database: what is wrong, and what to run."""
+    return StateDamaged(
+        f"{path}: clp's state database is damaged ({err}); run '{REBUILD_COMMAND}' to "
+        "salvage it and rebuild the rest from disk"
+    )
+
+
+@contextmanager
+def _damage_as_error(path: Path) -> Iterator[None]:
+    try:
+        yield
+    except sqlite3.DatabaseError as err:
+        if is_damage(err):
+            raise damaged(path, err) from None
+        raise
+
+
+def _rows(method: Callable[..., _T]) -> Callable[..., _T]:
+    """A reading method of StateDB: a row that SQLite reads but that holds what no record can
+    (NULLs, bad JSON, unknown states: zeros or garbage over a page) is damage too."""
+
+    def read(self: StateDB, *args: Any) -> _T:
+        try:
+            return method(self, *args)
+        except (TypeError, ValueError, KeyError, AttributeError) as err:
+            raise damaged(self.path, f"a record holds garbage: {err}") from None
+
+    read.__name__, read.__doc__ = method.__name__, method.__doc__
+    return read
+
+
+class _Cursor(sqlite3.Cursor):
+    """A cursor whose every step turns SQLite's "malformed" into StateDamaged: a torn page
+    shows when a query reaches it, at any step."""
+
+    state_path: Path = Path("clp.db")
+
+    def execute(self, sql: str, parameters: Any = ()) -> _Cursor:
+        with _damage_as_error(self.state_path):
+            super().execute(sql, parameters)
+        return self
+
+    def executescript(self, script: str) -> _Cursor:
+        with _damage_as_error(self.state_path):
+            super().executescript(script)
+        return self
+
+    def fetchone(self) -> Any:
+        with _damage_as_error(self.state_path):
+            return super().fetchone()
+
+    def fetchall(self) -> list[Any]:
+        with _damage_as_error(self.state_path):
+            return super().fetchall()
+
+    def __next__(self) -> Any:
+        with _damage_as_error(self.state_path):
+            return super().__next__()
+
+
+class _Connection(sqlite3.Connection):
+    state_path: Path = Path("clp.db")
+
+    def cursor(self, factory: Any = None) -> _Cursor:  # type: ignore[override]
+        cursor = super().cursor(_Cursor)
+        cursor.state_path = self.state_path
+        return cursor
+
+    def execute(self, sql: str, parameters: Any = ()) -> _Cursor:
+        return self.cursor().execute(sql, parameters)
+
+    def executescript(self, script: str) -> _Cursor:
+        return self.cursor().executescript(script)
+
+
+def connect(path: Path | str, state_path: Path, **options: Any) -> _Connection:
+    """sqlite3.connect, with damage reported as StateDamaged naming `state_path`."""
+    conn = sqlite3.connect(path, factory=_Connection, **options)
+    assert isinstance(conn, _Connection)
+    conn.state_path = state_path
+    return conn
+
+
 class StateDB:
     """The one SQLite database of clp. Every write is its own committed, fsynced transaction."""
 
@@ -142,12 +244,14 @@ class StateDB:
                 self._conn = self._connect_readonly()
             else:
                 state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-                self._conn = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+                self._conn = connect(self.path, self.path, isolation_level=None, timeout=30)
                 self._conn.execute("PRAGMA journal_mode=WAL")
                 self._conn.execute("PRAGMA synchronous=FULL")
                 self._conn.executescript(_SCHEMA)
                 self._check_version()
         except sqlite3.DatabaseError as err:
+            if is_damage(err):
+                raise damaged(self.path, err) from None
             raise ClpError(f"{self.path}: state database is unreadable ({err})") from None
         except OSError as err:
             doing = "read clp's state" if readonly else "create the state directory"
@@ -159,15 +263,15 @@ class StateDB:
 
     def _connect_readonly(self) -> sqlite3.Connection:
         if not self.path.exists():
-            conn = sqlite3.connect(":memory:", isolation_level=None)
+            conn = connect(":memory:", self.path, isolation_level=None)
             conn.executescript(_SCHEMA)
             return conn
         uri = f"file:{self.path}?mode=ro"
-        conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30)
+        conn = connect(uri, self.path, uri=True, isolation_level=None, timeout=30)
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}  # fails now
         if "operations" not in tables:  # an empty database: nothing recorded yet, as if absent
             conn.close()
-            conn = sqlite3.connect(":memory:", isolation_level=None)
+            conn = connect(":memory:", self.path, isolation_level=None)
             conn.executescript(_SCHEMA)
         return conn
 
@@ -210,10 +314,13 @@ class StateDB:
                 raise
             self._conn.execute("COMMIT")
         except sqlite3.Error as err:
+            if is_damage(err):
+                raise damaged(self.path, err) from None
             raise ClpError(f"{self.path}: cannot write the state database ({err})") from None
 
     # -- settings --------------------------------------------------------------
 
+    @_rows
     def get_setting(self, key: str) -> str | None:
         row = self._conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
@@ -228,10 +335,12 @@ class StateDB:
 
     # -- patches -------------------------------------------------------------
 
+    @_rows
     def get_patch(self, patch_id: str) -> PatchRecord | None:
         row = self._conn.execute("SELECT * FROM patches WHERE id = ?", (patch_id,)).fetchone()
         return _patch_from_row(row) if row else None
 
+    @_rows
     def list_patches(self) -> list[PatchRecord]:
         rows = self._conn.execute("SELECT * FROM patches ORDER BY updated_at, id").fetchall()
         return [_patch_from_row(row) for row in rows]
@@ -250,14 +359,17 @@ class StateDB:
 
     # -- reverts -------------------------------------------------------------
 
+    @_rows
     def get_revert(self, revert_id: str) -> RevertRecord | None:
         row = self._conn.execute("SELECT * FROM reverts WHERE id = ?", (revert_id,)).fetchone()
         return _revert_from_row(row) if row else None
 
+    @_rows
     def list_reverts(self) -> list[RevertRecord]:
         rows = self._conn.execute("SELECT * FROM reverts ORDER BY created_at, id").fetchall()
         return [_revert_from_row(row) for row in rows]
 
+    @_rows
     def next_revert_id(self) -> str:
         rows = self._conn.execute("SELECT id FROM reverts").fetchall()
         numbers = [int(row[0][1:]) for row in rows if row[0][1:].isdigit()]
@@ -297,16 +409,19 @@ class StateDB:
                 (*(v for k, v in values.items() if k != "id"), record.id),
             )
 
+    @_rows
     def get_transaction(self, transaction_id: int) -> TransactionRecord | None:
         row = self._conn.execute(
             "SELECT * FROM transactions WHERE id = ?", (transaction_id,)
         ).fetchone()
         return None if row is None else _transaction_from_row(row)
 
+    @_rows
     def list_transactions(self) -> list[TransactionRecord]:
         rows = self._conn.execute("SELECT * FROM transactions ORDER BY id").fetchall()
         return [_transaction_from_row(row) for row in rows]
 
+    @_rows
     def latest_transactions(self, count: int) -> list[TransactionRecord]:
         """The newest `count` transactions, oldest first (the hooks read no more than this)."""
         rows = self._conn.execute(
@@ -314,6 +429,7 @@ class StateDB:
         ).fetchall()
         return [_transaction_from_row(row) for row in reversed(rows)]
 
+    @_rows
     def oldest_transactions(self, count: int) -> list[TransactionRecord]:
         """The oldest `count` transactions, oldest first."""
         rows = self._conn.execute(
@@ -321,9 +437,11 @@ class StateDB:
         ).fetchall()
         return [_transaction_from_row(row) for row in rows]
 
+    @_rows
     def count_transactions(self) -> int:
         return int(self._conn.execute("SELECT COUNT(*) FROM transactions").fetchone()[0])
 
+    @_rows
     def open_transactions(self) -> list[TransactionRecord]:
         rows = self._conn.execute(
             "SELECT * FROM transactions WHERE status = ? ORDER BY id", (TransactionStatus.OPEN,)
@@ -334,14 +452,20 @@ class StateDB:
         with self.transaction() as conn:
             conn.execute("DELETE FROM transactions WHERE id < ?", (transaction_id,))
 
+    @_rows
     def snapshots_in_use(self) -> set[str]:
-        """Every snapshot a patch or a transaction record still needs."""
+        """Every snapshot a patch or a transaction record still needs, and those a rebuild of
+        the database kept because it could not tell whether a lost record needed them."""
         rows = self._conn.execute(
             "SELECT snapshot_before, snapshot_after FROM patches "
             "UNION ALL SELECT snapshot_before, snapshot_after FROM transactions"
         ).fetchall()
-        return {snapshot for row in rows for snapshot in row if snapshot}
+        kept = json.loads(self.get_setting(KEPT_SNAPSHOTS_SETTING) or "[]")
+        return {snapshot for row in rows for snapshot in row if snapshot} | {
+            str(snapshot) for snapshot in kept
+        }
 
+    @_rows
     def completion_names(self) -> list[tuple[str, str, str]]:
         """(kind, name, state) of every patch, revert and transaction: the completion index."""
         rows = self._conn.execute(
@@ -453,6 +577,7 @@ class StateDB:
                     (status, time.time(), op_id, seq),
                 )
 
+    @_rows
     def unfinished_operations(self) -> list[Operation]:
         marks = ", ".join("?" for _ in UNFINISHED)
         rows = self._conn.execute(
@@ -460,6 +585,7 @@ class StateDB:
         ).fetchall()
         return [self.operation(row["id"]) for row in rows]
 
+    @_rows
     def operation(self, op_id: int) -> Operation:
         row = self._conn.execute("SELECT * FROM operations WHERE id = ?", (op_id,)).fetchone()
         entries = self._conn.execute(

@@ -14,6 +14,7 @@ import http.client
 import io
 import os
 import re
+import socket
 import ssl
 import time
 import urllib.error
@@ -23,7 +24,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from clp_alpm import __version__
 from clp_alpm.atomicfile import fsync_directory
@@ -32,8 +33,6 @@ from clp_alpm.system.timeouts import DEFAULT_TIMEOUTS, Timeouts, timeouts_of
 
 __all__ = ["DEFAULT_TIMEOUTS", "Timeouts", "download", "fetch_bytes", "timeouts_of"]
 
-LOW_SPEED_LIMIT = 1  # bytes per second, as pacman (libcurl's low-speed limit)
-LOW_SPEED_TIME = 10.0  # seconds
 USER_AGENT = f"clp/{__version__}"
 
 CHUNK_SIZE = 64 * 1024
@@ -65,6 +64,11 @@ class _MirrorFailed(Exception):
 
 class _Transient(_MirrorFailed):
     """Worth retrying on the same mirror: connection trouble, timeout, HTTP 5xx, truncation."""
+
+
+class _Stalled(_MirrorFailed):
+    """The body stopped or slowed to a trickle: not retried, and the mirror's other files are
+    not asked for either (pacman gives such a mirror up for the next)."""
 
 
 class _BadFile(_MirrorFailed):
@@ -117,7 +121,12 @@ def download(
     try:
         if part.size > limit:
             part.restart()
+        stalled: set[str] = set()
         for url in urls:
+            host = _host_of(url)
+            if host in stalled:
+                failures.append((url, "skipped (this mirror stalled)"))
+                continue
             try:
                 result = _download_from_mirror(
                     url, part, dest, want_sha, expected_size, max_size,
@@ -125,6 +134,8 @@ def download(
                 )  # fmt: skip
             except _MirrorFailed as failure:
                 failures.append((url, failure.reason))
+                if isinstance(failure, _Stalled):
+                    stalled.add(host)
                 continue
             return result
     except _DiskFailure as failure:
@@ -260,6 +271,11 @@ def _transfer(
         reporter.finish(part.size)
     finally:
         stream.close()
+
+
+def _host_of(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.scheme.lower()}://{parts.netloc.rpartition('@')[2].lower()}"
 
 
 def _fetch_once(url: str, max_size: int, timeout: Timeouts) -> bytes:
@@ -424,14 +440,23 @@ class _Stream:
     received: int = 0
     window_start: float = field(default_factory=time.monotonic)
     window_bytes: int = 0
+    sock: socket.socket | _DeadlineSocket | None = (
+        None  # an HTTP body's: each read sets its timeout
+    )
+    timeouts: Timeouts = DEFAULT_TIMEOUTS
 
     def read(self, size: int) -> bytes:
         # read1, not read: read() waits for `size` bytes, and a timeout then loses the bytes
         # that did arrive, which a resume could have kept.
+        slow_window = self._arm_timeout()
         try:
             chunk = self.body.read1(size)
         except http.client.IncompleteRead as err:
             raise _Transient(self.truncated_reason()) from err
+        except TimeoutError:
+            if slow_window:
+                raise self._too_slow() from None
+            raise _Stalled("timed out") from None
         except (OSError, http.client.HTTPException) as err:
             raise _network_failure(err) from err
         self.received += len(chunk)
@@ -440,17 +465,35 @@ class _Stream:
         self._check_speed(len(chunk))
         return chunk
 
+    def _arm_timeout(self) -> bool:
+        """Let the next read wait ReadTimeout, or only until the low-speed window closes while
+        the window has not yet seen its bytes; True in that second case."""
+        if self.sock is None:
+            return False
+        wait = self.timeouts.read
+        needed = self.timeouts.speed_limit * self.timeouts.speed_time
+        left = self.window_start + self.timeouts.speed_time - time.monotonic()
+        slow_window = self.window_bytes < needed and left < wait
+        if slow_window:
+            wait = max(left, 0.01)
+        with suppress(OSError):
+            self.sock.settimeout(wait)
+        return slow_window
+
+    def _too_slow(self) -> _Stalled:
+        limit, span = self.timeouts.speed_limit, self.timeouts.speed_time
+        return _Stalled(f"too slow (under {limit} bytes/s for {span:g} s)")
+
     def _check_speed(self, count: int) -> None:
-        """pacman's rule: a mirror slower than 1 byte/s over 10 s is given up (each single read
-        has its own timeout, but a trickle would keep clp, and its lock, there for ever)."""
+        """The low-speed rule: a mirror slower than LowSpeedLimit over LowSpeedTimeout is given
+        up (each single read has its own timeout, but a trickle would keep clp, and its lock,
+        there for ever)."""
         self.window_bytes += count
         elapsed = time.monotonic() - self.window_start
-        if elapsed < LOW_SPEED_TIME:
+        if elapsed < self.timeouts.speed_time:
             return
-        if self.window_bytes < LOW_SPEED_LIMIT * elapsed:
-            raise _MirrorFailed(
-                f"too slow (under {LOW_SPEED_LIMIT} byte/s for {LOW_SPEED_TIME:.0f} s)"
-            )
+        if self.window_bytes < self.timeouts.speed_limit * elapsed:
+            raise self._too_slow()
         self.window_start, self.window_bytes = time.monotonic(), 0
 
     def truncated_reason(self) -> str:
@@ -492,7 +535,65 @@ class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
-_OPENER = urllib.request.build_opener(_HttpOnlyRedirects)
+class _DeadlineSocket:
+    """A connected socket whose reads, until `deadline` is cleared, never wait past it: the
+    request and the response's headers get ConnectTimeout in all, not per read (a server
+    trickling its header lines a byte at a time would otherwise hold clp for ever)."""
+
+    def __init__(self, sock: socket.socket, seconds: float) -> None:
+        self._sock = sock
+        self._seconds = seconds
+        self.deadline: float | None = time.monotonic() + seconds
+
+    def _arm(self) -> None:
+        if self.deadline is None:
+            return
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("timed out")
+        self._sock.settimeout(min(self._seconds, left))
+
+    def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
+        self._arm()
+        return self._sock.recv_into(buffer, nbytes, flags)
+
+    def recv(self, size: int, flags: int = 0) -> bytes:
+        self._arm()
+        return self._sock.recv(size, flags)
+
+    def makefile(self, mode: str = "rb", buffering: int | None = None) -> io.BufferedReader:
+        # as socket.makefile does, but reading through this object
+        self._sock._io_refs += 1  # type: ignore[attr-defined]
+        raw = socket.SocketIO(self, "rb")  # type: ignore[arg-type]
+        return io.BufferedReader(raw, buffering or io.DEFAULT_BUFFER_SIZE)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+class _HTTPConnection(http.client.HTTPConnection):
+    def connect(self) -> None:
+        super().connect()
+        self.sock = _DeadlineSocket(self.sock, self.timeout)  # type: ignore[arg-type]
+
+
+class _HTTPSConnection(http.client.HTTPSConnection):
+    def connect(self) -> None:
+        super().connect()
+        self.sock = _DeadlineSocket(self.sock, self.timeout)  # type: ignore[arg-type]
+
+
+class _HTTPHandler(urllib.request.HTTPHandler):
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(_HTTPConnection, req)
+
+
+class _HTTPSHandler(urllib.request.HTTPSHandler):
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(_HTTPSConnection, req, context=self._context)  # type: ignore[attr-defined]
+
+
+_OPENER = urllib.request.build_opener(_HttpOnlyRedirects, _HTTPHandler, _HTTPSHandler)
 
 
 def _open_http(url: str, offset: int, timeout: Timeouts) -> _Stream:
@@ -517,6 +618,8 @@ def _open_http(url: str, offset: int, timeout: Timeouts) -> _Stream:
             raise _RangeRejected() from None
         if err.code >= 500:
             raise _Transient(f"HTTP {err.code}") from None
+        if 300 <= err.code < 400:
+            raise _redirect_failure(plain_url, err) from None
         raise _MirrorFailed(f"HTTP {err.code}") from None
     except (OSError, http.client.HTTPException, ValueError) as err:
         # URLError is an OSError; ValueError is a URL urllib cannot parse (bad port...).
@@ -525,19 +628,19 @@ def _open_http(url: str, offset: int, timeout: Timeouts) -> _Stream:
             raise _MirrorFailed(f"no answer within {timeout.connect:g} s") from None
         raise failure from None
     try:
-        _set_read_timeout(response, timeout.read)
-        return _http_stream(response, offset)
+        stream = _http_stream(response, offset)
+        # from here on each read of the body waits ReadTimeout at most for a byte, and the
+        # low-speed rule bounds a trickle
+        sock = getattr(getattr(response.fp, "raw", None), "_sock", None)
+        if isinstance(sock, _DeadlineSocket):
+            sock.deadline = None  # the headers are in: the body has its own rules
+        stream.sock = sock if isinstance(sock, (socket.socket, _DeadlineSocket)) else None
+        stream.timeouts = timeout
+        stream.window_start = time.monotonic()
+        return stream
     except BaseException:
         response.close()
         raise
-
-
-def _set_read_timeout(response: http.client.HTTPResponse, seconds: float) -> None:
-    """From here on each read of the body may wait `seconds` for a byte (the low-speed rule
-    bounds a trickle)."""
-    sock = getattr(getattr(response.fp, "raw", None), "_sock", None)
-    if sock is not None:
-        sock.settimeout(seconds)
 
 
 def _http_stream(response: http.client.HTTPResponse, offset: int) -> _Stream:
@@ -552,6 +655,19 @@ def _http_stream(response: http.client.HTTPResponse, offset: int) -> _Stream:
             raise _MirrorFailed("Content-Range and Content-Length disagree")
         return _Stream(response, start, total, end - start + 1)
     raise _MirrorFailed(f"unexpected HTTP {response.status}")
+
+
+def _redirect_failure(url: str, err: urllib.error.HTTPError) -> _MirrorFailed:
+    """urllib refuses a redirect loop and a redirect to another scheme itself: say which."""
+    target = (err.headers.get("Location") or "") if err.headers is not None else ""
+    scheme = urllib.parse.urlsplit(urllib.parse.urljoin(url, target)).scheme.lower()
+    if target and scheme not in ("http", "https"):
+        return _MirrorFailed(
+            f"redirect to unsupported URL {_redact(target)[:200]}: HTTP {err.code}"
+        )
+    if "loop" in str(err.reason):
+        return _MirrorFailed(f"a redirect loop: HTTP {err.code}")
+    return _MirrorFailed(f"HTTP {err.code}")
 
 
 def _split_credentials(url: str) -> tuple[str, str | None]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import glob
 from pathlib import Path
 
-from clp_alpm.config import Config
+from clp_alpm.config import Config, read_config_bytes, refuse_special_include
 from clp_alpm.errors import ConfigError, UsageError
 from clp_alpm.paths import PACMAN_CONF, under_root
 
@@ -105,7 +105,7 @@ def _read_included(
 
 def _read_conf_text(path: Path) -> str:
     try:
-        return path.read_bytes().decode("utf-8")
+        return read_config_bytes(path).decode("utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
     except UnicodeDecodeError:
@@ -118,6 +118,12 @@ def _include_matches(root: Path, pattern: str, source: str, strict: bool) -> lis
     if not pattern.startswith("/"):
         if strict:
             raise ConfigError(f"{source}: Include needs an absolute path, got '{pattern}'")
+        return []
+    try:
+        refuse_special_include(source, pattern)
+    except ConfigError:
+        if strict:
+            raise
         return []
     try:
         matches = glob_under_root(root, pattern)

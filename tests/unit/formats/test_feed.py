@@ -22,7 +22,9 @@ from clp_alpm.formats.feed import (
     FeedIndex,
     applicable_edition,
     build_index,
+    check_timely,
     expand_server,
+    in_the_future,
     newer_than,
     parse_index,
     read_variant_id,
@@ -773,3 +775,46 @@ def test_newer_than() -> None:
     assert newer_than(None, None) is None
     with pytest.raises(FeedError, match="'last tuesday' is not a UTC time"):
         newer_than(STAMP, "last tuesday")
+
+
+# --- time: a future stamp, an expiry ----------------------------------------------------------
+
+_NOW = datetime.datetime(2026, 12, 1, 12, 0, 0, tzinfo=datetime.UTC)
+
+
+@pytest.mark.parametrize(
+    ("generated", "expires", "refused"),
+    [
+        ("2026-12-01T12:59:00Z", None, None),  # within the hour of skew
+        ("2026-12-01T13:01:00Z", None, "lies in the future"),
+        ("2099-01-01T00:00:00Z", "2099-02-01T00:00:00Z", "lies in the future"),
+        ("2026-11-01T00:00:00Z", "2026-12-01T11:59:59Z", "expired on 2026-12-01T11:59:59Z"),
+        ("2026-11-01T00:00:00Z", "2026-12-01T12:00:01Z", None),
+        (None, None, None),  # clpctl's indexes have no stamps
+    ],
+)
+def test_check_timely(generated, expires, refused):
+    index = FeedIndex((), generated, expires=expires)
+    if refused is None:
+        check_timely(index, _NOW)
+    else:
+        with pytest.raises(FeedError, match=refused):
+            check_timely(index, _NOW)
+
+
+def test_in_the_future():
+    assert in_the_future("2026-12-01T13:00:01Z", _NOW)
+    assert not in_the_future("2026-12-01T13:00:00Z", _NOW)
+    assert not in_the_future("garbage", _NOW)
+
+
+def test_expires_reads_back_and_must_follow_generated(tmp_path):
+    index = build_index(tmp_path, generated=STAMP, valid_days=7)
+    assert index.expires == "2026-12-02T12:00:00Z"
+    assert parse_index(render_index(index)) == index
+    with pytest.raises(FeedError, match="is not later than generated"):
+        parse_index(b'<Database generated="2026-11-25T12:00:00Z" expires="2026-11-25T12:00:00Z"/>')
+    with pytest.raises(FeedError, match="expires='soon' is not a UTC time"):
+        parse_index(b'<Database expires="soon"/>')
+    with pytest.raises(FeedError, match="--expires 4000"):
+        build_index(tmp_path, generated=STAMP, valid_days=4000)
