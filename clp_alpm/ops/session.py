@@ -65,7 +65,7 @@ class Session:
         self.state = state
         self.lock = lock
         self.log = LogFile(config.host_log_file)
-        self.store = SnapshotStore(config.host_state_dir / "snapshots")
+        self.store = SnapshotStore(config.host_snapshot_dir, config.own_paths())
         self.recovered: list[str] = []  # what recovery did when the session opened
         self.adopted: list[str] = []  # the patches clpctl left, adopted when it opened
         self.recovering = False  # inside recovery: a script that runs is news, even in --json
@@ -79,7 +79,7 @@ class Session:
 
     def incoming(self) -> Path:
         """A fresh private dir under StateDir for staged patch copies (emptied at the end)."""
-        base = self.config.host_state_dir / "incoming"
+        base = self.config.host_in_state_dir("incoming")
         base.mkdir(parents=True, exist_ok=True, mode=0o700)
         return Path(tempfile.mkdtemp(dir=base))
 

@@ -53,6 +53,9 @@ def open_session(
 
 
 def _start(config: Config, events: Events, write: bool) -> Session:
+    # clp's own paths resolved inside the root before anything is opened or created: one that
+    # leads out of it (or dangles) is a PathEscapeError naming it, for reading commands too
+    config.own_paths()
     if not write:
         session = Session(config, events, StateDB(config.host_state_dir, readonly=True), None)
         try:
@@ -96,8 +99,8 @@ def collect_garbage(session: Session) -> None:
 def refresh_completion_index(session: Session) -> None:
     """Rewrite the completion index when the patches, reverts or transactions changed. It is
     a convenience: failing to write it is a warning, never a failed command."""
-    path = session.config.host_completion_index
     try:
+        path = session.config.host_completion_index
         write_index(session.state, path)
     except OSError as err:
         session.events.warning(f"{path}: cannot update the completion index ({err.strerror})")

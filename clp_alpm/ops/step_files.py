@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from clp_alpm.config import Config
-from clp_alpm.errors import ClpError
+from clp_alpm.errors import ClpError, PathEscapeError
 from clp_alpm.formats.extract import extract_patch
 from clp_alpm.formats.inspect import inspect_patch
 from clp_alpm.ops.steps import Handler, StepKind
@@ -69,7 +69,7 @@ class ExtractStep(Handler):
     """Extract into a private staging dir inside PatchDir, then rename into place."""
 
     def do(self, run: StepRun) -> None:
-        final = self.config.host(run.args["patch_dir"])
+        final = self.config.host(run.args["patch_dir"], follow_last=False)
         final.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
         if final.exists():
             raise ClpError(f"{final} already exists")
@@ -95,7 +95,7 @@ class RetirePatchDirStep(Handler):
     so that undo can put it back; the trash is emptied once the rollback is done."""
 
     def do(self, run: StepRun) -> None:
-        source = self.config.host(run.args["patch_dir"])
+        source = self.config.host(run.args["patch_dir"], follow_last=False)
         trash = trash_dir(self.config)
         trash.mkdir(parents=True, exist_ok=True, mode=0o700)
         target = trash / f"{int(time.time() * 1000)}-{source.name}"
@@ -137,13 +137,19 @@ def restore_exactly(session: Session, snapshot: Snapshot) -> None:
 
 
 def trash_dir(config: Config) -> Path:
-    return config.host_patch_dir / ".trash"
+    """PatchDir/.trash, resolved inside the root (PathEscapeError if it or PatchDir is a link
+    that leads out, or it is a link at all: a rename into it must stay in PatchDir)."""
+    return config.host(config.patch_dir.rstrip("/") + "/.trash", follow_last=False)
 
 
 def empty_trash(config: Config) -> None:
     """Delete patch dirs retired by finished rollbacks and staging dirs of killed extractions
-    (only ever called under the lock, with no operation left unfinished)."""
-    shutil.rmtree(trash_dir(config), ignore_errors=True)
+    (only ever called under the lock, with no operation left unfinished). A trash that is a
+    link is left alone: the rollback that needs it refuses it."""
+    try:
+        shutil.rmtree(trash_dir(config), ignore_errors=True)
+    except PathEscapeError:
+        return
     if config.host_patch_dir.is_dir():
         for leftover in config.host_patch_dir.glob(".staging-*"):
             shutil.rmtree(leftover, ignore_errors=True)
