@@ -94,6 +94,26 @@ def resolve_inside(
     )
 
 
+_PATH_FLAGS = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def open_dir_inside(root: Path, target: str) -> int:
+    """A descriptor (O_PATH) of the existing directory `target` under `root`, reached from the
+    root's by openat, one component at a time and never letting the kernel follow a link: the
+    walk of resolve_inside, on descriptors, so that a link swapped in after it cannot redirect
+    what is done through the descriptor (as `dir_fd`). FileNotFoundError if it is missing,
+    NotADirectoryError if it is no directory; the caller closes it."""
+    fds = [os.open(root, _PATH_FLAGS | os.O_DIRECTORY)]
+    try:
+        _walk(str(root), normalize_target_path(target), fds=fds)
+        if not stat.S_ISDIR(os.fstat(fds[-1]).st_mode):
+            raise NotADirectoryError(20, "Not a directory", target)
+        return fds.pop()
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
 def _walk(
     root: str,
     clean: str,
@@ -101,8 +121,11 @@ def _walk(
     chrooted: bool = False,
     follow_last: bool = True,
     dangling_ok: bool = False,
+    fds: list[int] | None = None,
 ) -> Path:
-    """The one path walk under a root (see resolve_inside; `chrooted`: as resolve_in_root)."""
+    """The one path walk under a root (see resolve_inside; `chrooted`: as resolve_in_root).
+    With `fds` (the root's descriptor first), it walks by openat and keeps the descriptor of
+    each resolved directory there; a missing component is then an error."""
     base = root.rstrip("/")
     real_base = "" if not base else _real_root(root)
     # (component, link it came from or None), next component last
@@ -118,13 +141,25 @@ def _walk(
         if part == "..":
             if resolved:
                 resolved.pop()
+                if fds is not None:
+                    os.close(fds.pop())
             elif not chrooted and origin is not None:
                 raise _escape(root, origin)
             continue
         host = base + "/" + "/".join([*resolved, part])
         try:
-            mode = os.lstat(host).st_mode
-        except (FileNotFoundError, NotADirectoryError):
+            if fds is None:
+                mode = os.lstat(host).st_mode
+            else:
+                fd = os.open(part, _PATH_FLAGS, dir_fd=fds[-1])
+                mode = os.fstat(fd).st_mode
+                if stat.S_ISLNK(mode):
+                    os.close(fd)
+                else:
+                    fds.append(fd)
+        except (FileNotFoundError, NotADirectoryError) as err:
+            if fds is not None and (origin is None or dangling_ok):
+                raise type(err)(err.errno, err.strerror, host) from None
             if chrooted:
                 raise PathEscapeError(f"{host}: no such file or directory") from None
             if origin is not None and not dangling_ok:
@@ -138,7 +173,7 @@ def _walk(
         if not stat.S_ISLNK(mode):
             resolved.append(part)
             continue
-        text = os.readlink(host)
+        text = os.readlink(host) if fds is None else os.readlink(part, dir_fd=fds[-1])
         if not pending and not follow_last:
             raise PathEscapeError(f"{host} is a symbolic link (to {text!r}); refusing to follow it")
         hops += 1
@@ -150,6 +185,8 @@ def _walk(
             if inner is None and not chrooted:
                 raise _escape(root, came_from)
             resolved = []
+            while fds is not None and len(fds) > 1:
+                os.close(fds.pop())
             text = text if chrooted or inner is None else inner
         pending.extend((piece, came_from) for piece in reversed(text.split("/")) if piece)
     return Path(base + "/" + "/".join(resolved)) if resolved else Path(root)

@@ -18,6 +18,7 @@ from clp_alpm.errors import ClpError, PathEscapeError
 from clp_alpm.formats.extract import extract_patch
 from clp_alpm.formats.inspect import inspect_patch
 from clp_alpm.ops.steps import Handler, StepKind
+from clp_alpm.paths import open_dir_inside
 from clp_alpm.store.journal import StepRun
 from clp_alpm.store.model import Snapshot
 
@@ -95,13 +96,25 @@ class RetirePatchDirStep(Handler):
     so that undo can put it back; the trash is emptied once the rollback is done."""
 
     def do(self, run: StepRun) -> None:
-        source = self.config.host(run.args["patch_dir"], follow_last=False)
-        trash = trash_dir(self.config)
+        config = self.config
+        source = config.host(run.args["patch_dir"], follow_last=False)
+        trash = trash_dir(config)
         trash.mkdir(parents=True, exist_ok=True, mode=0o700)
         target = trash / f"{int(time.time() * 1000)}-{source.name}"
         run.save(source=str(source), trash=str(target))
         if source.exists():
-            os.rename(source, target)
+            # by descriptors of the two directories, each reached without following a link
+            # out: a link swapped in since cannot send the patch dir anywhere else
+            parent, _, name = run.args["patch_dir"].rstrip("/").rpartition("/")
+            from_fd = open_dir_inside(config.root, parent or "/")
+            try:
+                to_fd = open_dir_inside(config.root, f"{config.patch_dir.rstrip('/')}/.trash")
+                try:
+                    os.rename(name, target.name, src_dir_fd=from_fd, dst_dir_fd=to_fd)
+                finally:
+                    os.close(to_fd)
+            finally:
+                os.close(from_fd)
 
     def undo(self, run: StepRun) -> None:
         trash, source = run.data.get("trash"), run.data.get("source")

@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 from clp_alpm.errors import PathEscapeError, UsageError
-from clp_alpm.paths import refuse_symlink, resolve_in_root, resolve_inside, target_of
+from clp_alpm.paths import (
+    open_dir_inside,
+    refuse_symlink,
+    resolve_in_root,
+    resolve_inside,
+    target_of,
+)
 
 
 @pytest.fixture
@@ -138,3 +144,43 @@ def _replace_with_link(path: Path, target: str) -> None:
     if path.is_dir():
         os.rename(path, path.with_name(path.name + ".moved"))
     path.symlink_to(target)
+
+
+def test_open_dir_inside_reaches_the_directory_the_name_resolves_to(root):
+    (root / "var/log").symlink_to("../srv/state")
+    (root / "srv/state/marker").write_text("here\n")
+    fd = open_dir_inside(root, "/var/log")
+    try:
+        assert os.listdir(f"/proc/self/fd/{fd}") == ["marker"]
+        assert os.stat(fd).st_ino == os.stat(root / "srv/state").st_ino
+    finally:
+        os.close(fd)
+
+
+def test_open_dir_inside_keeps_its_directory_when_a_link_is_swapped_in_after(root, outside):
+    fd = open_dir_inside(root, "/var/lib/clp")
+    try:
+        os.rename(root / "var/lib/clp", root / "var/lib/clp.old")
+        (root / "var/lib/clp").symlink_to(outside)
+        os.mkdir("made-here", dir_fd=fd)
+    finally:
+        os.close(fd)
+    assert (root / "var/lib/clp.old/made-here").is_dir()
+    assert list(outside.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("setup", "error"),
+    [
+        (lambda root, out: (root / "srv/x").symlink_to(out), PathEscapeError),
+        (lambda root, out: (root / "srv/x").symlink_to("../../outside"), PathEscapeError),
+        (lambda root, out: (root / "srv/x").symlink_to("gone"), PathEscapeError),
+        (lambda root, out: (root / "srv/x").write_text("a file"), NotADirectoryError),
+        (lambda root, out: None, FileNotFoundError),
+    ],
+    ids=["absolute-out", "climbing-out", "dangling", "a-file", "missing"],
+)
+def test_open_dir_inside_refuses_what_resolve_inside_refuses(root, outside, setup, error):
+    setup(root, outside)
+    with pytest.raises(error):
+        os.close(open_dir_inside(root, "/srv/x"))
