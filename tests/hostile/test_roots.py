@@ -94,6 +94,24 @@ READ_ONLY = [
     Case("transactions-cache-absolute", out("var/cache/clp"), ("transactions",), "var/cache/clp"),
 ]
 
+# every other writing command opens the same session, which resolves clp's paths first
+OTHER_COMMANDS = [
+    Case(
+        "revert-StateDir-absolute",
+        out("var/lib/clp"),
+        ("revert", "demo", "1.0-1", "--noconfirm"),
+        "var/lib/clp is a symbolic",
+    ),  # fmt: skip
+    Case(
+        "undo-transaction-log-climbing",
+        up("var/log"),
+        ("undo-transaction", "1", "--noconfirm"),
+        "var/log is a symbolic",
+    ),  # fmt: skip
+    Case("recover-PatchDir-absolute", out("opt/CLP"), ("recover",), "opt/CLP is a symbolic"),
+    Case("diff-StateDir-climbing", up("var/lib/clp"), ("diff", "1"), "var/lib/clp is a symbolic"),
+]
+
 
 def _moved_patch_dir(root: Path, canary: Path) -> None:
     """The applied patch's directory moved inside the root, a relative link left in its place."""
@@ -157,7 +175,7 @@ ALIASES = [
     ),  # fmt: skip
 ]
 
-CASES = OWN_DIRS_OUT + READ_ONLY + ROLLBACKS + ALIASES
+CASES = OWN_DIRS_OUT + READ_ONLY + OTHER_COMMANDS + ROLLBACKS + ALIASES
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.id)
