@@ -8,8 +8,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from clp_alpm.errors import ConfigError
-from clp_alpm.paths import resolve_inside, under_root
+from clp_alpm.errors import ConfigError, UsageError
+from clp_alpm.paths import resolve_inside, target_of, under_root
 
 # typing costs ~4 ms to import and the hooks start on every transaction: names for type
 # checkers only (annotations are strings here)
@@ -277,4 +277,9 @@ def _iter_include(
     if not pattern.startswith("/"):
         raise ConfigError(f"{source}: Include needs an absolute path")
     for match in sorted(glob.glob(str(under_root(root, pattern)))):
-        yield from _iter_lines(Path(match), root, depth + 1, section)
+        target = target_of(root, match)
+        try:  # the match's name is inside the root: what it resolves to must be too
+            host = resolve_inside(root, target) if target is not None else Path(match)
+        except UsageError as err:
+            raise ConfigError(f"{source}: Include {pattern}: {err}") from None
+        yield from _iter_lines(host, root, depth + 1, section)

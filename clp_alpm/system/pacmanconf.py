@@ -21,7 +21,7 @@ from pathlib import Path
 
 from clp_alpm.config import Config
 from clp_alpm.errors import ConfigError, UsageError
-from clp_alpm.paths import PACMAN_CONF, under_root
+from clp_alpm.paths import PACMAN_CONF, resolve_inside, target_of, under_root
 
 DEFAULT_CACHE_DIR = "/var/cache/pacman/pkg"
 DEFAULT_GPG_DIR = "/etc/pacman.d/gnupg"
@@ -132,7 +132,14 @@ def glob_under_root(root: Path, pattern: str) -> list[Path]:
     except UsageError as err:
         raise ConfigError(f"Include {pattern}: {err}") from None
     prefix = glob.escape(str(root).rstrip("/"))
-    return sorted(Path(match) for match in glob.glob(prefix + str(clean)))
+    found = []
+    for match in sorted(glob.glob(prefix + str(clean))):
+        target = target_of(root, match)
+        try:  # the match's name is inside the root: what it resolves to must be too
+            found.append(resolve_inside(root, target) if target is not None else Path(match))
+        except UsageError as err:
+            raise ConfigError(f"Include {pattern}: {err}") from None
+    return found
 
 
 @dataclass(frozen=True)

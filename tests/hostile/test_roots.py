@@ -124,6 +124,41 @@ def on_rollback(case_id: str, setup: Callable[[Path, Path], None], naming: str) 
     return Case(case_id, setup, ROLLBACK, naming, applied_first=True)
 
 
+def conf(rel: str, text: str, linked: str, to: str = "etc/keep") -> Callable[[Path, Path], None]:
+    """R/rel holding `text`, whose R/linked is a link to the canary's `to`."""
+
+    def setup(root: Path, canary: Path) -> None:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+        link(root, linked, str(canary / to))
+
+    return setup
+
+
+PACMAN_CONF_INCLUDE = "[options]\nInclude = /etc/pacman.d/extra.conf\n"
+PACMAN_CACHE_DIR = "[options]\nCacheDir = /var/cache/pacman/pkg/\n"
+CLP_CONF_INCLUDE = "[options]\nInclude = /etc/CLP/more.conf\n"
+CONFIGURATION = [
+    Case(
+        "pacman-conf-include-out",
+        conf("etc/pacman.conf", PACMAN_CONF_INCLUDE, "etc/pacman.d/extra.conf"),
+        ("-v", "list"),
+        "extra.conf is a symbolic",
+    ),  # fmt: skip
+    Case(
+        "pacman-cache-dir-out",
+        conf("etc/pacman.conf", PACMAN_CACHE_DIR, "var/cache/pacman/pkg", "etc"),
+        ("-v", "list"),
+        "pkg is a symbolic link",
+    ),  # fmt: skip
+    Case(
+        "clp-conf-include-out",
+        conf("etc/CLP/clp.conf", CLP_CONF_INCLUDE, "etc/CLP/more.conf"),
+        ("list",),
+        "more.conf is a symbolic link",
+    ),  # fmt: skip
+]
+
 ROLLBACKS = [
     on_rollback("trash-absolute", out("opt/CLP/.trash", "etc"), ".trash is a symbolic link"),
     on_rollback("trash-inside", inside("opt/CLP/.trash", "../../etc"), ".trash is a symbolic"),
@@ -175,7 +210,7 @@ ALIASES = [
     ),  # fmt: skip
 ]
 
-CASES = OWN_DIRS_OUT + READ_ONLY + OTHER_COMMANDS + ROLLBACKS + ALIASES
+CASES = OWN_DIRS_OUT + READ_ONLY + OTHER_COMMANDS + CONFIGURATION + ROLLBACKS + ALIASES
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.id)
