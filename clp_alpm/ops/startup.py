@@ -90,6 +90,7 @@ def collect_garbage(session: Session) -> None:
     if session.state.unfinished_operations():
         return
     try:
+        session.check_own_paths(store_only=True)  # the store is pruned by name
         forget_old_transactions(session.state, session.config.history_limit)
         session.store.prune(session.state.snapshots_in_use())
     except (ClpError, OSError) as err:

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 class SnapshotStep(Handler):
     def do(self, run: StepRun) -> None:
         files = run.args["files"]
+        self.session.check_own_paths(store_only=True)
         snapshot = self.session.store.take(
             self.config.root,
             files,
@@ -86,9 +87,13 @@ class ExtractStep(Handler):
         os.rename(staging, final)
 
     def undo(self, run: StepRun) -> None:
+        parent = run.args["patch_dir"].rstrip("/").rpartition("/")[0]
         for key in ("staging", "final"):
-            if key in run.data and os.path.lexists(run.data[key]):
-                shutil.rmtree(run.data[key])
+            if key in run.data:
+                name = Path(run.data[key]).name
+                host = same_place(self.config, f"{parent}/{name}", run.data[key])
+                if os.path.lexists(host):
+                    shutil.rmtree(host)
 
 
 class RetirePatchDirStep(Handler):
@@ -118,8 +123,23 @@ class RetirePatchDirStep(Handler):
 
     def undo(self, run: StepRun) -> None:
         trash, source = run.data.get("trash"), run.data.get("source")
-        if trash and source and os.path.lexists(trash) and not os.path.lexists(source):
+        if not trash or not source:
+            return
+        patch_dir = run.args["patch_dir"]
+        source = same_place(self.config, patch_dir, source)
+        in_trash = f"{self.config.patch_dir.rstrip('/')}/.trash/{Path(trash).name}"
+        trash = same_place(self.config, in_trash, trash)
+        if os.path.lexists(trash) and not os.path.lexists(source):
             os.rename(trash, source)
+
+
+def same_place(config: Config, target: str, saved: str) -> str:
+    """The host path of `target` (never through a link), as `saved` when the step ran; a
+    PathEscapeError if it resolves elsewhere now (a link was put on the way since)."""
+    host = str(config.host(target, follow_last=False))
+    if host != saved:
+        raise PathEscapeError(f"{target} resolves to {host} now, not to {saved}; not touching it")
+    return host
 
 
 HANDLERS: dict[StepKind, type[Handler]] = {
@@ -141,6 +161,7 @@ def earlier_snapshot(session: Session, run: StepRun, kind: StepKind) -> Snapshot
 
 def restore_exactly(session: Session, snapshot: Snapshot) -> None:
     """Restore a snapshot and check that every file now matches it."""
+    session.check_own_paths(store_only=True)
     session.store.restore(session.config.root, snapshot)
     different = session.store.changed_paths(session.config.root, snapshot)
     if different:
