@@ -10,8 +10,8 @@ import stat
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from clp_alpm.errors import ConfigError
-from clp_alpm.paths import under_root
+from clp_alpm.errors import ConfigError, UsageError
+from clp_alpm.paths import resolve_inside, target_of, under_root
 
 # typing costs ~4 ms to import and the hooks start on every transaction: names for type
 # checkers only (annotations are strings here)
@@ -97,9 +97,11 @@ class Config:
     extra_hook_dirs: tuple[Path, ...] = ()  # --hookdir: host paths, for the pacman clp runs
     log_file_override: Path | None = None  # --logfile: a host path
 
-    def host(self, target_path: str) -> Path:
-        """Where the target path lives on the machine clp runs on."""
-        return under_root(self.root, target_path)
+    def host(self, target_path: str, follow_last: bool = True) -> Path:
+        """Where the target path lives on the machine clp runs on: resolved inside the root
+        (PathEscapeError for a symbolic link on the way that leads out of it, or dangles;
+        with `follow_last=False`, for a link as the last component too)."""
+        return resolve_inside(self.root, target_path, follow_last=follow_last)
 
     @property
     def host_patch_dir(self) -> Path:
@@ -108,6 +110,15 @@ class Config:
     @property
     def host_state_dir(self) -> Path:
         return self.host(self.state_dir)
+
+    @property
+    def host_snapshot_dir(self) -> Path:
+        """StateDir/snapshots, the snapshot store."""
+        return self.host_in_state_dir("snapshots")
+
+    def host_in_state_dir(self, name: str) -> Path:
+        """A directory clp keeps in StateDir (written through by name): never a link."""
+        return self.host(f"{self.state_dir.rstrip('/')}/{name}", follow_last=False)
 
     @property
     def host_log_file(self) -> Path:
@@ -124,6 +135,18 @@ class Config:
     @property
     def host_keyring(self) -> Path:
         return self.keyring_override or self.host(self.keyring)
+
+    def own_paths(self) -> dict[str, Path]:
+        """clp's own files and directories, and pacman's database (with its lock), as host
+        paths resolved inside the root: nothing a patch declares may resolve to them."""
+        return {
+            "StateDir": self.host_state_dir,
+            "PatchDir": self.host_patch_dir,
+            "LogFile": self.host_log_file,
+            "Keyring": self.host_keyring,
+            "DBPath": self.host_dbpath,
+            "the completion index": self.host_completion_index.parent,
+        }
 
     @property
     def archive_server_urls(self) -> tuple[str, ...]:
@@ -165,12 +188,14 @@ def load_config(
     if not is_dir:
         raise ConfigError(f"{root_path}: root directory does not exist")
     explicit = config_file is not None
-    path = Path(config_file) if config_file is not None else under_root(root_path, DEFAULT_CONFIG)
+    path = (
+        Path(config_file) if config_file is not None else resolve_inside(root_path, DEFAULT_CONFIG)
+    )
     config = Config(root=root_path, config_file=path)
     if path.exists() or explicit:
         values, warnings = _read_options(path, root_path)
         config = replace(config, **values, warnings=tuple(warnings))
-    mirrors = under_root(root_path, DEFAULT_MIRRORS)
+    mirrors = resolve_inside(root_path, DEFAULT_MIRRORS)
     if not config.servers and mirrors.is_file():
         # clpctl's package ships /etc/CLP/mirrors and no clp.conf: its servers still count
         values, warnings = _read_options(mirrors, root_path, section="options")
@@ -332,4 +357,9 @@ def _iter_include(
         raise ConfigError(f"{source}: Include needs an absolute path")
     refuse_special_include(source, pattern)
     for match in sorted(glob.glob(str(under_root(root, pattern)))):
-        yield from _iter_lines(Path(match), root, depth + 1, section)
+        target = target_of(root, match)
+        try:  # the match's name is inside the root: what it resolves to must be too
+            host = resolve_inside(root, target) if target is not None else Path(match)
+        except UsageError as err:
+            raise ConfigError(f"{source}: Include {pattern}: {err}") from None
+        yield from _iter_lines(host, root, depth + 1, section)

@@ -12,6 +12,7 @@ error ends the process (its exit status) is the front end's business: `clp_alpm.
         SignatureError            a detached signature
         NotApplicableError        a patch that does not apply to this system
         NotRootError              a mutating command run by a user who is not root
+        PathEscapeError           a path under the root leads out of it (or is a dangling link)
       LockError                   another clp holds the lock, or pacman is running
       OperationFailed             an operation failed and was rolled back
         Interrupted               a stop signal ended it, and it was rolled back
@@ -78,6 +79,11 @@ class NotApplicableError(UsageError):
 
 class NotRootError(UsageError):
     """A mutating command against / run by a user who is not root."""
+
+
+class PathEscapeError(UsageError):
+    """A path under --root runs through a symbolic link that leads out of the root, or a
+    dangling one, or is a link where clp needs a directory of its own."""
 
 
 class LockError(ClpError):

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+from clp_alpm.errors import ClpError
 
 
 def timestamp() -> str:
@@ -12,10 +15,14 @@ def timestamp() -> str:
 
 
 class LogFile:
-    """Writes `[time] [tag] message` lines; a log that cannot be written never stops the work."""
+    """Writes `[time] [tag] message` lines; a log that cannot be written never stops the work.
 
-    def __init__(self, path: Path | None) -> None:
+    With `locate`, the path is found again before every line (a patch's script may have turned
+    a directory on the way into a link since: `Config.host` refuses one leading out)."""
+
+    def __init__(self, path: Path | None, locate: Callable[[], Path] | None = None) -> None:
         self.path = path
+        self.locate = locate
         self.failed = False
 
     def write(self, tag: str, message: str) -> None:
@@ -23,11 +30,12 @@ class LogFile:
             return
         line = f"[{timestamp()}] [{tag}] {message.rstrip()}\n"
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+            path = self.locate() if self.locate is not None else self.path
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
             try:
                 os.write(fd, line.encode("utf-8", "replace"))
             finally:
                 os.close(fd)
-        except OSError:
+        except (OSError, ClpError):
             self.failed = True

@@ -12,7 +12,7 @@ import posixpath
 import stat
 from pathlib import Path
 
-from clp_alpm.errors import UsageError
+from clp_alpm.errors import PathEscapeError, UsageError
 
 # Set in the environment of everything clp runs while it holds its lock (pacman -U and so the
 # hooks it fires) to clp's pid: a clp started there must not wait for the lock its own parent
@@ -41,6 +41,27 @@ def under_root(root: Path, path: str) -> Path:
     return Path(root) / clean.lstrip("/") if clean != "/" else Path(root)
 
 
+def refuse_symlink(host: Path | str) -> None:
+    """PathEscapeError if `host` is a symbolic link: for clp's own files, which it opens by
+    name through APIs that follow a link at the end (SQLite's database and its companions)."""
+    try:
+        mode = os.lstat(host).st_mode
+    except OSError:
+        return
+    if stat.S_ISLNK(mode):
+        raise PathEscapeError(
+            f"{host} is a symbolic link (to {os.readlink(host)!r}); refusing to follow it"
+        )
+
+
+def target_of(root: Path, host: Path | str) -> str | None:
+    """The target path a host path under `root` names (None if it is not under the root)."""
+    base, text = str(root).rstrip("/"), str(host)
+    if text == base or text == str(root):
+        return "/"
+    return text[len(base) :] if text.startswith(base + "/") else None
+
+
 MAX_SYMLINK_HOPS = 40  # as Linux's own path walk
 
 
@@ -48,31 +69,153 @@ def resolve_in_root(root: Path, target: str) -> Path | None:
     """Host path of `target` with symbolic links followed as a process chrooted into `root`
     would (an absolute link or a `..` never leaves `root`); None if a component is missing or
     the links loop."""
-    root = Path(root)
-    pending = [part for part in target.split("/") if part][::-1]
+    try:
+        return _walk(str(root), target, chrooted=True)
+    except PathEscapeError:
+        return None
+
+
+def resolve_inside(
+    root: Path, target: str, *, follow_last: bool = True, dangling_ok: bool = False
+) -> Path:
+    """Host path of the target path `target` under `root`, resolved component by component:
+    a symbolic link is followed only when, read as clp (outside the chroot) reads it, it stays
+    inside `root` — a relative link that does not climb out, or an absolute one into the root's
+    own host path; any other is refused (PathEscapeError naming it), so that nothing clp opens
+    by the returned name leads out. A dangling link is refused too (unless `dangling_ok`), and
+    with `follow_last=False` so is a link as the last component. Components that do not exist
+    yet are appended as they are: creating them creates them inside the root. A few lstat calls
+    (one per component), no imports: the hooks pay for it on every transaction."""
+    return _walk(
+        str(root),
+        normalize_target_path(target),
+        follow_last=follow_last,
+        dangling_ok=dangling_ok,
+    )
+
+
+_PATH_FLAGS = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def open_dir_inside(root: Path, target: str) -> int:
+    """A descriptor (O_PATH) of the existing directory `target` under `root`, reached from the
+    root's by openat, one component at a time and never letting the kernel follow a link: the
+    walk of resolve_inside, on descriptors, so that a link swapped in after it cannot redirect
+    what is done through the descriptor (as `dir_fd`). FileNotFoundError if it is missing,
+    NotADirectoryError if it is no directory; the caller closes it."""
+    fds = [os.open(root, _PATH_FLAGS | os.O_DIRECTORY)]
+    try:
+        _walk(str(root), normalize_target_path(target), fds=fds)
+        if not stat.S_ISDIR(os.fstat(fds[-1]).st_mode):
+            raise NotADirectoryError(20, "Not a directory", target)
+        return fds.pop()
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def _walk(
+    root: str,
+    clean: str,
+    *,
+    chrooted: bool = False,
+    follow_last: bool = True,
+    dangling_ok: bool = False,
+    fds: list[int] | None = None,
+) -> Path:
+    """The one path walk under a root (see resolve_inside; `chrooted`: as resolve_in_root).
+    With `fds` (the root's descriptor first), it walks by openat and keeps the descriptor of
+    each resolved directory there; a missing component is then an error."""
+    base = root.rstrip("/")
+    real_base = "" if not base else _real_root(root)
+    # (component, link it came from or None), next component last
+    pending: list[tuple[str, tuple[str, str] | None]] = [
+        (part, None) for part in reversed(clean.split("/")) if part
+    ]
     resolved: list[str] = []
     hops = 0
     while pending:
-        part = pending.pop()
-        if part == ".":
+        part, origin = pending.pop()
+        if part in (".", ""):
             continue
         if part == "..":
             if resolved:
                 resolved.pop()
+                if fds is not None:
+                    os.close(fds.pop())
+            elif not chrooted and origin is not None:
+                raise _escape(root, origin)
             continue
-        host = root.joinpath(*resolved, part)
+        host = base + "/" + "/".join([*resolved, part])
         try:
-            mode = os.lstat(host).st_mode
-        except OSError:
-            return None
+            if fds is None:
+                mode = os.lstat(host).st_mode
+            else:
+                fd = os.open(part, _PATH_FLAGS, dir_fd=fds[-1])
+                mode = os.fstat(fd).st_mode
+                if stat.S_ISLNK(mode):
+                    os.close(fd)
+                else:
+                    fds.append(fd)
+        except (FileNotFoundError, NotADirectoryError) as err:
+            if fds is not None and (origin is None or dangling_ok):
+                raise type(err)(err.errno, err.strerror, host) from None
+            if chrooted:
+                raise PathEscapeError(f"{host}: no such file or directory") from None
+            if origin is not None and not dangling_ok:
+                link, text = origin
+                raise PathEscapeError(
+                    f"{link} is a dangling symbolic link (to {text!r}); refusing to follow it"
+                ) from None
+            resolved.append(part)
+            resolved.extend(rest for rest, _ in reversed(pending) if rest not in ("", "."))
+            return Path(base + "/" + "/".join(resolved))
         if not stat.S_ISLNK(mode):
             resolved.append(part)
             continue
+        text = os.readlink(host) if fds is None else os.readlink(part, dir_fd=fds[-1])
+        if not pending and not follow_last:
+            raise PathEscapeError(f"{host} is a symbolic link (to {text!r}); refusing to follow it")
         hops += 1
         if hops > MAX_SYMLINK_HOPS:
-            return None
-        link = os.readlink(host)
-        if link.startswith("/"):
+            raise PathEscapeError(f"{host}: too many levels of symbolic links")
+        came_from = (host, text)
+        if text.startswith("/"):
+            inner = _inside_base(text, base, real_base)
+            if inner is None and not chrooted:
+                raise _escape(root, came_from)
             resolved = []
-        pending.extend(piece for piece in reversed(link.split("/")) if piece)
-    return root.joinpath(*resolved)
+            while fds is not None and len(fds) > 1:
+                os.close(fds.pop())
+            text = text if chrooted or inner is None else inner
+        pending.extend((piece, came_from) for piece in reversed(text.split("/")) if piece)
+    return Path(base + "/" + "/".join(resolved)) if resolved else Path(root)
+
+
+_REAL_ROOTS: dict[str, str] = {}
+
+
+def _real_root(root: str) -> str:
+    real = _REAL_ROOTS.get(root)
+    if real is None:
+        real = _REAL_ROOTS[root] = os.path.realpath(root).rstrip("/")
+    return real
+
+
+def _inside_base(text: str, base: str, real_base: str) -> str | None:
+    """An absolute link's target as a path below the root, if it names the root's host path
+    (or the root is /); None if it leads elsewhere."""
+    if not base:
+        return text
+    for prefix in (base, real_base):
+        if text == prefix or text.startswith(prefix + "/"):
+            return text[len(prefix) :] or "/"
+    return None
+
+
+def _escape(root: str, origin: tuple[str, str]) -> PathEscapeError:
+    link, text = origin
+    return PathEscapeError(
+        f"{link} is a symbolic link to {text!r}, which leads out of the root {root}; "
+        "refusing to follow it"
+    )

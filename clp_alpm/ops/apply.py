@@ -23,6 +23,7 @@ from clp_alpm.ops.revert import Request, plan_revert
 from clp_alpm.ops.session import LOG_TAG, Session
 from clp_alpm.ops.steps import OperationKind
 from clp_alpm.ops.verify import VerifiedPatch, verify_patch
+from clp_alpm.paths import resolve_inside, target_of
 from clp_alpm.store.journal import Step
 from clp_alpm.store.records import PatchOrigin, PatchRecord, PatchState
 from clp_alpm.system import scripts
@@ -78,9 +79,10 @@ def plan_apply(
         expect(meta)
     check_applicable(session, meta)
     patch_dir = config.patch_path(meta.name)
-    if config.host(patch_dir).exists():
+    host_patch_dir = config.host(patch_dir, follow_last=False)
+    if host_patch_dir.exists():
         raise NotApplicableError(
-            f"{config.host(patch_dir)} already exists and holds no patch clp could adopt "
+            f"{host_patch_dir} already exists and holds no patch clp could adopt "
             f"(no Install or Remove script); move it away first"
         )
     scripts.find_interpreter(config.root, config.interpreter)
@@ -227,24 +229,48 @@ def _check_own_files(session: Session, meta: PatchMeta) -> None:
     """A patch may not manage clp's own files: restoring them would pull the state, the lock
     or the snapshots from under clp (and the log would stop every rollback). Under PatchDir
     only the patch directories, the trash and the staging directories are clp's: a file
-    directly under it (clpctl's example installs /opt/CLP/new-file.txt) may be declared."""
+    directly under it (clpctl's example installs /opt/CLP/new-file.txt) may be declared.
+
+    Both the spelling and what it resolves to count (a parent that is a symbolic link inside
+    the root is followed; one leading out of it is refused), compared with clp's paths as
+    configured and as resolved; the snapshot store checks again when it takes and restores."""
     config = session.config
-    own = {
-        "StateDir": config.state_dir,
-        "PatchDir": config.patch_dir,
-        "LogFile": config.log_file,
-        "Keyring": config.keyring,
-        "DBPath": config.dbpath,
-    }
+    own = [
+        ("StateDir", config.state_dir),
+        ("PatchDir", config.patch_dir),
+        ("LogFile", config.log_file),
+        ("Keyring", config.keyring),
+        ("DBPath", config.dbpath),
+    ]
+    for setting, host in config.own_paths().items():
+        resolved = target_of(config.root, host)
+        if resolved is not None and (setting, resolved) not in own:
+            own.append((setting, resolved))
     for path in meta.files:
-        for setting, mine in own.items():
-            if path == mine or path.startswith(mine + "/") or mine.startswith(path + "/"):
-                if setting == "PatchDir" and _beside_patch_dirs(session, meta, path):
-                    continue
-                raise NotApplicableError(
-                    f"{meta.name} declares {path}, which is clp's own ({setting} = {mine}); "
-                    "a patch cannot manage it"
-                )
+        for spelled in dict.fromkeys((path, _resolved_target(config, path))):
+            for setting, mine in own:
+                if (
+                    spelled == mine
+                    or spelled.startswith(mine + "/")
+                    or mine.startswith(spelled + "/")
+                ):
+                    if setting == "PatchDir" and _beside_patch_dirs(session, meta, spelled):
+                        continue
+                    through = "" if spelled == path else f" (through a symbolic link: {spelled})"
+                    raise NotApplicableError(
+                        f"{meta.name} declares {path}{through}, which is clp's own "
+                        f"({setting} = {mine}); a patch cannot manage it"
+                    )
+
+
+def _resolved_target(config: Config, path: str) -> str:
+    """The target path `path` names once its parent's symbolic links are followed inside the
+    root (PathEscapeError for one leading out); its last component is never followed, as the
+    snapshots never follow it."""
+    parent, _, name = path.rpartition("/")
+    host_parent = resolve_inside(config.root, parent or "/", dangling_ok=True)
+    target = target_of(config.root, host_parent)
+    return path if target is None else target.rstrip("/") + "/" + name
 
 
 def _beside_patch_dirs(session: Session, meta: PatchMeta, path: str) -> bool:

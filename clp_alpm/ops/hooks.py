@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from clp_alpm.config import Config, load_config
+from clp_alpm.errors import ClpError
 from clp_alpm.logfile import LogFile
 from clp_alpm.ops.record import (
     HookTargets,
@@ -103,7 +104,7 @@ def _reason(err: BaseException) -> str:
 def _warn(out: Output, config: Config | None, message: str) -> None:
     out.warning(message)
     if config is not None:
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError, ClpError):  # a log path leading out of the root
             LogFile(config.host_log_file).write(LOG_TAG, message)
 
 
@@ -130,7 +131,8 @@ def _record(
     try:
         state = StateDB(config.host_state_dir)
         try:
-            recorder = Recorder(config, state, SnapshotStore(config.host_state_dir / "snapshots"))
+            store = SnapshotStore(config.host_snapshot_dir, config.own_paths())
+            recorder = Recorder(config, state, store)
             origin = Origin.CLP if reentrant else Origin.PACMAN
             pacman_pid = os.getppid()  # libalpm forks the hook from pacman's own process
             from clp_alpm.system.proctree import pacman_command_line  # lazy: a few reads
@@ -169,8 +171,8 @@ def _refresh_completion_index(config: Config, state: StateDB, out: Output) -> No
     """The new transaction's number for the shell completions; a failure is a warning."""
     from clp_alpm.store.completion import write_index  # lazy: the post hook only
 
-    path = config.host_completion_index
     try:
+        path = config.host_completion_index
         write_index(state, path)
     except OSError as err:
         _warn(out, config, f"{path}: cannot update the completion index ({err.strerror})")
@@ -185,7 +187,7 @@ def _lock_wait() -> float:
 def _report(config: Config, record: TransactionRecord, out: Output) -> None:
     files = len(record.changed)
     message = f"transaction {record.id} recorded ({record.origin}): {files} file(s) changed"
-    with contextlib.suppress(OSError):
+    with contextlib.suppress(OSError, ClpError):
         LogFile(config.host_log_file).write(LOG_TAG, message)
     if files:
         out.info(

@@ -31,10 +31,9 @@ def plan_reapply(
         raise UsageError(f"patch '{patch_id}' is {record.state}, not applied")
     config = session.config
     patch_dir = record_patch_dir(config, record)
-    if not config.host(patch_dir).is_dir():
-        raise ClpError(
-            f"{config.host(patch_dir)} is missing: {patch_id}'s Install script cannot run again"
-        )
+    host_patch_dir = config.host(patch_dir, follow_last=False)
+    if not host_patch_dir.is_dir():
+        raise ClpError(f"{host_patch_dir} is missing: {patch_id}'s Install script cannot run again")
     files = list(record.meta.files)
     plan = [
         steps.snapshot_before(files),

@@ -16,7 +16,7 @@ from clp_alpm.ops.apply import commit_patch_operation
 from clp_alpm.ops.records import changes_since_apply, known_record, record_patch_dir
 from clp_alpm.ops.revert import plan_revert_rollback
 from clp_alpm.ops.session import Session
-from clp_alpm.ops.step_files import empty_trash
+from clp_alpm.ops.step_files import empty_trash, trash_dir
 from clp_alpm.ops.steps import OperationKind
 from clp_alpm.store.journal import Step
 from clp_alpm.store.records import PatchOrigin, PatchRecord, PatchState, RevertState
@@ -50,6 +50,8 @@ def plan_rollback(session: Session, patch_id: str, force: bool = False) -> Rollb
             f"'clp rollback --force {patch_id}' to overwrite them"
         )
     patch_dir = record_patch_dir(session.config, record)
+    session.config.host(patch_dir, follow_last=False)  # PathEscapeError: a link there
+    trash_dir(session.config)  # or at the trash the patch dir is moved into
     adopted = record.origin == PatchOrigin.CLPCTL and not record.snapshot_before
     plan = (
         steps.snapshot_current(files),

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from clp_alpm.config import Config
-from clp_alpm.errors import NotRootError
+from clp_alpm.errors import NotRootError, PathEscapeError
 from clp_alpm.logfile import LogFile
 from clp_alpm.store.state import StateDB
 
@@ -65,7 +65,8 @@ class Session:
         self.events = events
         self.state = state
         self.lock = lock
-        self.log = LogFile(config.host_log_file)
+        self.log = LogFile(config.host_log_file, lambda: config.host_log_file)
+        self.own_paths = self._resolve_own_paths()
         self._store: SnapshotStore | None = None
         self.recovered: list[str] = []  # what recovery did when the session opened
         self.adopted: list[str] = []  # the patches clpctl left, adopted when it opened
@@ -74,13 +75,34 @@ class Session:
         self.inspected: dict[str, PatchArchive] = {}
         self._pacman: PacmanSettings | None = None
 
+    def _resolve_own_paths(self, store_only: bool = False) -> dict[str, Path]:
+        store = {
+            "StateDir": self.config.host_state_dir,
+            "the snapshot store": self.config.host_snapshot_dir,
+        }
+        return store if store_only else self.config.own_paths() | store
+
+    def check_own_paths(self, after: str = "", store_only: bool = False) -> None:
+        """PathEscapeError unless clp's own paths (with `store_only`, StateDir and the store,
+        which snapshots and restores go through) still resolve where they did when the session
+        opened: a patch's script (`after`) may have swapped a link in on the way. Checked after
+        every script, and before the store is written or read."""
+        since = f" since {after} ran" if after else ""
+        for setting, now in self._resolve_own_paths(store_only).items():
+            then = self.own_paths[setting]
+            if now != then:
+                raise PathEscapeError(
+                    f"{setting} resolves to {now}{since}, not to {then}: "
+                    "a link was put on the way; refusing to use it"
+                )
+
     @property
     def store(self) -> SnapshotStore:
         """The snapshot store (opened on first use: a listing never needs it)."""
         from clp_alpm.store.snapshots import SnapshotStore
 
         if self._store is None:
-            self._store = SnapshotStore(self.config.host_state_dir / "snapshots")
+            self._store = SnapshotStore(self.config.host_snapshot_dir, self.config.own_paths())
         return self._store
 
     @property
@@ -89,7 +111,7 @@ class Session:
 
     def incoming(self) -> Path:
         """A fresh private dir under StateDir for staged patch copies (emptied at the end)."""
-        base = self.config.host_state_dir / "incoming"
+        base = self.config.host_in_state_dir("incoming")
         base.mkdir(parents=True, exist_ok=True, mode=0o700)
         import tempfile  # (and random with it) not for a listing
 
@@ -114,7 +136,11 @@ class Session:
         if self.lock is not None:
             import shutil  # (and bz2, lzma with it) not for a read-only session
 
-            shutil.rmtree(self.config.host_state_dir / "incoming", ignore_errors=True)
+            try:  # by name: only while StateDir is still where it was
+                self.check_own_paths(store_only=True)
+                shutil.rmtree(self.config.host_in_state_dir("incoming"), ignore_errors=True)
+            except PathEscapeError:
+                pass
         self.state.close()
         if self.lock is not None:
             self.lock.release()

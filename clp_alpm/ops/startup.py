@@ -53,6 +53,9 @@ def open_session(
 
 
 def _start(config: Config, events: Events, write: bool) -> Session:
+    # clp's own paths resolved inside the root before anything is opened or created: one that
+    # leads out of it (or dangles) is a PathEscapeError naming it, for reading commands too
+    config.own_paths()
     if not write:
         session = Session(config, events, StateDB(config.host_state_dir, readonly=True), None)
         try:
@@ -103,6 +106,7 @@ def collect_garbage(session: Session) -> None:
     if session.state.unfinished_operations():
         return
     try:
+        session.check_own_paths(store_only=True)  # the store is pruned by name
         forget_old_transactions(session.state, session.config.history_limit)
         session.store.prune(session.state.snapshots_in_use())
     except (ClpError, OSError) as err:
@@ -114,8 +118,8 @@ def refresh_completion_index(session: Session) -> None:
     a convenience: failing to write it is a warning, never a failed command."""
     from clp_alpm.store.completion import write_index
 
-    path = session.config.host_completion_index
     try:
+        path = session.config.host_completion_index
         write_index(session.state, path)
     except OSError as err:
         session.events.warning(f"{path}: cannot update the completion index ({err.strerror})")

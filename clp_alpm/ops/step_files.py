@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from clp_alpm.config import Config
-from clp_alpm.errors import ClpError
+from clp_alpm.errors import ClpError, PathEscapeError
 from clp_alpm.ops.steps import Handler, StepKind
+from clp_alpm.paths import open_dir_inside
 from clp_alpm.store.journal import StepRun
 from clp_alpm.store.model import Snapshot
 
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 class SnapshotStep(Handler):
     def do(self, run: StepRun) -> None:
         files = run.args["files"]
+        self.session.check_own_paths(store_only=True)
         snapshot = self.session.store.take(
             self.config.root,
             files,
@@ -70,7 +72,7 @@ class ExtractStep(Handler):
         from clp_alpm.formats.extract import extract_patch  # the archive code: only here
         from clp_alpm.formats.inspect import inspect_patch
 
-        final = self.config.host(run.args["patch_dir"])
+        final = self.config.host(run.args["patch_dir"], follow_last=False)
         final.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
         if final.exists():
             raise ClpError(f"{final} already exists")
@@ -86,9 +88,13 @@ class ExtractStep(Handler):
         os.rename(staging, final)
 
     def undo(self, run: StepRun) -> None:
+        parent = run.args["patch_dir"].rstrip("/").rpartition("/")[0]
         for key in ("staging", "final"):
-            if key in run.data and os.path.lexists(run.data[key]):
-                shutil.rmtree(run.data[key])
+            if key in run.data:
+                name = Path(run.data[key]).name
+                host = same_place(self.config, f"{parent}/{name}", run.data[key])
+                if os.path.lexists(host):
+                    shutil.rmtree(host)
 
 
 class RetirePatchDirStep(Handler):
@@ -96,18 +102,45 @@ class RetirePatchDirStep(Handler):
     so that undo can put it back; the trash is emptied once the rollback is done."""
 
     def do(self, run: StepRun) -> None:
-        source = self.config.host(run.args["patch_dir"])
-        trash = trash_dir(self.config)
+        config = self.config
+        source = config.host(run.args["patch_dir"], follow_last=False)
+        trash = trash_dir(config)
         trash.mkdir(parents=True, exist_ok=True, mode=0o700)
         target = trash / f"{int(time.time() * 1000)}-{source.name}"
         run.save(source=str(source), trash=str(target))
         if source.exists():
-            os.rename(source, target)
+            # by descriptors of the two directories, each reached without following a link
+            # out: a link swapped in since cannot send the patch dir anywhere else
+            parent, _, name = run.args["patch_dir"].rstrip("/").rpartition("/")
+            from_fd = open_dir_inside(config.root, parent or "/")
+            try:
+                to_fd = open_dir_inside(config.root, f"{config.patch_dir.rstrip('/')}/.trash")
+                try:
+                    os.rename(name, target.name, src_dir_fd=from_fd, dst_dir_fd=to_fd)
+                finally:
+                    os.close(to_fd)
+            finally:
+                os.close(from_fd)
 
     def undo(self, run: StepRun) -> None:
         trash, source = run.data.get("trash"), run.data.get("source")
-        if trash and source and os.path.lexists(trash) and not os.path.lexists(source):
+        if not trash or not source:
+            return
+        patch_dir = run.args["patch_dir"]
+        source = same_place(self.config, patch_dir, source)
+        in_trash = f"{self.config.patch_dir.rstrip('/')}/.trash/{Path(trash).name}"
+        trash = same_place(self.config, in_trash, trash)
+        if os.path.lexists(trash) and not os.path.lexists(source):
             os.rename(trash, source)
+
+
+def same_place(config: Config, target: str, saved: str) -> str:
+    """The host path of `target` (never through a link), as `saved` when the step ran; a
+    PathEscapeError if it resolves elsewhere now (a link was put on the way since)."""
+    host = str(config.host(target, follow_last=False))
+    if host != saved:
+        raise PathEscapeError(f"{target} resolves to {host} now, not to {saved}; not touching it")
+    return host
 
 
 HANDLERS: dict[StepKind, type[Handler]] = {
@@ -129,6 +162,7 @@ def earlier_snapshot(session: Session, run: StepRun, kind: StepKind) -> Snapshot
 
 def restore_exactly(session: Session, snapshot: Snapshot) -> None:
     """Restore a snapshot and check that every file now matches it."""
+    session.check_own_paths(store_only=True)
     session.store.restore(session.config.root, snapshot)
     different = session.store.changed_paths(session.config.root, snapshot)
     if different:
@@ -138,13 +172,19 @@ def restore_exactly(session: Session, snapshot: Snapshot) -> None:
 
 
 def trash_dir(config: Config) -> Path:
-    return config.host_patch_dir / ".trash"
+    """PatchDir/.trash, resolved inside the root (PathEscapeError if it or PatchDir is a link
+    that leads out, or it is a link at all: a rename into it must stay in PatchDir)."""
+    return config.host(config.patch_dir.rstrip("/") + "/.trash", follow_last=False)
 
 
 def empty_trash(config: Config) -> None:
     """Delete patch dirs retired by finished rollbacks and staging dirs of killed extractions
-    (only ever called under the lock, with no operation left unfinished)."""
-    shutil.rmtree(trash_dir(config), ignore_errors=True)
+    (only ever called under the lock, with no operation left unfinished). A trash that is a
+    link is left alone: the rollback that needs it refuses it."""
+    try:
+        shutil.rmtree(trash_dir(config), ignore_errors=True)
+    except PathEscapeError:
+        return
     if config.host_patch_dir.is_dir():
         for leftover in config.host_patch_dir.glob(".staging-*"):
             shutil.rmtree(leftover, ignore_errors=True)

@@ -38,7 +38,7 @@ class ScriptStep(Handler):
                 f"running {script} again for the recovery "
                 f"(it may take up to {self.config.script_timeout} s)"
             )
-        return scripts.run_script(
+        result = scripts.run_script(
             self.config.interpreter,
             f"{args['patch_dir']}/{script}",
             root=self.config.root,
@@ -50,6 +50,8 @@ class ScriptStep(Handler):
             log_tag=f"{LOG_TAG}:{args['patch_id']}",
             on_start=lambda pid: run.save(**{f"{key}_started": True}),
         )
+        self.session.check_own_paths(script)  # it ran as root in the root: links swapped in?
+        return result
 
     def undo(self, run: StepRun) -> None:
         kill_leftover_scripts(run)
@@ -106,6 +108,7 @@ class HealthCheckStep(Handler):
             log=self.session.log,
             log_tag=f"{LOG_TAG}:{args['patch_id']}",
         )
+        self.session.check_own_paths("the health check")
         if not result.ok:
             raise ClpError(f"health check '{args['command']}' {result.describe()}")
 

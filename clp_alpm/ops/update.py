@@ -329,7 +329,7 @@ def run_update(
     if plan.to_apply:
         refuse_if_pacman_runs(session.config.host_dbpath)  # exit 3 before any download
     report = UpdateReport(plan)
-    downloads = session.config.host_state_dir / "downloads"
+    downloads = session.config.host_in_state_dir("downloads")
     downloads.mkdir(parents=True, exist_ok=True, mode=0o700)
     for entry in plan.to_apply:
         try:

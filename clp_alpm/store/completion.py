@@ -44,10 +44,12 @@ def write_index(state: StateDB, target: Path) -> bool:
     """Rewrite `target` when what it should say changed; True if it was written."""
     text = render_index(state)
     try:
-        if target.read_text(encoding="utf-8") == text:
-            return False
+        fd = os.open(target, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)  # a link: replaced
+        with os.fdopen(fd, "rb") as current:
+            if current.read(len(text.encode()) + 1).decode("utf-8") == text:
+                return False
     except (OSError, UnicodeDecodeError):
-        pass  # absent or unreadable: written anew
+        pass  # absent, a link or unreadable: written anew
     if not target.parent.is_dir():
         if not os.path.lexists(target.parent.parent):
             return False  # a root without /var/cache (a bare chroot): no index

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from clp_alpm.atomicfile import fsync_directory
 from clp_alpm.errors import CorruptStoreError
+from clp_alpm.paths import refuse_symlink
 from clp_alpm.store.durable import create_temp, fsync_path, syncfs, unlink_quietly, write_all
 
 TYPE_CHECKING = False
@@ -302,6 +303,7 @@ class ObjectStore:
         if self._intact(digest, length):
             unlink_quietly(temp_path)
             return
+        refuse_symlink(final.parent)  # a fan-out directory: written through by name
         if not final.parent.is_dir():
             final.parent.mkdir(mode=0o700)
             self._dirs_to_sync.add(self.objects_dir)

@@ -17,13 +17,20 @@ import os
 import stat
 from pathlib import Path
 
-from clp_alpm.errors import SnapshotError, SpecialFileError, UnsafePathError, UsageError
-from clp_alpm.paths import normalize_target_path, under_root
+from clp_alpm.errors import (
+    PathEscapeError,
+    SnapshotError,
+    SpecialFileError,
+    UnsafePathError,
+    UsageError,
+)
+from clp_alpm.paths import normalize_target_path, resolve_inside, under_root
 from clp_alpm.store.model import FileState, ancestors, depth
 from clp_alpm.store.objects import ObjectStore, digest_stream
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from dataclasses import dataclass
 else:  # the pacman hook's path: no dataclasses, see clp_alpm/plaindata.py
     from clp_alpm.plaindata import dataclass
@@ -39,18 +46,23 @@ _NO_XATTRS = (errno.ENOTSUP, errno.EOPNOTSUPP)
 class Resolver:
     """Maps target paths to host paths under one root, for the length of one operation.
 
-    The host path's parent is fully resolved; with a root other than /, a parent component
-    that is a symlink leading outside the root is refused. The last component is never
-    resolved: callers lstat it and never follow it. Resolved parents are cached, so build a
-    new resolver once directories may have been replaced.
+    The host path's parent is fully resolved (`resolve_inside`); with a root other than /, a
+    parent component that is a symlink leading outside the root is refused. The last component
+    is never resolved: callers lstat it and never follow it. A path that resolves to one of the
+    `protected` host paths (clp's own: its state, the store, the log, pacman's database) or
+    below it is refused, whatever its spelling. Resolved parents are cached, so build a new
+    resolver once directories may have been replaced.
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, protected: Mapping[str, Path] | None = None) -> None:
         if not os.path.isdir(root):
             raise UsageError(f"{root}: the root directory does not exist")
         self.root = Path(root)
         self.real_root = os.path.realpath(root)
         self._real_parents: dict[str, str] = {}
+        self._protected = tuple(
+            (setting, str(path).rstrip("/") or "/") for setting, path in (protected or {}).items()
+        )
 
     def locate(self, path: str) -> tuple[str, str]:
         """The normalised target path and its host path (UnsafePathError if it escapes)."""
@@ -60,11 +72,29 @@ class Resolver:
         parent, name = clean.rsplit("/", 1)
         real_parent = self._real_parents.get(parent)
         if real_parent is None:
-            real_parent = os.path.realpath(under_root(self.root, parent or "/"))
-            if self.real_root != "/" and not _is_within(real_parent, self.real_root):
-                raise UnsafePathError(_escape_message(self.root, clean, self.real_root))
+            try:
+                real_parent = str(resolve_inside(self.root, parent or "/", dangling_ok=True))
+            except PathEscapeError:
+                raise UnsafePathError(_escape_message(self.root, clean, self.real_root)) from None
             self._real_parents[parent] = real_parent
-        return clean, os.path.join(real_parent, name)
+        host = os.path.join(real_parent, name)
+        if self._protected:
+            self._refuse_own(clean, host)
+        return clean, host
+
+    def _refuse_own(self, clean: str, host: str) -> None:
+        """UnsafePathError if `host` is one of clp's own paths or lies below one (a file
+        directly under PatchDir that is no directory and no hidden name excepted: clpctl's
+        patches may install such files)."""
+        for setting, mine in self._protected:
+            if host != mine and not host.startswith(mine.rstrip("/") + "/"):
+                continue
+            if setting == "PatchDir" and _beside_patch_dirs(host, mine):
+                continue
+            raise UnsafePathError(
+                f"{clean}: resolves to {host}, which is clp's own ({setting}); "
+                "refusing to snapshot or restore it"
+            )
 
     def host(self, path: str) -> str:
         return self.locate(path)[1]
@@ -311,6 +341,18 @@ def _missing_ancestors(root: Path, clean: str) -> tuple[str, ...]:
         except (FileNotFoundError, NotADirectoryError):
             missing.append(ancestor)
     return tuple(reversed(missing))
+
+
+def _beside_patch_dirs(host: str, patch_dir: str) -> bool:
+    """A plain file directly under PatchDir, not a patch directory, the trash or a staging
+    directory."""
+    parent, name = os.path.split(host)
+    if parent != patch_dir or name.startswith("."):
+        return False
+    try:
+        return not stat.S_ISDIR(os.lstat(host).st_mode)
+    except OSError:
+        return True
 
 
 def _is_within(path: str, base: str) -> bool:

@@ -17,7 +17,7 @@ import contextlib
 import errno
 import os
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 from clp_alpm.errors import ClpError, SnapshotError, UnsafePathError
@@ -31,16 +31,22 @@ _TEMP_PREFIX = ".clp-restore-"
 
 
 def restore_snapshot(
-    observer: Observer, root: Path, snapshot: Snapshot, paths: Iterable[str] | None
+    observer: Observer,
+    root: Path,
+    snapshot: Snapshot,
+    paths: Iterable[str] | None,
+    protected: Mapping[str, Path] | None = None,
 ) -> list[str]:
     """Put back what `snapshot` recorded (all paths, or only `paths`) under `root`, from the
-    objects of `observer`; the paths that differed and were restored."""
+    objects of `observer`; the paths that differed and were restored. A path that resolves
+    to one of the `protected` (clp's own, see Resolver) is refused before anything is written,
+    and again as each one is written."""
     records = snapshot.select(paths)
-    where = Resolver(root)
+    where = Resolver(root, protected)
     view = observer.observe_all(where, records, snapshot.created_ns)
     plan = [r for r in records if _needs_restore(where, r, view)]
     _check_plan(observer.objects, where, records, plan, view)
-    return _apply(observer.objects, root, records, plan, view)
+    return _apply(observer.objects, root, records, plan, view, protected)
 
 
 # --------------------------------------------------------------------- checking the plan
@@ -138,15 +144,16 @@ def _apply(
     records: list[FileState],
     plan: list[FileState],
     view: PresentView,
+    protected: Mapping[str, Path] | None,
 ) -> list[str]:
     planned = {r.path for r in plan}
     dir_records = [r for r in records if r.kind == "dir"]
     # 1. Directories that are missing or replaced by something else, outermost first.
-    where = Resolver(root)
+    where = Resolver(root, protected)
     for record in sorted(dir_records, key=depth):
         if record.path in view.recreated:
             _recreate_directory(where, record, view.current[record.path])
-    where = Resolver(root)  # step 1 may have replaced a symlink by a directory
+    where = Resolver(root, protected)  # step 1 may have replaced a symlink by a directory
     # 2. Files, symlinks and absences, innermost first so directories empty before removal.
     for record in sorted((r for r in plan if r.kind != "dir"), key=depth, reverse=True):
         now = view.current[record.path]

@@ -18,11 +18,12 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from clp_alpm.atomicfile import fsync_directory
 from clp_alpm.errors import SnapshotError
+from clp_alpm.paths import refuse_symlink
 from clp_alpm.store.durable import unlink_quietly
 from clp_alpm.store.manifests import Manifests
 from clp_alpm.store.model import FileState, Snapshot
@@ -37,8 +38,16 @@ _STALE_TEMP_SECONDS = 3600  # a crash's leftovers are this old; a live writer's 
 class SnapshotStore:
     """Snapshots kept under `directory`. Not safe for concurrent writers: callers hold the lock."""
 
-    def __init__(self, directory: Path, packed_max: int = PACKED_MAX) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        protected: Mapping[str, Path] | None = None,
+        packed_max: int = PACKED_MAX,
+    ) -> None:
         self.directory = Path(directory)
+        # what no snapshotted or restored path may resolve to: the store itself, and clp's
+        # other own paths its owner names (Config.own_paths)
+        self.protected = {"the snapshot store": self.directory, **(protected or {})}
         self.objects = ObjectStore(self.directory, packed_max)
         self.manifests = Manifests(self.directory, self.objects)
         self.objects_dir = self.objects.objects_dir
@@ -68,7 +77,7 @@ class SnapshotStore:
         created = time.time()
         trust_before_ns = previous.created_ns if previous is not None else None
         self._ensure_layout()
-        where = Resolver(root)
+        where = Resolver(root, self.protected)
         states: list[FileState] = []
         seen: set[str] = set()
         paths = list(paths)
@@ -125,13 +134,13 @@ class SnapshotStore:
 
     def current_state(self, root: Path, path: str) -> FileState:
         """What `path` holds now (stat and hash; nothing is written to the store)."""
-        where = Resolver(root)
+        where = Resolver(root, self.protected)
         clean, host = where.locate(path)
         return self._observer.observe(where, clean, host, None, None, keep=False)
 
     def changed_paths(self, root: Path, snapshot: Snapshot) -> list[str]:
         """Paths whose kind, content, mode or owner differ from `snapshot` (timestamps ignored)."""
-        where = Resolver(root)
+        where = Resolver(root, self.protected)
         view = self._observer.observe_all(where, list(snapshot.files), snapshot.created_ns)
         return [
             record.path
@@ -152,7 +161,7 @@ class SnapshotStore:
         # hooks, which only take snapshots, should not pay for loading it.
         from clp_alpm.store.restore import restore_snapshot
 
-        return restore_snapshot(self._observer, root, snapshot, paths)
+        return restore_snapshot(self._observer, root, snapshot, paths, self.protected)
 
     def read_content(self, state: FileState) -> bytes:
         """A regular file's recorded content (checked against its digest)."""
@@ -225,6 +234,7 @@ class SnapshotStore:
 
     def _ensure_layout(self) -> None:
         for directory in (self.directory, self.objects_dir, self.snapshots_dir, self.tmp_dir):
+            refuse_symlink(directory)  # the store writes by name below it
             if not directory.is_dir():
                 directory.mkdir(mode=0o700, parents=True)
                 os.chmod(directory, 0o700)

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from clp_alpm.errors import ClpError, NotRootError, StateDamaged
+from clp_alpm.paths import refuse_symlink
 from clp_alpm.store.records import (
     UNFINISHED,
     BootRecord,
@@ -239,6 +240,8 @@ class StateDB:
     def __init__(self, state_dir: Path, readonly: bool = False) -> None:
         self.path = state_dir / self.FILENAME
         self.readonly = readonly
+        for suffix in ("", "-wal", "-shm", "-journal"):  # SQLite follows a link to any of them
+            refuse_symlink(f"{self.path}{suffix}")
         try:
             if readonly:
                 self._conn = self._connect_readonly()

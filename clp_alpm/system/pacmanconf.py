@@ -19,7 +19,7 @@ from pathlib import Path
 
 from clp_alpm.config import Config, read_config_bytes, refuse_special_include
 from clp_alpm.errors import ConfigError, UsageError
-from clp_alpm.paths import PACMAN_CONF, under_root
+from clp_alpm.paths import PACMAN_CONF, resolve_inside, target_of, under_root
 
 TYPE_CHECKING = False  # no typing at run time: see clp_alpm.cli.entry
 if TYPE_CHECKING:
@@ -143,7 +143,14 @@ def glob_under_root(root: Path, pattern: str) -> list[Path]:
     except UsageError as err:
         raise ConfigError(f"Include {pattern}: {err}") from None
     prefix = glob.escape(str(root).rstrip("/"))
-    return sorted(Path(match) for match in glob.glob(prefix + str(clean)))
+    found = []
+    for match in sorted(glob.glob(prefix + str(clean))):
+        target = target_of(root, match)
+        try:  # the match's name is inside the root: what it resolves to must be too
+            found.append(resolve_inside(root, target) if target is not None else Path(match))
+        except UsageError as err:
+            raise ConfigError(f"Include {pattern}: {err}") from None
+    return found
 
 
 @dataclass(frozen=True)
