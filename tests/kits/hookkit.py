@@ -48,7 +48,7 @@ class HookRoot:
         shutil.copy2(CLP, root / "usr/bin/clp")
         for top in ("lib", "lib64"):  # as on the host: links into /usr (merged /usr) or dirs
             host = Path("/") / top
-            if host.is_symlink() and not (root / top).exists():
+            if host.is_symlink() and not os.path.lexists(root / top):
                 (root / top).symlink_to(os.readlink(host))
         (root / CACHE).mkdir(parents=True, exist_ok=True)
         (root / "proc").mkdir(exist_ok=True)
