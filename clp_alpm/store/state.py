@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -107,6 +108,13 @@ CREATE TABLE IF NOT EXISTS journal (
 """
 
 
+def _on_read_only_file_system(directory: Path) -> bool:
+    try:
+        return bool(os.statvfs(directory).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
 class StateDB:
     """The one SQLite database of clp. Every write is its own committed, fsynced transaction."""
 
@@ -142,7 +150,14 @@ class StateDB:
             return conn
         uri = f"file:{self.path}?mode=ro"
         conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30)
-        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}  # fails now
+        try:
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+        except sqlite3.OperationalError:  # WAL needs its -shm file written, even to read...
+            if not _on_read_only_file_system(self.path.parent):
+                raise
+            conn.close()  # ...except where nothing can write: read the file as it is
+            conn = sqlite3.connect(f"{uri}&immutable=1", uri=True, isolation_level=None)
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
         if "operations" not in tables:  # an empty database: nothing recorded yet, as if absent
             conn.close()
             conn = sqlite3.connect(":memory:", isolation_level=None)
