@@ -97,6 +97,7 @@ class KillPoint:
     label: str  # "step 3 (install-script) before", "in a script", "in pacman"
     fault: str | None = None  # CLP_FAULT_KILL's value, for a journal step
     phase: str | None = None
+    recovery_fault: str | None = None  # and the first recovery killed there too
 
 
 @dataclass
@@ -191,12 +192,19 @@ class Matrix:
                 label = f"step {number} ({kind}) {when}"
                 found.append(KillPoint(label, fault=f"@{number}:{when}"))
         found += [KillPoint(f"in {phase}", phase=phase) for phase in self.scenario.phases]
+        # the recovery of a kill before the last step undoes every earlier one: killed at
+        # each of those undos in turn, the next recovery must still end before or after
+        last = len(self.steps)
+        for number in range(1, last + 1):
+            label = f"step {last} before, then its recovery at undo {number}"
+            undo = f"@{number}:undo"
+            found.append(KillPoint(label, fault=f"@{last}:before", recovery_fault=undo))
         return found
 
     def ci_points(self) -> list[KillPoint]:
         """The CI-sized subset: a step in the middle once done, the last step before it
         starts, and every phase."""
-        every = [point for point in self.points() if point.fault]
+        every = [point for point in self.points() if point.fault and not point.recovery_fault]
         chosen = {len(every) // 2 + 1, len(every) - 2} if every else set()
         picked = [every[index] for index in sorted(chosen) if 0 <= index < len(every)]
         return picked + [point for point in self.points() if point.phase]
@@ -237,8 +245,14 @@ class Matrix:
         here.unlink()
 
     def _check_recovery(self, hroot: HookRoot, outcome: Outcome) -> None:
-        recovered = hroot.clp("recover")
         problems = outcome.problems
+        if outcome.point.recovery_fault is not None:
+            first = hroot.clp("recover", env={FAULT_ENV: outcome.point.recovery_fault})
+            if killed(first):
+                outcome.ended = "recovery killed, then "
+            elif first.returncode != 0:  # not killed: a roll-forward, which undoes nothing
+                problems.append(f"the recovery to kill: exit {first.returncode}: {first.stderr}")
+        recovered = hroot.clp("recover")
         if recovered.returncode != 0:
             problems.append(f"clp recover: exit {recovered.returncode}: {recovered.stderr.strip()}")
         if "Traceback" in recovered.stderr or "internal error" in recovered.stderr:
@@ -247,9 +261,9 @@ class Matrix:
             problems.append("the recovery did not wait for the pacman clp had started")
         now = system_state(hroot)
         if now == self.before:
-            outcome.ended = "before"
+            outcome.ended += "before"
         elif now == self.after:
-            outcome.ended = "after"
+            outcome.ended += "after"
         else:
             from_before = ", ".join(describe_difference(self.before, now))
             from_after = ", ".join(describe_difference(self.after, now))
