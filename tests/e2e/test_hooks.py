@@ -724,3 +724,19 @@ def test_a_transaction_whose_post_hook_failed_is_interrupted_and_undoable(hroot)
     assert undone.returncode == 0, undone.stdout + undone.stderr
     assert hroot.installed(PKG) == "1.0-1"
     assert (hroot.root / "etc/demo.conf").read_text() == "port=1\n"
+
+
+def test_an_open_transaction_whose_pacman_still_holds_the_lock_stays_open(hroot):
+    """A record whose pacman is still at work (a process holds db.lck) is not closed by a clp
+    command: only once the lock is free is it taken for interrupted."""
+    install(hroot, package(hroot, "1.0-1", "port=1\n"))
+    pre = hroot.run("chroot", hroot.root, "/usr/bin/clp", "hook", "pre-transaction",
+                    input=f"{PKG}\netc/demo.conf\n")  # fmt: skip
+    assert pre.returncode == 0, pre.stderr
+    lock = hroot.root / "var/lib/pacman/db.lck"
+    with lock.open("w"):  # a pacman at work holds its lock open, as libalpm does
+        assert [r["status"] for r in transactions(hroot)] == ["done", "open"]
+        refused = hroot.clp("undo-transaction", "2", "--noconfirm")
+        assert refused.returncode != 0 and "still running" in refused.stderr, refused.stderr
+    lock.unlink()
+    assert [r["status"] for r in transactions(hroot)] == ["done", "interrupted"]
