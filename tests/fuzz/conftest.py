@@ -12,6 +12,8 @@ import os
 import pytest
 from hypothesis import HealthCheck, settings
 
+from tests.kits.fuzzkit import CASES
+
 settings.register_profile(
     "ci", max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
@@ -24,13 +26,6 @@ def pytest_configure(config: pytest.Config) -> None:
     """`--hypothesis-profile` first, then CLP_FUZZ, else `ci`."""
     chosen = config.getoption("hypothesis_profile", None) or os.environ.get("CLP_FUZZ", "ci")
     settings.load_profile(chosen)
-
-
-CASES: dict[str, int] = {}
-
-
-def count(target: str) -> None:
-    CASES[target] = CASES.get(target, 0) + 1
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -27,7 +27,7 @@ from clp_alpm.formats.inspect import inspect_patch
 from clp_alpm.formats.meta import check_target_path, parse_constraint
 from clp_alpm.formats.pkginfo import parse_meta
 from clp_alpm.system.pacmanconf import pacman_settings, read_pacman_conf
-from tests.fuzz.conftest import count
+from tests.kits.fuzzkit import count
 from tests.kits.hostilekit import fingerprint
 from tests.kits.patchkit import (
     good_tar_items,
