@@ -192,22 +192,30 @@ def _same_content(a: Path, b: Path) -> bool:
 
 
 class PinStep(Handler):
+    """Pins written to the pins file; undo puts the file back byte for byte (or removes it)."""
+
     def do(self, run: StepRun) -> None:
-        current = pins.read_pins(self.config)
-        run.save(previous=[p.__dict__ for p in current])
+        current = self._saved(run)
         wanted = [pins.Pin(**p) for p in run.args["pins"]]
         names = {p.name for p in wanted}
         pins.write_pins(self.config, [p for p in current if p.name not in names] + wanted)
 
+    def _saved(self, run: StepRun) -> list[pins.Pin]:
+        current = pins.read_pins(self.config)
+        text = pins.read_pins_file(self.config)
+        run.save(previous=[p.__dict__ for p in current], previous_text=text)
+        return current
+
     def undo(self, run: StepRun) -> None:
-        if "previous" in run.data:
+        if "previous_text" in run.data:
+            pins.restore_pins_file(self.config, run.data["previous_text"])
+        elif "previous" in run.data:  # a journal of an older clp
             pins.write_pins(self.config, [pins.Pin(**p) for p in run.data["previous"]])
 
 
 class UnpinStep(PinStep):
     def do(self, run: StepRun) -> None:
-        current = pins.read_pins(self.config)
-        run.save(previous=[p.__dict__ for p in current])
+        current = self._saved(run)
         names = set(run.args["names"])
         pins.write_pins(self.config, [p for p in current if p.name not in names])
 

@@ -21,8 +21,12 @@ from clp_alpm.errors import ClpError, Interrupted, OperationFailed
 from clp_alpm.store.records import EntryStatus, JournalEntry, Operation, OperationStatus
 from clp_alpm.store.state import StateDB
 
-# Test hook: "KIND:before", "KIND:after", "KIND:undo" SIGKILLs the process at that point.
+# For tests only (the crash tests, tests/crash/): SIGKILL this process at one point of its
+# journal. "KIND:before", "KIND:after", "KIND:undo": at the first step of that kind;
+# "@N:before", "@N:after": at the N-th step this process starts (counted over all its
+# operations, 1 first); "@N:undo": at the N-th step it undoes.
 FAULT_ENV = "CLP_FAULT_KILL"
+_fault_counts = {"step": 0, "undo": 0}
 
 
 @dataclass(frozen=True)
@@ -204,5 +208,11 @@ def _failure_message(target: str, reason: str, undo_errors: list[str]) -> str:
 
 
 def _maybe_die(kind: str, when: str) -> None:
-    if os.environ.get(FAULT_ENV) == f"{kind}:{when}":
+    fault = os.environ.get(FAULT_ENV)
+    if not fault:
+        return
+    counter = "undo" if when == "undo" else "step"
+    if when != "after":  # "after" is the point after the step "before" counted
+        _fault_counts[counter] += 1
+    if fault in (f"{kind}:{when}", f"@{_fault_counts[counter]}:{when}"):
         os.kill(os.getpid(), signal.SIGKILL)

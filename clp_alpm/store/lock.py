@@ -50,8 +50,13 @@ class StateLock:
                         "try again when it has finished"
                     ) from None
                 time.sleep(0.05)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:  # the holder's pid: the hooks inside a pacman clp runs know the lock is clp's
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError as err:  # a full or read-only state directory
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+            raise ClpError(f"{self.path}: cannot write the lock ({err.strerror})") from None
         self._fd = fd
 
     def _open(self) -> int:

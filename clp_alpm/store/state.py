@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -232,6 +233,13 @@ def connect(path: Path | str, state_path: Path, **options: Any) -> _Connection:
     return conn
 
 
+def _on_read_only_file_system(directory: Path) -> bool:
+    try:
+        return bool(os.statvfs(directory).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
 class StateDB:
     """The one SQLite database of clp. Every write is its own committed, fsynced transaction."""
 
@@ -271,7 +279,14 @@ class StateDB:
             return conn
         uri = f"file:{self.path}?mode=ro"
         conn = connect(uri, self.path, uri=True, isolation_level=None, timeout=30)
-        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}  # fails now
+        try:  # damage fails here, as StateDamaged
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+        except sqlite3.OperationalError:  # WAL needs its -shm file written, even to read...
+            if not _on_read_only_file_system(self.path.parent):
+                raise
+            conn.close()  # ...except where nothing can write: read the file as it is
+            conn = connect(f"{uri}&immutable=1", self.path, uri=True, isolation_level=None)
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
         if "operations" not in tables:  # an empty database: nothing recorded yet, as if absent
             conn.close()
             conn = connect(":memory:", self.path, isolation_level=None)

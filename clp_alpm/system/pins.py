@@ -102,6 +102,29 @@ def write_pins(config: Config, pins: Sequence[Pin]) -> None:
     write_atomically(path, text.encode("utf-8"))
 
 
+def read_pins_file(config: Config) -> str | None:
+    """The pins file's text as it is (None: there is none), for putting it back exactly."""
+    try:
+        return config.host(PINS_FILE).read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        return None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{config.host(PINS_FILE)}: cannot read (it is not UTF-8 text)") from None
+    except OSError as err:
+        raise ConfigError(f"{config.host(PINS_FILE)}: cannot read ({err.strerror})") from None
+
+
+def restore_pins_file(config: Config, text: str | None) -> None:
+    """Put back the pins file `read_pins_file` read: the same bytes, or no file."""
+    from clp_alpm.atomicfile import write_atomically
+
+    path = config.host(PINS_FILE)
+    if text is None:
+        path.unlink(missing_ok=True)
+        return
+    write_atomically(path, text.encode("utf-8"))
+
+
 def _foreign_lines(path: Path) -> list[str]:
     try:
         text = path.read_text(encoding="utf-8")

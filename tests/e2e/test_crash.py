@@ -3,26 +3,21 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from clp_alpm.store.journal import FAULT_ENV
 from tests.kits.clpkit import BROKEN_REMOVE, CLP, INSTALL_OK, PATCH_ID, SCRIBBLE, make_patch, tree
+from tests.kits.crashkit import killed, scripts_still_running, wait_for_marker
 
 HEALTH = '<HealthCheck timeout="5">grep -q sha2 /etc/app.conf</HealthCheck>'
 APPLY_STEPS = ["extract", "snapshot-before", "install-script", "health-check", "snapshot-after",
                "record"]  # fmt: skip
 ROLLBACK_STEPS = ["snapshot-current", "remove-script", "restore-files", "retire-patch-dir",
                   "record"]  # fmt: skip
-
-
-def killed(result: subprocess.CompletedProcess) -> bool:
-    return result.returncode == -signal.SIGKILL
 
 
 def recover_with_list(clp, sandbox: Path) -> list[dict]:
@@ -122,29 +117,6 @@ def apply_until_the_script_runs(
     )  # fmt: skip
     wait_for_marker(sandbox / "tmp/started", process)
     return process
-
-
-def wait_for_marker(marker: Path, process: subprocess.Popen) -> None:
-    """Wait (bounded) until a script of `process` creates `marker`, then remove it."""
-    deadline = time.monotonic() + 30
-    while not marker.exists():
-        assert time.monotonic() < deadline, f"{marker.name}: the script never got there"
-        assert process.poll() is None, process.communicate()
-        time.sleep(0.05)
-    marker.unlink()
-
-
-def scripts_still_running(sandbox: Path) -> list[int]:
-    """Processes whose root is the sandbox (the chrooted script and its children)."""
-    alive = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if os.readlink(entry / "root") == str(sandbox):
-                    alive.append(int(entry.name))
-            except OSError:
-                continue
-    return alive
 
 
 def test_sigkill_mid_script_kills_the_script_and_recovers(

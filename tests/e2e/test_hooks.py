@@ -637,3 +637,106 @@ def test_a_target_path_that_is_not_utf8_does_not_cost_the_record(hroot):
     assert result.returncode == 0 and not result.stderr, result.stderr
     records = transactions(hroot)
     assert records[-1]["status"] == "done" and moves(records[-1]) == [(PKG, "1.0-1", "1.0-1")]
+
+
+def _start_upgrade_that_stops_at(hroot: HookRoot, where: str) -> tuple[object, list[Path]]:
+    """`pacman -U` of three upgrades, stopped where pacman is then SIGKILLed: in the second
+    package's post_upgrade scriptlet (the first two upgraded, the third not), or in a
+    post-transaction hook that runs before clp's (every package done, clp's post hook never
+    runs). Returns the running pacman and the new package files."""
+    script = b"post_upgrade() {\n  touch /tmp/stop-here\n  sleep 600\n}\n"
+    for name in ("alpha", "bravo", "charlie"):
+        install(hroot, package(hroot, "1.0-1", f"{name}=1\n", name=name))
+    extra = {"alpha": {}, "bravo": {".INSTALL": script} if where == "scriptlet" else {},
+             "charlie": {}}  # fmt: skip
+    new = [package(hroot, "2.0-1", f"{name}=2\n", extra[name], name=name) for name in extra]
+    if where == "post-hook":
+        (hroot.root / "usr/share/libalpm/hooks/50-stop.hook").write_text(
+            "[Trigger]\nOperation = Upgrade\nType = Package\nTarget = *\n\n[Action]\n"
+            "Description = a hook that never ends\nWhen = PostTransaction\n"
+            "Exec = /bin/sh -c 'touch /tmp/stop-here; sleep 600'\n"
+        )
+    process = hroot.start(*hroot.pacman_command("-U", *new))
+    marker = hroot.root / "tmp/stop-here"
+    deadline = time.monotonic() + 60
+    while not marker.exists():
+        assert time.monotonic() < deadline and process.poll() is None, "pacman never got there"
+        time.sleep(0.05)
+    marker.unlink()
+    return process, new
+
+
+@pytest.mark.parametrize("where", ["scriptlet", "post-hook"])
+def test_a_pacman_killed_between_the_hooks_leaves_an_undoable_transaction(hroot, where):
+    """pacman SIGKILLed mid-transaction: its db.lck stays and clp's post hook never runs. The
+    person removes the stale lock, as pacman's own error tells them to; clp then shows the
+    transaction as interrupted, with what it did, and undoes it."""
+    import signal
+
+    from tests.kits import reaper
+
+    process, _ = _start_upgrade_that_stops_at(hroot, where)
+    process.send_signal(signal.SIGKILL)  # type: ignore[attr-defined]
+    process.wait(timeout=30)  # type: ignore[attr-defined]
+    reaper.kill_all(reaper.descendants() - {os.getpid()})  # its scriptlet or hook, orphaned
+    lock = hroot.root / "var/lib/pacman/db.lck"
+    assert lock.exists()
+    blocked = hroot.pacman("-R", "charlie")  # what the person sees next
+    assert "unable to lock database" in blocked.stderr
+    lock.unlink()  # what pacman says: "remove /var/lib/pacman/db.lck"
+    assert hroot.pacman("-Dk").returncode == 0
+
+    records = transactions(hroot)
+    last = records[-1]
+    assert last["status"] == "interrupted", last
+    assert "never ran" in last["message"]
+    upgraded = {"scriptlet": ["alpha", "bravo"], "post-hook": ["alpha", "bravo", "charlie"]}
+    assert sorted(name for name, old, new in moves(last) if old != new) == upgraded[where]
+    assert sorted(last["changed_files"]) == [f"/etc/{name}.conf" for name in upgraded[where]]
+
+    if where == "post-hook":
+        (hroot.root / "usr/share/libalpm/hooks/50-stop.hook").unlink()
+    undone = hroot.clp("undo-transaction", str(last["id"]), "--noconfirm")
+    assert undone.returncode == 0, undone.stdout + undone.stderr
+    for name in ("alpha", "bravo", "charlie"):
+        assert hroot.installed(name) == "1.0-1"
+        assert (hroot.root / f"etc/{name}.conf").read_text() == f"{name}=1\n"
+    assert transactions(hroot)[last["id"] - 1]["status"] == "undone"
+    assert hroot.pacman("-Dk").returncode == 0
+    assert not lock.exists()
+
+
+def test_a_transaction_whose_post_hook_failed_is_interrupted_and_undoable(hroot):
+    """pacman finished, but clp's post hook never recorded (it failed): the record the pre
+    hook opened is closed by the next clp command, and the transaction can be undone."""
+    install(hroot, package(hroot, "1.0-1", "port=1\n"))
+    post = hroot.root / "usr/share/libalpm/hooks/zz-clp-post.hook"
+    saved = post.read_text()
+    post.write_text(saved.replace("/usr/bin/clp hook post-transaction", "/bin/false"))
+    failed = hroot.pacman("-U", package(hroot, "2.0-1", "port=2\n"))
+    assert failed.returncode == 0, failed.stdout + failed.stderr  # pacman itself went on
+    post.write_text(saved)
+    listed = hroot.clp("transactions")
+    assert listed.returncode == 0, listed.stderr
+    assert "transaction 2 was interrupted" in listed.stdout + listed.stderr
+    assert "[interrupted]" in listed.stdout
+    undone = hroot.clp("undo-transaction", "2", "--noconfirm")
+    assert undone.returncode == 0, undone.stdout + undone.stderr
+    assert hroot.installed(PKG) == "1.0-1"
+    assert (hroot.root / "etc/demo.conf").read_text() == "port=1\n"
+
+
+def test_an_open_transaction_whose_pacman_still_holds_the_lock_stays_open(hroot):
+    """A record whose pacman is still at work (a process holds db.lck) is not closed by a clp
+    command: only once the lock is free is it taken for interrupted."""
+    install(hroot, package(hroot, "1.0-1", "port=1\n"))
+    pre = hroot.run("chroot", hroot.root, "/usr/bin/clp", "hook", "pre-transaction",
+                    input=f"{PKG}\netc/demo.conf\n")  # fmt: skip
+    assert pre.returncode == 0, pre.stderr
+    lock = hroot.root / "var/lib/pacman/db.lck"
+    with lock.open("w"):  # a pacman at work holds its lock open, as libalpm does
+        assert [r["status"] for r in transactions(hroot)] == ["done", "open"]
+        refused = hroot.clp("undo-transaction", "2", "--noconfirm")
+        assert refused.returncode != 0 and "still running" in refused.stderr, refused.stderr
+    lock.unlink()
+    assert [r["status"] for r in transactions(hroot)] == ["done", "interrupted"]

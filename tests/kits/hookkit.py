@@ -58,7 +58,7 @@ class HookRoot:
         launcher.write(str(root / "usr/bin/clp"), sys.executable, _site_dirs())
         for top in ("lib", "lib64"):  # as on the host: links into /usr (merged /usr) or dirs
             host = Path("/") / top
-            if host.is_symlink() and not (root / top).exists():
+            if host.is_symlink() and not os.path.lexists(root / top):
                 (root / top).symlink_to(os.readlink(host))
         (root / CACHE).mkdir(parents=True, exist_ok=True)
         (root / "proc").mkdir(exist_ok=True)
@@ -88,9 +88,8 @@ class HookRoot:
         timeout: float = 120,
     ) -> subprocess.CompletedProcess[str]:
         """Run `command` on the host, in a namespace where the root's hooks can run."""
-        script = "set -e\n" + "\n".join(self._mounts()) + "\nexec " + shlex.join(map(str, command))
         return subprocess.run(
-            ["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+            self._namespaced(command),
             capture_output=True,
             text=True,
             env=dict(os.environ) | (env or {}),
@@ -98,6 +97,18 @@ class HookRoot:
             stdin=None if input is not None else subprocess.DEVNULL,
             timeout=timeout,
         )
+
+    def start(self, *command: str | Path) -> subprocess.Popen[str]:
+        """Start `command` as `run` does, without waiting: its pid is the command's own (the
+        namespace's shell execs it), its output goes to files of the root's parent."""
+        out = (self.root.parent / "started.out").open("w")
+        with out:
+            return subprocess.Popen(self._namespaced(command), stdin=subprocess.DEVNULL,
+                                    stdout=out, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+
+    def _namespaced(self, command: tuple[str | Path, ...]) -> list[str]:
+        script = "set -e\n" + "\n".join(self._mounts()) + "\nexec " + shlex.join(map(str, command))
+        return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script]
 
     def pacman(self, *args: str | Path, env: dict[str, str] | None = None):
         return self.run(*self.pacman_command(*args), env=env)

@@ -1,0 +1,197 @@
+"""Fuzzing the readers of untrusted input with hypothesis: random bytes and mutations of a
+valid input (bytes flipped, cut, inserted, repeated) given to the archive readers, the patch
+metadata parser, the feed index parser and the two configuration parsers. Each may accept
+the input or refuse it with one of clp's own errors (errors.ClpError: a one-line message for
+the user); any other exception is a bug. An archive the readers accept is extracted into a
+staging directory, and nothing may be written beside it.
+
+Profiles and the count of cases: tests/fuzz/conftest.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from clp_alpm.config import load_config
+from clp_alpm.errors import ClpError
+from clp_alpm.formats.extract import extract_patch
+from clp_alpm.formats.feed import FeedEntry, FeedIndex, parse_index, render_index
+from clp_alpm.formats.inspect import inspect_patch
+from clp_alpm.formats.meta import check_target_path, parse_constraint
+from clp_alpm.formats.pkginfo import parse_meta
+from clp_alpm.system.pacmanconf import pacman_settings, read_pacman_conf
+from tests.kits.fuzzkit import count
+from tests.kits.hostilekit import fingerprint
+from tests.kits.patchkit import (
+    good_tar_items,
+    good_zip_items,
+    make_targz,
+    make_zip,
+    meta_xml,
+    tar_bytes,
+)
+
+
+def _seed(build: Callable[[Path], object]) -> bytes:
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "seed"
+        build(path)
+        return path.read_bytes()
+
+
+ZIP_SEED = _seed(lambda path: make_zip(path, good_zip_items(**{"etc/a.conf": b"a=1\n"})))
+TARGZ_SEED = _seed(lambda path: make_targz(path, good_tar_items(**{"etc/a.conf": b"a=1\n"})))
+TAR_SEED = tar_bytes(good_tar_items())  # a plain tar: what the gzip layer unpacks to
+META_XML_SEED = meta_xml(files=["/etc/app.conf", "/etc/x"], severity="high", date="2026-11-25")
+META_INI_SEED = b"[Package]\nName=CLPR261125\nVersion=1\nArchitecture=any\nDescription=x\n"
+FEED_SEED = render_index(
+    FeedIndex(
+        entries=(
+            FeedEntry(
+                name="CLPR261125",
+                version="1",
+                architecture="x86_64",
+                description="d",
+                sha256="0123456789abcdef" * 4,
+                size=2048,
+                date="2026-11-25",
+                severity="critical",
+                supersedes=("CLPR261101",),
+            ),
+        ),  # fmt: skip
+        generated="2026-11-25T12:00:00Z",
+    )
+)
+CLP_CONF_SEED = (
+    b"[options]\nSigLevel = Required\nServer = https://example.org/$arch\nHistoryLimit = 10\n"
+    b"PatchDir = /opt/CLP\nArchiveServer = https://archive.example.org\n"
+)
+PACMAN_CONF_SEED = (
+    b"[options]\nArchitecture = auto\nSigLevel = Required DatabaseOptional\nIgnorePkg = a b\n"
+    b"Include = /etc/pacman.d/*.conf\nCacheDir = /var/cache/pacman/pkg\n\n[core]\n"
+    b"Server = https://mirror.example.org/$repo/os/$arch\n"
+)
+
+
+@st.composite
+def mutated(draw: st.DrawFn, seed: bytes) -> bytes:
+    """`seed` with a few random edits: flipped bytes, a cut, an insertion, a repeated slice."""
+    data = bytearray(seed)
+    for _ in range(draw(st.integers(1, 4))):
+        edit = draw(st.sampled_from(["flip", "cut", "insert", "repeat", "truncate"]))
+        at = draw(st.integers(0, max(len(data) - 1, 0)))
+        if edit == "flip" and data:
+            data[at] ^= draw(st.integers(1, 255))
+        elif edit == "cut":
+            del data[at : at + draw(st.integers(1, 64))]
+        elif edit == "insert":
+            data[at:at] = draw(st.binary(min_size=1, max_size=64))
+        elif edit == "repeat":
+            data[at:at] = data[at : at + draw(st.integers(1, 256))]
+        else:
+            del data[at:]
+    return bytes(data)
+
+
+def inputs(seed: bytes) -> st.SearchStrategy[bytes]:
+    return st.one_of(mutated(seed), st.binary(max_size=2048))
+
+
+def _archive_case(data: bytes, name: str) -> None:
+    """inspect, and extract what inspect accepts: clp's errors only, nothing written outside
+    the staging directory."""
+    with tempfile.TemporaryDirectory(prefix="clp-fuzz-") as top:
+        fenced = Path(top)
+        patch = fenced / name
+        patch.write_bytes(data)
+        staging = fenced / "staging"
+        staging.mkdir()
+        before = fingerprint(fenced, skip=("staging",))
+        with contextlib.suppress(ClpError):
+            extract_patch(inspect_patch(patch), staging)
+        assert fingerprint(fenced, skip=("staging",)) == before
+
+
+@given(inputs(ZIP_SEED))
+def test_zip_reader(data: bytes) -> None:
+    count("zip")
+    _archive_case(data, "CLPR261125.clp")
+
+
+@given(st.one_of(inputs(TARGZ_SEED), mutated(TAR_SEED).map(gzip.compress)))
+def test_targz_reader(data: bytes) -> None:
+    count("tar.gz")
+    _archive_case(data, "CLPR261125.CLP")
+
+
+@given(st.one_of(inputs(META_XML_SEED), inputs(META_INI_SEED)), st.booleans())
+def test_metadata_parser(data: bytes, lenient: bool) -> None:
+    count("PKGINFO.meta")
+    with contextlib.suppress(ClpError):
+        parse_meta(data, lenient=lenient)
+
+
+@given(st.text(max_size=300))
+def test_metadata_values(text: str) -> None:
+    count("metadata values")
+    for check in (lambda: check_target_path(text, "f", 1), lambda: parse_constraint(text, "f", 1)):
+        with contextlib.suppress(ClpError):
+            check()
+
+
+@given(inputs(FEED_SEED))
+def test_feed_index_parser(data: bytes) -> None:
+    count("CLP.db")
+    with contextlib.suppress(ClpError):
+        parse_index(data)
+
+
+def _conf_case(data: bytes, path: str, read: Callable[[Path, Path], object]) -> None:
+    with tempfile.TemporaryDirectory(prefix="clp-fuzz-") as top:
+        root = Path(top) / "root"
+        (root / "etc/pacman.d").mkdir(parents=True)
+        (root / "etc/CLP").mkdir(parents=True)
+        (root / "etc/pacman.d/extra.conf").write_text("[options]\nIgnorePkg = c\n")
+        conf = root / path
+        conf.write_bytes(data)
+        before = fingerprint(Path(top))
+        with contextlib.suppress(ClpError):
+            read(root, conf)
+        assert fingerprint(Path(top)) == before
+
+
+@given(inputs(CLP_CONF_SEED))
+def test_clp_conf_parser(data: bytes) -> None:
+    count("clp.conf")
+    _conf_case(data, "etc/CLP/clp.conf", lambda root, conf: load_config(root))
+
+
+@given(inputs(PACMAN_CONF_SEED))
+def test_pacman_conf_parser(data: bytes) -> None:
+    count("pacman.conf")
+
+    def read(root: Path, conf: Path) -> None:
+        read_pacman_conf(root, conf)
+        pacman_settings(load_config(root), conf)
+
+    _conf_case(data, "etc/pacman.conf", read)
+
+
+def test_the_seeds_are_accepted() -> None:
+    """The mutations start from valid inputs: each seed itself parses."""
+    _archive_case(ZIP_SEED, "CLPR261125.clp")
+    assert parse_meta(META_XML_SEED).name == "CLPR261125"
+    assert parse_meta(META_INI_SEED, lenient=True).name == "CLPR261125"
+    assert len(parse_index(FEED_SEED).entries) == 1
+    with tempfile.TemporaryDirectory() as top:
+        for seed, name in ((ZIP_SEED, "CLPR261125.clp"), (TARGZ_SEED, "CLPR261125.CLP")):
+            path = Path(top) / name
+            path.write_bytes(seed)
+            assert inspect_patch(path).meta.name == "CLPR261125"
