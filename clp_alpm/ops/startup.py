@@ -59,7 +59,8 @@ def _start(config: Config, events: Events, write: bool) -> Session:
     if not write:
         session = Session(config, events, StateDB(config.host_state_dir, readonly=True), None)
         try:
-            if session.state.unfinished_operations():
+            # an operation a killed clp left, or a transaction record pacman left open
+            if session.state.unfinished_operations() or session.state.open_transactions():
                 from clp_alpm.ops.recover import recover_if_abandoned
 
                 recover_if_abandoned(session)

@@ -90,6 +90,7 @@ class Scenario:
     prepare: Callable[[Workshop], list[str]]
     phases: tuple[str, ...] = ()
     changes_root: bool = True  # False: only clp's own state changes (an adoption)
+    env: tuple[tuple[str, str], ...] = ()  # the operation's environment (CLP_BOOT_ID: a boot)
 
 
 @dataclass(frozen=True)
@@ -177,7 +178,7 @@ class Matrix:
         hroot = self.fresh()
         self.before = system_state(hroot)
         known = _last_operation(hroot)
-        result = hroot.clp(*self.argv)
+        result = hroot.clp(*self.argv, env=dict(self.scenario.env))
         assert result.returncode == 0, (self.argv, result.stdout, result.stderr)
         self.after = system_state(hroot)
         if self.scenario.changes_root:
@@ -222,13 +223,14 @@ class Matrix:
 
     def _kill(self, hroot: HookRoot, point: KillPoint, outcome: Outcome) -> None:
         if point.fault is not None:
-            result = hroot.clp(*self.argv, env={FAULT_ENV: point.fault})
+            result = hroot.clp(*self.argv, env=dict(self.scenario.env) | {FAULT_ENV: point.fault})
             if not killed(result):
                 outcome.problems.append(f"not killed (exit {result.returncode}): "
                                         f"{result.stderr.strip()[-300:]}")  # fmt: skip
             return
         (hroot.root / ARM).touch()
-        process = hroot.start(CLP, "--root", hroot.root, *self.argv)
+        process = hroot.start("env", *(f"{k}={v}" for k, v in self.scenario.env), CLP,
+                              "--root", hroot.root, *self.argv)  # fmt: skip
         here = hroot.root / HERE
         deadline = time.monotonic() + 60
         while not here.exists():

@@ -103,6 +103,35 @@ def prepare_adopt(ws: Workshop) -> list[str]:
     return ["adopt"]
 
 
+def prepare_boot_undo(ws: Workshop) -> list[str]:
+    """demo 1.0-1 through a good boot, then 2.0-1 on probation after pacman upgraded it (the
+    hooks recorded it), a required health check that fails, HealthBoots = 1 and one failed
+    boot: the next boot's early check undoes the upgrade by itself."""
+    root = ws.root.root
+    (root / "etc/pacman.conf").write_text(
+        "[options]\nArchitecture = auto\nSigLevel = Never\nLocalFileSigLevel = Never\n"
+        "Include = /etc/pacman.d/clp-pins.conf\n"
+    )
+    (root / "etc/pacman.d/clp-pins.conf").write_text("")
+    (root / "run").mkdir(exist_ok=True)  # a running system's /run, for the motd
+    (root / "etc/CLP").mkdir(parents=True, exist_ok=True)
+    (root / "etc/CLP/clp.conf").write_text("[options]\nHealthBoots = 1\n")
+    for version, boot_id in (("1.0-1", "boot0"), ("2.0-1", None)):
+        files = {"etc/demo.conf": f"port={version}\n".encode(),
+                 "usr/share/demo/VERSION": version.encode()}  # fmt: skip
+        ws.pacman("-U", make_package(root / CACHE, "demo", version, files))
+        if boot_id is not None:  # the machine was fine with 1.0-1: its probation is over
+            good = ws.root.clp("boot-check", env={"CLP_BOOT_ID": boot_id})
+            assert good.returncode == 0, good.stdout + good.stderr
+    checks = root / "etc/CLP/health.d/required.d"
+    checks.mkdir(parents=True)
+    (checks / "50-display").write_text("#!/bin/sh\nexit 1\n")
+    (checks / "50-display").chmod(0o755)
+    failed = ws.root.clp("boot-check", env={"CLP_BOOT_ID": "boot1"})
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    return ["boot-check", "--early"]
+
+
 SCENARIOS = (
     Scenario("apply", prepare_apply, phases=("script",)),
     Scenario("rollback", prepare_rollback, phases=("script",)),
@@ -111,5 +140,6 @@ SCENARIOS = (
     Scenario("update", prepare_update, phases=("script",)),
     Scenario("undo-transaction", prepare_undo_transaction, phases=("pacman",)),
     Scenario("adopt", prepare_adopt, changes_root=False),
+    Scenario("boot-undo", prepare_boot_undo, phases=("pacman",), env=(("CLP_BOOT_ID", "boot2"),)),
 )
 BY_NAME = {scenario.name: scenario for scenario in SCENARIOS}
