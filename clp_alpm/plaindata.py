@@ -1,4 +1,4 @@
-"""A light `dataclass` for the modules on the pacman hook's path.
+"""A light `dataclass` and `StrEnum` for the modules on the pacman hook's path.
 
 `dataclasses` imports `inspect` (and with it `ast`, `dis`, `tokenize`) and compiles six methods
 per class: on the hook's path that was 8 ms of imports and about a millisecond a class, paid
@@ -8,6 +8,11 @@ and shared `__eq__`, `__hash__`, `__repr__` and frozen `__setattr__`, for the su
 `__post_init__`. Type checkers see the real `dataclasses` (the modules import this one only
 at run time), and `dataclasses.replace` works on these classes too (they carry
 `__dataclass_fields__` with what it reads).
+
+`StrEnum` likewise: making an `enum.StrEnum` class runs enum's machinery (about 0.2 ms each,
+nine of them in store/records.py). Members here are `str` instances of their class, with
+`name` and `value`; `Class(value)` finds the member (ValueError for any other value), as
+enum's do. Nothing iterates over these classes, so they need no metaclass.
 """
 
 from __future__ import annotations
@@ -98,7 +103,7 @@ def _process(cls: Any, frozen: bool) -> Any:
                 setattr(cls, name, spec.default)
         fields[name] = spec
     cls.__dataclass_fields__ = fields
-    cls.__init__ = _make_init(cls, fields)
+    cls.__init__ = _compiling_init(cls, fields)
     compared = [name for name, spec in fields.items() if spec.compare]
     key: Callable[[Any], Any] = attrgetter(*compared) if compared else (lambda _self: ())
 
@@ -123,6 +128,20 @@ def _process(cls: Any, frozen: bool) -> Any:
         cls.__setattr__ = _frozen_setattr
         cls.__delattr__ = _frozen_delattr
     return cls
+
+
+def _compiling_init(cls: Any, fields: dict[str, Field]) -> Any:
+    """An __init__ that compiles the real one on the first instance and puts it in its place:
+    most classes a hook's modules define never make one there, and compiling them all was
+    a twelfth of the hook's work."""
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        if cls.__dict__.get("__init__") is __init__:
+            cls.__init__ = _make_init(cls, fields)
+        cls.__init__(self, *args, **kwargs)
+
+    __init__.__qualname__ = f"{cls.__qualname__}.__init__"
+    return __init__
 
 
 def _make_init(cls: Any, fields: dict[str, Field]) -> Any:
@@ -166,3 +185,43 @@ def _frozen_setattr(self: Any, name: str, value: Any) -> None:
 
 def _frozen_delattr(self: Any, name: str) -> None:
     raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+
+class StrEnum(str):
+    """Members are the class's upper-case string attributes, made instances of it."""
+
+    _members: dict[str, Any]
+    _name_: str
+
+    def __init_subclass__(cls) -> None:
+        super().__init_subclass__()
+        cls._members = {}
+        for name, value in list(cls.__dict__.items()):
+            if name.isupper() and type(value) is str:
+                member = str.__new__(cls, value)
+                member._name_ = name
+                setattr(cls, name, member)
+                cls._members[value] = member
+
+    def __new__(cls, value: str) -> Any:
+        try:
+            return cls._members[value]
+        except (KeyError, TypeError):
+            raise ValueError(f"{value!r} is not a valid {cls.__qualname__}") from None
+
+    @property
+    def name(self) -> str:
+        return self._name_
+
+    @property
+    def value(self) -> str:
+        return str.__str__(self)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__qualname__}.{self._name_}: {str.__repr__(self)}>"
+
+    __str__ = str.__str__
+    __format__ = str.__format__
+
+    def __reduce__(self) -> Any:
+        return type(self), (str(self),)

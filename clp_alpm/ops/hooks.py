@@ -75,17 +75,17 @@ def run_hook(
     try:
         config = load_config(root, config_file, overrides)
         reentrant = _reentrant(config)
-        record = _record(config, when, parse_targets(stdin_text), reentrant, out)
+        recorded = _record(config, when, parse_targets(stdin_text), reentrant, out)
     except (Exception, KeyboardInterrupt) as err:  # noqa: BLE001 - never fail pacman
         _warn(out, config, f"clp could not record this transaction ({when}): {_reason(err)}")
         return
     if when == "pre-transaction":
         return
-    _report(config, record, out)
+    _report(config, recorded.record, out)
     if reentrant:
         return  # the clp that runs this transaction re-applies once its operation is done
     try:
-        _keep_patches_in_force(config, out)
+        _keep_patches_in_force(config, recorded, out)
     except (Exception, KeyboardInterrupt) as err:  # noqa: BLE001 - never fail pacman
         _warn(out, config, f"clp left re-applying patches to its next run: {_reason(err)}")
 
@@ -122,9 +122,16 @@ def _as_pid(text: str | None) -> int | None:
         return None
 
 
+@dataclass(frozen=True)
+class _Recorded:
+    record: TransactionRecord
+    reapply_due: bool = False  # patches wait to be re-applied
+    unfinished: bool = False  # an interrupted clp operation waits for recovery
+
+
 def _record(
     config: Config, when: str, targets: HookTargets, reentrant: bool, out: Output
-) -> TransactionRecord:
+) -> _Recorded:
     lock = None if reentrant else StateLock(config.host_state_dir, wait=_lock_wait())
     if lock is not None:
         lock.acquire()
@@ -139,16 +146,19 @@ def _record(
 
             command = pacman_command_line(pacman_pid)
             if when == "pre-transaction":
-                return begin(recorder, targets, origin, pacman_pid, command)
+                with state.transaction():  # one commit, one sync, whatever it closes first
+                    return _Recorded(begin(recorder, targets, origin, pacman_pid, command))
             # lazy: the pre-transaction hook, which pacman waits for, never asks
-            from clp_alpm.ops.pending import add_pending, patches_to_reapply
+            from clp_alpm.ops.pending import add_pending, patches_to_reapply, pending
 
-            record = finish(recorder, targets, origin, pacman_pid, command)
-            add_pending(state, patches_to_reapply(state, record))
-            if not reentrant:  # the clp running this pacman collects garbage once it is done
-                _prune_history(recorder, out)
+            with state.transaction():  # the record, what to re-apply and what it prunes
+                record = finish(recorder, targets, origin, pacman_pid, command)
+                add_pending(state, patches_to_reapply(state, record))
+                # the clp running this pacman collects garbage once it is done
+                unused = [] if reentrant else _prune_history(recorder, out)
+            _forget_snapshots(recorder, unused, out)
             _refresh_completion_index(config, state, out)
-            return record
+            return _Recorded(record, bool(pending(state)), bool(state.unfinished_operations()))
         finally:
             state.close()
     finally:
@@ -156,15 +166,28 @@ def _record(
             lock.release()
 
 
-def _prune_history(recorder: Recorder, out: Output) -> None:
-    """Keep HistoryLimit transactions, a few forgotten a run; a failure is a warning (the
-    record is saved). Never while an interrupted operation waits for recovery."""
+def _prune_history(recorder: Recorder, out: Output) -> list[str]:
+    """Keep HistoryLimit transactions, a few forgotten a run; the snapshots only those
+    needed. A failure is a warning, and forgets nothing (the record is saved). Never while an
+    interrupted operation waits for recovery."""
     config = recorder.config
     try:
-        if not recorder.state.unfinished_operations():
-            prune_history(recorder, config.history_limit)
+        with recorder.state.transaction():  # a part of the hook's: all of it or none
+            if recorder.state.unfinished_operations():
+                return []
+            return prune_history(recorder, config.history_limit)
     except Exception as err:  # noqa: BLE001 - the record is saved: this must not lose it
         _warn(out, config, f"clp could not forget transactions beyond HistoryLimit: {_reason(err)}")
+        return []
+
+
+def _forget_snapshots(recorder: Recorder, snapshot_ids: list[str], out: Output) -> None:
+    """Delete the snapshots the committed prune left unnamed; a failure is a warning (the
+    next writing clp command's garbage collection deletes what is left)."""
+    try:
+        recorder.store.forget(snapshot_ids)
+    except OSError as err:
+        _warn(out, recorder.config, f"clp could not delete forgotten snapshots: {_reason(err)}")
 
 
 def _refresh_completion_index(config: Config, state: StateDB, out: Output) -> None:
@@ -196,16 +219,9 @@ def _report(config: Config, record: TransactionRecord, out: Output) -> None:
         )
 
 
-def _keep_patches_in_force(config: Config, out: Output) -> None:
+def _keep_patches_in_force(config: Config, recorded: _Recorded, out: Output) -> None:
     """Re-apply what is due and lift pins whose fix arrived, under the lock (a session)."""
-    from clp_alpm.ops.pending import pending
-
-    state = StateDB(config.host_state_dir, readonly=True)
-    try:
-        due = bool(pending(state))
-        unfinished = bool(state.unfinished_operations())
-    finally:
-        state.close()
+    due, unfinished = recorded.reapply_due, recorded.unfinished
     try:
         lift = _fix_arrived(config)
     except Exception as err:  # noqa: BLE001 - re-applies still run
@@ -216,10 +232,13 @@ def _keep_patches_in_force(config: Config, out: Output) -> None:
     if unfinished:  # its recovery may need pacman, whose lock this transaction holds
         out.warning("clp: an interrupted clp operation needs recovery first: run 'clp recover'")
         return
+    import gc
+
     from clp_alpm.ops.pins import lift_satisfied_pins
     from clp_alpm.ops.session import Events
     from clp_alpm.ops.startup import open_session
 
+    gc.enable()  # the hook's front end turned it off for the short recording; this may run long
     events = Events(output=out.output, info=out.info, warning=out.warning)
     with open_session(config, events) as session:  # re-applies what is pending when it ends
         for lifted in lift_satisfied_pins(session, private_copy=False) if lift else []:

@@ -253,23 +253,24 @@ def forget_old_transactions(state: StateDB, keep: int) -> None:
         state.forget_transactions_before(records[-keep].id)
 
 
-def prune_history(recorder: Recorder, keep: int, most: int = PRUNE_PER_RUN) -> int:
+def prune_history(recorder: Recorder, keep: int, most: int = PRUNE_PER_RUN) -> list[str]:
     """What the post hook does for HistoryLimit: forget the oldest transactions beyond `keep`,
-    at most `most` of them, and delete the snapshots only they needed (their manifests: the
-    contents those alone held go with the next writing clp command's garbage collection,
-    which reads the whole store). Returns how many were forgotten."""
+    at most `most` of them. Returns the snapshots only they needed, for the caller to delete
+    with SnapshotStore.forget once this is committed (their manifests: the contents those
+    alone held go with the next writing clp command's garbage collection, which reads the
+    whole store)."""
     state = recorder.state
     extra = state.count_transactions() - keep
     if extra <= 0:
-        return 0
+        return []
     doomed = state.oldest_transactions(min(extra, most))
     state.forget_transactions_before(doomed[-1].id + 1)
     in_use = state.snapshots_in_use()
-    unused = {
-        snapshot
-        for record in doomed
-        for snapshot in (record.snapshot_before, record.snapshot_after)
-        if snapshot and snapshot not in in_use
-    }
-    recorder.store.forget(sorted(unused))
-    return len(doomed)
+    return sorted(
+        {
+            snapshot
+            for record in doomed
+            for snapshot in (record.snapshot_before, record.snapshot_after)
+            if snapshot and snapshot not in in_use
+        }
+    )

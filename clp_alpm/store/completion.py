@@ -10,6 +10,8 @@ STATE` a line:
     revert R1 applied
     transaction 41 done
 
+Transactions are the newest INDEXED_TRANSACTIONS (HistoryLimit's default): the post hook
+rewrites the index on every pacman transaction, and its cost must not grow with the history.
 Nothing else is in it: no paths, no versions, nothing from a snapshot. A root without the
 index's parent directory (/var/cache) gets no index. A name with a character
 outside INDEX_CHARACTERS is left out, so that a shell never reads anything but a plain word.
@@ -27,6 +29,7 @@ HEADER = (
     "# clp completion index: patch IDs, revert IDs and transaction numbers, for the shell\n"
     "# completions. Rewritten by clp; see clp(8).\n"
 )
+INDEXED_TRANSACTIONS = 100
 INDEX_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._+@-")
 
 
@@ -34,7 +37,7 @@ def render_index(state: StateDB) -> str:
     """The index text for what `state` holds now."""
     lines = [
         f"{kind} {name} {status}"
-        for kind, name, status in state.completion_names()
+        for kind, name, status in state.completion_names(INDEXED_TRANSACTIONS)
         if _plain(name) and _plain(status)
     ]
     return HEADER + "".join(line + "\n" for line in lines)

@@ -241,13 +241,15 @@ def _on_read_only_file_system(directory: Path) -> bool:
 
 
 class StateDB:
-    """The one SQLite database of clp. Every write is its own committed, fsynced transaction."""
+    """The one SQLite database of clp. Every write is its own committed, fsynced transaction,
+    or a part of the one `transaction()` holds open."""
 
     FILENAME = "clp.db"
 
     def __init__(self, state_dir: Path, readonly: bool = False) -> None:
         self.path = state_dir / self.FILENAME
         self.readonly = readonly
+        self._depth = 0  # transactions open: the outer one, then its savepoints
         for suffix in ("", "-wal", "-shm", "-journal"):  # SQLite follows a link to any of them
             refuse_symlink(f"{self.path}{suffix}")
         try:
@@ -258,8 +260,9 @@ class StateDB:
                 self._conn = connect(self.path, self.path, isolation_level=None, timeout=30)
                 self._conn.execute("PRAGMA journal_mode=WAL")
                 self._conn.execute("PRAGMA synchronous=FULL")
-                self._conn.executescript(_SCHEMA)
-                self._check_version()
+                if not self._schema_is_current():
+                    self._conn.executescript(_SCHEMA)
+                    self._check_version()
         except sqlite3.DatabaseError as err:
             if is_damage(err):
                 raise damaged(self.path, err) from None
@@ -314,6 +317,14 @@ class StateDB:
                 "UPDATE settings SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),)
             )
 
+    def _schema_is_current(self) -> bool:
+        """The database holds this clp's schema: the tables need not be made again (the
+        pacman hooks open it twice a transaction)."""
+        try:
+            return self._schema_version() == SCHEMA_VERSION
+        except sqlite3.OperationalError:  # a new database: no settings table yet
+            return False
+
     def _schema_version(self) -> int | None:
         row = self._conn.execute("SELECT value FROM settings WHERE key='schema'").fetchone()
         return None if row is None else int(row[0])
@@ -323,18 +334,42 @@ class StateDB:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One committed, fsynced SQLite transaction. Inside another it is a savepoint of it:
+        all or nothing as before, committed (and synced) with the outer one — a pacman hook
+        writes its whole record with one commit."""
+        if self._depth:
+            with self._savepoint():
+                yield self._conn
+            return
         try:
             self._conn.execute("BEGIN IMMEDIATE")
+            self._depth = 1
             try:
                 yield self._conn
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
+            finally:
+                self._depth = 0
             self._conn.execute("COMMIT")
         except sqlite3.Error as err:
             if is_damage(err):
                 raise damaged(self.path, err) from None
             raise ClpError(f"{self.path}: cannot write the state database ({err})") from None
+
+    @contextmanager
+    def _savepoint(self) -> Iterator[None]:
+        name = f"part{self._depth}"
+        self._conn.execute(f"SAVEPOINT {name}")
+        self._depth += 1
+        try:
+            yield
+        except BaseException:
+            self._conn.execute(f"ROLLBACK TO {name}")
+            raise
+        finally:
+            self._depth -= 1
+            self._conn.execute(f"RELEASE {name}")
 
     # -- settings --------------------------------------------------------------
 
@@ -484,12 +519,15 @@ class StateDB:
         }
 
     @_rows
-    def completion_names(self) -> list[tuple[str, str, str]]:
-        """(kind, name, state) of every patch, revert and transaction: the completion index."""
+    def completion_names(self, transactions: int) -> list[tuple[str, str, str]]:
+        """(kind, name, state) of every patch and revert and of the newest `transactions`
+        transactions: the completion index."""
         rows = self._conn.execute(
             "SELECT 'patch', id, state FROM patches "
             "UNION ALL SELECT 'revert', id, state FROM reverts "
-            "UNION ALL SELECT 'transaction', CAST(id AS TEXT), status FROM transactions"
+            "UNION ALL SELECT * FROM (SELECT 'transaction', CAST(id AS TEXT), status "
+            "FROM transactions ORDER BY id DESC LIMIT ?)",
+            (transactions,),
         ).fetchall()
         order = {"patch": 0, "revert": 1, "transaction": 2}
 

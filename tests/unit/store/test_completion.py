@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from clp_alpm.store.completion import HEADER, render_index, write_index
+from clp_alpm.store.completion import HEADER, INDEXED_TRANSACTIONS, render_index, write_index
 from clp_alpm.store.records import (
     Origin,
     RevertRecord,
@@ -45,6 +45,18 @@ def test_the_index_lists_reverts_and_transactions_in_order(state: StateDB) -> No
         "revert R2 applied\nrevert R10 applied\n"
         "transaction 1 done\ntransaction 2 done\ntransaction 3 done\n"
     )
+
+
+def test_the_index_holds_the_newest_transactions_only(state: StateDB) -> None:
+    """The post hook rewrites it on every transaction: its size must not grow with the
+    history (HistoryLimit may keep thousands)."""
+    state.put_revert(revert("R1"))
+    for _ in range(INDEXED_TRANSACTIONS + 5):
+        state.add_transaction(transaction())
+    lines = render_index(state)[len(HEADER) :].splitlines()
+    assert lines[0] == "revert R1 applied"
+    numbers = [int(line.split()[1]) for line in lines[1:]]
+    assert numbers == list(range(6, INDEXED_TRANSACTIONS + 6))
 
 
 @pytest.mark.parametrize("bad", ["R$(reboot)", "R1 x", "-R1", "R1\nR2", "R`id`", "R1;ls"])

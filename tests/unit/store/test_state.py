@@ -112,3 +112,48 @@ def test_an_adopted_record_keeps_its_origin_and_directory_inside_meta(
     assert (stored["origin"], stored["patch_dir"]) == ("clpctl", "/opt/CLP/CLPR2251124.clp")
     assert record.to_dict()["origin"] == "clpctl"
     assert applied(FULL_META).to_dict()["origin"] == "clp"
+
+
+def test_writes_inside_a_transaction_commit_together(tmp_path: Path) -> None:
+    """What a pacman hook does: its writes in one commit, seen by others only once it ends."""
+    state = StateDB(tmp_path)
+    other = StateDB(tmp_path, readonly=True)
+    with state.transaction():
+        state.set_setting("a", "1")
+        state.set_setting("b", "2")
+        assert other.get_setting("a") is None
+    assert (other.get_setting("a"), other.get_setting("b")) == ("1", "2")
+
+
+def test_a_failed_part_of_a_transaction_is_undone_alone(tmp_path: Path) -> None:
+    state = StateDB(tmp_path)
+    with state.transaction():
+        state.set_setting("kept", "1")
+        with pytest.raises(RuntimeError), state.transaction():
+            state.set_setting("undone", "1")
+            raise RuntimeError("a part fails")
+        state.set_setting("after", "1")
+    assert [state.get_setting(key) for key in ("kept", "undone", "after")] == ["1", None, "1"]
+
+
+def test_a_failed_transaction_writes_nothing_of_its_parts(tmp_path: Path) -> None:
+    state = StateDB(tmp_path)
+    with pytest.raises(RuntimeError), state.transaction():
+        with state.transaction():
+            state.set_setting("part", "1")
+        raise RuntimeError("the whole fails")
+    assert state.get_setting("part") is None
+    state.set_setting("next", "1")  # the connection is usable again, outside any transaction
+    assert StateDB(tmp_path, readonly=True).get_setting("next") == "1"
+
+
+def test_a_current_database_is_opened_without_making_its_tables_again(tmp_path: Path) -> None:
+    StateDB(tmp_path).close()
+    conn = sqlite3.connect(tmp_path / StateDB.FILENAME)
+    conn.execute("DROP TABLE boots")  # were the schema run again, it would come back
+    conn.commit()
+    conn.close()
+    StateDB(tmp_path).close()
+    conn = sqlite3.connect(tmp_path / StateDB.FILENAME)
+    tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+    assert "boots" not in tables and "transactions" in tables
