@@ -27,7 +27,7 @@ def normalize_target_path(path: str) -> str:
     """Return `path` as a clean absolute path of the target system, or raise UsageError."""
     if not path or "\0" in path or not path.startswith("/"):
         raise UsageError(f"{path!r} is not an absolute path")
-    if any(part == ".." for part in path.split("/")):
+    if ".." in path.split("/"):
         raise UsageError(f"{path!r} must not contain '..'")
     clean = posixpath.normpath(path)
     if clean.startswith("//"):
