@@ -743,6 +743,7 @@ class Peers:
     """What section 4 can measure besides clp on --dir's file system, found out once."""
 
     base_fs: str
+    enabled: bool  # not --no-peers
     btrfs: Path | None  # the loop image's mount point
     etckeeper: bool
     snapper: bool
@@ -755,6 +756,8 @@ class Peers:
     def columns(self) -> list[tuple[str, str]]:
         """Every (tool, fs) measured in a peers scenario, in the table's order."""
         columns = [(CLP, self.base_fs)]
+        if not self.enabled:
+            return columns
         if self.btrfs:
             columns.append((CLP, "btrfs"))
         columns.append((CLP_OPTION, self.peer_fs))
@@ -887,7 +890,7 @@ def added_cost(
 def find_peers(work: Path, args: argparse.Namespace, stack: contextlib.ExitStack) -> Peers:
     """What this machine can run besides clp, with an INFO line for each tool it cannot; the
     btrfs loop image mounted (and its snapper configs deleted again) within `stack`."""
-    found = Peers(peers.fs_type(work), None, False, False)
+    found = Peers(peers.fs_type(work), not args.no_peers, None, False, False)
     if args.no_peers:
         print("   INFO  --no-peers: clp on this file system only")
         return found
@@ -927,14 +930,15 @@ def measure_added(work: Path, args: argparse.Namespace, report: Report, found: P
         Scenario("1 package, 50 records", 1, records=50, peers=False),
         Scenario("1 package, 5000 records", 1, records=5000, peers=False),
     ]
-    columns = found.columns() if not args.no_peers else [(CLP, found.base_fs)]
-    print(
-        "   hooks run chrooted into each root, as libalpm runs them (etckeeper, snapper and the "
-        "snap-pac\n   stand-in of bench/peers.py with the host's /usr/bin bind-mounted there); "
-        "each cell: the median\n   ms a tool adds over a root without hooks on the same file "
-        "system (first columns: that root's own)"
-    )
-    plain_fs = [found.base_fs] + (["btrfs"] if found.btrfs and not args.no_peers else [])
+    columns = found.columns()
+    if found.enabled:
+        print(
+            "   hooks run chrooted into each root, as libalpm runs them (etckeeper, snapper and "
+            "the snap-pac\n   stand-in of bench/peers.py with the host's /usr/bin bind-mounted "
+            "there); each cell: the median\n   ms a tool adds over a root without hooks on the "
+            "same file system (first columns: that root's own)"
+        )
+    plain_fs = [found.base_fs] + (["btrfs"] if found.btrfs else [])
     keys = [(PLAIN, fs) for fs in plain_fs] + columns
     widths = [max(10, len(tool) + 2, len(fs) + 2) for tool, fs in keys]
 
@@ -990,7 +994,7 @@ def measure_added(work: Path, args: argparse.Namespace, report: Report, found: P
         detail = f"{ratio:.2f}x ({low_ms:.1f} -> {high_ms:.1f} ms)"
         report.goal(f"what the hooks add stays flat {what} (<= {FLAT_GOAL:.2f}x)",
                     ratio <= FLAT_GOAL, detail)  # fmt: skip
-    if args.no_peers:
+    if not found.enabled:
         return
     rows = ["1 package", "50 packages", "1 package, 100 files in /etc",
             "1 package, 10000 files in /etc"]  # fmt: skip
