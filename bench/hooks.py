@@ -1010,7 +1010,7 @@ def measure_added(work: Path, args: argparse.Namespace, report: Report, found: P
         + ", ".join(f"{added[row][(CLP_OPTION, found.peer_fs)] * 1000:.0f}/"
                     f"{added[row][clp_peer] * 1000:.0f} ms" for row in rows) + ")",
     )  # fmt: skip
-    for tool, share in ((SNAPPER, "a third"), (ETCKEEPER, "a fifth")):
+    for tool, share in ((SNAPPER, 1 / 3), (ETCKEEPER, 1 / 5)):
         key = (tool, "btrfs" if tool == SNAPPER else found.peer_fs)
         if key not in added["1 package"]:
             continue
@@ -1018,7 +1018,7 @@ def measure_added(work: Path, args: argparse.Namespace, report: Report, found: P
         ratios = [added[row][mine] / added[row][key] if added[row][key] > 0 else float("inf")
                   for row in rows]  # fmt: skip
         report.info(
-            f"clp's added cost / {tool}'s on {key[1]} (issue 13: {share})",
+            f"clp's added cost / {tool}'s on {key[1]} (issue 13 asks <= {share:.2f}x)",
             ", ".join(f"{name.removeprefix('1 package, ')} {r:.2f}x"
                       for name, r in zip(rows, ratios, strict=True)),
         )  # fmt: skip

@@ -265,6 +265,9 @@ class SnapperConfigs:
         self.names.append(name)
         subprocess.run(["snapper", "--no-dbus", "-c", name, "create-config", str(hroot.root)],
                        check=True, capture_output=True, text=True)  # fmt: skip
+        # only the hooks' snapshots: none by the timeline (were snapper's timers running)
+        subprocess.run(["snapper", "--no-dbus", "-c", name, "set-config", "TIMELINE_CREATE=no"],
+                       check=True, capture_output=True, text=True)  # fmt: skip
         configs = hroot.root / "etc/snapper/configs"
         configs.mkdir(parents=True, exist_ok=True)
         text = Path(f"/etc/snapper/configs/{name}").read_text()

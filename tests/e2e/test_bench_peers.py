@@ -45,6 +45,8 @@ def test_snap_pac_stand_in_makes_one_pre_post_pair_per_transaction(tmp_path: Pat
             peers.make_subvolume(mount / "root")
             hroot = peers.PeerRoot(rootkit.make_sandbox_root(mount / "root"), peers.SNAP_PAC_HOOKS)
             name = configs.create(hroot)
+            config = (hroot.root / f"etc/snapper/configs/{name}").read_text()
+            assert 'SUBVOLUME="/"' in config and 'TIMELINE_CREATE="no"' in config
             result = hroot.pacman("-U", *tiny_packages(tmp_path / "v1", 1, 1))
             assert result.returncode == 0, result.stdout + result.stderr
             assert configs.pairs(name) == (1, 1, 1)
