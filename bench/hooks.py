@@ -778,7 +778,7 @@ def with_global_option(hroot: HookRoot) -> None:
         hook.write_text(changed)
 
 
-def make_side(where: Path, tool: str, fs: str, found: Peers) -> Side:
+def make_side(where: Path, tool: str, fs: str) -> Side:
     """The root for `tool` on `fs` in its own directory of `where` (on that file system)."""
     directory = where / f"{tool.replace(' ', '').replace('/', '').replace('+', '-')}"
     if tool in (PLAIN, CLP, CLP_OPTION):
@@ -862,7 +862,7 @@ def added_cost(
     sides = []
     for tool, fs in wanted:
         on = found.btrfs / slug if fs == "btrfs" and found.btrfs else where / fs
-        side = make_side(on, tool, fs, found)
+        side = make_side(on, tool, fs)
         fill_etc(side.hroot, scenario.etc_files)
         if tool == ETCKEEPER:
             assert isinstance(side.hroot, peers.PeerRoot)
