@@ -25,7 +25,9 @@ if command -v apt-get >/dev/null 2>&1; then
                    makepkg fakeroot python-is-python3 python3-build python3-installer
                    python3-setuptools python3-wheel python3-click git
                    # checking the man pages and the shell completions (tests/e2e/test_docs.py)
-                   mandoc groff-base man-db zsh fish)
+                   mandoc groff-base man-db zsh fish
+                   # the tools bench/hooks.py measures clp's hooks against, on a btrfs image
+                   etckeeper btrfs-progs snapper)
     fi
     missing=()
     for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
@@ -37,7 +39,7 @@ if command -v apt-get >/dev/null 2>&1; then
 elif command -v pacman >/dev/null 2>&1; then
     packages=(python pyalpm python-lxml python-click libarchive gnupg zstd busybox)
     if $with_tests; then
-        packages+=(base-devel git mandoc zsh fish)
+        packages+=(base-devel git mandoc zsh fish etckeeper btrfs-progs snapper)
     fi
     as_root pacman -S --needed --noconfirm "${packages[@]}"
 else
