@@ -6,18 +6,17 @@ stored and printed as the strings they always were (`"applied"`, `"rolled-back"`
 
 from __future__ import annotations
 
-from enum import StrEnum
-
 # typing costs ~4 ms to import and the hooks start on every transaction: names for type
 # checkers only (annotations are strings here)
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from dataclasses import dataclass, field
+    from enum import StrEnum
     from typing import Any
 
     from clp_alpm.formats.meta import PatchMeta
-else:  # the pacman hook's path: no dataclasses, see clp_alpm/plaindata.py
-    from clp_alpm.plaindata import dataclass, field
+else:  # the pacman hook's path: no dataclasses nor Enum classes, see clp_alpm/plaindata.py
+    from clp_alpm.plaindata import StrEnum, dataclass, field
 
 
 class PatchState(StrEnum):
