@@ -203,7 +203,8 @@ class _Scanner:
             maps = _read_bytes(f"{pid_dir}/maps")
         except OSError:
             return None
-        stale = [self._stale_mapping(mapping, view) for mapping in _parse_maps(maps, self.under)]
+        mapped = _parse_maps(maps, self.under) if self.under in maps else set()
+        stale = [self._stale_mapping(mapping, view) for mapping in mapped]
         stale.append(self._stale_exe(pid_dir, view))
         files = {path for path in stale if path is not None}
         if not files:

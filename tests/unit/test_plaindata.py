@@ -1,0 +1,88 @@
+"""clp_alpm/plaindata.py: the light dataclass (its __init__ compiled when the first instance is
+made) and the light StrEnum of the records, which behave as `dataclasses` and `enum.StrEnum`
+do where clp uses them."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import enum
+import json
+import pickle
+import sqlite3
+
+import pytest
+
+from clp_alpm import plaindata
+from clp_alpm.store.records import Health, PatchState, TransactionStatus
+
+
+@plaindata.dataclass(frozen=True)
+class Point:
+    x: int
+    y: int = 0
+    tags: list[str] = plaindata.field(default_factory=list)
+
+
+@plaindata.dataclass
+class Counted:
+    n: int
+    double: int = plaindata.field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        self.double = 2 * self.n
+
+
+class Labelled(Point):  # not a dataclass itself: inherits Point's __init__
+    pass
+
+
+def test_the_first_instance_compiles_init_and_every_one_after_uses_it():
+    stand_in = Point.__dict__["__init__"]
+    first = Point(1, y=2)
+    assert Point.__dict__["__init__"] is not stand_in
+    assert (first.x, first.y, first.tags) == (1, 2, [])
+    assert Point(3) == Point(3, 0, []) and Point(3).tags is not Point(3).tags
+    assert Counted(4).double == 8
+    assert Labelled(5).x == 5 and type(Labelled(5)) is Labelled
+    assert plaindata.replace(first, y=7) == Point(1, 7)
+    assert dataclasses.replace(first, x=9) == Point(9, 2)
+
+
+def test_a_bad_call_is_the_type_error_it_always_was():
+    with pytest.raises(TypeError):
+        Point()  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        Point(1, 2, [], 4)  # type: ignore[call-arg]
+    with pytest.raises(plaindata.FrozenInstanceError):
+        Point(1).x = 2  # type: ignore[misc]
+
+
+class Real(enum.StrEnum):
+    APPLIED = "applied"
+    ROLLED_BACK = "rolled-back"
+
+
+@pytest.mark.parametrize("light", [PatchState, TransactionStatus, Health])
+def test_the_light_str_enum_acts_as_the_real_one(light):
+    real = enum.StrEnum(light.__name__, {m.name: m.value for m in light})  # type: ignore[misc]
+    assert [(m.name, m.value) for m in light] == [(m.name, m.value) for m in real]
+    assert len(light) == len(real)
+    for member, twin in zip(light, real, strict=True):
+        assert light(member.value) is member and light(member) is member
+        assert (str(member), f"{member}", f"{member:>30}|", repr(member)) == (
+            str(twin), f"{twin}", f"{twin:>30}|", repr(twin))  # fmt: skip
+        assert member == twin.value and hash(member) == hash(twin.value)
+        assert json.dumps({member: [member]}) == json.dumps({twin: [twin]})
+        assert pickle.loads(pickle.dumps(member)) is member and copy.deepcopy(member) is member
+        connection = sqlite3.connect(":memory:")
+        assert connection.execute("SELECT ?", (member,)).fetchone() == (twin.value,)
+        connection.close()
+
+
+@pytest.mark.parametrize("value", ["nonsense", "", None, 3, ["applied"], "APPLIED"])
+def test_a_value_that_is_no_member_is_a_value_error(value):
+    with pytest.raises(ValueError, match="is not a valid PatchState"):
+        PatchState(value)
+    with pytest.raises(ValueError):
+        Real(value)
