@@ -7,6 +7,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from tests.kits.paths import REPO
+
 PROBE = """
 import sys, warnings
 from clp_alpm.cli import entry
@@ -27,7 +29,7 @@ print(sqlite3.Date is datetime.date)
 
 
 def test_pathlib_and_sqlite3_load_alone_and_the_others_stay_real():
-    env = {"PYTHONPATH": ":".join(sys.path)}  # -S: no site, as the launcher starts
+    env = {"PYTHONPATH": str(REPO)}  # -S: no site, as the launcher starts
     result = subprocess.run([sys.executable, "-S", "-c", PROBE], capture_output=True,
                             text=True, timeout=60, env=env)  # fmt: skip
     assert result.returncode == 0, result.stderr
