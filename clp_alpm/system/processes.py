@@ -314,8 +314,15 @@ def _readlink(path: str) -> str | None:
 
 
 def _read_bytes(path: str) -> bytes:
-    with open(path, "rb") as file:
-        return file.read()
+    """A /proc file's content (its size says 0), read with no file object around it."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    return b"".join(chunks)
 
 
 def _command(pid_dir: str) -> str:
