@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import errno
-import glob
 import os
-import re
 import stat
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -227,8 +225,10 @@ def _read_options(
     return values, warnings
 
 
-# ASCII digits, few enough for int() (str.isdigit also takes '²', which int() refuses)
-_WHOLE = re.compile(r"[0-9]{1,12}")
+def _whole(value: str) -> bool:
+    """1 to 12 ASCII digits, few enough for int() (str.isdigit alone also takes '²', which
+    int() refuses)."""
+    return value.isascii() and value.isdigit() and len(value) <= 12
 
 
 def _convert(source: str, key: str, value: str, kind: str) -> object:
@@ -243,24 +243,24 @@ def _convert(source: str, key: str, value: str, kind: str) -> object:
             raise ConfigError(f"{source}: {key} must be one of {', '.join(SIGLEVELS)}")
         return value
     if kind == "seconds":
-        if not _WHOLE.fullmatch(value) or not 1 <= int(value) <= 86400:
+        if not _whole(value) or not 1 <= int(value) <= 86400:
             raise ConfigError(f"{source}: {key} must be a number of seconds (1-86400)")
         return int(value)
     if kind == "boots":
-        if not _WHOLE.fullmatch(value) or not 0 <= int(value) <= MAX_HEALTH_BOOTS:
+        if not _whole(value) or not 0 <= int(value) <= MAX_HEALTH_BOOTS:
             raise ConfigError(
                 f"{source}: {key} must be a whole number from 0 to {MAX_HEALTH_BOOTS} "
                 "(0: never undo)"
             )
         return int(value)
     if kind == "rate":
-        if not _WHOLE.fullmatch(value) or not 0 <= int(value) <= MAX_RATE:
+        if not _whole(value) or not 0 <= int(value) <= MAX_RATE:
             raise ConfigError(
                 f"{source}: {key} must be a number of bytes per second (0-{MAX_RATE})"
             )
         return int(value)
     if kind == "count":
-        if not _WHOLE.fullmatch(value) or not 1 <= int(value) <= MAX_HISTORY:
+        if not _whole(value) or not 1 <= int(value) <= MAX_HISTORY:
             raise ConfigError(f"{source}: {key} must be a whole number from 1 to {MAX_HISTORY}")
         return int(value)
     if not value.replace("_", "").isalnum():
@@ -356,6 +356,8 @@ def _iter_include(
     if not pattern.startswith("/"):
         raise ConfigError(f"{source}: Include needs an absolute path")
     refuse_special_include(source, pattern)
+    import glob  # only for an Include
+
     for match in sorted(glob.glob(str(under_root(root, pattern)))):
         target = target_of(root, match)
         try:  # the match's name is inside the root: what it resolves to must be too

@@ -1,4 +1,4 @@
-"""A light `dataclass` and `StrEnum` for the modules on the pacman hook's path.
+"""A light `dataclass` for the modules on the pacman hook's path.
 
 `dataclasses` imports `inspect` (and with it `ast`, `dis`, `tokenize`) and compiles six methods
 per class: on the hook's path that was 8 ms of imports and about a millisecond a class, paid
@@ -8,11 +8,6 @@ and shared `__eq__`, `__hash__`, `__repr__` and frozen `__setattr__`, for the su
 `__post_init__`. Type checkers see the real `dataclasses` (the modules import this one only
 at run time), and `dataclasses.replace` works on these classes too (they carry
 `__dataclass_fields__` with what it reads).
-
-`StrEnum` likewise: making an `enum.StrEnum` class runs enum's machinery (about 0.2 ms each,
-nine of them in store/records.py). Members here are `str` instances of their class, with
-`name` and `value`; `Class(value)` finds the member (ValueError for any other value), as
-enum's do. Nothing iterates over these classes, so they need no metaclass.
 """
 
 from __future__ import annotations
@@ -21,7 +16,7 @@ from operator import attrgetter
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
     from typing import Any
 
 
@@ -103,7 +98,7 @@ def _process(cls: Any, frozen: bool) -> Any:
                 setattr(cls, name, spec.default)
         fields[name] = spec
     cls.__dataclass_fields__ = fields
-    cls.__init__ = _compiling_init(cls, fields)
+    cls.__init__ = _init_on_first_use(cls, fields)
     compared = [name for name, spec in fields.items() if spec.compare]
     key: Callable[[Any], Any] = attrgetter(*compared) if compared else (lambda _self: ())
 
@@ -130,15 +125,15 @@ def _process(cls: Any, frozen: bool) -> Any:
     return cls
 
 
-def _compiling_init(cls: Any, fields: dict[str, Field]) -> Any:
-    """An __init__ that compiles the real one on the first instance and puts it in its place:
-    most classes a hook's modules define never make one there, and compiling them all was
-    a twelfth of the hook's work."""
+def _init_on_first_use(cls: Any, fields: dict[str, Field]) -> Any:
+    """An __init__ that compiles the real one when the first instance is made, and puts it in
+    its place: a command makes instances of a few of the classes it imports (a listing
+    imports a dozen and makes two kinds)."""
 
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         if cls.__dict__.get("__init__") is __init__:
             cls.__init__ = _make_init(cls, fields)
-        cls.__init__(self, *args, **kwargs)
+        cls.__dict__["__init__"](self, *args, **kwargs)
 
     __init__.__qualname__ = f"{cls.__qualname__}.__init__"
     return __init__
@@ -187,27 +182,45 @@ def _frozen_delattr(self: Any, name: str) -> None:
     raise FrozenInstanceError(f"cannot delete field {name!r}")
 
 
-class StrEnum(str):
-    """Members are the class's upper-case string attributes, made instances of it."""
+class _StrEnumType(type):
+    """The class of a light `StrEnum`: its upper-case string attributes become its members."""
 
-    _members: dict[str, Any]
-    _name_: str
+    _value2member_: dict[str, Any]
 
-    def __init_subclass__(cls) -> None:
-        super().__init_subclass__()
-        cls._members = {}
-        for name, value in list(cls.__dict__.items()):
-            if name.isupper() and type(value) is str:
-                member = str.__new__(cls, value)
-                member._name_ = name
-                setattr(cls, name, member)
-                cls._members[value] = member
+    def __new__(mcs, name: str, bases: tuple[type, ...], namespace: dict[str, Any]) -> Any:
+        values = {key: value for key, value in namespace.items()
+                  if key.isupper() and isinstance(value, str)}  # fmt: skip
+        cls = super().__new__(mcs, name, bases, {k: v for k, v in namespace.items()
+                                                 if k not in values})  # fmt: skip
+        cls._value2member_ = {}
+        make: Any = str.__new__  # a member is a str of the class being made
+        for key, value in values.items():
+            member = make(cls, value)
+            member._name_ = key
+            setattr(cls, key, member)
+            cls._value2member_[value] = member
+        return cls
 
-    def __new__(cls, value: str) -> Any:
+    def __call__(cls, value: Any) -> Any:
         try:
-            return cls._members[value]
+            return cls._value2member_[value]
         except (KeyError, TypeError):
             raise ValueError(f"{value!r} is not a valid {cls.__qualname__}") from None
+
+    def __iter__(cls) -> Iterator[Any]:
+        return iter(cls._value2member_.values())
+
+    def __len__(cls) -> int:
+        return len(cls._value2member_)
+
+
+class StrEnum(str, metaclass=_StrEnumType):
+    """`enum.StrEnum` for the subset clp's records use, without the cost of making an Enum
+    class (about 0.3 ms each, paid by every command and hook that imports the records): the
+    members are strings equal to their values, printed and stored as them; `Kind(value)`
+    is the member or a ValueError; `.name`, `.value`, iteration and `len` as an Enum's."""
+
+    _name_: str
 
     @property
     def name(self) -> str:
@@ -217,11 +230,14 @@ class StrEnum(str):
     def value(self) -> str:
         return str.__str__(self)
 
+    def __str__(self) -> str:
+        return str.__str__(self)
+
+    def __format__(self, spec: str) -> str:
+        return str.__format__(str.__str__(self), spec)
+
     def __repr__(self) -> str:
-        return f"<{type(self).__qualname__}.{self._name_}: {str.__repr__(self)}>"
+        return f"<{type(self).__name__}.{self._name_}: {str.__repr__(self)}>"
 
-    __str__ = str.__str__
-    __format__ = str.__format__
-
-    def __reduce__(self) -> Any:
-        return type(self), (str(self),)
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        return type(self), (str.__str__(self),)

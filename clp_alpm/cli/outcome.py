@@ -4,15 +4,19 @@ mapped to its exit status by `clp_alpm.cli.exits`; stop signals are handled here
 
 from __future__ import annotations
 
-import signal
-from collections.abc import Callable
-from types import FrameType
-
 from clp_alpm import stops
 from clp_alpm.cli.exits import EXIT_FAILED, EXIT_INTERRUPTED, exit_code_for
 from clp_alpm.cli.options import last_options
 from clp_alpm.cli.output import Printer, echo
 from clp_alpm.errors import ClpError, Declined, UpdateFailed
+
+TYPE_CHECKING = False  # the listings start without typing (see clp_alpm.cli.entry)
+if TYPE_CHECKING:
+    import signal
+    from collections.abc import Callable
+    from types import FrameType
+else:  # the C module `signal` wraps: its IntEnums cost a millisecond a listing does not need
+    import _signal as signal
 
 # One rule for every stop signal, whatever the disposition clp inherited (an ignored SIGINT
 # from `cmd &` in a script, an ignored SIGHUP from nohup), as pacman handles SIGINT and SIGHUP:

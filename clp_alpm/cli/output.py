@@ -5,9 +5,7 @@
 from __future__ import annotations
 
 import functools
-import json
 import sys
-import unicodedata
 from pathlib import Path
 
 from clp_alpm.cli.options import Options
@@ -127,6 +125,8 @@ class Printer:
         self._echo_err("error:", "red", text)
 
     def data(self, value: Any) -> None:
+        import json  # (and re with it) only for --json
+
         echo(json.dumps(value, indent=2, sort_keys=True))
 
 
@@ -162,6 +162,8 @@ def visible(text: str, keep: str = "\n\t") -> str:
     printed around it."""
     if text.isprintable():
         return text
+    import unicodedata
+
     return "".join(
         f"<U+{ord(char):04X}>"
         if char not in keep and unicodedata.category(char) in _INVISIBLE

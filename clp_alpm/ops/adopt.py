@@ -13,7 +13,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from clp_alpm.errors import ClpError
-from clp_alpm.ops.records import record_patch_dir
 from clp_alpm.ops.session import LOG_TAG, Session
 from clp_alpm.store.records import PatchOrigin, PatchRecord, PatchState
 
@@ -56,6 +55,8 @@ def _unclaimed(session: Session) -> tuple[set[str], list[tuple[Path, str]]]:
     top = config.host_patch_dir
     if not top.is_dir():
         return set(), []
+    from clp_alpm.ops.records import record_patch_dir  # not for `clp transactions`, `status`
+
     records = session.state.list_patches()
     claimed = {record_patch_dir(config, r) for r in records if r.state == PatchState.APPLIED}
     applied = {r.id for r in records if r.state == PatchState.APPLIED}

@@ -20,12 +20,16 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-def on_probation(session: Session, boot_id: str | None = None) -> list[TransactionRecord]:
+def on_probation(
+    session: Session,
+    boot_id: str | None = None,
+    records: list[TransactionRecord] | None = None,
+) -> list[TransactionRecord]:
     """The transactions whose probation is open: not undone, and (with `boot_id`) not made
-    in that very boot, whose checks ran before it."""
+    in that very boot, whose checks ran before it. Among `records` when given (read once)."""
     return [
         record
-        for record in session.state.list_transactions()
+        for record in (session.state.list_transactions() if records is None else records)
         if record.health in ON_PROBATION
         and record.status != TransactionStatus.UNDONE
         and (boot_id is None or record.boot != boot_id)
@@ -50,7 +54,7 @@ def failed_in_row(boots: list[BootRecord], since: float | None) -> int:
 def summary(session: Session) -> dict[str, Any]:
     """The health part of `clp status`: probation, the boots, the last automatic undo."""
     records = session.state.list_transactions()
-    waiting = on_probation(session)
+    waiting = on_probation(session, records=records)
     boots = session.state.list_boots()
     since = min((r.started for r in waiting), default=None)
     undone = [r for r in records if r.health == Health.UNDONE_AFTER_FAILED_BOOTS]

@@ -8,12 +8,13 @@ from clp_alpm.config import Config
 from clp_alpm.errors import UsageError
 from clp_alpm.ops.pending import pending
 from clp_alpm.ops.session import Session
-from clp_alpm.store.model import Snapshot, describe_change
 from clp_alpm.store.records import PatchRecord, PatchState
 
 TYPE_CHECKING = False  # the listings start without typing (see clp_alpm.cli.entry)
 if TYPE_CHECKING:
     from typing import Any
+
+    from clp_alpm.store.model import Snapshot
 
 
 def known_record(session: Session, patch_id: str) -> PatchRecord:
@@ -67,6 +68,8 @@ def changes_since_apply(session: Session, record: PatchRecord) -> list[str]:
 
 def changes_since(session: Session, snapshot: Snapshot) -> list[str]:
     """Each file that differs now from `snapshot`, with what changed ("/etc/x (deleted)")."""
+    from clp_alpm.store.model import describe_change  # not for `clp list`
+
     root = session.config.root
     return [
         f"{path} ({describe_change(snapshot.get(path), session.store.current_state(root, path))})"

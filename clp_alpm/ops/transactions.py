@@ -4,7 +4,6 @@ what changed between two of them (`clp diff N M`, as `snapper diff N..M`)."""
 from __future__ import annotations
 
 from clp_alpm.errors import UsageError
-from clp_alpm.store.model import FileState, Snapshot, describe_change
 from clp_alpm.store.records import TransactionRecord
 from clp_alpm.store.state import StateDB
 
@@ -14,6 +13,7 @@ if TYPE_CHECKING:
     from dataclasses import dataclass
     from typing import Any, TypeGuard
 
+    from clp_alpm.store.model import FileState, Snapshot
     from clp_alpm.store.snapshots import SnapshotStore
 else:  # the listings start without dataclasses (inspect, ast), see clp_alpm/plaindata.py
     from clp_alpm.plaindata import dataclass
@@ -178,6 +178,8 @@ def _file_diff(
     labels: tuple[str, str],
 ) -> FileDiff:
     import difflib
+
+    from clp_alpm.store.model import describe_change  # not for `clp transactions`
 
     summary = describe_change(then, now) if now is not None else "not recorded"
     old, new = _text(store, then), _text(store, now)

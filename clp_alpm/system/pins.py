@@ -37,7 +37,8 @@ HEADER = f"""\
 
 # Characters that would change what pacman reads from a line: whitespace splits IgnorePkg into
 # several names, '=' and brackets read as syntax, '#' as a comment, control characters as lines.
-_UNSAFE = re.compile(r"[\s#=\[\]()\x00-\x1f\x7f]")
+# (compiled on first use, by re's cache: only writing a pin checks it)
+_UNSAFE = r"[\s#=\[\]()\x00-\x1f\x7f]"
 _PIN_LINE = re.compile(
     r"^# clp: (?P<name>\S+) (?P<version>\S+)(?: until (?P<until>\S+))?(?: \((?P<reason>.*)\))?$"
 )
@@ -167,10 +168,10 @@ def _pin_comment(pin: Pin) -> str:
 
 
 def _check_pin(pin: Pin) -> None:
-    if not pin.name or pin.name.startswith("-") or _UNSAFE.search(pin.name):
+    if not pin.name or pin.name.startswith("-") or re.search(_UNSAFE, pin.name):
         raise UsageError(f"'{pin.name}' is not a package name clp can pin")
     for label, version in (("version", pin.version), ("until version", pin.until)):
-        if version and _UNSAFE.search(version):
+        if version and re.search(_UNSAFE, version):
             raise UsageError(f"{pin.name}: '{version}' is not a valid {label}")
     if pin.until and not pin.version:
         raise UsageError(f"{pin.name}: a pin with an until version needs its version")

@@ -137,13 +137,14 @@ class _Mapping:
     inode: int
 
 
-def _parse_maps(data: bytes) -> set[_Mapping]:
-    """The file-backed mappings in the content of a /proc/PID/maps file; bad lines are ignored."""
+def _parse_maps(data: bytes, under: bytes = b"/") -> set[_Mapping]:
+    """The file-backed mappings in the content of a /proc/PID/maps file whose path (as the
+    kernel writes it) starts with `under`; bad lines are ignored."""
     mappings: set[_Mapping] = set()
     seen: set[tuple[bytes, bytes, bytes]] = set()
     for line in data.split(b"\n"):
         fields = line.split(None, 5)
-        if len(fields) < 6 or fields[4] == b"0" or not fields[5].startswith(b"/"):
+        if len(fields) < 6 or fields[4] == b"0" or not fields[5].startswith(under):
             continue
         key = (fields[3], fields[4], fields[5])
         if key in seen:
@@ -176,8 +177,12 @@ class _Scanner:
 
     def __init__(self, root: Path, proc: Path) -> None:
         self.root = os.fspath(root.resolve())
-        self.proc = proc
-        self.own_mount_ns = _readlink(Path("/proc/self/ns/mnt"))
+        self.proc = os.fspath(proc)  # /proc/PID/... as strings: a scan reads hundreds
+        self.own_mount_ns = _readlink("/proc/self/ns/mnt")
+        # only mappings under the root count: the others are not parsed (the kernel writes a
+        # newline in a name as \012)
+        under = "/" if self.root == "/" else self.root + "/"
+        self.under = os.fsencode(under).replace(b"\n", b"\\012")
         self._stat_cache: dict[tuple[str, str], os.stat_result | None] = {}
 
     def scan(self) -> list[StaleProcess]:
@@ -190,39 +195,40 @@ class _Scanner:
         return [process for process in found if process is not None]
 
     def _stale_process(self, pid: int) -> StaleProcess | None:
-        pid_dir = self.proc / str(pid)
+        pid_dir = f"{self.proc}/{pid}"
         view = self._view(pid_dir)
         if view is None:
             return None
         try:
-            maps = (pid_dir / "maps").read_bytes()
+            maps = _read_bytes(f"{pid_dir}/maps")
         except OSError:
             return None
-        stale = [self._stale_mapping(mapping, view) for mapping in _parse_maps(maps)]
+        mapped = _parse_maps(maps, self.under) if self.under in maps else set()
+        stale = [self._stale_mapping(mapping, view) for mapping in mapped]
         stale.append(self._stale_exe(pid_dir, view))
         files = {path for path in stale if path is not None}
         if not files:
             return None
         try:
             command = _command(pid_dir)
-            unit = unit_from_cgroup((pid_dir / "cgroup").read_bytes().decode("utf-8", "replace"))
+            unit = unit_from_cgroup(_read_bytes(f"{pid_dir}/cgroup").decode("utf-8", "replace"))
         except OSError:
             return None  # it exited while we looked
         return StaleProcess(pid, command, unit, tuple(sorted(files)))
 
     # -- file-system views ------------------------------------------------------------------
 
-    def _view(self, pid_dir: Path) -> tuple[str, str] | None:
+    def _view(self, pid_dir: str) -> tuple[str, str] | None:
         """(cache key, prefix to stat paths through) for the process, or None to leave it out.
 
         A process in our mount namespace (or one we cannot tell) sees our paths: prefix "".
         """
-        mount_ns = _readlink(pid_dir / "ns" / "mnt")
+        mount_ns = _readlink(f"{pid_dir}/ns/mnt")
         if mount_ns is None or mount_ns == self.own_mount_ns:
             return ("", "")
         if self.root != "/":
             return None
-        proc_root = os.fspath(pid_dir / "root")
+        proc_root = f"{pid_dir}/root"
         try:
             root_stat = os.stat(proc_root)
         except OSError:
@@ -273,9 +279,9 @@ class _Scanner:
         both_block_devices = mapping.major != 0 and now_major != 0
         return both_block_devices and (mapping.major, mapping.minor) != (now_major, now_minor)
 
-    def _stale_exe(self, pid_dir: Path, view: tuple[str, str]) -> str | None:
+    def _stale_exe(self, pid_dir: str, view: tuple[str, str]) -> str | None:
         """The executable inside the root when it was deleted or replaced, else None."""
-        link = _readlink(pid_dir / "exe")
+        link = _readlink(f"{pid_dir}/exe")
         if link is None:
             return None  # a kernel thread, a zombie, or gone
         deleted = link.endswith(DELETED_SUFFIX)
@@ -284,7 +290,7 @@ class _Scanner:
         if inside is None:
             return None
         try:
-            running = os.stat(pid_dir / "exe")
+            running = os.stat(f"{pid_dir}/exe")
         except OSError:
             running = None
         current = self._stat(view, link)  # the literal name when it says " (deleted)"
@@ -300,20 +306,32 @@ def _same_file(a: os.stat_result, b: os.stat_result) -> bool:
     return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
-def _readlink(path: Path) -> str | None:
+def _readlink(path: str) -> str | None:
     try:
         return os.readlink(path)
     except OSError:
         return None
 
 
-def _command(pid_dir: Path) -> str:
+def _read_bytes(path: str) -> bytes:
+    """A /proc file's content (its size says 0), read with no file object around it."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    return b"".join(chunks)
+
+
+def _command(pid_dir: str) -> str:
     """The process's name: comm, or argv[0]'s base name when comm is empty or was cut short."""
-    comm = (pid_dir / "comm").read_bytes().decode("utf-8", "replace").rstrip("\n")
+    comm = _read_bytes(f"{pid_dir}/comm").decode("utf-8", "replace").rstrip("\n")
     if comm and len(comm) < _COMM_MAX:
         return comm
     try:
-        argv0 = (pid_dir / "cmdline").read_bytes().split(b"\0", 1)[0]
+        argv0 = _read_bytes(f"{pid_dir}/cmdline").split(b"\0", 1)[0]
     except OSError:
         argv0 = b""
     name = os.path.basename(argv0.decode("utf-8", "replace"))

@@ -34,7 +34,9 @@ RESTARTED = "restarted"
 FAILED = "failed"
 SKIPPED = "skipped"
 
-_UNIT_CHARS = re.compile(r"[A-Za-z0-9_:.@\\-]{1,255}")  # systemd's VALID_CHARS plus '@'
+# systemd's VALID_CHARS plus '@' (compiled on first use, by re's cache: `clp status` imports
+# this module and checks a name only for a process that uses a replaced file)
+_UNIT_CHARS = r"[A-Za-z0-9_:.@\\-]{1,255}"
 UNIT_TYPES = frozenset(
     {
         "service",
@@ -70,7 +72,7 @@ def unit_name_problem(unit: str) -> str | None:
     "sshd.service"). Templates ("getty@.service") and units that cannot be restarted (slices,
     scopes, devices) are refused; so is a leading '-', which systemctl would read as an option.
     """
-    if not isinstance(unit, str) or not _UNIT_CHARS.fullmatch(unit):
+    if not isinstance(unit, str) or not re.fullmatch(_UNIT_CHARS, unit):
         return f"'{unit}' is not a valid systemd unit name"
     if unit.startswith("-"):
         return f"'{unit}' is not a valid systemd unit name (it starts with '-')"

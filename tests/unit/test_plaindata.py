@@ -1,5 +1,6 @@
-"""plaindata: the light dataclass and StrEnum of the hook's path behave as the real ones do
-where clp uses them (the records are stored, compared, printed and rebuilt through them)."""
+"""clp_alpm/plaindata.py: the light dataclass (its __init__ compiled when the first instance is
+made) and the light StrEnum of the records, which behave as `dataclasses` and `enum.StrEnum`
+do where clp uses them."""
 
 from __future__ import annotations
 
@@ -13,36 +14,78 @@ import sqlite3
 import pytest
 
 from clp_alpm import plaindata
-from clp_alpm.store.records import Health, TransactionRecord, TransactionStatus
+from clp_alpm.store.records import Health, PatchState, TransactionRecord, TransactionStatus
 
 
-class Light(plaindata.StrEnum):
-    ONE = "one"
-    TWO_WORDS = "two-words"
+@plaindata.dataclass(frozen=True)
+class Point:
+    x: int
+    y: int = 0
+    tags: list[str] = plaindata.field(default_factory=list)
+
+
+@plaindata.dataclass
+class Counted:
+    n: int
+    double: int = plaindata.field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        self.double = 2 * self.n
+
+
+class Labelled(Point):  # not a dataclass itself: inherits Point's __init__
+    pass
+
+
+def test_the_first_instance_compiles_init_and_every_one_after_uses_it():
+    stand_in = Point.__dict__["__init__"]
+    first = Point(1, y=2)
+    assert Point.__dict__["__init__"] is not stand_in
+    assert (first.x, first.y, first.tags) == (1, 2, [])
+    assert Point(3) == Point(3, 0, []) and Point(3).tags is not Point(3).tags
+    assert Counted(4).double == 8
+    assert Labelled(5).x == 5 and type(Labelled(5)) is Labelled
+    assert plaindata.replace(first, y=7) == Point(1, 7)
+    assert dataclasses.replace(first, x=9) == Point(9, 2)
+
+
+def test_a_bad_call_is_the_type_error_it_always_was():
+    with pytest.raises(TypeError):
+        Point()  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        Point(1, 2, [], 4)  # type: ignore[call-arg]
+    with pytest.raises(plaindata.FrozenInstanceError):
+        Point(1).x = 2  # type: ignore[misc]
 
 
 class Real(enum.StrEnum):
-    ONE = "one"
-    TWO_WORDS = "two-words"
+    APPLIED = "applied"
+    ROLLED_BACK = "rolled-back"
 
 
-@pytest.mark.parametrize("kind", [Light, Real])
-def test_a_member_is_its_string_everywhere_clp_puts_it(kind) -> None:
-    member = kind.TWO_WORDS
-    assert member == "two-words" and isinstance(member, str) and hash(member) == hash("two-words")
-    assert (str(member), f"{member}", member.value, member.name) == (
-        "two-words", "two-words", "two-words", "TWO_WORDS")  # fmt: skip
-    assert json.dumps({"state": member}) == '{"state": "two-words"}'
-    assert sqlite3.connect(":memory:").execute("SELECT ?", (member,)).fetchone() == ("two-words",)
-    assert kind("two-words") is member
-    assert pickle.loads(pickle.dumps(member)) is member and copy.deepcopy(member) is member
+@pytest.mark.parametrize("light", [PatchState, TransactionStatus, Health])
+def test_the_light_str_enum_acts_as_the_real_one(light):
+    real = enum.StrEnum(light.__name__, {m.name: m.value for m in light})  # type: ignore[misc]
+    assert [(m.name, m.value) for m in light] == [(m.name, m.value) for m in real]
+    assert len(light) == len(real)
+    for member, twin in zip(light, real, strict=True):
+        assert light(member.value) is member and light(member) is member
+        assert (str(member), f"{member}", f"{member:>30}|", repr(member)) == (
+            str(twin), f"{twin}", f"{twin:>30}|", repr(twin))  # fmt: skip
+        assert member == twin.value and hash(member) == hash(twin.value)
+        assert json.dumps({member: [member]}) == json.dumps({twin: [twin]})
+        assert pickle.loads(pickle.dumps(member)) is member and copy.deepcopy(member) is member
+        connection = sqlite3.connect(":memory:")
+        assert connection.execute("SELECT ?", (member,)).fetchone() == (twin.value,)
+        connection.close()
 
 
-@pytest.mark.parametrize("kind", [Light, Real])
-@pytest.mark.parametrize("value", ["three", "ONE", "", None, 1])
-def test_any_other_value_is_a_value_error(kind, value) -> None:
+@pytest.mark.parametrize("value", ["nonsense", "", None, 3, ["applied"], "APPLIED"])
+def test_a_value_that_is_no_member_is_a_value_error(value):
+    with pytest.raises(ValueError, match="is not a valid PatchState"):
+        PatchState(value)
     with pytest.raises(ValueError):
-        kind(value)
+        Real(value)
 
 
 def test_members_of_different_classes_stay_apart() -> None:
@@ -50,20 +93,6 @@ def test_members_of_different_classes_stay_apart() -> None:
     assert repr(Health.GOOD) == "<Health.GOOD: 'good'>"
     with pytest.raises(ValueError, match="not a valid TransactionStatus"):
         TransactionStatus("good")
-
-
-def test_a_class_compiles_its_init_once_on_first_use() -> None:
-    @plaindata.dataclass(frozen=True)
-    class Point:
-        x: int
-        y: int = 2
-
-    lazy = Point.__dict__["__init__"]
-    first = Point(1)
-    assert Point.__dict__["__init__"] is not lazy  # the compiled one took its place
-    assert (first, Point(1, y=3)) == (Point(x=1, y=2), Point(1, 3))
-    with pytest.raises(TypeError):
-        Point()  # type: ignore[call-arg]
 
 
 def test_a_subclass_made_before_first_use_inherits_a_working_init() -> None:
