@@ -74,10 +74,6 @@ class PatchArchive:
     sha256: str  # of the whole file
     size: int
     prefix: str  # "" or "dirname/"
-    # (st_dev, st_ino, st_size, st_mtime_ns, st_ctime_ns) of the private staged copy that
-    # ops/verify.py wrote while inspecting every byte; None for any other file. Extraction
-    # trusts a file still in that state without reading it for a second hash.
-    staged_identity: tuple[int, int, int, int, int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (for --json output)."""
