@@ -28,7 +28,28 @@ from tests.kits.patchkit import (
     zip_bytes,
     zip_items,
 )
-from tests.unit.formats.test_patchfile import listing, private_dir, tree
+
+
+def listing(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+def private_dir(path: Path) -> Path:
+    path.mkdir(mode=0o700)
+    return path
+
+
+def tree(root: Path) -> dict[str, tuple[int, bytes | None]]:
+    """{relative path: (mode, content)} of everything under root, links not followed."""
+    result: dict[str, tuple[int, bytes | None]] = {}
+    for path in sorted(root.rglob("*")):
+        st = path.lstat()
+        result[str(path.relative_to(root))] = (
+            st.st_mode,
+            path.read_bytes() if stat.S_ISREG(st.st_mode) else None,
+        )
+    return result
+
 
 PAYLOAD = {
     "payload/big.bin": os.urandom(700_000),
