@@ -1,8 +1,10 @@
 """Extract an inspected .clp into a fresh private directory.
 
 `extract_patch` re-reads exactly the bytes that were inspected (same SHA-256, the same entries
-in the same order), streaming, with the declared sizes enforced as it goes. It writes under a
-directory descriptor and never follows a symlink or writes over a file; on any error what it
+in the same order), streaming, with the declared sizes enforced as it goes. `Unpacker` is the
+sink of an inspection that writes a zip's entries as it checks them (ops/verify.py: the file
+read once), and `copy_tree` copies what it wrote to another file system. All three write under
+a directory descriptor and never follow a symlink or write over a file; on any error what they
 wrote is removed again.
 """
 
@@ -24,14 +26,8 @@ from clp_alpm.formats.archive import (
     Limits,
     PatchArchive,
 )
-from clp_alpm.formats.inspect import (
-    archive_errors,
-    file_identity,
-    open_archive,
-    refuse_if_changed,
-    sha256_of,
-)
-from clp_alpm.formats.members import Hasher, Member, Scan, entry_of, refuse, strip_prefix
+from clp_alpm.formats.inspect import archive_errors, open_archive, refuse_if_changed, sha256_of
+from clp_alpm.formats.members import Hasher, Layout, Member, Scan, entry_of, refuse, strip_prefix
 from clp_alpm.formats.tarread import GzipReader, drain_trailer, open_tar_stream, tar_members
 from clp_alpm.formats.zipread import open_zip, walk_zip, zip_members
 
@@ -48,17 +44,14 @@ def extract_patch(archive: PatchArchive, dest: Path, limits: Limits = DEFAULT_LI
     dest_fd = _open_empty_dir(Path(dest))
     try:
         with open_archive(Path(archive.path), label, limits) as (file, before):
-            writer = _Writer(dest_fd, label, limits, archive)
+            scripts = {archive.install_script, archive.remove_script}
+            writer = _Writer(dest_fd, label, limits, scripts)
             try:
-                # The private copy ops/verify.py staged and read whole is trusted while it is
-                # in the same state (its ctime moves with any write); any other file is
-                # hashed again as it is read.
-                trusted = archive.staged_identity == file_identity(before)
-                hasher: Hasher = _NO_HASH if trusted else hashlib.sha256()
+                hasher = hashlib.sha256()
                 try:
                     with archive_errors(label, archive.container):
                         if archive.container == CONTAINER_ZIP:
-                            _extract_zip(file, archive, writer, limits, hasher, trusted)
+                            _extract_zip(file, archive, writer, limits, hasher)
                         else:
                             _extract_targz(file, archive, writer, limits, hasher)
                 except PatchFormatError:
@@ -70,7 +63,7 @@ def extract_patch(archive: PatchArchive, dest: Path, limits: Limits = DEFAULT_LI
                     raise
                 # every byte went through the hasher as it was read: a file changed since the
                 # inspection fails here, and what was written is removed below
-                if not trusted and _hexdigest(hasher) != archive.sha256:
+                if hasher.hexdigest() != archive.sha256:
                     raise PatchFormatError(f"{label}: the file changed since it was inspected")
                 refuse_if_changed(file, before, label, "while it was being extracted")
             except BaseException:
@@ -80,17 +73,112 @@ def extract_patch(archive: PatchArchive, dest: Path, limits: Limits = DEFAULT_LI
         os.close(dest_fd)
 
 
-class _NoHash:
-    def update(self, data: bytes, /) -> None:
-        pass
+class Unpacker:
+    """The sink of an inspection that writes a zip's entries as it reads them
+    (inspect.inspect_patch): into `dest`, an existing empty private directory, as
+    `extract_patch` would. A context manager; `discard()` removes what it wrote."""
+
+    def __init__(self, dest: Path, label: str, limits: Limits = DEFAULT_LIMITS) -> None:
+        self._fd = _open_empty_dir(Path(dest))
+        self._label = label
+        self._limits = limits
+        self._writer: _Writer | None = None
+
+    def __enter__(self) -> Unpacker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self._fd)
+
+    @property
+    def started(self) -> bool:
+        """True once the inspection began writing (a zip: a gzip'd tar never begins)."""
+        return self._writer is not None
+
+    def begin(self, layout: Layout) -> None:
+        scripts = {layout.install_script, layout.remove_script}
+        self._writer = _Writer(self._fd, self._label, self._limits, scripts)
+
+    def make_dir(self, entry: Entry) -> None:
+        assert self._writer is not None, "begin() comes first"
+        self._writer.make_dir(entry)
+
+    def write_file(self, entry: Entry, read: Callable[[int], bytes]) -> None:
+        assert self._writer is not None, "begin() comes first"
+        self._writer.write_file(entry, read)
+
+    def discard(self) -> None:
+        """Remove everything written (the directory itself stays)."""
+        _empty_directory(self._fd)
 
 
-_NO_HASH = _NoHash()
+def copy_tree(source: Path, dest: Path) -> None:
+    """Copy the tree an `Unpacker` wrote in `source` (directories and regular files only, as
+    it made them) into `dest`, an existing empty directory on another file system, modes
+    kept. By descriptors, never following a symlink; on any error what was written inside
+    `dest` is removed and OperationFailed raised."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        source_fd = os.open(source, flags)
+    except OSError as e:
+        raise OperationFailed(f"{source}: cannot copy it: {e.strerror}") from None
+    try:
+        dest_fd = _open_empty_dir(Path(dest))
+        try:
+            _copy_dir(source_fd, dest_fd, "")
+        except BaseException:
+            _empty_directory(dest_fd)
+            raise
+        finally:
+            os.close(dest_fd)
+    finally:
+        os.close(source_fd)
 
 
-def _hexdigest(hasher: Hasher) -> str:
-    assert isinstance(hasher, type(hashlib.sha256()))
-    return hasher.hexdigest()
+def _copy_dir(source_fd: int, dest_fd: int, where: str) -> None:
+    for name in sorted(os.listdir(source_fd)):
+        shown = f"{where}{name}"
+        try:
+            st = os.stat(name, dir_fd=source_fd, follow_symlinks=False)
+            mode = stat.S_IMODE(st.st_mode)
+            if stat.S_ISDIR(st.st_mode):
+                os.mkdir(name, 0o700, dir_fd=dest_fd)
+                flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+                child_source = os.open(name, flags, dir_fd=source_fd)
+                try:
+                    child_dest = os.open(name, flags, dir_fd=dest_fd)
+                    try:
+                        _copy_dir(child_source, child_dest, f"{shown}/")
+                        os.fchmod(child_dest, mode)
+                    finally:
+                        os.close(child_dest)
+                finally:
+                    os.close(child_source)
+            elif stat.S_ISREG(st.st_mode):
+                _copy_file(name, source_fd, dest_fd, mode, st.st_size)
+            else:
+                raise OperationFailed(f"cannot copy {shown!r}: not a file nor a directory")
+        except OSError as e:
+            raise OperationFailed(f"cannot copy {shown!r}: {e.strerror}") from None
+
+
+def _copy_file(name: str, source_fd: int, dest_fd: int, mode: int, size: int) -> None:
+    src = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=source_fd)
+    try:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        out = os.open(name, flags, 0o600, dir_fd=dest_fd)
+        try:
+            done = 0
+            while done < size:  # sendfile: in the kernel, across file systems too
+                count = os.sendfile(out, src, done, min(size - done, CHUNK_SIZE * 64))
+                if count == 0:
+                    raise OperationFailed(f"cannot copy {name!r}: it shrank while copied")
+                done += count
+            os.fchmod(out, mode)
+        finally:
+            os.close(out)
+    finally:
+        os.close(src)
 
 
 def _open_empty_dir(dest: Path) -> int:
@@ -136,12 +224,7 @@ class _Matcher:
 
 
 def _extract_zip(
-    file: IO[bytes],
-    archive: PatchArchive,
-    writer: _Writer,
-    limits: Limits,
-    hasher: Hasher,
-    trusted: bool,
+    file: IO[bytes], archive: PatchArchive, writer: _Writer, limits: Limits, hasher: Hasher
 ) -> None:
     label = writer.label
     matcher = _Matcher(archive, label)
@@ -153,14 +236,14 @@ def _extract_zip(
             if entry is not None:
                 planned[id(info)] = entry
         matcher.finish()
-        for info, data in walk_zip(file, opened, label, hasher, trusted=trusted):
+        for info, data in walk_zip(file, opened, label, hasher):
             entry = planned.get(id(info))
             if entry is None:
                 continue
             if entry.is_dir:
                 writer.make_dir(entry)
             else:
-                writer.write_file(entry, data.read, data.copy_into if data.can_copy else None)
+                writer.write_file(entry, data.read)
 
 
 def _extract_targz(
@@ -188,11 +271,11 @@ def _extract_targz(
 class _Writer:
     """Writes entries under a directory fd, never through a symlink, never over a file."""
 
-    def __init__(self, dest_fd: int, label: str, limits: Limits, archive: PatchArchive) -> None:
+    def __init__(self, dest_fd: int, label: str, limits: Limits, scripts: set[str]) -> None:
         self.dest_fd = dest_fd
         self.label = label
         self.limits = limits
-        self.scripts = {archive.install_script, archive.remove_script}
+        self.scripts = scripts
         self.written = 0
 
     def make_dir(self, entry: Entry) -> None:
@@ -204,14 +287,8 @@ class _Writer:
         finally:
             os.close(fd)
 
-    def write_file(
-        self,
-        entry: Entry,
-        read: Callable[[int], bytes],
-        copy: Callable[[int], int] | None = None,
-    ) -> None:
-        """Write `entry` from `read`, or with `copy(fd)` (the kernel copying the stored data
-        straight from the archive file) when it is given."""
+    def write_file(self, entry: Entry, read: Callable[[int], bytes]) -> None:
+        """Write `entry` from `read`."""
         *parents, leaf = entry.name.split("/")
         parent_fd = self._open_dirs(parents)
         try:
@@ -222,7 +299,7 @@ class _Writer:
         finally:
             os.close(parent_fd)
         try:
-            count = self._copy(entry, read, fd) if copy is None else self._count(entry, copy(fd))
+            count = self._copy(entry, read, fd)
             if count != entry.size:
                 raise refuse(
                     self.label,
@@ -235,14 +312,6 @@ class _Writer:
             raise self._failed(entry, e) from None
         finally:
             os.close(fd)
-
-    def _count(self, entry: Entry, count: int) -> int:
-        self.written += count
-        if self.written > self.limits.max_total_size:
-            raise PatchFormatError(
-                f"{self.label}: extracts to more than {self.limits.max_total_size} bytes"
-            )
-        return count
 
     def _copy(self, entry: Entry, read: Callable[[int], bytes], fd: int) -> int:
         count = 0

@@ -31,7 +31,7 @@ from clp_alpm.formats.archive import (
     Limits,
     PatchArchive,
 )
-from clp_alpm.formats.members import Hasher
+from clp_alpm.formats.members import Hasher, Sink
 from clp_alpm.formats.pkginfo import parse_meta
 from clp_alpm.formats.tarread import inspect_targz
 from clp_alpm.formats.zipread import inspect_zip
@@ -43,10 +43,12 @@ _ZIP_TAIL = 22 + 0xFFFF  # an end record and the longest comment
 
 
 def inspect_patch(
-    path: Path, limits: Limits = DEFAULT_LIMITS, tee: Hasher | None = None
+    path: Path, limits: Limits = DEFAULT_LIMITS, tee: Hasher | None = None, sink: Sink | None = None
 ) -> PatchArchive:
-    """Read and check the archive at `path` without extracting anything: every byte is read
-    once, in order (and handed to `tee` too, when given: a copy, a signature check).
+    """Read and check the archive at `path`: every byte is read once, in order (and handed
+    to `tee` too, when given: a signature check). Nothing is extracted, except that a zip's
+    entries are written to `sink`, when given, from the very bytes checked (a gzip'd tar's
+    are not: its prefix is known only at its end, so the caller extracts it afterwards).
 
     Raises PatchFormatError (MetadataError for a bad PKGINFO.meta) naming the file and entry.
     """
@@ -58,7 +60,7 @@ def inspect_patch(
             sha = hashlib.sha256()
             hasher = sha if tee is None else _Both(sha, tee)
             if container == CONTAINER_ZIP:
-                layout, meta_data = inspect_zip(file, label, limits, hasher)
+                layout, meta_data = inspect_zip(file, label, limits, hasher, sink)
             else:
                 layout, meta_data = inspect_targz(file, label, limits, hasher)
             sha256 = sha.hexdigest()
@@ -87,12 +89,6 @@ class _Both:
     def update(self, data: bytes, /) -> None:
         self._first.update(data)
         self._second.update(data)
-
-
-def file_identity(st: os.stat_result) -> tuple[int, int, int, int, int]:
-    """What tells a file and its state apart: device, inode, size, mtime and ctime (ctime
-    changes with every write and cannot be set back by the file's owner)."""
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 @contextmanager

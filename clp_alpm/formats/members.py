@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import stat
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -36,6 +37,18 @@ class Hasher(Protocol):
     """What the readers feed every byte of an archive to (a hashlib object)."""
 
     def update(self, data: bytes, /) -> None: ...
+
+
+class Sink(Protocol):
+    """Where an inspection writes each entry as it reads it (extract.Unpacker): `begin` once
+    every name and size has been checked, then each entry in the file's order, its data read
+    through `read` (the read that reaches its end checks its size and CRC-32)."""
+
+    def begin(self, layout: Layout) -> None: ...
+
+    def make_dir(self, entry: Entry) -> None: ...
+
+    def write_file(self, entry: Entry, read: Callable[[int], bytes]) -> None: ...
 
 
 @dataclass(frozen=True)

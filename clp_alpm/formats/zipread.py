@@ -15,7 +15,7 @@ feeding every byte to a hasher: inspection and extraction both read through it.
 
 from __future__ import annotations
 
-import os
+import io
 import stat
 import struct
 import zipfile
@@ -26,15 +26,25 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from clp_alpm.errors import PatchFormatError
-from clp_alpm.formats.archive import CHUNK_SIZE, META_NAME, RATIO_MIN_SIZE, KiB, Limits, MiB
+from clp_alpm.formats.archive import (
+    CHUNK_SIZE,
+    META_NAME,
+    RATIO_MIN_SIZE,
+    Entry,
+    KiB,
+    Limits,
+    MiB,
+)
 from clp_alpm.formats.members import (
     Hasher,
     Layout,
     Member,
     Scan,
+    Sink,
     check_meta_size,
     check_name,
     describe_mode_type,
+    entry_of,
     finish_layout,
     read_meta,
     refuse,
@@ -121,21 +131,38 @@ def zip_members(
 
 
 def inspect_zip(
-    file: IO[bytes], label: str, limits: Limits, hasher: Hasher
+    file: IO[bytes], label: str, limits: Limits, hasher: Hasher, sink: Sink | None = None
 ) -> tuple[Layout, bytes]:
     """The layout of the zip `file` and its PKGINFO.meta's bytes; refuses a bad archive.
     Every byte of the file is read, in order, and fed to `hasher`; every entry is inflated
-    and its size and CRC-32 checked."""
+    and its size and CRC-32 checked. With a `sink`, each entry is written to it from the
+    bytes the walk reads (once the central directory's names, types and sizes passed):
+    what was checked is what was written."""
     with open_zip(file, label, limits) as opened:
         scan = Scan(label, limits)
         by_member = {member.raw: info for info, member in zip_members(opened.archive, scan, limits)}
         layout = finish_layout(scan, label)
         meta_info = by_member[_raw_name_of(scan.members, layout.prefix, META_NAME)]
         check_meta_size(meta_info.file_size, label)
+        planned: dict[int, Entry] = {}
+        if sink is not None:
+            for member in scan.members:
+                parts = strip_prefix(member.parts, layout.prefix)
+                if parts:  # the prefix directory itself is no entry
+                    planned[id(by_member[member.raw])] = entry_of(member, parts)
+            sink.begin(layout)
         meta_data = b""
         for info, data in walk_zip(file, opened, label, hasher):
+            entry = planned.get(id(info))
             if info is meta_info:
-                meta_data = read_meta(data, label)
+                meta_data = read_meta(data, label)  # read to its end: its CRC-32 checked
+                if sink is not None and entry is not None:
+                    sink.write_file(entry, io.BytesIO(meta_data).read)
+            elif sink is not None and entry is not None:
+                if entry.is_dir:
+                    sink.make_dir(entry)
+                else:
+                    sink.write_file(entry, data.read)
     return layout, meta_data
 
 
@@ -349,39 +376,14 @@ def _check_zip_sizes(info: zipfile.ZipInfo, raw: str, label: str, limits: Limits
 
 
 class _Reader:
-    """The file read front to back, every byte fed to the hasher, the position counted.
-    A `trusted` file (the private copy inspection read whole) may have stored data copied
-    by the kernel past the hasher."""
+    """The file read front to back, every byte fed to the hasher, the position counted."""
 
-    def __init__(self, file: IO[bytes], label: str, hasher: Hasher, trusted: bool) -> None:
+    def __init__(self, file: IO[bytes], label: str, hasher: Hasher) -> None:
         file.seek(0)
         self._file = file
         self._hasher = hasher
         self.label = label
         self.pos = 0
-        self.trusted = trusted
-
-    def copy_into(self, fd: int, size: int) -> int:
-        """Copy the next `size` bytes into the file `fd` in the kernel (trusted files only)."""
-        assert self.trusted
-        source = self._file.fileno()
-        done = 0
-        while done < size:
-            try:
-                count = os.copy_file_range(source, fd, size - done, self.pos + done)
-            except OSError:  # not on this file system: through user space, then
-                count = 0
-            if count == 0:
-                os.lseek(source, self.pos + done, os.SEEK_SET)
-                chunk = os.read(source, min(CHUNK_SIZE, size - done))
-                if not chunk:
-                    break
-                os.write(fd, chunk)
-                count = len(chunk)
-            done += count
-        self.pos += done
-        self._file.seek(self.pos)
-        return done
 
     def read(self, size: int) -> bytes:
         data = self._file.read(size)
@@ -401,13 +403,13 @@ class _Reader:
 
 
 def walk_zip(
-    file: IO[bytes], opened: OpenZip, label: str, hasher: Hasher, *, trusted: bool = False
+    file: IO[bytes], opened: OpenZip, label: str, hasher: Hasher
 ) -> Iterator[tuple[zipfile.ZipInfo, EntryData]]:
     """Every entry of `opened` in the file's order, with a reader of its data (inflated,
     counted, CRC-checked: the last read raises if the data is not what the headers say).
     What the caller does not read is read and checked before the next entry. Refuses any
     layout but the one unambiguous one (see the module's docstring)."""
-    reader = _Reader(file, label, hasher, trusted)
+    reader = _Reader(file, label, hasher)
     previous: zipfile.ZipInfo | None = None
     for info in opened.archive.infolist():
         _expect_at(reader, info, previous, label)
@@ -599,24 +601,6 @@ class EntryData:
     def drain(self) -> None:
         while self.read(CHUNK_SIZE):
             pass
-
-    @property
-    def can_copy(self) -> bool:
-        """True when `copy_into` may be used: stored data of a trusted file, not read yet."""
-        return self._reader.trusted and self._inflater is None and self._count == 0
-
-    def copy_into(self, fd: int) -> int:
-        """Copy the (stored) data into the file `fd` in the kernel; its CRC-32 was checked
-        when the trusted file was inspected. Returns the bytes copied."""
-        assert self.can_copy
-        copied = self._reader.copy_into(fd, self._left)
-        if copied != self._left:
-            raise self._refuse("runs past the end of the file (truncated?)")
-        self._left = 0
-        self._count = copied
-        self._crc = self._info.CRC
-        self._done = True
-        return copied
 
     def _next(self, size: int) -> bytes:
         inflater = self._inflater

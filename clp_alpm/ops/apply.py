@@ -1,6 +1,7 @@
 """Applying a patch: plan (verify, decide every step, change nothing), then commit.
 
-The plan extracts the verified copy, reverts the packages the patch names, snapshots every
+The plan verifies the file, unpacking it into a private dir in the same read; the commit moves
+that dir into place, reverts the packages the patch names, snapshots every
 declared file, runs the Install script (and the health check), snapshots again and records the
 patch. A failure anywhere undoes everything before it, in reverse, and the patch is recorded
 as failed.
@@ -70,8 +71,7 @@ def plan_apply(
     metadata before anything else is looked at (the feed checks the file is the one listed);
     a patch `from_feed` is held to FeedSigLevel."""
     config = session.config
-    patch = verify_patch(config, path, session.incoming(), from_feed=from_feed)
-    session.inspected[str(patch.archive.path)] = patch.archive
+    patch = verify_patch(config, path, session.incoming(), from_feed=from_feed, unpack=True)
     meta = patch.meta
     for warning in meta.warnings:
         session.events.warning(warning)
@@ -89,8 +89,9 @@ def plan_apply(
     archive = patch.archive
     files = list(meta.files)
     record = applied_record(patch)
+    assert patch.unpacked is not None  # verify_patch(unpack=True) unpacked it
     plan = [
-        steps.extract(str(archive.path), archive.sha256, patch_dir, record, path.name),
+        steps.extract(str(patch.unpacked), archive.sha256, patch_dir, record, path.name),
         *_revert_steps(session, meta),
         steps.snapshot_before(files),
         steps.install_script(meta.name, patch_dir, archive.install_script, archive.remove_script),

@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from dataclasses import dataclass
 
-    from clp_alpm.formats.archive import PatchArchive
     from clp_alpm.store.lock import StateLock
     from clp_alpm.store.snapshots import SnapshotStore
     from clp_alpm.system.pacmanconf import PacmanSettings
@@ -71,8 +70,6 @@ class Session:
         self.recovered: list[str] = []  # what recovery did when the session opened
         self.adopted: list[str] = []  # the patches clpctl left, adopted when it opened
         self.recovering = False  # inside recovery: a script that runs is news, even in --json
-        # staged patch copies this session inspected, so a commit need not read them again
-        self.inspected: dict[str, PatchArchive] = {}
         self._pacman: PacmanSettings | None = None
 
     def _resolve_own_paths(self, store_only: bool = False) -> dict[str, Path]:

@@ -6,6 +6,7 @@ its snapshot fails the step, and the journal undoes the operation.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
@@ -66,24 +67,27 @@ class RestoreFilesStep(Handler):
 
 
 class ExtractStep(Handler):
-    """Extract into a private staging dir inside PatchDir, then rename into place."""
+    """Move what verify unpacked (a private dir in StateDir, written from the bytes it checked)
+    into a staging dir inside PatchDir, then rename that into place: on one file system no
+    byte is written again; across two, the tree is copied."""
 
     def do(self, run: StepRun) -> None:
-        from clp_alpm.formats.extract import extract_patch  # the archive code: only here
-        from clp_alpm.formats.inspect import inspect_patch
-
+        unpacked = Path(run.args["unpacked"])
         final = self.config.host(run.args["patch_dir"], follow_last=False)
         final.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
         if final.exists():
             raise ClpError(f"{final} already exists")
         staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=final.parent))
         run.save(staging=str(staging), final=str(final))
-        archive = self.session.inspected.get(run.args["archive"]) or inspect_patch(
-            Path(run.args["archive"])
-        )
-        if archive.sha256 != run.args["sha256"]:
-            raise ClpError(f"{run.args['archive']} changed after it was verified")
-        extract_patch(archive, staging)
+        self.session.check_own_paths(store_only=True)  # StateDir still where it was
+        try:
+            os.rename(unpacked, staging)  # onto the empty staging dir, replacing it
+        except OSError as err:
+            if err.errno != errno.EXDEV:
+                raise ClpError(f"cannot move {unpacked} to {staging}: {err.strerror}") from None
+            from clp_alpm.formats.extract import copy_tree  # the archive code: only here
+
+            copy_tree(unpacked, staging)
         os.chmod(staging, 0o755)
         os.rename(staging, final)
 

@@ -70,9 +70,10 @@ class RecordedState(StrEnum):
 # -- files ------------------------------------------------------------------------------------
 
 
-def extract(archive: str, sha256: str, patch_dir: str, record: dict[str, Any], name: str) -> Step:
-    """Extract the verified archive into a staging dir, then rename it to `patch_dir`."""
-    args = {"archive": archive, "sha256": sha256, "patch_dir": patch_dir, "record": record}
+def extract(unpacked: str, sha256: str, patch_dir: str, record: dict[str, Any], name: str) -> Step:
+    """Move what verify unpacked (`unpacked`, a private dir in StateDir) into a staging dir,
+    then rename it to `patch_dir`."""
+    args = {"unpacked": unpacked, "sha256": sha256, "patch_dir": patch_dir, "record": record}
     return Step(StepKind.EXTRACT, args, f"extract {name} to {patch_dir}")
 
 

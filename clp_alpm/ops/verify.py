@@ -1,8 +1,8 @@
 """Verifying a patch file: its signature over the whole file, then its structure.
 
-The file is copied into a private staging dir, gpg checking the signature over the bytes as
-they are copied: what was verified is what gets extracted, whoever can write the original
-meanwhile, and the original is read once.
+The file is read once: gpg checks the signature over the bytes as they are read, and for an
+apply a zip's entries are written into a private staging dir from those same bytes. What was
+verified is what gets extracted, whoever can write the original meanwhile.
 """
 
 from __future__ import annotations
@@ -11,14 +11,15 @@ import os
 import shutil
 import stat
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from clp_alpm.config import Config
 from clp_alpm.errors import ClpError, PatchFormatError, SignatureError, UsageError
-from clp_alpm.formats.archive import CHUNK_SIZE, DEFAULT_LIMITS, PatchArchive
-from clp_alpm.formats.inspect import file_identity, inspect_patch
+from clp_alpm.formats.archive import CHUNK_SIZE, CONTAINER_ZIP, DEFAULT_LIMITS, PatchArchive
+from clp_alpm.formats.extract import Unpacker, extract_patch
+from clp_alpm.formats.inspect import inspect_patch
 from clp_alpm.formats.meta import PatchMeta
 from clp_alpm.system.signature import (
     SignatureInfo,
@@ -37,19 +38,21 @@ FEED_HINT = (
 
 @dataclass(frozen=True)
 class VerifiedPatch:
-    """A patch whose private staged copy passed the signature and structure checks."""
+    """A patch file that passed the signature and structure checks, read once."""
 
     source: Path  # what the user named
-    archive: PatchArchive  # the staged copy: what was verified is what gets extracted
+    archive: PatchArchive  # what the one read found
     signer: SignatureInfo | None
     siglevel: str
+    # with `unpack`: the private directory its entries were written to from the bytes checked
+    unpacked: Path | None = None
 
     @property
     def meta(self) -> PatchMeta:
         return self.archive.meta
 
     def to_dict(self) -> dict[str, Any]:
-        report = signature_report(self.siglevel, self.signer, None, self.archive.path)
+        report = signature_report(self.siglevel, self.signer, None, self.source)
         return self.archive.to_dict() | {"path": str(self.source), "signature": report}
 
 
@@ -74,94 +77,82 @@ def signature_report(
 
 
 def verify_patch(
-    config: Config, path: Path, staging: Path, *, from_feed: bool = False
+    config: Config, path: Path, staging: Path, *, from_feed: bool = False, unpack: bool = False
 ) -> VerifiedPatch:
     """The one check `clp verify` and `clp apply` (and the feed's updates) make of a patch
     file, so that they cannot disagree. The file is read once, front to back: each piece is
-    written to a private copy in `staging`, handed to gpg checking the detached signature
-    over it (`gpg --verify SIG -`), hashed, and checked as part of the archive (every
-    entry's layout, size and CRC-32, the metadata and the declared paths). What was checked
-    is the copy that gets extracted, whoever can write the original meanwhile. A bad
-    signature is reported before a bad archive. A patch downloaded from the feed is held to
-    FeedSigLevel, a local file to SigLevel."""
+    handed to gpg checking the detached signature over it (`gpg --verify SIG -`), hashed,
+    and checked as part of the archive (every entry's layout, size and CRC-32, the metadata
+    and the declared paths). With `unpack` (an apply), a zip's entries are written into
+    `staging/patch` from the bytes the check reads, so that what was checked is what gets
+    extracted, whoever can write the original meanwhile (a gzip'd tar is extracted once its
+    signature is good, read again and its hash checked). Whatever fails, nothing is left
+    in `staging` but the copy of the signature. A bad signature is reported before a bad
+    archive. A patch downloaded from the feed is held to FeedSigLevel, a local file to
+    SigLevel."""
     if from_feed:
         level, setting, hint = config.feed_level, "FeedSigLevel", FEED_HINT
     else:
         level, setting, hint = config.siglevel, "SigLevel", ""
     _open_patch(path).close()  # the one-line errors for a missing or special file
-    staged = staging / path.name
-    staged_sig = Path(f"{staged}.sig")
+    staged_sig = staging / f"{path.name}.sig"
     _copy_signature(path, Path(f"{path}.sig"), staged_sig, staging)
     verifier = None
     if signature_wanted(path.name, staged_sig, level, setting=setting, hint=hint):
-        verifier = StreamedVerification(staged.name, staged_sig, config.host_keyring)
+        verifier = StreamedVerification(path.name, staged_sig, config.host_keyring)
+    unpacked = _unpack_dir(path, staging) if unpack else None
     try:
-        with _StagedCopy(path, staged, staging, verifier) as copy:
-            archive = inspect_patch(path, tee=copy)
-            identity = copy.finish(archive.size)
-    except ClpError:
-        if verifier is not None:
-            verifier.abandon()
-            _signature_first(config, path, staged, staging, level, setting, hint)
+        try:
+            archive = _read_once(path, verifier, unpacked)
+        except ClpError:
+            if verifier is not None:
+                verifier.abandon()
+                _signature_first(config, path, staged_sig, level, setting, hint)
+            raise
+        except BaseException:
+            if verifier is not None:
+                verifier.abandon()
+            raise
+        signer = verifier.finish() if verifier is not None else None
+        if unpacked is not None and archive.container != CONTAINER_ZIP:
+            extract_patch(archive, unpacked)
+    except BaseException:
+        if unpacked is not None:
+            shutil.rmtree(unpacked, ignore_errors=True)
         raise
-    signer = verifier.finish() if verifier is not None else None
-    return VerifiedPatch(
-        path, replace(archive, path=staged, staged_identity=identity), signer, level
-    )
+    return VerifiedPatch(path, archive, signer, level, unpacked)
+
+
+def _unpack_dir(path: Path, staging: Path) -> Path:
+    unpacked = staging / "patch"
+    try:
+        unpacked.mkdir(mode=0o700)
+    except OSError as err:
+        raise ClpError(f"{path}: cannot unpack the patch in {staging} ({err.strerror})") from None
+    return unpacked
+
+
+def _read_once(
+    path: Path, verifier: StreamedVerification | None, unpacked: Path | None
+) -> PatchArchive:
+    """The one read of the file: inspected, every byte to gpg, a zip unpacked meanwhile."""
+    if unpacked is None:
+        return inspect_patch(path, tee=verifier)
+    with Unpacker(unpacked, path.name) as sink:
+        try:
+            return inspect_patch(path, tee=verifier, sink=sink)
+        except BaseException:
+            sink.discard()
+            raise
 
 
 def _signature_first(
-    config: Config, path: Path, staged: Path, staging: Path, level: str, setting: str, hint: str
+    config: Config, path: Path, staged_sig: Path, level: str, setting: str, hint: str
 ) -> None:
     """The archive was refused: when its signature is bad too, say that instead (as a
-    signature is checked before anything else is believed)."""
-    staged.unlink(missing_ok=True)
-    _copy_body(_open_patch(path), path, staged, staging, None)
-    check_signature(staged, level, config.host_keyring, setting=setting, hint=hint)
-
-
-class _StagedCopy:
-    """The tee of the inspection: every piece read goes to the private copy and to gpg."""
-
-    def __init__(
-        self, path: Path, staged: Path, staging: Path, verifier: StreamedVerification | None
-    ) -> None:
-        self._path = path
-        self._staging = staging
-        self._verifier = verifier
-        try:
-            self._out = open(staged, "xb")  # noqa: SIM115 - closed by __exit__
-        except OSError as err:
-            raise self._failed(err) from None
-        self.written = 0
-
-    def __enter__(self) -> _StagedCopy:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._out.close()
-
-    def update(self, data: bytes, /) -> None:
-        try:
-            self._out.write(data)
-        except OSError as err:
-            raise self._failed(err) from None
-        self.written += len(data)
-        if self._verifier is not None:
-            self._verifier.feed(data)
-
-    def finish(self, size: int) -> tuple[int, int, int, int, int]:
-        """The copy's identity, once it is whole (`size` bytes) and on disk."""
-        try:
-            self._out.flush()
-        except OSError as err:
-            raise self._failed(err) from None
-        if self.written != size:  # every reader reads to the end: a short copy is a bug
-            raise ClpError(f"{self._path}: the staged copy is incomplete")
-        return file_identity(os.fstat(self._out.fileno()))
-
-    def _failed(self, err: OSError) -> ClpError:
-        return ClpError(f"{self._path}: cannot copy the patch to {self._staging} ({err.strerror})")
+    signature is checked before anything else is believed). Nothing is extracted after
+    this, so the file itself is verified, read once more."""
+    check_signature(path, level, config.host_keyring, staged_sig, setting=setting, hint=hint)
 
 
 def _open_patch(path: Path) -> IO[bytes]:
@@ -196,19 +187,11 @@ def _copy_signature(path: Path, signature: Path, staged_sig: Path, staging: Path
         raise ClpError(f"{path}: cannot copy the patch to {staging} ({err.strerror})") from None
 
 
-def _copy_body(
-    source: IO[bytes],
-    path: Path,
-    staged: Path,
-    staging: Path,
-    verifier: StreamedVerification | None,
-) -> None:
+def _copy_body(source: IO[bytes], path: Path, staged: Path, staging: Path) -> None:
     try:
         with source, open(staged, "xb") as out:
             while chunk := source.read(CHUNK_SIZE):
                 out.write(chunk)
-                if verifier is not None:
-                    verifier.feed(chunk)
     except OSError as err:
         raise ClpError(f"{path}: cannot copy the patch to {staging} ({err.strerror})") from None
 
@@ -219,7 +202,7 @@ def stage_patch(path: Path, staging: Path) -> Path:
     source = _open_patch(path)
     staged = staging / path.name
     _copy_signature(path, Path(f"{path}.sig"), Path(f"{staged}.sig"), staging)
-    _copy_body(source, path, staged, staging, None)
+    _copy_body(source, path, staged, staging)
     return staged
 
 

@@ -152,6 +152,10 @@ class StreamedVerification:
     def feed(self, chunk: bytes) -> None:
         self._pieces.put(bytes(chunk))
 
+    def update(self, data: bytes, /) -> None:
+        """`feed`, by the name the archive readers hand every byte to (a Hasher)."""
+        self.feed(data)
+
     def _close_feed(self) -> None:
         if self._writer.is_alive():
             self._pieces.put(None)
