@@ -19,7 +19,7 @@ from clp_alpm.errors import LockError, UsageError
 from clp_alpm.ops.steps import Handler, StepKind
 from clp_alpm.paths import HELD_ENV
 from clp_alpm.store.journal import StepRun
-from clp_alpm.system import pins, repackage
+from clp_alpm.system import pins
 from clp_alpm.system.localdb import installed_versions
 from clp_alpm.system.pacman import (
     PACMAN_LOCK,
@@ -144,6 +144,8 @@ class RebuildPackageStep(Handler):
     """A package file made from the installed files of a package; undo removes it."""
 
     def do(self, run: StepRun) -> None:
+        from clp_alpm.system import repackage  # (and tarfile) for this step only
+
         dest = Path(run.args["dest"])
         installed = repackage.installed_package(
             self.config.root, self.config.host_dbpath, run.args["name"], run.args["version"]

@@ -18,7 +18,6 @@ from typing import Any
 from clp_alpm.config import Config
 from clp_alpm.errors import ConfigError, UsageError
 from clp_alpm.system.libalpm import alpm_handle
-from clp_alpm.system.syncdb import sort_versions
 
 _DEPENDENCY = re.compile(r"^(?P<name>[^<>=\s]+)(?:(?P<op>>=|<=|=|<|>)(?P<version>\S+))?$")
 
@@ -281,6 +280,8 @@ def _fix_for(
     problem: DependencyProblem, available: Mapping[str, list[str]], line: Mapping[str, str]
 ) -> tuple[str, str] | None:
     import pyalpm
+
+    from clp_alpm.system.syncdb import sort_versions  # (and the sync code) for a failed plan
 
     if problem.in_revert:
         # a reverted package needs an older (or newer) version of what it depends on

@@ -123,6 +123,24 @@ def test_settings_read_cache_gpg_siglevels_and_ignore(root: Path, config: Config
     assert settings.hook_dirs == (root / "etc/pacman.d/hooks",)
 
 
+def test_the_list_options_are_pycmans(root: Path, config: Config) -> None:
+    """clp keeps its own copy of the names (pycman's package loads libalpm and its commands):
+    the same names, and each one accumulates over lines, split on whitespace."""
+    from pycman.config import LIST_OPTIONS as PYCMANS
+
+    from clp_alpm.system.pacmanconf import LIST_OPTIONS
+
+    assert frozenset(PYCMANS) == LIST_OPTIONS
+    (root / "etc/pacman.conf").write_text(
+        "[options]\nHookDir = /etc/a /etc/b\nHookDir = /etc/c\nIgnorePkg = x\nIgnorePkg = y z\n"
+        "GPGDir = /etc/k1\nGPGDir = /etc/k2\n"
+    )
+    settings = pacman_settings(config)
+    assert settings.hook_dirs == (root / "etc/a", root / "etc/b", root / "etc/c")
+    assert settings.ignore_pkgs == ("x", "y", "z")
+    assert settings.gpgdir == root / "etc/k2"  # a single option: the last line counts
+
+
 def test_missing_pacman_conf_means_defaults(tmp_path: Path) -> None:
     root = make_root(tmp_path / "root", conf=None)
     settings = pacman_settings(Config(root=root))
