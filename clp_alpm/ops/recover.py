@@ -16,7 +16,6 @@ import contextlib
 import os
 import shutil
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from clp_alpm.atomicfile import fsync_directory
@@ -34,7 +33,11 @@ from clp_alpm.system.pacman import PACMAN_LOCK, is_pacman, lock_holders
 # Every writing command recovers first, mostly finding nothing: what closing a transaction
 # record (the snapshot store) and rebuilding the state (the salvage) need loads when they run.
 if TYPE_CHECKING:
+    from dataclasses import dataclass
+
     from clp_alpm.store.salvage import Salvage
+else:  # no dataclasses (inspect, ast) at run time: see clp_alpm/plaindata.py
+    from clp_alpm.plaindata import dataclass
 
 # A read-only command waits this long to tell an abandoned operation from a running one.
 ABANDONED_PROBE_WAIT = 0.5

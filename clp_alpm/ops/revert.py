@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,12 @@ from clp_alpm.system import depcheck, pins, pkgsource
 from clp_alpm.system.localdb import installed_versions
 from clp_alpm.system.pacman import checked_pacman_options, refuse_if_pacman_runs
 from clp_alpm.system.timeouts import timeouts_of
+
+TYPE_CHECKING = False  # no dataclasses (inspect, ast) at run time: see clp_alpm/plaindata.py
+if TYPE_CHECKING:
+    from dataclasses import dataclass
+else:
+    from clp_alpm.plaindata import dataclass
 
 
 @dataclass(frozen=True)

@@ -11,13 +11,18 @@ from __future__ import annotations
 import re
 import subprocess
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from clp_alpm.config import Config
 from clp_alpm.errors import ConfigError, UsageError
 from clp_alpm.system.libalpm import alpm_handle
+
+TYPE_CHECKING = False  # no dataclasses (inspect, ast) at run time: see clp_alpm/plaindata.py
+if TYPE_CHECKING:
+    from dataclasses import dataclass
+else:
+    from clp_alpm.plaindata import dataclass
 
 _DEPENDENCY = re.compile(r"^(?P<name>[^<>=\s]+)(?:(?P<op>>=|<=|=|<|>)(?P<version>\S+))?$")
 

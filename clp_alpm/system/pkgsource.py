@@ -13,7 +13,6 @@ import os
 import re
 import urllib.parse
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,7 +20,11 @@ from clp_alpm.errors import ConfigError, DownloadError, SignatureError, UsageErr
 from clp_alpm.system.timeouts import DEFAULT_TIMEOUTS, Timeouts
 
 if TYPE_CHECKING:
+    from dataclasses import dataclass
+
     from clp_alpm.system.signature import SignatureInfo
+else:  # no dataclasses (inspect, ast) at run time: see clp_alpm/plaindata.py
+    from clp_alpm.plaindata import dataclass
 
 PKG_EXTENSIONS = (".pkg.tar.zst", ".pkg.tar.xz", ".pkg.tar.gz", ".pkg.tar.bz2", ".pkg.tar")
 
