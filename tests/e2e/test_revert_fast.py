@@ -4,6 +4,7 @@ not in the cache still comes from the archive, and the errors stay what they wer
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -84,3 +85,68 @@ def test_the_errors_are_as_before(pkgroot, clp, args, words):
     if args[0] == "demo" and args[1] == "0.5-1":
         assert "archive http://127.0.0.1:9" in line and "127.0.0.1:9/packages/d/demo/" in line
     assert installed(pkgroot, "demo") == "2.0-1"
+
+
+def is_click(module: str) -> bool:
+    return module == "click" or module.startswith("click.")
+
+
+def test_a_plain_revert_and_its_list_start_without_click(pkgroot, tmp_path):
+    for args in (["revert", "--list", "demo"], ["--noconfirm", "revert", "demo", "1.0-1"]):
+        result, modules = run_listing_modules(
+            "--root", str(pkgroot), *args, listing=tmp_path / "modules"
+        )
+        assert result.returncode == 0, result.stderr
+        assert sorted(m for m in modules if is_click(m) or m == "clp_alpm.cli.main") == []
+    assert installed(pkgroot, "demo") == "1.0-1"
+
+
+def test_options_anywhere_and_until_either_way(pkgroot, clp):
+    """Global options before and after the command, `--until V` and `--until=V`, `--json`."""
+    result = clp("revert", "demo", "--until=3.0-1", "--root", str(pkgroot), "--noconfirm",
+                 "1.0-1", "--json")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["revert"]["id"] == "R1" and document["plan"]["packages"][0]["to"] == "1.0-1"
+    (pin,) = json.loads(clp("--root", str(pkgroot), "pins", "--json").stdout)
+    assert (pin["name"], pin["version"], pin["until"]) == ("demo", "1.0-1", "3.0-1")
+    assert clp("--root", str(pkgroot), "--noconfirm", "rollback", "R1").returncode == 0
+    again = clp("--root", str(pkgroot), "revert", "--until", "3.1-1", "demo", "1.0-1", "-q",
+                "--noconfirm")  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    (pin,) = json.loads(clp("--root", str(pkgroot), "pins", "--json").stdout)
+    assert pin["until"] == "3.1-1"
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        ([], "error: missing argument 'PKG [VERSION] | PKG=VER... | FILE|URL' "
+             "(see 'clp revert --help')"),
+        (["--bogus", "demo"], "error: no such option '--bogus'. Did you mean '--verbose'? "
+                              "(see 'clp revert --help')"),
+        (["demo", "--until"], "error: option '--until' requires an argument (see 'clp --help')"),
+        (["--list=x", "demo"], "error: option '--list' does not take a value "
+                               "(see 'clp --help')"),
+        (["demo", "--color", "sometimes"], "error: invalid value for '--color': 'sometimes' "
+                                           "is not one of 'auto', 'always', 'never' "
+                                           "(see 'clp revert --help')"),
+        (["demo", "1.0-1", "--", "--root", "/"], "error: '--root' cannot be passed to pacman"),
+        (["demo=", "x"], "error: 'demo=': write PKG=VERSION"),
+    ],
+)  # fmt: skip
+def test_a_bad_revert_command_line_says_what_is_wrong_in_one_line(pkgroot, clp, args, line):
+    result = clp("--root", str(pkgroot), "--noconfirm", "revert", *args)
+    assert result.returncode == 2
+    (said,) = result.stderr.strip().splitlines()
+    assert said.startswith(line)
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    assert installed(pkgroot, "demo") == "2.0-1"
+    assert (pkgroot / "etc/pacman.d/clp-pins.conf").read_text() == ""
+
+
+def test_revert_help_is_clicks(pkgroot, clp):
+    result = clp("--root", str(pkgroot), "revert", "demo", "--help")
+    assert result.returncode == 0
+    assert result.stdout.startswith("Usage: clp revert [OPTIONS] PKG [VERSION]")
+    assert "--no-rollback-copy" in result.stdout
