@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -187,6 +186,8 @@ def rebuild_state(config: Config, events: Events) -> Rebuild:
     database. Holds the lock; deletes nothing. Killed at any moment, it leaves the damaged
     database in place (to be rebuilt again) or the new one: never no database, which would
     let the next command's garbage collection think no snapshot is needed."""
+    import shutil
+
     from clp_alpm.store.salvage import salvage, write_salvaged
     from clp_alpm.store.snapshots import SnapshotStore
 

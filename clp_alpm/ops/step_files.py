@@ -7,8 +7,6 @@ its snapshot fails the step, and the journal undoes the operation.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -76,6 +74,8 @@ class ExtractStep(Handler):
         final.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
         if final.exists():
             raise ClpError(f"{final} already exists")
+        import tempfile  # (and shutil, bz2, lzma) not for every recovery, which imports this
+
         staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=final.parent))
         run.save(staging=str(staging), final=str(final))
         archive = self.session.inspected.get(run.args["archive"]) or inspect_patch(
@@ -94,6 +94,8 @@ class ExtractStep(Handler):
                 name = Path(run.data[key]).name
                 host = same_place(self.config, f"{parent}/{name}", run.data[key])
                 if os.path.lexists(host):
+                    import shutil
+
                     shutil.rmtree(host)
 
 
@@ -182,9 +184,14 @@ def empty_trash(config: Config) -> None:
     (only ever called under the lock, with no operation left unfinished). A trash that is a
     link is left alone: the rollback that needs it refuses it."""
     try:
-        shutil.rmtree(trash_dir(config), ignore_errors=True)
+        trash = trash_dir(config)
     except PathEscapeError:
         return
+    found = [trash] if os.path.lexists(trash) else []
     if config.host_patch_dir.is_dir():
-        for leftover in config.host_patch_dir.glob(".staging-*"):
+        found += config.host_patch_dir.glob(".staging-*")
+    if found:  # shutil (and bz2, lzma) only then: every recovery calls this
+        import shutil
+
+        for leftover in found:
             shutil.rmtree(leftover, ignore_errors=True)

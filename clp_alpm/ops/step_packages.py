@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
@@ -185,6 +184,8 @@ def _remove_created(run: StepRun) -> None:
 
 
 def _copy_into(source: Path, out: BinaryIO) -> None:
+    import shutil  # (and bz2, lzma) for a downloaded package only
+
     with open(source, "rb") as data:
         shutil.copyfileobj(data, out, 1024 * 1024)
 
