@@ -392,6 +392,41 @@ def test_unreadable_or_duplicate_package_files_are_refused(
     assert check_revert_set(config, []) == []
 
 
+def children() -> list[str]:
+    """The commands of this process's children, living or not yet waited for."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        if int(text[text.rfind(")") + 2 :].split()[1]) == os.getpid():
+            found.append(text[text.find("(") + 1 : text.rfind(")")])
+    return found
+
+
+def test_the_package_files_are_read_while_libalpm_loads_and_each_error_stays_its_own(
+    tmp_path: Path,
+) -> None:
+    """bsdtar reads .PKGINFO while libalpm loads the local database: a database libalpm
+    refuses is still the error named (not the package bsdtar could not read), and no bsdtar
+    is left behind, whichever fails."""
+    root = make_root(tmp_path / "root")
+    (root / "var/lib/pacman/local/foo-1-1").mkdir(parents=True)  # no ALPM_DB_VERSION: refused
+    garbage = tmp_path / "garbage.pkg.tar.xz"
+    garbage.write_bytes(b"not a package")
+    good = build_package(tmp_path / "pkgs", "libfoo", "1-1")
+    for files in ([garbage], [good], [good, garbage]):
+        with pytest.raises(ConfigError, match="cannot open the pacman database"):
+            check_revert_set(Config(root=root), files)
+        assert children() == []
+    (root / "var/lib/pacman/local/foo-1-1").rmdir()
+    with pytest.raises(UsageError, match="garbage.pkg.tar.xz: cannot load the package"):
+        check_revert_set(Config(root=root), [good, garbage, good])
+    assert children() == []
+    assert check_revert_set(Config(root=root), [good]) == []
+
+
 # --- the commit ----------------------------------------------------------------------------------
 
 
