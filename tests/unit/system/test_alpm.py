@@ -419,11 +419,11 @@ def test_the_package_files_are_read_while_libalpm_loads_and_each_error_stays_its
     for files in ([garbage], [good], [good, garbage]):
         with pytest.raises(ConfigError, match="cannot open the pacman database"):
             check_revert_set(Config(root=root), files)
-        assert children() == []
+        assert "bsdtar" not in children()
     (root / "var/lib/pacman/local/foo-1-1").rmdir()
     with pytest.raises(UsageError, match="garbage.pkg.tar.xz: cannot load the package"):
         check_revert_set(Config(root=root), [good, garbage, good])
-    assert children() == []
+    assert "bsdtar" not in children()
     assert check_revert_set(Config(root=root), [good]) == []
 
 
