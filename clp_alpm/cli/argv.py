@@ -100,8 +100,25 @@ def parse_plain_command(
         return None
 
 
+def parse_command_with_options(
+    args: list[str], command: str, own: dict[str, tuple[str, bool]]
+) -> tuple[list[str], dict[str, Any], dict[str, Any]] | None:
+    """As parse_plain_command for one `command` that has options of its own, after its name
+    (`own`: long option -> (where its value goes, whether it takes one); a flag stores True):
+    its words, the global options and its own; None for any other command line."""
+    mine: dict[str, Any] = {}
+    try:
+        _, words, values = _parse_plain_command(args, (command,), own, mine)
+    except _NotPlain:
+        return None
+    return words, values, mine
+
+
 def _parse_plain_command(
-    args: list[str], commands: tuple[str, ...]
+    args: list[str],
+    commands: tuple[str, ...],
+    own: dict[str, tuple[str, bool]] | None = None,
+    mine: dict[str, Any] | None = None,
 ) -> tuple[str, list[str], dict[str, Any]]:
     words: list[str] = []
     values: dict[str, Any] = {}
@@ -109,7 +126,9 @@ def _parse_plain_command(
     rest = list(args)
     while rest:
         arg = rest.pop(0)
-        if arg.startswith("-") and arg != "-":
+        if command and own and mine is not None and arg.partition("=")[0] in own:
+            _take_own_option(arg, rest, own, mine)
+        elif arg.startswith("-") and arg != "-":
             _take_option(arg, rest, values)
         elif not command:
             if arg not in commands:
@@ -120,6 +139,23 @@ def _parse_plain_command(
     if not command:
         raise _NotPlain("no command")
     return command, words, values
+
+
+def _take_own_option(
+    arg: str, rest: list[str], own: dict[str, tuple[str, bool]], mine: dict[str, Any]
+) -> None:
+    name, has_value, inline = arg.partition("=")
+    dest, takes_value = own[name]
+    if not takes_value:
+        if has_value:
+            raise _NotPlain(arg)
+        mine[dest] = True
+        return
+    if not has_value:
+        if not rest:
+            raise _NotPlain(arg)
+        inline = rest.pop(0)
+    mine[dest] = inline
 
 
 def _take_option(arg: str, rest: list[str], values: dict[str, Any]) -> None:

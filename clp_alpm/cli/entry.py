@@ -1,8 +1,9 @@
 """The `clp` executable. What pacman and a person run most starts without the click front
 end: `clp hook ...` (pacman waits for it on every transaction; bench/hooks.py measures it),
 the read-only listings (`clp list`, `pins`, `transactions`, `status` with global options
-only) and `clp --help` (bench/commands.py). Any other command line, or one of these with
-anything else on it, goes to click, which parses it and says what is wrong."""
+only), `clp --help` (bench/commands.py) and `clp revert` with its own and the global options
+(bench/revert.py). Any other command line, or one of these with anything else on it, goes to
+click, which parses it and says what is wrong."""
 
 from __future__ import annotations
 
@@ -35,6 +36,10 @@ def main(argv: list[str] | None = None) -> int:
         call = parse_plain_command(args, LISTINGS)
         if call is not None and not call[1]:
             return _run_listing(call[0], call[2])
+    if "revert" in args:
+        reverted = _run_plain_revert(args)
+        if reverted is not None:
+            return reverted
     from clp_alpm.cli.main import main as cli_main
 
     return cli_main(args)
@@ -108,6 +113,30 @@ def _quote_from_bytes(bs: bytes, safe: str = "/") -> str:
     from urllib.parse import quote_from_bytes
 
     return quote_from_bytes(bs, safe)
+
+
+def _run_plain_revert(args: list[str]) -> int | None:
+    """`clp revert` without click (clp_alpm.cli.reverts says which command lines); None for
+    one that click must parse."""
+    from clp_alpm.cli.options import split_pacman_options
+    from clp_alpm.cli.reverts import parse_revert_command
+
+    call = parse_revert_command(split_pacman_options(args))
+    if call is None:
+        return None
+    from clp_alpm.cli.options import use_options
+    from clp_alpm.cli.outcome import handle_stop_signals, reported
+    from clp_alpm.cli.reverts import run_revert
+
+    arguments, values = call
+    handle_stop_signals()
+    use_options(values)
+
+    def run() -> int:
+        run_revert(**arguments)
+        return 0
+
+    return reported(run, debug=bool(values.get("debug")))
 
 
 def _print_stored_help() -> bool:

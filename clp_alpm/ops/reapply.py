@@ -9,7 +9,6 @@ record says the patch is no longer in force.
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 
 from clp_alpm.errors import ClpError, OperationFailed, UsageError
 from clp_alpm.ops import steps
@@ -20,6 +19,12 @@ from clp_alpm.ops.step_records import rebased_before
 from clp_alpm.ops.steps import OperationKind
 from clp_alpm.store.journal import Step
 from clp_alpm.store.records import PatchRecord, PatchState
+
+TYPE_CHECKING = False  # no dataclasses (inspect, ast) at run time: see clp_alpm/plaindata.py
+if TYPE_CHECKING:
+    from dataclasses import replace
+else:
+    from clp_alpm.plaindata import replace
 
 
 def plan_reapply(

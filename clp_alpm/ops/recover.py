@@ -14,26 +14,29 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import time
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from clp_alpm.atomicfile import fsync_directory
 from clp_alpm.config import Config
 from clp_alpm.errors import ClpError, OperationFailed, UsageError
 from clp_alpm.logfile import LogFile
 from clp_alpm.ops.commit import journal
-from clp_alpm.ops.record import Recorder, close
 from clp_alpm.ops.session import LOG_TAG, Events, Session, require_root
-from clp_alpm.ops.step_files import empty_trash
 from clp_alpm.ops.steps import OperationKind
 from clp_alpm.store.lock import StateLock
 from clp_alpm.store.records import Operation, OperationStatus, TransactionStatus
-from clp_alpm.store.salvage import Salvage, salvage, write_salvaged
-from clp_alpm.store.snapshots import SnapshotStore
 from clp_alpm.store.state import StateDB
 from clp_alpm.system.pacman import PACMAN_LOCK, is_pacman, lock_holders
+
+# Every writing command recovers first, mostly finding nothing: what closing a transaction
+# record (the snapshot store) and rebuilding the state (the salvage) need loads when they run.
+if TYPE_CHECKING:
+    from dataclasses import dataclass
+
+    from clp_alpm.store.salvage import Salvage
+else:  # no dataclasses (inspect, ast) at run time: see clp_alpm/plaindata.py
+    from clp_alpm.plaindata import dataclass
 
 # A read-only command waits this long to tell an abandoned operation from a running one.
 ABANDONED_PROBE_WAIT = 0.5
@@ -41,6 +44,8 @@ ABANDONED_PROBE_WAIT = 0.5
 
 def recover(session: Session) -> list[str]:
     """Roll back every operation a killed process left unfinished; say so."""
+    from clp_alpm.ops.step_files import empty_trash
+
     reports = [_recover_one(session, op) for op in session.state.unfinished_operations()]
     session.recovered.extend(reports)
     empty_trash(session.config)  # nothing unfinished is left that could need it
@@ -56,6 +61,8 @@ def close_interrupted_transactions(session: Session) -> list[int]:
     records = session.state.open_transactions()
     if not records or _pacman_at_work(session, [r.pacman_pid for r in records]):
         return []
+    from clp_alpm.ops.record import Recorder, close
+
     recorder = Recorder(session.config, session.state, session.store)
     closed = []
     for record in records:
@@ -179,6 +186,11 @@ def rebuild_state(config: Config, events: Events) -> Rebuild:
     database. Holds the lock; deletes nothing. Killed at any moment, it leaves the damaged
     database in place (to be rebuilt again) or the new one: never no database, which would
     let the next command's garbage collection think no snapshot is needed."""
+    import shutil
+
+    from clp_alpm.store.salvage import salvage, write_salvaged
+    from clp_alpm.store.snapshots import SnapshotStore
+
     require_root()
     state_dir = config.host_state_dir
     path = state_dir / StateDB.FILENAME

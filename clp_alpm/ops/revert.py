@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +19,16 @@ from clp_alpm.ops.session import LOG_TAG, Session
 from clp_alpm.ops.steps import OperationKind, StepKind
 from clp_alpm.store.journal import Step
 from clp_alpm.store.records import RevertRecord, RevertState
-from clp_alpm.system import depcheck, pins, pkgsource, repackage
+from clp_alpm.system import depcheck, pins, pkgsource
 from clp_alpm.system.localdb import installed_versions
 from clp_alpm.system.pacman import checked_pacman_options, refuse_if_pacman_runs
 from clp_alpm.system.timeouts import timeouts_of
+
+TYPE_CHECKING = False  # no dataclasses (inspect, ast) at run time: see clp_alpm/plaindata.py
+if TYPE_CHECKING:
+    from dataclasses import dataclass
+else:
+    from clp_alpm.plaindata import dataclass
 
 
 @dataclass(frozen=True)
@@ -118,13 +123,7 @@ def list_versions(
 
     What the caches hold is known at once: `on_cached` gets it before any server is asked
     (each server then says it is being asked, and waits at most clp.conf's timeouts)."""
-    installed = installed_versions(session.config.host_dbpath, [name])[name]
-    if installed is None:
-        raise UsageError(f"package '{name}' is not installed")
-    settings = session.pacman()
-    arch = session.config.architecture
-    cached = pkgsource.cache_versions(settings.cache_dirs, name, arch)
-    searched = [f"cache {path}" for path in settings.cache_dirs]
+    installed, cached, searched = _cached(session, name)
     if on_cached is not None:
         on_cached(_listing(name, installed, cached, searched, []))
     archived, problems = ask_archives(session, name)
@@ -134,6 +133,17 @@ def list_versions(
         found.append(pkgsource.given_version(given, timeouts_of(session.config)))
         searched.append(given)
     return _listing(name, installed, found, searched, problems)
+
+
+def _cached(session: Session, name: str) -> tuple[str, list[pkgsource.Available], list[str]]:
+    """The installed version of `name`, the files of it pacman's caches hold, and the places
+    searched; UsageError when it is not installed."""
+    installed = installed_versions(session.config.host_dbpath, [name])[name]
+    if installed is None:
+        raise UsageError(f"package '{name}' is not installed")
+    settings = session.pacman()
+    cached = pkgsource.cache_versions(settings.cache_dirs, name, session.config.architecture)
+    return installed, cached, [f"cache {path}" for path in settings.cache_dirs]
 
 
 def _listing(
@@ -286,7 +296,7 @@ def _cached_by_name(
 def _choose(session: Session, request: Request, allow_upgrade: bool) -> Choice:
     from pyalpm import vercmp
 
-    versions = list_versions(session, request.name, request.given)
+    versions = _cache_only(session, request) or list_versions(session, request.name, request.given)
     if request.given is not None:
         wanted = pkgsource.given_version(request.given, timeouts_of(session.config)).version
     elif request.version is not None:
@@ -313,6 +323,17 @@ def _choose(session: Session, request: Request, allow_upgrade: bool) -> Choice:
             "that is an upgrade, not a revert (use --allow-upgrade if you mean it)"
         )
     return Choice(request.name, versions.installed, match)
+
+
+def _cache_only(session: Session, request: Request) -> VersionList | None:
+    """The listing of the caches alone when it holds the exact version asked for: no archive
+    is asked then (the cache is the best source of a version, and the one newest_first keeps);
+    None when the whole listing is needed (no version given, or not in the caches)."""
+    if request.version is None or request.given is not None:
+        return None
+    installed, cached, searched = _cached(session, request.name)
+    listing = _listing(request.name, installed, cached, searched, [])
+    return listing if any(a.version == request.version for a in listing.versions) else None
 
 
 def _fetch_checked(
@@ -359,7 +380,6 @@ def find_copy(
     "is in no package cache or archive (searched: ...)[ and cannot be made ...]"."""
     settings = session.pacman()
     arch = session.config.architecture
-    servers = session.config.archive_server_urls
     for available in pkgsource.cache_versions(settings.cache_dirs, name, arch):
         if available.version == version:  # the cache first: no archive is asked then
             return _fetch_checked(session, available, progress), ""
@@ -367,6 +387,7 @@ def find_copy(
     for available in archived:
         if available.version == version:
             return _fetch_checked(session, available, progress), ""
+    servers = session.config.archive_server_urls
     searched = [str(path) for path in settings.cache_dirs] + list(servers)
     extra = f"; {'; '.join(problems)}" if problems else ""
     why = f"is in no package cache or archive (searched: {', '.join(searched)}{extra})"
@@ -385,6 +406,8 @@ def _rebuilt_copy(session: Session, name: str, version: str) -> PackageCopy:
     level = f"{settings.siglevel} {settings.local_file_siglevel}".strip()
     if pkgsource.package_siglevel(level, "LocalFileSigLevel") == "Required":
         raise UsageError("pacman's LocalFileSigLevel requires a signature, which it cannot have")
+    from clp_alpm.system import repackage  # (and tarfile) only when a copy must be made
+
     config = session.config
     installed = repackage.installed_package(config.root, config.host_dbpath, name, version)
     dest = settings.cache_dirs[0] / installed.filename

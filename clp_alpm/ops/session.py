@@ -131,11 +131,13 @@ class Session:
 
     def close(self) -> None:
         if self.lock is not None:
-            import shutil  # (and bz2, lzma with it) not for a read-only session
-
             try:  # by name: only while StateDir is still where it was
                 self.check_own_paths(store_only=True)
-                shutil.rmtree(self.config.host_in_state_dir("incoming"), ignore_errors=True)
+                incoming = self.config.host_in_state_dir("incoming")
+                if os.path.lexists(incoming):  # shutil (and bz2, lzma) only then
+                    import shutil
+
+                    shutil.rmtree(incoming, ignore_errors=True)
             except PathEscapeError:
                 pass
         self.state.close()

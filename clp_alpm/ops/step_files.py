@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -77,6 +75,8 @@ class ExtractStep(Handler):
         final.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
         if final.exists():
             raise ClpError(f"{final} already exists")
+        import tempfile  # (and shutil, bz2, lzma) not for every recovery, which imports this
+
         staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=final.parent))
         run.save(staging=str(staging), final=str(final))
         self.session.check_own_paths(store_only=True)  # StateDir still where it was
@@ -98,6 +98,8 @@ class ExtractStep(Handler):
                 name = Path(run.data[key]).name
                 host = same_place(self.config, f"{parent}/{name}", run.data[key])
                 if os.path.lexists(host):
+                    import shutil
+
                     shutil.rmtree(host)
 
 
@@ -186,9 +188,14 @@ def empty_trash(config: Config) -> None:
     (only ever called under the lock, with no operation left unfinished). A trash that is a
     link is left alone: the rollback that needs it refuses it."""
     try:
-        shutil.rmtree(trash_dir(config), ignore_errors=True)
+        trash = trash_dir(config)
     except PathEscapeError:
         return
+    found = [trash] if os.path.lexists(trash) else []
     if config.host_patch_dir.is_dir():
-        for leftover in config.host_patch_dir.glob(".staging-*"):
+        found += config.host_patch_dir.glob(".staging-*")
+    if found:  # shutil (and bz2, lzma) only then: every recovery calls this
+        import shutil
+
+        for leftover in found:
             shutil.rmtree(leftover, ignore_errors=True)

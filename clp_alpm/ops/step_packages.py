@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
@@ -19,7 +18,7 @@ from clp_alpm.errors import LockError, UsageError
 from clp_alpm.ops.steps import Handler, StepKind
 from clp_alpm.paths import HELD_ENV
 from clp_alpm.store.journal import StepRun
-from clp_alpm.system import pins, repackage
+from clp_alpm.system import pins
 from clp_alpm.system.localdb import installed_versions
 from clp_alpm.system.pacman import (
     PACMAN_LOCK,
@@ -144,6 +143,8 @@ class RebuildPackageStep(Handler):
     """A package file made from the installed files of a package; undo removes it."""
 
     def do(self, run: StepRun) -> None:
+        from clp_alpm.system import repackage  # (and tarfile) for this step only
+
         dest = Path(run.args["dest"])
         installed = repackage.installed_package(
             self.config.root, self.config.host_dbpath, run.args["name"], run.args["version"]
@@ -183,6 +184,8 @@ def _remove_created(run: StepRun) -> None:
 
 
 def _copy_into(source: Path, out: BinaryIO) -> None:
+    import shutil  # (and bz2, lzma) for a downloaded package only
+
     with open(source, "rb") as data:
         shutil.copyfileobj(data, out, 1024 * 1024)
 

@@ -6,7 +6,6 @@ Each saves the record as it was before writing the new one, so that undo puts it
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from clp_alpm.errors import ClpError
@@ -24,7 +23,11 @@ from clp_alpm.store.records import (
 )
 
 if TYPE_CHECKING:
+    from dataclasses import replace
+
     from clp_alpm.ops.session import Session
+else:  # no dataclasses (inspect, ast) at run time: see clp_alpm/plaindata.py
+    from clp_alpm.plaindata import replace
 
 
 class RecordStep(Handler):

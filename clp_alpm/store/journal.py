@@ -13,13 +13,18 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from clp_alpm import stops
 from clp_alpm.errors import ClpError, Interrupted, OperationFailed
 from clp_alpm.store.records import EntryStatus, JournalEntry, Operation, OperationStatus
 from clp_alpm.store.state import StateDB
+
+TYPE_CHECKING = False  # no dataclasses (inspect, ast) at run time: see clp_alpm/plaindata.py
+if TYPE_CHECKING:
+    from dataclasses import dataclass, field
+else:
+    from clp_alpm.plaindata import dataclass, field
 
 # For tests only (the crash tests, tests/crash/): SIGKILL this process at one point of its
 # journal. "KIND:before", "KIND:after", "KIND:undo": at the first step of that kind;
@@ -40,6 +45,11 @@ class Step:
     args: dict[str, Any]
     description: str
     forward: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """As the journal keeps it (`Step(**d)` makes it again)."""
+        return {"kind": self.kind, "args": self.args, "description": self.description,
+                "forward": self.forward}  # fmt: skip
 
 
 @dataclass
@@ -83,7 +93,7 @@ class Journal:
 
     def commit(self, kind: str, target: str, steps: list[Step]) -> int:
         """Run `steps` in order; on any failure undo what started and raise OperationFailed."""
-        plan = [asdict(step) for step in steps]
+        plan = [step.to_dict() for step in steps]
         op_id = self.state.begin_operation(kind, target, os.getpid(), plan)
         try:
             self._run_steps(self.state.operation(op_id), steps)

@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import re
 import subprocess
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from clp_alpm.config import Config
 from clp_alpm.errors import ConfigError, UsageError
 from clp_alpm.system.libalpm import alpm_handle
-from clp_alpm.system.syncdb import sort_versions
+
+TYPE_CHECKING = False  # no dataclasses (inspect, ast) at run time: see clp_alpm/plaindata.py
+if TYPE_CHECKING:
+    from dataclasses import dataclass
+else:
+    from clp_alpm.plaindata import dataclass
 
 _DEPENDENCY = re.compile(r"^(?P<name>[^<>=\s]+)(?:(?P<op>>=|<=|=|<|>)(?P<version>\S+))?$")
 
@@ -113,18 +117,27 @@ def _best_offer(index: Mapping[str, list[_Offer]], name: str, prefer: set[str]) 
     return ranked[0] if ranked else None
 
 
-def _load_files(files: Sequence[Path]) -> dict[str, _Facts]:
-    """Name, version, depends and provides of each package file, from its .PKGINFO.
+def _load_files(files: Sequence[Path], meanwhile: Callable[[], None]) -> dict[str, _Facts]:
+    """Name, version, depends and provides of each package file, from its .PKGINFO; while
+    bsdtar reads them, `meanwhile` runs (libalpm loads the local database).
 
     Read with `bsdtar --fast-read`, which stops at .PKGINFO (the first member): libalpm's
     load_pkg reads the whole archive for its file list, seconds for a large driver package,
     and this plan needs none of that (pacman -U checks the archive itself)."""
+    readers = [(path, _start_reading(path)) for path in files]
     loaded: dict[str, _Facts] = {}
-    for path in files:
-        facts = read_pkginfo(path)
-        if facts.name in loaded:
-            raise UsageError(f"{path}: a second package file for {facts.name}")
-        loaded[facts.name] = facts
+    try:
+        meanwhile()
+        for path, reader in readers:
+            facts = _finish_reading(path, reader)
+            if facts.name in loaded:
+                raise UsageError(f"{path}: a second package file for {facts.name}")
+            loaded[facts.name] = facts
+    finally:
+        for _, reader in readers:  # what an error left running: ended, and waited for
+            if isinstance(reader, subprocess.Popen) and reader.returncode is None:
+                reader.kill()
+                reader.communicate()
     return loaded
 
 
@@ -140,22 +153,35 @@ def _copy_facts(package: Any) -> _Facts:
 
 
 def read_pkginfo(path: Path) -> _Facts:
+    return _finish_reading(path, _start_reading(path))
+
+
+def _start_reading(path: Path) -> subprocess.Popen[bytes] | UsageError:
     try:
-        result = subprocess.run(
+        return subprocess.Popen(
             ["bsdtar", "--fast-read", "-x", "-O", "-f", str(path), ".PKGINFO"],
-            capture_output=True, timeout=120, check=False,
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )  # fmt: skip
-    except (OSError, subprocess.TimeoutExpired) as err:
+    except OSError as err:
+        return UsageError(f"{path}: cannot load the package ({err})")
+
+
+def _finish_reading(path: Path, reader: subprocess.Popen[bytes] | UsageError) -> _Facts:
+    if isinstance(reader, UsageError):
+        raise reader
+    try:
+        stdout, stderr = reader.communicate(timeout=120)
+    except subprocess.TimeoutExpired as err:
+        reader.kill()
+        reader.communicate()
         raise UsageError(f"{path}: cannot load the package ({err})") from None
     values: dict[str, list[str]] = {}
-    for line in result.stdout.decode("utf-8", "replace").splitlines():
+    for line in stdout.decode("utf-8", "replace").splitlines():
         key, equal, value = line.partition(" = ")
         if equal and not key.startswith("#"):
             values.setdefault(key.strip(), []).append(value.strip())
-    if result.returncode != 0 or "pkgname" not in values or "pkgver" not in values:
-        reason = result.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [
-            "no .PKGINFO"
-        ]
+    if reader.returncode != 0 or "pkgname" not in values or "pkgver" not in values:
+        reason = stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no .PKGINFO"]
         raise UsageError(f"{path}: cannot load the package ({reason[0]})")
     return _Facts(
         name=values["pkgname"][0],
@@ -176,10 +202,14 @@ def check_revert_set(config: Config, files: Sequence[Path]) -> list[DependencyPr
     dbpath = config.host_dbpath
     if not dbpath.is_dir():
         raise ConfigError(f"{dbpath}: no pacman database here")
-    handle = alpm_handle(config.root, dbpath)
-    reverting = _load_files(files)
-    installed = {facts.name: facts for facts in map(_copy_facts, handle.get_localdb().pkgcache)}
-    del handle
+    installed: dict[str, _Facts] = {}
+
+    def read_installed() -> None:
+        handle = alpm_handle(config.root, dbpath)
+        installed.update((facts.name, facts)
+                         for facts in map(_copy_facts, handle.get_localdb().pkgcache))  # fmt: skip
+
+    reverting = _load_files(files, read_installed)
     old_index = _offers(installed)
     new_index = _offers({**installed, **reverting})
     problems = _problems_of_dependents(installed, reverting, old_index, new_index)
@@ -281,6 +311,8 @@ def _fix_for(
     problem: DependencyProblem, available: Mapping[str, list[str]], line: Mapping[str, str]
 ) -> tuple[str, str] | None:
     import pyalpm
+
+    from clp_alpm.system.syncdb import sort_versions  # (and the sync code) for a failed plan
 
     if problem.in_revert:
         # a reverted package needs an older (or newer) version of what it depends on

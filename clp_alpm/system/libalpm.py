@@ -6,12 +6,17 @@ read versions from the listing (`localdb.py`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from clp_alpm.config import Config
 from clp_alpm.errors import ConfigError
+
+TYPE_CHECKING = False  # no dataclasses (inspect, ast) at run time: see clp_alpm/plaindata.py
+if TYPE_CHECKING:
+    from dataclasses import dataclass
+else:
+    from clp_alpm.plaindata import dataclass
 
 
 @dataclass(frozen=True)

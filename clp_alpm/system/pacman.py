@@ -10,11 +10,12 @@ running?" (`refuse_if_pacman_runs`).
 from __future__ import annotations
 
 import os
+import select
 import signal
 import subprocess
-import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from clp_alpm.errors import LockError, OperationFailed, UsageError
@@ -187,7 +188,7 @@ def _run_transaction(
     on_start: Callable[[int], None] | None = None,
 ) -> None:
     refuse_if_pacman_runs(settings.dbpath)
-    with tempfile.TemporaryDirectory(prefix="clp-pacman-") as private:
+    with _private_dir(prefix="clp-pacman-") as private:
         command = _pacman_command(settings, Path(private), operation) + targets
         returncode, stdout, stderr = _run_pacman(
             command, _pacman_environment(env), timeout, on_start
@@ -208,13 +209,43 @@ def pacman_refresh(settings: PacmanSettings, dbpath: Path, timeout: float) -> No
     Not refused while pacman runs: the private directory has its own lock. Logs nothing to
     pacman's log. Raises OperationFailed when pacman fails or takes longer than `timeout`.
     """
-    with tempfile.TemporaryDirectory(prefix="clp-pacman-") as private:
+    with _private_dir(prefix="clp-pacman-") as private:
         command = _pacman_command(settings, Path(private), "-Sy", dbpath=dbpath)
         returncode, stdout, stderr = _run_pacman(
             [*command, "--logfile", "/dev/null"], _pacman_environment(None), timeout
         )
     if returncode != 0:
         raise OperationFailed(f"pacman -Sy failed: {_failure_message(stdout, stderr)}")
+
+
+# Where _private_dir makes its directory: the first of these that takes it, as tempfile's
+# gettempdir chooses.
+_TEMP_VARIABLES = ("TMPDIR", "TEMP", "TMP")
+_TEMP_DIRS = ("/tmp", "/var/tmp", "/usr/tmp")
+
+
+@contextmanager
+def _private_dir(prefix: str) -> Iterator[Path]:
+    """A new directory (mode 0700) in the temporary directory, removed at the end with the
+    files put in it: tempfile.TemporaryDirectory without loading tempfile (and shutil, random,
+    bz2 and lzma with it) into every revert."""
+    places = [os.environ[name] for name in _TEMP_VARIABLES if os.environ.get(name)]
+    error: OSError = FileNotFoundError("no temporary directory")
+    for place in [*places, *_TEMP_DIRS]:
+        try:
+            path = Path(place, f"{prefix}{os.urandom(6).hex()}")
+            path.mkdir(mode=0o700)
+            break
+        except OSError as err:  # taken, or no place to write: the next place
+            error = err
+    else:
+        raise OperationFailed(f"cannot make a temporary directory for pacman: {error}")
+    try:
+        yield path
+    finally:
+        for entry in os.scandir(path):  # only the files written here: no directories
+            os.unlink(entry.path)
+        path.rmdir()
 
 
 def _checked_files(files: Sequence[Path]) -> list[Path]:
@@ -304,7 +335,7 @@ def _run_pacman(
     SIGPIPE at its next line), no death signal. On timeout, Ctrl-C or SIGTERM it gets one
     SIGINT, which pacman obeys at a safe point, and clp waits for it to be done before it
     goes on (to undo, say)."""
-    with tempfile.TemporaryDirectory(prefix="clp-pacman-output-") as directory:
+    with _private_dir(prefix="clp-pacman-output-") as directory:
         out_path, err_path = Path(directory) / "stdout", Path(directory) / "stderr"
         with out_path.open("w+b") as out, err_path.open("w+b") as err:
             try:
@@ -322,7 +353,7 @@ def _run_pacman(
 
 def _wait_for_pacman(process: subprocess.Popen[bytes], command: list[str], timeout: float) -> None:
     try:
-        process.wait(timeout=timeout)
+        _wait_for_exit(process, timeout)
     except (subprocess.TimeoutExpired, KeyboardInterrupt) as stop:
         process.send_signal(signal.SIGINT)
         _wait_through_interrupts(process)
@@ -331,6 +362,29 @@ def _wait_for_pacman(process: subprocess.Popen[bytes], command: list[str], timeo
         raise OperationFailed(
             f"pacman {command[1]} did not finish within {timeout:g} s and was interrupted"
         ) from None
+
+
+def _wait_for_exit(process: subprocess.Popen[bytes], timeout: float) -> None:
+    """`process.wait(timeout)`, woken the moment the process ends: Popen's own wait with a
+    timeout polls, sleeping up to 50 ms between looks, which a revert would spend idle after
+    every pacman. Its pidfd (Linux 5.3) becomes readable when it exits; without one, Popen's.
+    TimeoutExpired as Popen's; a signal's exception (Ctrl-C) comes through as from it."""
+    try:
+        pidfd = os.pidfd_open(process.pid)
+    except (AttributeError, OSError):  # an older kernel or Python: poll as Popen does
+        process.wait(timeout=timeout)
+        return
+    try:
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        deadline = time.monotonic() + timeout
+        while process.poll() is None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise subprocess.TimeoutExpired(process.args, timeout)
+            poller.poll(min(remaining, 60.0) * 1000)
+    finally:
+        os.close(pidfd)
 
 
 def _read_output(path: Path) -> str:

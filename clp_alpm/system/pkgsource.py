@@ -9,17 +9,22 @@ The Arch Linux Archive serves every package ever built under
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import re
 import urllib.parse
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from clp_alpm.errors import ConfigError, DownloadError, SignatureError, UsageError
-from clp_alpm.system.signature import MAX_SIGNATURE_BYTES, SignatureInfo, verify_detached
 from clp_alpm.system.timeouts import DEFAULT_TIMEOUTS, Timeouts
+
+if TYPE_CHECKING:
+    from dataclasses import dataclass
+
+    from clp_alpm.system.signature import SignatureInfo
+else:  # no dataclasses (inspect, ast) at run time: see clp_alpm/plaindata.py
+    from clp_alpm.plaindata import dataclass
 
 PKG_EXTENSIONS = (".pkg.tar.zst", ".pkg.tar.xz", ".pkg.tar.gz", ".pkg.tar.bz2", ".pkg.tar")
 
@@ -321,6 +326,7 @@ def _given_url(url: str, timeout: Timeouts | float) -> Available:
     parts = urllib.parse.urlsplit(url)
     filename = urllib.parse.unquote(parts.path.rpartition("/")[2])
     from clp_alpm.system.download import fetch_bytes
+    from clp_alpm.system.signature import MAX_SIGNATURE_BYTES
 
     ref = _require_package_file_name(filename, url)
     sig_url = _signature_url(url)
@@ -395,6 +401,7 @@ def fetch(
     if available.source not in ("archive", "url"):
         raise UsageError(f"{filename}: unknown package source '{available.source}'")
     from clp_alpm.system.download import download  # only now: http, ssl and email are heavy
+    from clp_alpm.system.signature import MAX_SIGNATURE_BYTES
 
     dest = Path(cache_dir) / filename
     download([available.location], dest, progress=progress, timeout=timeout)
@@ -414,6 +421,8 @@ def fetch(
 
 def sha256_of(path: Path) -> str:
     """The sha256 of a file's content, read in blocks."""
+    import hashlib  # not for a revert from the cache, which hashes nothing
+
     digest = hashlib.sha256()
     with open(path, "rb") as data:
         for block in iter(lambda: data.read(1024 * 1024), b""):
@@ -499,4 +508,6 @@ def check_package_signature(
         raise SignatureError(
             f"{path.name}: no signature ({sig.name} missing) and pacman's {setting} requires one"
         )
+    from clp_alpm.system.signature import verify_detached  # (and gpg's plumbing) when it checks
+
     return verify_detached(path, sig, keyring)

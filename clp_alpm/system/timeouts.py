@@ -7,9 +7,13 @@ cache, the plan of an update) does not load http, ssl and email with them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from clp_alpm.config import Config
+
+TYPE_CHECKING = False  # no dataclasses (inspect, ast) at run time: see clp_alpm/plaindata.py
+if TYPE_CHECKING:
+    from dataclasses import dataclass
+else:
+    from clp_alpm.plaindata import dataclass
 
 LOW_SPEED_LIMIT = 100  # bytes per second: under it for LOW_SPEED_TIME, a mirror is given up
 LOW_SPEED_TIME = 10.0  # seconds, as pacman's (libcurl's) low-speed time

@@ -123,6 +123,24 @@ def test_settings_read_cache_gpg_siglevels_and_ignore(root: Path, config: Config
     assert settings.hook_dirs == (root / "etc/pacman.d/hooks",)
 
 
+def test_the_list_options_are_pycmans(root: Path, config: Config) -> None:
+    """clp keeps its own copy of the names (pycman's package loads libalpm and its commands):
+    the same names, and each one accumulates over lines, split on whitespace."""
+    from pycman.config import LIST_OPTIONS as PYCMANS
+
+    from clp_alpm.system.pacmanconf import LIST_OPTIONS
+
+    assert frozenset(PYCMANS) == LIST_OPTIONS
+    (root / "etc/pacman.conf").write_text(
+        "[options]\nHookDir = /etc/a /etc/b\nHookDir = /etc/c\nIgnorePkg = x\nIgnorePkg = y z\n"
+        "GPGDir = /etc/k1\nGPGDir = /etc/k2\n"
+    )
+    settings = pacman_settings(config)
+    assert settings.hook_dirs == (root / "etc/a", root / "etc/b", root / "etc/c")
+    assert settings.ignore_pkgs == ("x", "y", "z")
+    assert settings.gpgdir == root / "etc/k2"  # a single option: the last line counts
+
+
 def test_missing_pacman_conf_means_defaults(tmp_path: Path) -> None:
     root = make_root(tmp_path / "root", conf=None)
     settings = pacman_settings(Config(root=root))
@@ -372,6 +390,41 @@ def test_unreadable_or_duplicate_package_files_are_refused(
     with pytest.raises(UsageError, match="a second package file for libfoo"):
         check_revert_set(config, [one, two])
     assert check_revert_set(config, []) == []
+
+
+def children() -> list[str]:
+    """The commands of this process's children, living or not yet waited for."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        if int(text[text.rfind(")") + 2 :].split()[1]) == os.getpid():
+            found.append(text[text.find("(") + 1 : text.rfind(")")])
+    return found
+
+
+def test_the_package_files_are_read_while_libalpm_loads_and_each_error_stays_its_own(
+    tmp_path: Path,
+) -> None:
+    """bsdtar reads .PKGINFO while libalpm loads the local database: a database libalpm
+    refuses is still the error named (not the package bsdtar could not read), and no bsdtar
+    is left behind, whichever fails."""
+    root = make_root(tmp_path / "root")
+    (root / "var/lib/pacman/local/foo-1-1").mkdir(parents=True)  # no ALPM_DB_VERSION: refused
+    garbage = tmp_path / "garbage.pkg.tar.xz"
+    garbage.write_bytes(b"not a package")
+    good = build_package(tmp_path / "pkgs", "libfoo", "1-1")
+    for files in ([garbage], [good], [good, garbage]):
+        with pytest.raises(ConfigError, match="cannot open the pacman database"):
+            check_revert_set(Config(root=root), files)
+        assert "bsdtar" not in children()
+    (root / "var/lib/pacman/local/foo-1-1").rmdir()
+    with pytest.raises(UsageError, match="garbage.pkg.tar.xz: cannot load the package"):
+        check_revert_set(Config(root=root), [good, garbage, good])
+    assert "bsdtar" not in children()
+    assert check_revert_set(Config(root=root), [good]) == []
 
 
 # --- the commit ----------------------------------------------------------------------------------

@@ -1,10 +1,12 @@
-"""Is pacman running? `refuse_if_pacman_runs` against a real db.lck in a throwaway DBPath."""
+"""Is pacman running? `refuse_if_pacman_runs` against a real db.lck in a throwaway DBPath; and
+waiting for the pacman clp started, woken when it ends."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from clp_alpm.errors import LockError
 from clp_alpm.paths import HELD_ENV
 from clp_alpm.system.pacman import (
     PACMAN_LOCK,
+    _wait_for_exit,
     clear_stale_lock,
     lock_holders,
     refuse_if_pacman_runs,
@@ -100,3 +103,54 @@ def test_the_variable_alone_without_a_lock_file_passes(
 ) -> None:
     monkeypatch.setenv(HELD_ENV, "1")
     refuse_if_pacman_runs(dbpath)
+
+
+class CountingPopen(subprocess.Popen[bytes]):
+    """A process whose every look at "has it ended?" is counted."""
+
+    looks = 0
+
+    def poll(self) -> int | None:
+        self.looks += 1
+        return super().poll()
+
+
+def test_the_wait_for_pacman_wakes_when_it_ends_without_polling() -> None:
+    """Popen.wait(timeout) looks every few ms, then every 50 ms: up to 50 ms idle after each
+    pacman. The wait clp uses sleeps on the process's pidfd until it ends, looking twice."""
+    process = CountingPopen(["sh", "-c", "sleep 0.4; exit 3"])
+    started = time.monotonic()
+    _wait_for_exit(process, timeout=30)
+    assert time.monotonic() - started >= 0.4
+    assert process.returncode == 3  # reaped, with its status
+    assert process.looks <= 3
+
+
+def test_the_wait_for_pacman_times_out_and_leaves_it_running() -> None:
+    process = subprocess.Popen(["sleep", "30"])
+    try:
+        started = time.monotonic()
+        with pytest.raises(subprocess.TimeoutExpired):
+            _wait_for_exit(process, timeout=0.3)
+        assert 0.3 <= time.monotonic() - started < 10
+        assert process.poll() is None  # still running: the caller decides (one SIGINT)
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_without_a_pidfd_the_wait_is_popens(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_pidfd(pid: int) -> int:
+        raise OSError(38, "Function not implemented")
+
+    monkeypatch.setattr(os, "pidfd_open", no_pidfd)
+    process = subprocess.Popen(["sh", "-c", "exit 4"])
+    _wait_for_exit(process, timeout=30)
+    assert process.returncode == 4
+    slow = subprocess.Popen(["sleep", "30"])
+    try:
+        with pytest.raises(subprocess.TimeoutExpired):
+            _wait_for_exit(slow, timeout=0.2)
+    finally:
+        slow.kill()
+        slow.wait()
