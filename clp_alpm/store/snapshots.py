@@ -16,6 +16,7 @@ Store layout (all 0700 dirs, 0600 files, since config files such as /etc/shadow 
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -78,10 +79,21 @@ class SnapshotStore:
         self._ensure_layout()
         where = Resolver(root, self.protected)
         paths = list(paths)
-        with self.objects.batch(list_index=len(paths) >= INDEX_OBJECTS_ABOVE):
-            states = self._observer.observe_paths(where, paths, previous, progress, PROGRESS_EVERY)
-            snapshot = Snapshot(self.manifests.new_id(created), created, tuple(states))
-            self.manifests.write(snapshot, previous)
+        # Taking makes a few short-lived objects a path (stat results, tuples) and no cycles:
+        # the collector would walk every object of the process (the previous snapshot's
+        # records among them) a few times over for nothing. It runs again afterwards.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            with self.objects.batch(list_index=len(paths) >= INDEX_OBJECTS_ABOVE):
+                states = self._observer.observe_paths(
+                    where, paths, previous, progress, PROGRESS_EVERY
+                )
+                snapshot = Snapshot(self.manifests.new_id(created), created, tuple(states))
+                self.manifests.write(snapshot, previous)
+        finally:
+            if collecting:
+                gc.enable()
         return snapshot
 
     def compose(self, files: Iterable[FileState], created: float) -> Snapshot:
