@@ -86,23 +86,7 @@ class Manifests:
     def write(self, snapshot: Snapshot, previous: Snapshot | None = None) -> None:
         """Store the chunks of `snapshot`, make every object durable, then its manifest. A
         chunk of `previous` that holds these very records is reused as it is."""
-        reusable = {
-            id(records[0]): (digest, records)
-            for digest, records in (previous.chunks or () if previous is not None else ())
-            if records
-        }
-        stored: list[tuple[str, tuple[FileState, ...]]] = []
-        for part in _split_chunks(snapshot.files):
-            old = reusable.get(id(part[0]))
-            if (
-                old is not None
-                and len(old[1]) == len(part)
-                and all(a is b for a, b in zip(old[1], part, strict=True))
-                and self.objects.has(old[0])
-            ):
-                stored.append((old[0], old[1]))
-            else:
-                stored.append((self.objects.add_bytes(_encode_chunk(part)), tuple(part)))
+        stored = self._store_chunks(snapshot.files, previous)
         chunks = [digest for digest, _ in stored]
         self.objects.flush()  # every object the manifest names is durable before it is
         doc = {
@@ -117,6 +101,38 @@ class Manifests:
         os.replace(temp_path, self.path(snapshot.id))
         fsync_directory(self.snapshots_dir)
         snapshot.remember_chunks(tuple(stored))
+
+    def _store_chunks(
+        self, files: tuple[FileState, ...], previous: Snapshot | None
+    ) -> list[tuple[str, tuple[FileState, ...]]]:
+        """Cut `files` into chunks and store each; where a chunk of `previous` starts, holds
+        these very records and ends where the cut would (a few comparisons, no hashing of its
+        paths), it is reused as it is."""
+        starts = {
+            id(records[0]): (digest, records)
+            for digest, records in (previous.chunks or () if previous is not None else ())
+            if records
+        }
+        stored: list[tuple[str, tuple[FileState, ...]]] = []
+        at, count = 0, len(files)
+        while at < count:
+            old = starts.get(id(files[at]))
+            if old is not None:
+                digest, records = old
+                end = at + len(records)
+                # compared item by item, identity first: reused records are the same objects
+                if (
+                    files[at:end] == records
+                    and (end == count or _ends_chunk(records[-1], len(records)))
+                    and self.objects.has(digest)
+                ):
+                    stored.append(old)
+                    at = end
+                    continue
+            part = _next_chunk(files, at)
+            stored.append((self.objects.add_bytes(_encode_chunk(part)), part))
+            at += len(part)
+        return stored
 
     def read(self, snapshot_id: str) -> Manifest:
         """The manifest of `snapshot_id`: SnapshotError if there is none, CorruptStoreError
@@ -182,27 +198,31 @@ class Manifests:
             )
         snapshot = Snapshot(snapshot_id, manifest.created, tuple(files))
         snapshot.remember_chunks(tuple(chunks))
+        snapshot.by_path()  # a loaded snapshot is looked up: the next one's `previous`
         return snapshot
 
 
-def _split_chunks(files: tuple[FileState, ...]) -> list[list[FileState]]:
-    """Cut after paths whose hash is small: boundaries move only where paths change."""
-    chunks: list[list[FileState]] = []
-    current: list[FileState] = []
-    for state in files:
-        current.append(state)
-        sha = new_sha256(0)  # a few bytes a path: not counted against the small hashing
-        sha.update(state.path.encode("utf-8", "surrogateescape"))
-        boundary = sha.digest()[0]
-        if boundary < _BOUNDARY_BELOW or len(current) >= _MAX_CHUNK_RECORDS:
-            chunks.append(current)
-            current = []
-    if current:
-        chunks.append(current)
-    return chunks
+def _ends_chunk(state: FileState, records: int) -> bool:
+    """A chunk of `records` records is cut after `state`: its path's hash is small, or the
+    chunk is full. Boundaries move only where paths change."""
+    if records >= _MAX_CHUNK_RECORDS:
+        return True
+    sha = new_sha256(0)  # a few bytes a path: not counted against the small hashing
+    sha.update(state.path.encode("utf-8", "surrogateescape"))
+    return bool(sha.digest()[0] < _BOUNDARY_BELOW)
 
 
-def _encode_chunk(states: list[FileState]) -> bytes:
+def _next_chunk(files: tuple[FileState, ...], start: int) -> tuple[FileState, ...]:
+    """The chunk that starts at `files[start]`: up to the next boundary, or the end."""
+    end = start
+    while end < len(files):
+        end += 1
+        if _ends_chunk(files[end - 1], end - start):
+            break
+    return files[start:end]
+
+
+def _encode_chunk(states: tuple[FileState, ...]) -> bytes:
     doc = {"files": [state.to_dict() for state in states]}
     text = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode("ascii")
     return zlib.compress(text, _CHUNK_LEVEL)

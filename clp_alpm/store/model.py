@@ -26,6 +26,7 @@ else:  # the pacman hook's path: no dataclasses, see clp_alpm/plaindata.py
     from clp_alpm.plaindata import dataclass, field
 
 KINDS = ("file", "symlink", "dir", "absent")
+_S_IFREG = 0o100000  # stat.S_IFREG: a regular file's type bits in st_mode
 
 _HEX_RE = re.compile(r"(?:[0-9a-f]{2})*")
 _DIGEST_RE = re.compile(r"[0-9a-f]{64}")
@@ -60,6 +61,24 @@ class FileState:
     # Where a small file's content is stored: (pack name, offset, stored length) in the
     # store's packs/ (objects.py); None for content stored as an object of its own.
     packed: tuple[str, int, int] | None = None
+    # A regular file's stat data as the quick test of the next snapshot compares them with an
+    # lstat: ((st_mode, ino, uid, gid, size), (mtime_ns, ctime_ns)), the first part as the
+    # tuple part of an os.stat_result holds them (cheaper to read than its attributes). Made
+    # from the fields when the record is read or observed, or on first use (`stat_key`);
+    # never stored or compared.
+    quick_key: tuple[tuple[int, ...], tuple[int, int]] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+
+    def stat_key(self) -> tuple[tuple[int, ...], tuple[int, int]] | None:
+        """`quick_key`, made now if it was not (None for anything but a file with content)."""
+        if self.quick_key is None and self.kind == "file" and self.digest is not None:
+            key = (
+                (_S_IFREG | self.mode, self.ino, self.uid, self.gid, self.size),
+                (self.mtime_ns, self.ctime_ns),
+            )
+            object.__setattr__(self, "quick_key", key)
+        return self.quick_key
 
     def to_dict(self) -> dict[str, object]:
         """The record as the manifest chunks store it (JSON types only)."""
@@ -131,7 +150,7 @@ class FileState:
         parents = ancestors(clean)
         if any(d not in parents for d in created):
             raise bad("created_dirs holds a path that is not an ancestor")
-        return cls(
+        record = cls(
             path=clean,
             kind=kind,
             digest=digest,
@@ -141,6 +160,8 @@ class FileState:
             packed=_parse_packed(data.get("pack"), kind, bad),
             **numbers,
         )
+        record.stat_key()
+        return record
 
     def same_content_as(self, other: FileState) -> bool:
         """Same kind, content or link target, mode and owner; timestamps do not count."""
@@ -170,26 +191,33 @@ class Snapshot:
     id: str
     created: float
     files: tuple[FileState, ...]
-    _by_path: dict[str, FileState] = field(init=False, repr=False, compare=False)
+    # made on the first look-up: a snapshot just taken is mostly written, never searched
+    _by_path: dict[str, FileState] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
     # The chunks this snapshot was stored in, as (digest, records), once written or read:
     # the next snapshot reuses a chunk whose records are these very objects, unencoded.
     chunks: tuple[tuple[str, tuple[FileState, ...]], ...] | None = field(
         default=None, init=False, repr=False, compare=False
     )
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_by_path", {state.path: state for state in self.files})
-
     def remember_chunks(self, chunks: tuple[tuple[str, tuple[FileState, ...]], ...]) -> None:
         object.__setattr__(self, "chunks", chunks)
 
     def get(self, path: str) -> FileState | None:
         """The record of `path` (normalised first), or None."""
-        return self._by_path.get(normalize_target_path(path))
+        return self.get_clean(normalize_target_path(path))
 
     def get_clean(self, clean: str) -> FileState | None:
         """The record of an already normalised path (taking a snapshot looks up every path)."""
-        return self._by_path.get(clean)
+        return self.by_path().get(clean)
+
+    def by_path(self) -> dict[str, FileState]:
+        """The records by path (not to be changed)."""
+        if self._by_path is None:
+            object.__setattr__(self, "_by_path", {state.path: state for state in self.files})
+        assert self._by_path is not None
+        return self._by_path
 
     @property
     def paths(self) -> list[str]:

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from clp_alpm.store.model import FileState
 
 READ_CHUNK = 1 << 20
+INDEX_AFTER = 256  # look-ups in a batch after which the stored objects are listed once
 SYNCFS_ABOVE = 64  # new objects in one batch above which one syncfs() replaces their fsyncs
 PACKED_MAX = 1 << 20  # files up to this size go into the batch's pack, compressed
 _PACK_LEVEL = 6  # zlib's default, as git's
@@ -101,8 +102,11 @@ class ObjectStore:
         self._dirs_to_sync: set[Path] = set()
         self._batch = False
         self._staged: dict[str, str] = {}  # digest -> temp path, durable and named at flush
-        # In a large batch, the objects present, listed once instead of a stat per file.
+        # In a large batch, the objects present, listed once instead of a stat per file (on
+        # the INDEX_AFTER-th look-up: a second snapshot of unchanged files looks up few).
         self._index: set[str] | None = None
+        self._index_wanted = False
+        self._lookups = 0
         # The pack being written in this batch: its name, temp file, size, members by digest.
         self._pack: _PackWriter | None = None
         self._packs_present: dict[str, bool] = {}
@@ -117,6 +121,10 @@ class ObjectStore:
         """The object is stored (or staged in the current batch)."""
         if digest in self._staged:
             return True
+        if self._index is None and self._index_wanted:
+            self._lookups += 1
+            if self._lookups > INDEX_AFTER:
+                self._index = self._list_names()
         if self._index is not None:
             return digest in self._index
         # Plain strings: this runs once per unchanged file, pathlib would dominate the cost.
@@ -126,7 +134,10 @@ class ObjectStore:
         """The content a file record names is stored: its pack, or its object."""
         if state.packed is None:
             return state.digest is not None and self.has(state.digest)
-        name = state.packed[0]
+        return self.has_pack(state.packed[0])
+
+    def has_pack(self, name: str) -> bool:
+        """The pack `name` is stored (or being written in the current batch)."""
         if self._pack is not None and name == self._pack.name:
             return True
         present = self._packs_present.get(name)
@@ -180,15 +191,15 @@ class ObjectStore:
     def batch(self, list_index: bool) -> Iterator[None]:
         """Defer the syncs of new objects to `flush()`, which also runs on the way out (on
         failure too: a later snapshot may reuse these objects by name). With `list_index`,
-        list the stored objects once instead of a stat per `has()`."""
-        self._index = self._list_names() if list_index else None
+        list the stored objects once (when many are looked up) instead of a stat per `has()`."""
+        self._index, self._index_wanted, self._lookups = None, list_index, 0
         self._batch = True
         try:
             yield
         finally:
             self.flush()
             self._batch = False
-            self._index = None
+            self._index, self._index_wanted = None, False
 
     def add_from(self, fd: int, each: Callable[[bytes], None]) -> tuple[str, int]:
         """Store what `fd` holds up to its end: its digest and length; `each` sees every chunk."""

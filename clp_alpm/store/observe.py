@@ -15,6 +15,9 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from functools import partial
+from itertools import compress, groupby, repeat
+from operator import attrgetter, eq, is_not, itemgetter, not_
 from pathlib import Path
 
 from clp_alpm.errors import (
@@ -30,8 +33,10 @@ from clp_alpm.store.objects import ObjectStore, digest_stream
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
     from dataclasses import dataclass
+
+    from clp_alpm.store.model import Snapshot
 else:  # the pacman hook's path: no dataclasses, see clp_alpm/plaindata.py
     from clp_alpm.plaindata import dataclass
 
@@ -40,7 +45,9 @@ else:  # the pacman hook's path: no dataclasses, see clp_alpm/plaindata.py
 # without its stat data changing, so its recorded digest is not trusted ("racy git" problem).
 RACY_MARGIN_NS = 2_000_000_000
 _OBSERVE_ATTEMPTS = 3
+_PARENT_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _NO_XATTRS = (errno.ENOTSUP, errno.EOPNOTSUPP)
+_S_IFDIR = stat.S_IFDIR
 
 
 class Resolver:
@@ -60,6 +67,9 @@ class Resolver:
         self.root = Path(root)
         self.real_root = os.path.realpath(root)
         self._real_parents: dict[str, str] = {}
+        # resolved parents of which some entry may be one of the protected paths or lie below
+        # one: each path there is checked by itself; below any other parent none can be
+        self._guarded: set[str] = set()
         self._protected = tuple(
             (setting, str(path).rstrip("/") or "/") for setting, path in (protected or {}).items()
         )
@@ -72,15 +82,46 @@ class Resolver:
         parent, name = clean.rsplit("/", 1)
         real_parent = self._real_parents.get(parent)
         if real_parent is None:
-            try:
-                real_parent = str(resolve_inside(self.root, parent or "/", dangling_ok=True))
-            except PathEscapeError:
-                raise UnsafePathError(_escape_message(self.root, clean, self.real_root)) from None
+            real_parent = self._below_resolved(parent)
+            if real_parent is None:
+                try:
+                    real_parent = str(resolve_inside(self.root, parent or "/", dangling_ok=True))
+                except PathEscapeError:
+                    message = _escape_message(self.root, clean, self.real_root)
+                    raise UnsafePathError(message) from None
             self._real_parents[parent] = real_parent
+            if self._near_own(real_parent):
+                self._guarded.add(parent)
         host = os.path.join(real_parent, name)
-        if self._protected:
+        if parent in self._guarded:
             self._refuse_own(clean, host)
         return clean, host
+
+    def _below_resolved(self, parent: str) -> str | None:
+        """The resolved `parent` in one lstat, when its own parent is resolved already and it
+        is no symlink (what resolve_inside would make of it: the resolved parent and its
+        name); None if it has to be resolved from the root."""
+        above, _, name = parent.rpartition("/")
+        real_above = self._real_parents.get(above) if parent else None
+        if real_above is None:
+            return None
+        candidate = f"{real_above}/{name}" if real_above != "/" else f"/{name}"
+        try:
+            if stat.S_ISLNK(os.lstat(candidate).st_mode):
+                return None
+        except (FileNotFoundError, NotADirectoryError):
+            pass  # a missing directory: it would be created there, inside the root
+        return candidate
+
+    def _near_own(self, real_parent: str) -> bool:
+        """An entry of `real_parent` may be one of the protected paths or lie below one: the
+        directory is, or lies below, a protected path, or holds one somewhere below it."""
+        inside = real_parent.rstrip("/") + "/"
+        for _setting, mine in self._protected:
+            mine_inside = mine.rstrip("/") + "/"
+            if inside.startswith(mine_inside) or mine_inside.startswith(inside):
+                return True
+        return False
 
     def _refuse_own(self, clean: str, host: str) -> None:
         """UnsafePathError if `host` is one of clp's own paths or lies below one (a file
@@ -99,13 +140,20 @@ class Resolver:
     def host(self, path: str) -> str:
         return self.locate(path)[1]
 
-    def host_of_clean(self, clean: str) -> str:
-        """The host path of a target path known to be normalised (a stored record's)."""
-        parent, _, name = clean.rpartition("/")
-        real_parent = self._real_parents.get(parent)
-        if real_parent is None:
-            return self.locate(clean)[1]
-        return f"{real_parent}/{name}" if real_parent != "/" else f"/{name}"
+    def open_parent(self, clean: str) -> int:
+        """A descriptor (O_PATH) of the resolved parent directory of the normalised target
+        path `clean`, to lstat its entries by name; -1 if there is none, or if an entry of
+        it may be one of clp's own paths (each is then located and checked by itself).
+        UnsafePathError as `locate` for a parent leading out of the root. The caller
+        closes it."""
+        self.locate(clean)
+        parent = clean.rpartition("/")[0]
+        if parent in self._guarded:
+            return -1
+        try:
+            return os.open(self._real_parents[parent], _PARENT_FLAGS)
+        except OSError:
+            return -1
 
 
 @dataclass
@@ -198,32 +246,53 @@ class Observer:
             f"{clean}: kept changing while clp read it; try again when nothing writes to it"
         )
 
-    def unchanged(self, hint: FileState, host: str, trust_before_ns: int) -> bool:
-        """The quick test of a second snapshot: `host` is still what `hint` recorded, by its
-        stat data alone (a file whose content is still stored, or a directory), and old
-        enough to be trusted. False means: observe it properly."""
-        try:
-            st = os.lstat(host)
-        except OSError:
-            return False
-        if (
-            st.st_mtime_ns != hint.mtime_ns
-            or st.st_ctime_ns != hint.ctime_ns
-            or st.st_ino != hint.ino
-            or hint.ctime_ns > trust_before_ns - RACY_MARGIN_NS
-            or (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) != (hint.mode, hint.uid, hint.gid)
-        ):
-            return False
-        if hint.kind == "dir":
-            # its xattrs or its mode changed its ctime, which matched; entries are not its own
-            return stat.S_ISDIR(st.st_mode)
-        return (
-            hint.kind == "file"
-            and stat.S_ISREG(st.st_mode)
-            and st.st_size == hint.size
-            and hint.digest is not None
-            and self.objects.has_content(hint)
-        )
+    def observe_paths(
+        self,
+        where: Resolver,
+        paths: list[str],
+        previous: Snapshot | None,
+        progress: Callable[[int], None] | None = None,
+        progress_every: int = 500,
+    ) -> list[FileState]:
+        """The record of each path, each once, in order, storing new contents (`keep`).
+
+        A path `previous` holds is normalised already (its record was checked when read), and
+        the quick test of a second snapshot needs one lstat of it, by name in its parent
+        directory: a regular file whose stat data (mtime, ctime, inode, size, mode, owner)
+        match its record, whose ctime is older than `previous` less RACY_MARGIN_NS and whose
+        content is still stored keeps that very record (so its chunk is reused unencoded),
+        as does such a directory. Anything else is observed in full. `progress` hears the
+        number of paths done each time another `progress_every` are, and at the end.
+        """
+        taking = _Taking(self, where, previous)
+        done = 0
+        if previous is None:
+            for path in paths:
+                taking.one(path, None)
+                if progress is not None and len(taking.seen) // progress_every > done:
+                    done += 1
+                    progress(len(taking.seen))
+        else:
+            # the paths by runs in one parent directory (a walk's order): each run is tested
+            # at once, in C loops (map), and only a run that fails is looked at path by path
+            hints = list(map(previous.by_path().get, paths))
+            splits = list(map(str.rpartition, paths, repeat("/")))
+            start = 0
+            try:
+                for parent, run in groupby(map(_FIRST, splits)):
+                    end = start + len(list(run))
+                    if not taking.quick_run(parent, paths, hints, splits, start, end):
+                        for at in range(start, end):
+                            taking.one(paths[at], hints[at])
+                    start = end
+                    if progress is not None and len(taking.seen) // progress_every > done:
+                        done = len(taking.seen) // progress_every
+                        progress(len(taking.seen))
+            finally:
+                taking.close()
+        if progress is not None and len(taking.seen) >= progress_every:
+            progress(len(taking.seen))
+        return taking.states
 
     def observe_all(
         self, where: Resolver, records: list[FileState], trust_before_ns: int
@@ -300,6 +369,169 @@ class Observer:
 
     def _count(self, chunk: bytes) -> None:
         self.bytes_hashed += len(chunk)
+
+
+# Reading many records' and lstat results' fields at once, in C (map)
+_FIRST = itemgetter(0)
+_THIRD = itemgetter(2)
+_SECOND = itemgetter(1)
+_QUICK_KEY = attrgetter("quick_key")
+_CTIME = attrgetter("ctime_ns")
+_PACKED = attrgetter("packed")
+# FileState.quick_key's two parts from an os.stat_result: st_mode, st_ino, st_uid, st_gid,
+# st_size by index, the times (in ns, attributes only) by name
+_STAT_IDS = itemgetter(0, 1, 4, 5, 6)
+_STAT_TIMES = attrgetter("st_mtime_ns", "st_ctime_ns")
+
+
+class _Taking:
+    """One pass of `Observer.observe_paths`: the records so far, the paths done, and the
+    parent directories opened to lstat their entries by name."""
+
+    def __init__(self, observer: Observer, where: Resolver, previous: Snapshot | None) -> None:
+        self.observer = observer
+        self.objects = observer.objects
+        self.where = where
+        self.states: list[FileState] = []
+        self.seen: set[str] = set()
+        self.trust_before_ns = previous.created_ns if previous is not None else None
+        self.hint_of = previous.by_path().get if previous is not None else None
+        self.trusted_until_ns = (self.trust_before_ns or 0) - RACY_MARGIN_NS
+        self.parent_fds: dict[str, int] = {}
+        self.packs_found: set[str] = set()
+
+    def close(self) -> None:
+        for fd in self.parent_fds.values():
+            if fd >= 0:
+                os.close(fd)
+        self.parent_fds.clear()
+
+    def parent_fd(self, parent: str, path: str) -> int:
+        fd = self.parent_fds.get(parent)
+        if fd is None:
+            fd = self.parent_fds[parent] = self.where.open_parent(path)
+        return fd
+
+    def quick_run(
+        self,
+        parent: str,
+        paths: list[str],
+        hints: list[FileState | None],
+        splits: list[tuple[str, str, str]],
+        start: int,
+        end: int,
+    ) -> bool:
+        """Keep the previous records of paths[start:end], all in `parent`, if each passes the
+        quick test (see observe_paths) and none was seen before; False (nothing kept) if
+        any does not: they are then looked at one by one."""
+        records = hints[start:end]
+        if not all(map(is_not, records, repeat(None))):
+            return False  # not in the previous snapshot (or not as written)
+        run = paths[start:end]
+        if not self.seen.isdisjoint(run):
+            return False
+        fd = self.parent_fd(parent, run[0])
+        if fd < 0:
+            return False
+        try:
+            found = list(map(partial(os.lstat, dir_fd=fd), map(_THIRD, splits[start:end])))
+        except OSError:
+            return False
+        # a regular file's whole stat data; a directory (no quick key) by itself
+        keys = list(map(_QUICK_KEY, records))
+        files = list(map(is_not, keys, repeat(None)))
+        if not all(files):
+            dirs = list(map(not_, files))
+            if not all(map(_dir_unchanged, compress(records, dirs), compress(found, dirs))):
+                return False
+            keys, found = list(compress(keys, files)), list(compress(found, files))
+        if not (
+            all(map(eq, map(_SECOND, keys), map(_STAT_TIMES, found)))
+            and all(map(eq, map(_FIRST, keys), map(_STAT_IDS, found)))
+        ):
+            return False
+        if max(map(_CTIME, records)) > self.trusted_until_ns:
+            return False  # changed too close to the previous snapshot to trust its stat data
+        if not self._contents_stored(records):
+            return False
+        before = len(self.seen)
+        self.seen.update(run)
+        if len(self.seen) != before + len(run):  # a path twice in the run
+            self.seen.difference_update(run)
+            return False
+        self.states.extend(records)  # type: ignore[arg-type]  # none is None, checked above
+        return True
+
+    def _contents_stored(self, records: list[FileState | None]) -> bool:
+        """Every file record's content is still in the store (a lost one is made again): its
+        pack, looked for once, or its object."""
+        located = list(filter(None, map(_PACKED, records)))
+        if len(located) != len(records):
+            for record in records:
+                assert record is not None
+                if (
+                    record.kind == "file"
+                    and record.packed is None
+                    and not self.objects.has_content(record)
+                ):
+                    return False
+        for name in set(map(_FIRST, located)):
+            if name not in self.packs_found:
+                if not self.objects.has_pack(name):
+                    return False
+                self.packs_found.add(name)
+        return True
+
+    def one(self, path: str, hint: FileState | None) -> None:
+        """Record one path: its previous record if it passes the quick test, else what an
+        observation finds."""
+        seen = self.seen
+        if hint is not None and path not in seen and self._unchanged(path, hint):
+            seen.add(path)
+            self.states.append(hint)
+            return
+        clean, host = self.where.locate(path)
+        if clean in seen:
+            return
+        seen.add(clean)
+        if hint is None and self.hint_of is not None:
+            hint = self.hint_of(clean)
+        self.states.append(
+            self.observer.observe(self.where, clean, host, hint, self.trust_before_ns, keep=True)
+        )
+
+    def _unchanged(self, path: str, hint: FileState) -> bool:
+        """The quick test of one path (see observe_paths); a chmod, chown or xattr change
+        moves the ctime too."""
+        if hint.ctime_ns > self.trusted_until_ns:
+            return False
+        parent, _, name = path.rpartition("/")
+        fd = self.parent_fd(parent, path)
+        if fd < 0:
+            return False
+        try:
+            st = os.lstat(name, dir_fd=fd)
+        except OSError:
+            return False
+        key = hint.quick_key or hint.stat_key()
+        if key is not None:
+            return key == (_STAT_IDS(st), _STAT_TIMES(st)) and self._contents_stored([hint])
+        return _dir_unchanged(hint, st)
+
+
+def _dir_unchanged(record: FileState | None, st: os.stat_result) -> bool:
+    """A directory's record still holds by its stat data: its xattrs or its mode changed its
+    ctime, which matched; its entries are not its own."""
+    return (
+        record is not None
+        and record.kind == "dir"
+        and st.st_mode == _S_IFDIR | record.mode
+        and st.st_mtime_ns == record.mtime_ns
+        and st.st_ctime_ns == record.ctime_ns
+        and st.st_ino == record.ino
+        and st.st_uid == record.uid
+        and st.st_gid == record.gid
+    )
 
 
 def _read_to_end(fd: int, limit: int) -> bytes:
@@ -397,7 +629,7 @@ def _state_from_stat(
 ) -> FileState:
     if xattrs is None:
         xattrs = read_xattrs(host) if host is not None and kind in ("file", "dir") else ()
-    return FileState(
+    state = FileState(
         xattrs=xattrs,
         path=clean,
         kind=kind,
@@ -412,6 +644,8 @@ def _state_from_stat(
         ctime_ns=st.st_ctime_ns,
         packed=packed,
     )
+    state.stat_key()  # ready for the quick test of the next snapshot
+    return state
 
 
 def _special_kind(mode: int) -> str:

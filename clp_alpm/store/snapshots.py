@@ -16,6 +16,7 @@ Store layout (all 0700 dirs, 0600 files, since config files such as /etc/shadow 
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -75,41 +76,24 @@ class SnapshotStore:
         `progress` hears the number of paths done, every PROGRESS_EVERY paths and at the end.
         """
         created = time.time()
-        trust_before_ns = previous.created_ns if previous is not None else None
         self._ensure_layout()
         where = Resolver(root, self.protected)
-        states: list[FileState] = []
-        seen: set[str] = set()
         paths = list(paths)
-        observer = self._observer
-        with self.objects.batch(list_index=len(paths) >= INDEX_OBJECTS_ABOVE):
-            for path in paths:
-                # a path the previous snapshot holds is normalised already (its record was
-                # checked when read): the quick test needs one lstat, and keeps the record
-                hint = previous.get_clean(path) if previous is not None else None
-                if hint is not None and trust_before_ns is not None:
-                    if path in seen:
-                        continue
-                    host = where.host_of_clean(path)
-                    if observer.unchanged(hint, host, trust_before_ns):
-                        seen.add(path)
-                        states.append(hint)
-                        continue
-                clean, host = where.locate(path)
-                if clean in seen:
-                    continue
-                seen.add(clean)
-                if hint is None and previous is not None:
-                    hint = previous.get_clean(clean)
-                states.append(
-                    observer.observe(where, clean, host, hint, trust_before_ns, keep=True)
+        # Taking makes a few short-lived objects a path (stat results, tuples) and no cycles:
+        # the collector would walk every object of the process (the previous snapshot's
+        # records among them) a few times over for nothing. It runs again afterwards.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            with self.objects.batch(list_index=len(paths) >= INDEX_OBJECTS_ABOVE):
+                states = self._observer.observe_paths(
+                    where, paths, previous, progress, PROGRESS_EVERY
                 )
-                if progress is not None and len(seen) % PROGRESS_EVERY == 0:
-                    progress(len(seen))
-            if progress is not None and len(seen) >= PROGRESS_EVERY:
-                progress(len(seen))
-            snapshot = Snapshot(self.manifests.new_id(created), created, tuple(states))
-            self.manifests.write(snapshot, previous)
+                snapshot = Snapshot(self.manifests.new_id(created), created, tuple(states))
+                self.manifests.write(snapshot, previous)
+        finally:
+            if collecting:
+                gc.enable()
         return snapshot
 
     def compose(self, files: Iterable[FileState], created: float) -> Snapshot:
