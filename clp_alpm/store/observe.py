@@ -566,9 +566,10 @@ def read_xattrs(where: str | int) -> tuple[tuple[str, str], ...]:
 def _missing_ancestors(root: Path, clean: str) -> tuple[str, ...]:
     """Ancestors of an absent path that do not exist either, outermost first."""
     missing = []
+    base = str(root).rstrip("/")  # the ancestors of a clean path are clean and never '/'
     for ancestor in ancestors(clean):
         try:
-            os.lstat(under_root(root, ancestor))
+            os.lstat(base + ancestor)
             break
         except (FileNotFoundError, NotADirectoryError):
             missing.append(ancestor)
