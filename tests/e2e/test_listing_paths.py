@@ -19,7 +19,7 @@ from clp_alpm.store.state import StateDB
 from tests.kits import rootkit
 from tests.kits.hookkit import HookRoot, install
 from tests.kits.importkit import FORBIDDEN, READ_ONLY_COMMANDS
-from tests.kits.pkgkit import CACHE, build
+from tests.kits.pkgkit import CACHE, PINNED_PACMAN_CONF, build
 
 CLICK = "import sys\nfrom clp_alpm.cli.main import main\nsys.exit(main(sys.argv[1:]))\n"
 ENV = {"COLUMNS": "80", "LC_ALL": "C.UTF-8"}
@@ -50,10 +50,7 @@ def new_root(path: Path) -> Path:
     root = rootkit.make_sandbox_root(path)
     (root / "etc/pacman.d").mkdir(parents=True, exist_ok=True)
     (root / "etc/pacman.d/clp-pins.conf").write_text("")
-    (root / "etc/pacman.conf").write_text(
-        "[options]\nArchitecture = auto\nSigLevel = Never\nLocalFileSigLevel = Never\n"
-        "Include = /etc/pacman.d/clp-pins.conf\n"
-    )
+    (root / "etc/pacman.conf").write_text(PINNED_PACMAN_CONF)
     HookRoot(root)
     return root
 

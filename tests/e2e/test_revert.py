@@ -13,24 +13,13 @@ import pytest
 
 from tests.kits import gpgkit
 from tests.kits.clpkit import CLP, apply_args, make_patch, static_server
-from tests.kits.pkgkit import CACHE, build, installed, make_package, pacman
+from tests.kits.pkgkit import CACHE, build, install_demo_versions, installed, make_package, pacman
 
 
 @pytest.fixture
 def pkgroot(sandbox: Path) -> Path:
-    """The sandbox with a pacman.conf that includes clp's pins, an empty cache, and `demo`
-    1.0-1 then 2.0-1 installed, so that both versions sit in the cache as on a real system."""
-    (sandbox / CACHE).mkdir(parents=True)
-    (sandbox / "etc/pacman.conf").write_text(
-        "[options]\nArchitecture = auto\nSigLevel = Never\nLocalFileSigLevel = Never\n"
-        "Include = /etc/pacman.d/clp-pins.conf\n"
-    )
-    (sandbox / "etc/pacman.d/clp-pins.conf").write_text("")
-    for version in ("1.0-1", "2.0-1"):
-        package = build(sandbox / CACHE, "demo", version)
-        pacman(sandbox, "-U", str(package))
-    assert installed(sandbox, "demo") == "2.0-1"
-    return sandbox
+    """The sandbox with `demo` 1.0-1 and 2.0-1 in its cache, 2.0-1 installed."""
+    return install_demo_versions(sandbox)
 
 
 def revert(clp, root: Path, *args: str):

@@ -11,21 +11,13 @@ import pytest
 
 from tests.kits.clpkit import silent_server
 from tests.kits.importkit import forbidden_loaded, run_listing_modules
-from tests.kits.pkgkit import CACHE, build, installed, pacman
+from tests.kits.pkgkit import install_demo_versions, installed
 
 
 @pytest.fixture
 def pkgroot(sandbox: Path) -> Path:
     """As tests/e2e/test_revert.py's: `demo` 1.0-1 then 2.0-1 installed, both in the cache."""
-    (sandbox / CACHE).mkdir(parents=True)
-    (sandbox / "etc/pacman.conf").write_text(
-        "[options]\nArchitecture = auto\nSigLevel = Never\nLocalFileSigLevel = Never\n"
-        "Include = /etc/pacman.d/clp-pins.conf\n"
-    )
-    (sandbox / "etc/pacman.d/clp-pins.conf").write_text("")
-    for version in ("1.0-1", "2.0-1"):
-        pacman(sandbox, "-U", str(build(sandbox / CACHE, "demo", version)))
-    return sandbox
+    return install_demo_versions(sandbox)
 
 
 def configure_archive(root: Path, how: str, url: str) -> None:

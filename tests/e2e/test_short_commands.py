@@ -20,21 +20,14 @@ from tests.kits.importkit import (
     forbidden_loaded,
     run_listing_modules,
 )
-from tests.kits.pkgkit import CACHE, build, pacman
+from tests.kits.pkgkit import install_demo_versions
 
 
 @pytest.fixture
 def reverted(sandbox: Path, clp) -> Path:
     """A sandbox where `demo` was reverted from 2.0-1 to 1.0-1: a revert record and a pin, so
     that every listing has something to show."""
-    (sandbox / CACHE).mkdir(parents=True)
-    (sandbox / "etc/pacman.conf").write_text(
-        "[options]\nArchitecture = auto\nSigLevel = Never\nLocalFileSigLevel = Never\n"
-        "Include = /etc/pacman.d/clp-pins.conf\n"
-    )
-    (sandbox / "etc/pacman.d/clp-pins.conf").write_text("")
-    for version in ("1.0-1", "2.0-1"):
-        pacman(sandbox, "-U", str(build(sandbox / CACHE, "demo", version)))
+    install_demo_versions(sandbox)
     result = clp("--root", str(sandbox), "revert", "--noconfirm", "demo", "1.0-1")
     assert result.returncode == 0, result.stderr
     return sandbox

@@ -122,3 +122,22 @@ def build(directory: Path, name: str, version: str, depends: tuple[str, ...] = (
 def installed(root: Path, name: str) -> str | None:
     result = pacman(root, "-Q", name, check=False)
     return result.stdout.split()[1] if result.returncode == 0 else None
+
+
+PINNED_PACMAN_CONF = (
+    "[options]\nArchitecture = auto\nSigLevel = Never\nLocalFileSigLevel = Never\n"
+    "Include = /etc/pacman.d/clp-pins.conf\n"
+)
+
+
+def install_demo_versions(root: Path) -> Path:
+    """`root` with a pacman.conf that includes clp's pins, a cache, and `demo` 1.0-1 then
+    2.0-1 installed, so that both versions sit in the cache as on a real system."""
+    (root / CACHE).mkdir(parents=True, exist_ok=True)
+    (root / "etc/pacman.d").mkdir(parents=True, exist_ok=True)
+    (root / "etc/pacman.conf").write_text(PINNED_PACMAN_CONF)
+    (root / "etc/pacman.d/clp-pins.conf").write_text("")
+    for version in ("1.0-1", "2.0-1"):
+        pacman(root, "-U", str(build(root / CACHE, "demo", version)))
+    assert installed(root, "demo") == "2.0-1"
+    return root
