@@ -84,29 +84,50 @@ def _exit_now(status: int) -> None:
 
 
 def _import_lean_stdlib() -> None:
-    """pathlib without urllib.parse (and ipaddress with it): about 3 ms of a listing's 30 and
-    of each hook's start. pathlib takes one function from urllib.parse, for `Path.as_uri`,
-    which neither calls. While pathlib loads, a stand-in holding that function (it loads the
-    real one when first called) takes urllib.parse's place, and leaves sys.modules at once:
-    whoever imports urllib.parse later gets the real module. A Python whose pathlib wants more
-    of it imports it as usual. (SQLite needs no such help: store/state.py loads its C module,
-    without datetime.)"""
-    stand_in = type(sys)("urllib.parse")
-    stand_in.quote_from_bytes = _quote_from_bytes  # type: ignore[attr-defined]
-    _import_with_stand_in("pathlib", "urllib.parse", stand_in)
-
-
-def _import_with_stand_in(name: str, standing_for: str, stand_in: object) -> None:
-    if name in sys.modules or standing_for in sys.modules:
+    """pathlib without re (and enum with it) or urllib.parse: about 4 ms of a listing's 30 and
+    of each hook's start. pathlib and fnmatch call re only to match glob patterns, which
+    neither a hook nor a listing does, and pathlib takes one function from urllib.parse, for
+    `Path.as_uri`, which neither calls. While pathlib loads, stand-ins take those modules'
+    places in sys.modules: re's loads the real module on the first use of any of its names,
+    urllib.parse's holds that one function, which loads the real one when called. Both leave
+    sys.modules at once: whoever imports re or urllib.parse later gets the real module. A
+    Python whose pathlib wants more of them at load time is given the real modules then.
+    (SQLite needs no such help: store/state.py loads its C module, without datetime; JSON
+    neither: clp_alpm/plainjson.py.)"""
+    if "pathlib" in sys.modules:
         return
-    sys.modules[standing_for] = stand_in  # type: ignore[assignment]
+    urllib_parse = type(sys)("urllib.parse")
+    urllib_parse.quote_from_bytes = _quote_from_bytes  # type: ignore[attr-defined]
+    _import_with_stand_ins("pathlib", {"re": _lazy_module("re"), "urllib.parse": urllib_parse})
+
+
+def _lazy_module(name: str) -> object:
+    """A stand-in for module `name` that imports the real one when a name of it is first
+    used, and hands that name on."""
+    stand_in = type(sys)(name)
+
+    def real_attribute(attribute: str) -> object:
+        if sys.modules.get(name) is stand_in:
+            del sys.modules[name]
+        return getattr(__import__(name, fromlist=["_"]), attribute)
+
+    stand_in.__dict__["__getattr__"] = real_attribute  # PEP 562: asked for missing names
+    return stand_in
+
+
+def _import_with_stand_ins(name: str, stand_ins: dict[str, object]) -> None:
+    """Import module `name` while `stand_ins` (module name: stand-in) take the places of
+    modules not yet loaded."""
+    placed = {module: s for module, s in stand_ins.items() if module not in sys.modules}
+    sys.modules.update(placed)  # type: ignore[arg-type]
     try:
         __import__(name)
     except ImportError:
-        pass  # it asked for more: imported where it is used, with the real module
+        pass  # it asked for more: imported where it is used, with the real modules
     finally:
-        if sys.modules.get(standing_for) is stand_in:
-            del sys.modules[standing_for]
+        for module, stand_in in placed.items():
+            if sys.modules.get(module) is stand_in:
+                del sys.modules[module]
 
 
 def _quote_from_bytes(bs: bytes, safe: str = "/") -> str:

@@ -8,8 +8,7 @@ the hooks import this module.
 
 from __future__ import annotations
 
-import json
-
+from clp_alpm.plainjson import dumps, loads
 from clp_alpm.store.records import PatchState, TransactionRecord
 from clp_alpm.store.state import StateDB
 
@@ -63,7 +62,7 @@ def _move(package: dict[str, Any]) -> str:
 
 def pending(state: StateDB) -> list[Reapply]:
     try:
-        entries = json.loads(state.get_setting(PENDING_SETTING) or "[]")
+        entries = loads(state.get_setting(PENDING_SETTING) or "[]")
         return [Reapply(str(e["patch"]), str(e["reason"]), list(e["replaced"])) for e in entries]
     except (ValueError, KeyError, TypeError):
         return []  # a damaged list is dropped rather than blocking every clp command
@@ -84,7 +83,7 @@ def add_pending(state: StateDB, reapplies: list[Reapply]) -> None:
 
 def _store_pending(state: StateDB, items: list[Reapply]) -> None:
     entries = [{"patch": i.patch, "reason": i.reason, "replaced": i.replaced} for i in items]
-    state.set_setting(PENDING_SETTING, json.dumps(entries))
+    state.set_setting(PENDING_SETTING, dumps(entries))
 
 
 def mark_done(state: StateDB, item: Reapply) -> None:

@@ -12,17 +12,16 @@ pack its content lies; format 1 (earlier clp) stored chunks as plain JSON. Both 
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import time
 import zlib
 from pathlib import Path
 
 from clp_alpm.atomicfile import fsync_directory
 from clp_alpm.errors import CorruptStoreError, SnapshotError, UsageError
+from clp_alpm.plainjson import dumps, loads
 from clp_alpm.store.durable import write_temp
-from clp_alpm.store.model import FileState, Snapshot, is_digest
+from clp_alpm.store.model import FileState, Snapshot, is_digest, is_lower_hex
 from clp_alpm.store.objects import ObjectStore, new_sha256
 
 TYPE_CHECKING = False
@@ -37,7 +36,7 @@ _CHUNK_LEVEL = 6
 # Chunk boundaries: after a path whose hash starts with a byte below this (1 in 64 on average).
 _BOUNDARY_BELOW = 4
 _MAX_CHUNK_RECORDS = 1024
-_ID_RE = re.compile(r"\d{8}T\d{6}\.\d{6}-[0-9a-f]{8}")
+_ID_LENGTH = len("20261204T183412.343058-897eb991")  # see is_snapshot_id
 
 
 @dataclass(frozen=True)
@@ -66,11 +65,11 @@ class Manifests:
         except FileNotFoundError:
             return []
         ids = [name[: -len(".json")] for name in names if name.endswith(".json")]
-        return sorted(i for i in ids if _ID_RE.fullmatch(i))
+        return sorted(i for i in ids if is_snapshot_id(i))
 
     def path(self, snapshot_id: str) -> Path:
         """The manifest file of `snapshot_id` (UsageError for what is not a snapshot id)."""
-        if not isinstance(snapshot_id, str) or not _ID_RE.fullmatch(snapshot_id):
+        if not is_snapshot_id(snapshot_id):
             raise UsageError(f"{snapshot_id!r} is not a snapshot id")
         return self.snapshots_dir / f"{snapshot_id}.json"
 
@@ -96,7 +95,7 @@ class Manifests:
             "count": len(snapshot.files),
             "chunks": chunks,
         }
-        data = json.dumps(doc, indent=1).encode("ascii")
+        data = dumps(doc).encode("ascii")
         temp_path = write_temp(self.objects.tmp_dir, data, "manifest-")
         os.replace(temp_path, self.path(snapshot.id))
         fsync_directory(self.snapshots_dir)
@@ -143,7 +142,7 @@ class Manifests:
         except FileNotFoundError:
             raise SnapshotError(f"no snapshot {snapshot_id} in {self.directory}") from None
         try:
-            doc = json.loads(raw)
+            doc = loads(raw)
         except (ValueError, UnicodeDecodeError):
             raise CorruptStoreError(f"{manifest}: is not valid JSON") from None
         if not isinstance(doc, dict) or doc.get("format") not in _READABLE_FORMATS:
@@ -171,7 +170,7 @@ class Manifests:
         try:
             raw = self.objects.read(digest)
             # format 1 chunks are plain JSON; format 2 chunks are compressed
-            doc = json.loads(raw if raw[:1] == b"{" else zlib.decompress(raw))
+            doc = loads(raw if raw[:1] == b"{" else zlib.decompress(raw))
         except (ValueError, UnicodeDecodeError, zlib.error):
             raise CorruptStoreError(f"{manifest.path}: chunk {digest} is not valid JSON") from None
         except CorruptStoreError as err:
@@ -202,6 +201,16 @@ class Manifests:
         return snapshot
 
 
+def is_snapshot_id(text: object) -> bool:
+    """`text` is an id as `Manifests.new_id` makes them: `YYYYmmddTHHMMSS.ffffff-` (ASCII
+    digits) and 8 lower-case hex digits. (String tests, not re: the hooks check every id.)"""
+    if not isinstance(text, str) or len(text) != _ID_LENGTH or not text.isascii():
+        return False
+    stamp = text[:8] + text[9:15] + text[16:22]
+    marks = text[8] + text[15] + text[22]
+    return marks == "T.-" and stamp.isdigit() and is_lower_hex(text[23:], 8)
+
+
 def _ends_chunk(state: FileState, records: int) -> bool:
     """A chunk of `records` records is cut after `state`: its path's hash is small, or the
     chunk is full. Boundaries move only where paths change."""
@@ -224,5 +233,5 @@ def _next_chunk(files: tuple[FileState, ...], start: int) -> tuple[FileState, ..
 
 def _encode_chunk(states: tuple[FileState, ...]) -> bytes:
     doc = {"files": [state.to_dict() for state in states]}
-    text = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode("ascii")
+    text = dumps(doc, sort_keys=True, separators=(",", ":")).encode("ascii")
     return zlib.compress(text, _CHUNK_LEVEL)

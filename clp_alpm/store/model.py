@@ -10,7 +10,6 @@ Nothing here touches the file system.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable, Iterable
 
 from clp_alpm.errors import CorruptStoreError, SnapshotError, UsageError
@@ -28,14 +27,22 @@ else:  # the pacman hook's path: no dataclasses, see clp_alpm/plaindata.py
 KINDS = ("file", "symlink", "dir", "absent")
 _S_IFREG = 0o100000  # stat.S_IFREG: a regular file's type bits in st_mode
 
-_HEX_RE = re.compile(r"(?:[0-9a-f]{2})*")
-_DIGEST_RE = re.compile(r"[0-9a-f]{64}")
-_PACK_RE = re.compile(r"[0-9a-f]{32}")
+_LOWER_HEX = "0123456789abcdef"
+DIGEST_LENGTH = 64  # a sha256 digest in hex: how the store names objects
+PACK_NAME_LENGTH = 32
+
+
+def is_lower_hex(text: object, length: int | None = None) -> TypeGuard[str]:
+    """`text` is lower-case hex digits: exactly `length` of them, or else any even number.
+    (String tests, not re: the pacman hooks check every record they load with these.)"""
+    if not isinstance(text, str) or text.strip(_LOWER_HEX):
+        return False
+    return len(text) % 2 == 0 if length is None else len(text) == length
 
 
 def is_digest(text: object) -> TypeGuard[str]:
     """`text` is a sha256 digest as the store names objects: 64 lower-case hex digits."""
-    return isinstance(text, str) and _DIGEST_RE.fullmatch(text) is not None
+    return is_lower_hex(text, DIGEST_LENGTH)
 
 
 @dataclass(frozen=True)
@@ -290,7 +297,7 @@ def _parse_packed(
         not isinstance(data, list)
         or len(data) != 3
         or not isinstance(data[0], str)
-        or _PACK_RE.fullmatch(data[0]) is None
+        or not is_lower_hex(data[0], PACK_NAME_LENGTH)
         or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in data[1:])
     ):
         raise bad("pack location is malformed")
@@ -309,7 +316,7 @@ def _parse_xattrs(
             or len(item) != 2
             or not all(isinstance(part, str) for part in item)
             or not item[0]
-            or not _HEX_RE.fullmatch(item[1])
+            or not is_lower_hex(item[1])
         ):
             raise bad("xattrs holds a malformed entry")
         pairs.append((item[0], item[1]))

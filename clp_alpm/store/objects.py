@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -31,6 +30,7 @@ from clp_alpm.atomicfile import fsync_directory
 from clp_alpm.errors import CorruptStoreError
 from clp_alpm.paths import refuse_symlink
 from clp_alpm.store.durable import create_temp, fsync_path, syncfs, unlink_quietly, write_all
+from clp_alpm.store.model import DIGEST_LENGTH, PACK_NAME_LENGTH, is_lower_hex
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -43,7 +43,6 @@ INDEX_AFTER = 256  # look-ups in a batch after which the stored objects are list
 SYNCFS_ABOVE = 64  # new objects in one batch above which one syncfs() replaces their fsyncs
 PACKED_MAX = 1 << 20  # files up to this size go into the batch's pack, compressed
 _PACK_LEVEL = 6  # zlib's default, as git's
-_PACK_NAME_RE = re.compile(r"[0-9a-f]{32}")
 
 
 # Python's own sha256 loads in microseconds, OpenSSL's (hashlib) in 3 ms but hashes ten times
@@ -158,10 +157,10 @@ class ObjectStore:
         except FileNotFoundError:
             return []
         for prefix in prefixes:
-            if not re.fullmatch(r"[0-9a-f]{2}", prefix):
+            if not is_lower_hex(prefix, 2):
                 continue
             for rest in os.listdir(self.objects_dir / prefix):
-                if re.fullmatch(r"[0-9a-f]{62}", rest):
+                if is_lower_hex(rest, DIGEST_LENGTH - 2):
                     found.append((prefix + rest, self.objects_dir / prefix / rest))
         return found
 
@@ -171,7 +170,7 @@ class ObjectStore:
             names = os.listdir(self.packs_dir)
         except FileNotFoundError:
             return []
-        return [(n, self.packs_dir / n) for n in names if _PACK_NAME_RE.fullmatch(n)]
+        return [(n, self.packs_dir / n) for n in names if is_lower_hex(n, PACK_NAME_LENGTH)]
 
     def _list_names(self) -> set[str]:
         """Names of the stored objects (strings only: this lists every object)."""

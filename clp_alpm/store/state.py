@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -11,6 +10,7 @@ from pathlib import Path
 
 from clp_alpm.errors import ClpError, NotRootError, StateDamaged
 from clp_alpm.paths import refuse_symlink
+from clp_alpm.plainjson import dumps, loads
 from clp_alpm.store.records import (
     UNFINISHED,
     BootRecord,
@@ -405,7 +405,7 @@ class StateDB:
 
     def put_patch(self, record: PatchRecord) -> None:
         values = record.stored()
-        values["meta"] = json.dumps(values["meta"], sort_keys=True)
+        values["meta"] = dumps(values["meta"], sort_keys=True)
         columns = ", ".join(values)
         marks = ", ".join(f":{name}" for name in values)
         with self.transaction() as conn:
@@ -434,7 +434,7 @@ class StateDB:
         return f"R{max(numbers, default=0) + 1}"
 
     def put_revert(self, record: RevertRecord) -> None:
-        values = record.__dict__ | {"packages": json.dumps(list(record.packages), sort_keys=True)}
+        values = record.__dict__ | {"packages": dumps(list(record.packages), sort_keys=True)}
         columns = ", ".join(values)
         marks = ", ".join(f":{name}" for name in values)
         with self.transaction() as conn:
@@ -518,7 +518,7 @@ class StateDB:
             "SELECT snapshot_before, snapshot_after FROM patches "
             "UNION ALL SELECT snapshot_before, snapshot_after FROM transactions"
         ).fetchall()
-        kept = json.loads(self.get_setting(KEPT_SNAPSHOTS_SETTING) or "[]")
+        kept = loads(self.get_setting(KEPT_SNAPSHOTS_SETTING) or "[]")
         return {snapshot for row in rows for snapshot in row if snapshot} | {
             str(snapshot) for snapshot in kept
         }
@@ -561,7 +561,7 @@ class StateDB:
     def put_boot(self, record: BootRecord) -> BootRecord:
         """Store a boot; a new one (seq 0) gets the next number. Returns it as stored."""
         values = dict(record.__dict__)
-        values["failed_checks"] = json.dumps(list(record.failed_checks))
+        values["failed_checks"] = dumps(list(record.failed_checks))
         values["probation"] = int(record.probation)
         with self.transaction() as conn:
             if not values["seq"]:
@@ -589,7 +589,7 @@ class StateDB:
                     OperationStatus.RUNNING,
                     time.time(),
                     pid,
-                    json.dumps(plan, sort_keys=True),
+                    dumps(plan, sort_keys=True),
                 ),
             )
             return int(cursor.lastrowid or 0)
@@ -612,7 +612,7 @@ class StateDB:
                     op_id,
                     seq,
                     kind,
-                    json.dumps(args, sort_keys=True),
+                    dumps(args, sort_keys=True),
                     EntryStatus.STARTED,
                     time.time(),
                 ),  # fmt: skip
@@ -630,7 +630,7 @@ class StateDB:
             if data is not None:
                 conn.execute(
                     "UPDATE journal SET data = ?, at = ? WHERE op_id = ? AND seq = ?",
-                    (json.dumps(data, sort_keys=True), time.time(), op_id, seq),
+                    (dumps(data, sort_keys=True), time.time(), op_id, seq),
                 )
             if status is not None:
                 conn.execute(
@@ -661,14 +661,14 @@ class StateDB:
             pid=row["pid"],
             finished=row["finished"],
             message=row["message"],
-            plan=tuple(json.loads(row["plan"])),
+            plan=tuple(loads(row["plan"])),
             entries=tuple(
                 JournalEntry(
                     op_id=e["op_id"],
                     seq=e["seq"],
                     kind=e["kind"],
-                    args=json.loads(e["args"]),
-                    data=json.loads(e["data"]),
+                    args=loads(e["args"]),
+                    data=loads(e["data"]),
                     status=EntryStatus(e["status"]),
                 )
                 for e in entries
@@ -678,13 +678,13 @@ class StateDB:
 
 def _patch_from_row(row: sqlite3.Row) -> PatchRecord:
     values = dict(row)
-    values["meta"] = json.loads(values["meta"])
+    values["meta"] = loads(values["meta"])
     return PatchRecord.from_stored(values)
 
 
 def _revert_from_row(row: sqlite3.Row) -> RevertRecord:
     values = dict(row)
-    values["packages"] = tuple(json.loads(values["packages"]))
+    values["packages"] = tuple(loads(values["packages"]))
     values["state"] = RevertState(values["state"])
     return RevertRecord(**values)
 
@@ -695,14 +695,14 @@ _TRANSACTION_JSON = ("packages", "paths", "changed")
 def _transaction_to_row(record: TransactionRecord) -> dict[str, Any]:
     values = dict(record.__dict__)
     for key in _TRANSACTION_JSON:
-        values[key] = json.dumps(list(values[key]))
+        values[key] = dumps(list(values[key]))
     return values
 
 
 def _transaction_from_row(row: sqlite3.Row) -> TransactionRecord:
     values = dict(row)
     for key in _TRANSACTION_JSON:
-        values[key] = tuple(json.loads(values[key]))
+        values[key] = tuple(loads(values[key]))
     values["status"] = TransactionStatus(values["status"])
     values["origin"] = Origin(values["origin"])
     if values.get("health") is not None:
@@ -712,7 +712,7 @@ def _transaction_from_row(row: sqlite3.Row) -> TransactionRecord:
 
 def _boot_from_row(row: sqlite3.Row) -> BootRecord:
     values = dict(row)
-    values["failed_checks"] = tuple(json.loads(values["failed_checks"]))
+    values["failed_checks"] = tuple(loads(values["failed_checks"]))
     values["probation"] = bool(values["probation"])
     values["verdict"] = BootVerdict(values["verdict"])
     return BootRecord(**values)

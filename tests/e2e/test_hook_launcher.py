@@ -64,7 +64,8 @@ def test_the_hook_takes_the_fast_path_whatever_options_come_first(
         modules = imported(result.stderr)
         assert "clp_alpm.ops.hooks" in modules
         unwanted = {"click", "site", "clp_alpm.cli.main", "dataclasses", "inspect", "tempfile",
-                    "lxml", "tarfile", "ssl", "http.client", "_hashlib"} & modules  # fmt: skip
+                    "lxml", "tarfile", "ssl", "http.client", "_hashlib", "re", "enum",
+                    "json"} & modules  # fmt: skip
         assert unwanted == set(), f"{' '.join(args)} imported {sorted(unwanted)}"
         said = [line for line in result.stderr.splitlines() if not line.startswith("import time")]
         assert said == [], said
@@ -105,6 +106,18 @@ def test_a_command_that_only_looks_like_a_hook_is_clicks(installed_clp, sandbox)
     result = run(installed_clp, "--root", str(sandbox), "--bogus", "hook", "pre-transaction")
     assert result.returncode == 2
     assert result.stderr.startswith("error: no such option '--bogus'")
+
+
+def test_no_module_is_imported_from_the_launchers_directory(installed_clp, sandbox):
+    """/usr/bin is not searched for modules: a file there named as one imported is not run."""
+    for name in ("pathlib", "clp_alpm", "site", "json"):
+        (installed_clp.parent / f"{name}.py").write_text("raise SystemExit('shadowed')\n")
+    hook = run(installed_clp, "--root", str(sandbox), "hook", "pre-transaction")
+    version = run(installed_clp, "--version")
+    listing = run(installed_clp, "--root", str(sandbox), "list", "--json")
+    for result in (hook, version, listing):
+        assert result.returncode == 0 and "shadowed" not in result.stderr, result.stderr
+    assert version.stdout == "clp, version 0.1.0\n" and json.loads(listing.stdout) == []
 
 
 def test_the_launcher_wants_an_absolute_interpreter(tmp_path):

@@ -1,6 +1,6 @@
-"""The lean imports of the listings and hooks (clp_alpm/cli/entry.py): pathlib without
+"""The lean imports of the listings and hooks (clp_alpm/cli/entry.py): pathlib without re or
 urllib.parse, the state database without sqlite3's datetime; whoever imports those later gets
-the real modules, and pathlib and sqlite3 work with them as usual."""
+the real modules, and pathlib, fnmatch and sqlite3 work with them as usual."""
 
 from __future__ import annotations
 
@@ -14,10 +14,14 @@ import sys, warnings
 from clp_alpm.cli import entry
 entry._import_lean_stdlib()
 from clp_alpm.store import state
-print(sorted(m for m in ("urllib.parse", "ipaddress", "datetime") if m in sys.modules))
+print(sorted(m for m in ("urllib.parse", "ipaddress", "datetime", "re", "enum", "json")
+             if m in sys.modules))
 print(sorted(m for m in ("pathlib", "sqlite3") if m in sys.modules))
-import pathlib
+import pathlib, fnmatch
 print(pathlib.Path("/a b/c").as_uri())
+print(pathlib.PurePath("x/b.py").match("*.PY"), fnmatch.fnmatchcase("a.c", "*.[ch]"))
+import re
+print(re.compile("a+").fullmatch("aa") is not None, sys.modules["re"] is re, "enum" in sys.modules)
 import urllib.parse, datetime
 print(urllib.parse.urlsplit("http://host/p").netloc, hasattr(urllib.parse, "quote"))
 print(datetime.UTC, datetime.date is sys.modules["_datetime"].date)
@@ -38,6 +42,8 @@ def test_pathlib_and_sqlite3_load_alone_and_the_others_stay_real():
         "[]",
         "['pathlib']",
         "file:///a%20b/c",
+        "False True",
+        "True True True",
         "host True",
         "UTC True",
         "2020-01-02",
@@ -47,9 +53,10 @@ def test_pathlib_and_sqlite3_load_alone_and_the_others_stay_real():
 
 def test_nothing_is_stood_in_for_once_it_is_loaded():
     code = (
-        "import sys, urllib.parse\nfrom clp_alpm.cli import entry\n"
-        "real = sys.modules['urllib.parse']\nentry._import_lean_stdlib()\n"
-        "import pathlib\nprint(sys.modules['urllib.parse'] is real, 'sqlite3' in sys.modules)"
+        "import sys, urllib.parse, re\nfrom clp_alpm.cli import entry\n"
+        "real = sys.modules['urllib.parse'], sys.modules['re']\nentry._import_lean_stdlib()\n"
+        "import pathlib\nprint((sys.modules['urllib.parse'], pathlib.re) == real,"
+        " 'sqlite3' in sys.modules)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=60)  # fmt: skip
