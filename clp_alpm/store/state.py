@@ -114,6 +114,7 @@ CREATE TABLE IF NOT EXISTS transactions (
     health TEXT,
     boot TEXT
 );
+CREATE INDEX IF NOT EXISTS transactions_by_status ON transactions(status);
 CREATE TABLE IF NOT EXISTS boots (
     id TEXT PRIMARY KEY,
     seq INTEGER NOT NULL,
@@ -137,6 +138,11 @@ CREATE TABLE IF NOT EXISTS journal (
 );
 """
 
+
+# The indexes _SCHEMA makes: the hooks ask for the open transactions and count them twice a
+# transaction, which without one reads every record (HistoryLimit of them).
+_INDEXES = ("transactions_by_status",)
+_INDEXES_QUERY = "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
 
 REBUILD_COMMAND = "clp recover --rebuild-state"
 # snapshots a rebuild found in the store that no salvaged record names: kept (JSON list)
@@ -324,11 +330,15 @@ class StateDB:
 
     def _schema_is_current(self) -> bool:
         """The database holds this clp's schema: the tables need not be made again (the
-        pacman hooks open it twice a transaction)."""
+        pacman hooks open it twice a transaction). An index is made where it is missing
+        without a new schema version: a clp that knows no index still reads the file."""
         try:
-            return self._schema_version() == SCHEMA_VERSION
+            if self._schema_version() != SCHEMA_VERSION:
+                return False
         except sqlite3.OperationalError:  # a new database: no settings table yet
             return False
+        names = {row[0] for row in self._conn.execute(_INDEXES_QUERY)}
+        return set(_INDEXES) <= names
 
     def _schema_version(self) -> int | None:
         row = self._conn.execute("SELECT value FROM settings WHERE key='schema'").fetchone()

@@ -157,3 +157,54 @@ def test_a_current_database_is_opened_without_making_its_tables_again(tmp_path: 
     conn = sqlite3.connect(tmp_path / StateDB.FILENAME)
     tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
     assert "boots" not in tables and "transactions" in tables
+
+
+def _query_plans(path: Path, queries: list[tuple[str, tuple[object, ...]]]) -> list[str]:
+    conn = sqlite3.connect(path)
+    try:
+        return [" ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {q}", args))
+                for q, args in queries]  # fmt: skip
+    finally:
+        conn.close()
+
+
+def test_the_open_transactions_are_found_without_reading_every_record(tmp_path: Path) -> None:
+    """The hooks ask for the open transactions and count them on every pacman transaction:
+    an index answers, whatever HistoryLimit keeps."""
+    StateDB(tmp_path).close()
+    plans = _query_plans(tmp_path / StateDB.FILENAME, [
+        ("SELECT * FROM transactions WHERE status = ? ORDER BY id", ("open",)),
+        ("SELECT COUNT(*) FROM transactions", ()),
+    ])  # fmt: skip
+    assert all("transactions_by_status" in plan for plan in plans), plans
+    assert not any("TEMP B-TREE" in plan for plan in plans), plans  # no sorting either
+
+
+def test_a_database_without_the_index_gets_it_keeping_its_schema_version(
+    tmp_path: Path,
+) -> None:
+    """As a clp before the index left it: the first writing open adds the index, and the
+    schema version stays, so that the older clp still reads the file."""
+    StateDB(tmp_path).close()
+    conn = sqlite3.connect(tmp_path / StateDB.FILENAME)
+    conn.execute("DROP INDEX transactions_by_status")
+    conn.commit()
+    conn.close()
+    StateDB(tmp_path, readonly=True).close()
+    assert _made_indexes(tmp_path) == ([], ("3",))
+    state = StateDB(tmp_path)
+    assert state.open_transactions() == []
+    state.close()
+    assert _made_indexes(tmp_path) == ([("transactions_by_status",)], ("3",))
+
+
+def _made_indexes(state_dir: Path) -> tuple[list[tuple[str]], tuple[str]]:
+    """The indexes made by CREATE INDEX (not SQLite's own for keys), and the schema version."""
+    conn = sqlite3.connect(state_dir / StateDB.FILENAME)
+    try:
+        indexes = conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
+        ).fetchall()
+        return indexes, conn.execute("SELECT value FROM settings WHERE key = 'schema'").fetchone()
+    finally:
+        conn.close()
