@@ -108,7 +108,9 @@ class FileState:
 
     @classmethod
     def from_dict(cls, data: object) -> FileState:
-        """Parse a record written by to_dict; raise CorruptStoreError on anything malformed."""
+        """Parse a record written by to_dict; raise CorruptStoreError on anything malformed.
+        (A loaded snapshot parses one a path: the checks of a well-formed record are string
+        and type tests, the slower ones only find out what is wrong with a bad one.)"""
         if not isinstance(data, dict):
             raise CorruptStoreError("snapshot record is not an object")
         path = data.get("path")
@@ -118,53 +120,51 @@ class FileState:
         def bad(problem: str) -> CorruptStoreError:
             return CorruptStoreError(f"snapshot record for {path!r}: {problem}")
 
-        try:
-            clean = normalize_target_path(path)
-        except UsageError as err:
-            raise bad(str(err)) from None
-        if clean != path or clean == "/":
-            raise bad("path is not a normalised target path")
+        if not _is_clean_record_path(path):
+            raise bad(_unclean_path_problem(path))
         kind = data.get("kind")
         if kind not in KINDS:
             raise bad(f"unknown kind {kind!r}")
-        numbers = {}
-        for name in ("mode", "uid", "gid", "mtime_ns", "size", "ino", "ctime_ns"):
-            value = data.get(name, 0)
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise bad(f"{name} is not an integer")
-            numbers[name] = value
+        get = data.get
+        values = [get(name, 0) for name in _INT_FIELDS]
+        if set(map(type, values)) != _ONLY_INT:  # not bool, which JSON never gives a number
+            name = next(n for n, v in zip(_INT_FIELDS, values, strict=True) if not _is_exact_int(v))
+            raise bad(f"{name} is not an integer")
+        numbers = dict(zip(_INT_FIELDS, values, strict=True))
         if not 0 <= numbers["mode"] <= 0o7777:
             raise bad("mode is out of range")
         if min(numbers["uid"], numbers["gid"], numbers["size"], numbers["ino"]) < 0:
             raise bad("negative owner, size or inode")
-        digest = data.get("digest")
+        digest = get("digest")
         if kind == "file":
             if not is_digest(digest):
                 raise bad("file record without a valid sha256 digest")
         elif digest is not None:
             raise bad(f"{kind} record carries a digest")
-        target = data.get("target")
+        target = get("target")
         if kind == "symlink":
             if not isinstance(target, str) or not target or "\0" in target:
                 raise bad("symlink record without a valid target")
         elif target is not None:
             raise bad(f"{kind} record carries a symlink target")
-        created = data.get("created_dirs", [])
+        created = get("created_dirs", [])
         if not isinstance(created, list) or not all(isinstance(d, str) for d in created):
             raise bad("created_dirs is not a list of paths")
-        if created and kind != "absent":
-            raise bad(f"{kind} record lists created directories")
-        parents = ancestors(clean)
-        if any(d not in parents for d in created):
-            raise bad("created_dirs holds a path that is not an ancestor")
+        if created:
+            if kind != "absent":
+                raise bad(f"{kind} record lists created directories")
+            parents = ancestors(path)
+            if any(d not in parents for d in created):
+                raise bad("created_dirs holds a path that is not an ancestor")
+        xattrs = get("xattrs", [])
         record = cls(
-            path=clean,
+            path=path,
             kind=kind,
             digest=digest,
             target=target,
             created_dirs=tuple(created),
-            xattrs=_parse_xattrs(data.get("xattrs", []), bad),
-            packed=_parse_packed(data.get("pack"), kind, bad),
+            xattrs=_parse_xattrs(xattrs, bad) if xattrs != [] else (),
+            packed=_parse_packed(get("pack"), kind, bad),
             **numbers,
         )
         record.stat_key()
@@ -270,6 +270,38 @@ def describe_change(then: FileState | None, now: FileState) -> str:
     return ", ".join(changes) or "changed"
 
 
+_INT_FIELDS = ("mode", "uid", "gid", "mtime_ns", "size", "ino", "ctime_ns")
+
+
+_ONLY_INT = {int}
+
+
+def _is_exact_int(value: object) -> bool:
+    return type(value) is int
+
+
+def _is_clean_record_path(path: str) -> bool:
+    """`path` is a normalised target path other than '/' (what normalize_target_path returns
+    unchanged): absolute, no NUL, and no empty, '.' or '..' component."""
+    parts = path.split("/")
+    return (
+        path[:1] == "/"
+        and path != "/"
+        and "\0" not in path
+        and "" not in parts[1:]
+        and "." not in parts
+        and ".." not in parts
+    )
+
+
+def _unclean_path_problem(path: str) -> str:
+    try:
+        normalize_target_path(path)
+    except UsageError as err:
+        return str(err)
+    return "path is not a normalised target path"
+
+
 def ancestors(clean: str) -> list[str]:
     """Ancestors of a normalised target path, innermost first, without '/'."""
     result = []
@@ -298,7 +330,8 @@ def _parse_packed(
         or len(data) != 3
         or not isinstance(data[0], str)
         or not is_lower_hex(data[0], PACK_NAME_LENGTH)
-        or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in data[1:])
+        or set(map(type, data[1:])) != _ONLY_INT
+        or min(data[1:]) < 0
     ):
         raise bad("pack location is malformed")
     return (data[0], data[1], data[2])
