@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import sys
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import ModuleType
+
 LISTINGS = ("list", "pins", "transactions", "status")  # clp_alpm.cli.listings runs them
+PATHLIB_COMPILES_PATTERNS = (3, 12)  # the Python whose pathlib needs re when it loads
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,17 +96,21 @@ def _import_lean_stdlib() -> None:
     places in sys.modules: re's loads the real module on the first use of any of its names,
     urllib.parse's holds that one function, which loads the real one when called. Both leave
     sys.modules at once: whoever imports re or urllib.parse later gets the real module. A
-    Python whose pathlib wants more of them at load time is given the real modules then.
-    (SQLite needs no such help: store/state.py loads its C module, without datetime; JSON
-    neither: clp_alpm/plainjson.py.)"""
+    Python whose pathlib wants more of them at load time is given the real modules then. From
+    Python 3.12 pathlib compiles patterns as it loads (3.12 through fnmatch, 3.13 through
+    glob), so there re has no stand-in. (SQLite needs no such help: store/state.py loads its
+    C module, without datetime; JSON neither: clp_alpm/plainjson.py.)"""
     if "pathlib" in sys.modules:
         return
     urllib_parse = type(sys)("urllib.parse")
     urllib_parse.quote_from_bytes = _quote_from_bytes  # type: ignore[attr-defined]
-    _import_with_stand_ins("pathlib", {"re": _lazy_module("re"), "urllib.parse": urllib_parse})
+    stand_ins = {"urllib.parse": urllib_parse}
+    if sys.version_info < PATHLIB_COMPILES_PATTERNS:
+        stand_ins["re"] = _lazy_module("re")
+    _import_with_stand_ins("pathlib", stand_ins)
 
 
-def _lazy_module(name: str) -> object:
+def _lazy_module(name: str) -> ModuleType:
     """A stand-in for module `name` that imports the real one when a name of it is first
     used, and hands that name on."""
     stand_in = type(sys)(name)
@@ -115,11 +124,11 @@ def _lazy_module(name: str) -> object:
     return stand_in
 
 
-def _import_with_stand_ins(name: str, stand_ins: dict[str, object]) -> None:
+def _import_with_stand_ins(name: str, stand_ins: dict[str, ModuleType]) -> None:
     """Import module `name` while `stand_ins` (module name: stand-in) take the places of
     modules not yet loaded."""
     placed = {module: s for module, s in stand_ins.items() if module not in sys.modules}
-    sys.modules.update(placed)  # type: ignore[arg-type]
+    sys.modules.update(placed)
     try:
         __import__(name)
     except ImportError:

@@ -13,7 +13,6 @@ records no longer name are listed in a setting that keeps them (KEPT_SNAPSHOTS_S
 from __future__ import annotations
 
 import contextlib
-import json
 import shutil
 import sqlite3
 import struct
@@ -23,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from clp_alpm.plainjson import dumps, loads
 from clp_alpm.store.records import EntryStatus, OperationStatus
 from clp_alpm.store.state import (
     KEPT_SNAPSHOTS_SETTING,
@@ -173,14 +173,14 @@ def _settings_row(row: dict[str, Any]) -> None:
 
 def _operation_row(row: dict[str, Any]) -> None:
     OperationStatus(row["status"])
-    json.loads(row["plan"])
+    loads(row["plan"])
     if not isinstance(row["id"], int) or not isinstance(row["kind"], str):
         raise ValueError("bad operation")
 
 
 def _journal_row(row: dict[str, Any]) -> None:
     EntryStatus(row["status"])
-    json.loads(row["args"]), json.loads(row["data"])
+    loads(row["args"]), loads(row["data"])
     if not isinstance(row["op_id"], int) or not isinstance(row["seq"], int):
         raise ValueError("bad journal entry")
 
@@ -270,11 +270,11 @@ def write_salvaged(state_dir: Path, found: Salvage, snapshots: list[str]) -> lis
         before = [r for r in found.tables["settings"].rows if r["key"] == KEPT_SNAPSHOTS_SETTING]
         if before:
             with contextlib.suppress(ValueError, TypeError):
-                kept = sorted(set(kept) | {str(s) for s in json.loads(before[0]["value"])})
+                kept = sorted(set(kept) | {str(s) for s in loads(before[0]["value"])})
         if kept:
             conn.execute(
                 "INSERT INTO settings(key, value) VALUES (?, ?)",
-                (KEPT_SNAPSHOTS_SETTING, json.dumps(kept)),
+                (KEPT_SNAPSHOTS_SETTING, dumps(kept)),
             )
         conn.execute("COMMIT")
     finally:

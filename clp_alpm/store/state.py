@@ -142,7 +142,8 @@ CREATE TABLE IF NOT EXISTS journal (
 # The indexes _SCHEMA makes: the hooks ask for the open transactions and count them twice a
 # transaction, which without one reads every record (HistoryLimit of them).
 _INDEXES = ("transactions_by_status",)
-_INDEXES_QUERY = "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
+# (of any type: a table of that name would make CREATE INDEX fail on every open)
+_INDEXES_QUERY = "SELECT name FROM sqlite_master WHERE sql IS NOT NULL"
 
 REBUILD_COMMAND = "clp recover --rebuild-state"
 # snapshots a rebuild found in the store that no salvaged record names: kept (JSON list)
@@ -150,6 +151,15 @@ KEPT_SNAPSHOTS_SETTING = "rebuild.kept_snapshots"
 # SQLite's words for a damaged file (sqlite_errorname; older builds only say it in the text)
 _DAMAGE_CODES = ("SQLITE_CORRUPT", "SQLITE_NOTADB")
 _DAMAGE_WORDS = ("malformed", "not a database", "database corruption")
+
+
+def _newer_schema(path: Path, version: int) -> ClpError:
+    return ClpError(f"{path}: state database was written by a newer clp (schema {version})")
+
+
+def _is_read_only(err: sqlite3.DatabaseError) -> bool:
+    name = str(getattr(err, "sqlite_errorname", ""))
+    return name.startswith("SQLITE_READONLY") or "readonly database" in str(err)
 
 
 def is_damage(err: BaseException) -> bool:
@@ -272,11 +282,14 @@ class StateDB:
                 self._conn.execute("PRAGMA journal_mode=WAL")
                 self._conn.execute("PRAGMA synchronous=FULL")
                 if not self._schema_is_current():
+                    self._refuse_a_newer_schema()  # before making anything in it
                     self._conn.executescript(_SCHEMA)
                     self._check_version()
         except sqlite3.DatabaseError as err:
             if is_damage(err):
                 raise damaged(self.path, err) from None
+            if _is_read_only(err):  # a file made immutable, say: as for any other write
+                raise ClpError(f"{self.path}: cannot write the state database ({err})") from None
             raise ClpError(f"{self.path}: state database is unreadable ({err})") from None
         except OSError as err:
             doing = "read clp's state" if readonly else "create the state directory"
@@ -307,6 +320,14 @@ class StateDB:
             conn.executescript(_SCHEMA)
         return conn
 
+    def _refuse_a_newer_schema(self) -> None:
+        try:
+            version = self._schema_version()
+        except sqlite3.OperationalError:  # a new database: no settings table yet
+            return
+        if version is not None and version > SCHEMA_VERSION:
+            raise _newer_schema(self.path, version)
+
     def _check_version(self) -> None:
         if self._schema_version() == SCHEMA_VERSION:
             return
@@ -318,9 +339,7 @@ class StateDB:
                 )
                 return
             if version > SCHEMA_VERSION:
-                raise ClpError(
-                    f"{self.path}: state database was written by a newer clp (schema {version})"
-                )
+                raise _newer_schema(self.path, version)
             for step in range(version + 1, SCHEMA_VERSION + 1):
                 for statement in _MIGRATIONS[step]:
                     conn.execute(statement)

@@ -63,3 +63,19 @@ def test_without_the_c_module_json_does_the_work(monkeypatch):
     assert plainjson.dumps({"b": 1, "a": None}, sort_keys=True) == '{"a": null, "b": 1}'
     with pytest.raises(json.JSONDecodeError, match="Extra data"):
         plainjson.loads("[1] 2")
+
+
+def test_a_c_module_called_differently_leaves_the_work_to_json(monkeypatch):
+    """A Python whose `_json` takes other arguments: json, which knows how to call it."""
+    import _json
+
+    def changed(*args):
+        raise TypeError("make_encoder() takes other arguments")
+
+    stub = type(_json)("_json")
+    stub.make_encoder = stub.make_scanner = changed  # type: ignore[attr-defined]
+    stub.encode_basestring_ascii = _json.encode_basestring_ascii  # type: ignore[attr-defined]
+    monkeypatch.setattr(plainjson, "_json", stub)
+    monkeypatch.setattr(plainjson, "_made", [])
+    assert plainjson.dumps([1, {"b": None}], separators=(",", ":")) == '[1,{"b":null}]'
+    assert plainjson.loads(b'{"a": [true]}') == {"a": [True]}

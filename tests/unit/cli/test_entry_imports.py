@@ -1,6 +1,7 @@
-"""The lean imports of the listings and hooks (clp_alpm/cli/entry.py): pathlib without re or
-urllib.parse, the state database without sqlite3's datetime; whoever imports those later gets
-the real modules, and pathlib, fnmatch and sqlite3 work with them as usual."""
+"""The lean imports of the listings and hooks (clp_alpm/cli/entry.py): pathlib without re
+(before Python 3.12) or urllib.parse, the state database without sqlite3's datetime; whoever
+imports those later gets the real modules, and pathlib, fnmatch and sqlite3 work with them as
+usual."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ import sys, warnings
 from clp_alpm.cli import entry
 entry._import_lean_stdlib()
 from clp_alpm.store import state
-print(sorted(m for m in ("urllib.parse", "ipaddress", "datetime", "re", "enum", "json")
+patterns = ("re", "enum") if sys.version_info < entry.PATHLIB_COMPILES_PATTERNS else ()
+print(sorted(m for m in ("urllib.parse", "ipaddress", "datetime", "json", *patterns)
              if m in sys.modules))
 print(sorted(m for m in ("pathlib", "sqlite3") if m in sys.modules))
 import pathlib, fnmatch

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
 from pathlib import Path
 
 import pytest
 
+from clp_alpm.errors import ClpError
 from clp_alpm.formats.meta import (
     HealthCheck,
     PatchMeta,
@@ -208,3 +210,49 @@ def _made_indexes(state_dir: Path) -> tuple[list[tuple[str]], tuple[str]]:
         return indexes, conn.execute("SELECT value FROM settings WHERE key = 'schema'").fetchone()
     finally:
         conn.close()
+
+
+def test_a_database_of_a_newer_clp_is_refused_before_anything_is_made_in_it(
+    tmp_path: Path,
+) -> None:
+    StateDB(tmp_path).close()
+    conn = sqlite3.connect(tmp_path / StateDB.FILENAME)
+    conn.execute("DROP INDEX transactions_by_status")
+    conn.execute("UPDATE settings SET value = '9' WHERE key = 'schema'")
+    conn.commit()
+    conn.close()
+    with pytest.raises(ClpError, match=r"written by a newer clp \(schema 9\)$"):
+        StateDB(tmp_path)
+    assert _made_indexes(tmp_path) == ([], ("9",))
+
+
+def test_a_name_the_index_would_take_does_not_stop_the_database_opening(tmp_path: Path) -> None:
+    StateDB(tmp_path).close()
+    conn = sqlite3.connect(tmp_path / StateDB.FILENAME)
+    conn.execute("DROP INDEX transactions_by_status")
+    conn.execute("CREATE VIEW transactions_by_status AS SELECT id FROM transactions")
+    conn.commit()
+    conn.close()
+    for _ in range(2):
+        state = StateDB(tmp_path)
+        assert state.open_transactions() == [] and state.count_transactions() == 0
+        state.close()
+
+
+def test_an_immutable_database_is_a_database_clp_cannot_write(tmp_path: Path) -> None:
+    """As with any write to it: the file is there and readable, clp cannot write it."""
+    StateDB(tmp_path).close()
+    conn = sqlite3.connect(tmp_path / StateDB.FILENAME)
+    conn.execute("DROP INDEX transactions_by_status")  # so that opening it must write
+    conn.commit()
+    conn.close()
+    database = tmp_path / StateDB.FILENAME
+    if subprocess.run(["chattr", "+i", str(database)], capture_output=True).returncode != 0:
+        pytest.skip("this file system has no immutable files (chattr +i)")
+    try:
+        with pytest.raises(ClpError, match="cannot write the state database") as caught:
+            StateDB(tmp_path)
+        assert "unreadable" not in str(caught.value)
+        assert StateDB(tmp_path, readonly=True).open_transactions() == []
+    finally:
+        subprocess.run(["chattr", "-i", str(database)], check=True)
