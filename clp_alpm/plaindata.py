@@ -2,11 +2,12 @@
 
 `dataclasses` imports `inspect` (and with it `ast`, `dis`, `tokenize`) and compiles six methods
 per class: on the hook's path that was 8 ms of imports and about a millisecond a class, paid
-by every pacman transaction twice. This makes the same classes with one compiled `__init__`
-and shared `__eq__`, `__hash__`, `__repr__` and frozen `__setattr__`, for the subset clp uses:
-`frozen`, defaults, `field(default=, default_factory=, init=, repr=, compare=)` and
-`__post_init__`. Type checkers see the real `dataclasses` (the modules import this one only
-at run time), and `dataclasses.replace` works on these classes too (they carry
+by every pacman transaction twice. This makes the same classes with an `__init__` (a loop
+over the fields for a class's first instances, then one compiled for it: compiling costs as
+much as sixty instances) and shared `__eq__`, `__hash__`, `__repr__` and frozen `__setattr__`,
+for the subset clp uses: `frozen`, defaults, `field(default=, default_factory=, init=, repr=,
+compare=)` and `__post_init__`. Type checkers see the real `dataclasses` (the modules import
+this one only at run time), and `dataclasses.replace` works on these classes too (they carry
 `__dataclass_fields__` with what it reads).
 """
 
@@ -125,18 +126,79 @@ def _process(cls: Any, frozen: bool) -> Any:
     return cls
 
 
+# Instances a class makes through the generic __init__ before its own is compiled: compiling
+# one costs about as much as sixty generic calls, and most classes a command imports make only
+# a few instances (a pacman hook makes nine kinds, a few of each, and has no time to compile).
+COMPILE_AFTER = 64
+
+
 def _init_on_first_use(cls: Any, fields: dict[str, Field]) -> Any:
-    """An __init__ that compiles the real one when the first instance is made, and puts it in
-    its place: a command makes instances of a few of the classes it imports (a listing
-    imports a dozen and makes two kinds)."""
+    """An __init__ that fills in the fields itself for the first COMPILE_AFTER instances, then
+    compiles the real one and puts it in its place. A call the generic one does not take as it
+    is (a missing, unknown or repeated argument) goes to the compiled one, which raises the
+    TypeError Python gives any function."""
+    generic = _GenericInit(cls, fields)
+    made = 0
 
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        nonlocal made
+        made += 1
+        if made <= COMPILE_AFTER and generic.fill(self, args, kwargs):
+            return
         if cls.__dict__.get("__init__") is __init__:
             cls.__init__ = _make_init(cls, fields)
         cls.__dict__["__init__"](self, *args, **kwargs)
 
     __init__.__qualname__ = f"{cls.__qualname__}.__init__"
     return __init__
+
+
+class _GenericInit:
+    """What the compiled __init__ does, by a loop over the fields."""
+
+    __slots__ = ("cls", "names", "accepted", "required", "steps")
+
+    def __init__(self, cls: Any, fields: dict[str, Field]) -> None:
+        self.cls = cls
+        self.names = tuple(name for name, spec in fields.items() if spec.init)
+        self.accepted = frozenset(self.names)
+        self.required = tuple(
+            name
+            for name, spec in fields.items()
+            if spec.init and spec.default is MISSING and spec.default_factory is MISSING
+        )
+        self.steps = tuple((name, spec.init, spec.default, spec.default_factory)
+                           for name, spec in fields.items())  # fmt: skip
+
+    def fill(self, obj: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+        """Set `obj`'s fields as the compiled __init__ would; False (nothing set) for a call
+        it would refuse."""
+        if len(args) > len(self.names):
+            return False
+        given = dict(zip(self.names, args, strict=False))  # fewer args than fields
+        for key in kwargs:
+            if key in given or key not in self.accepted:
+                return False
+        given.update(kwargs)
+        if not all(name in given for name in self.required):
+            return False
+        values = {}
+        for name, init, default, factory in self.steps:
+            if init and name in given:
+                value = given[name]
+                if value is MISSING and factory is not MISSING:
+                    value = factory()
+            elif default is not MISSING:
+                value = default
+            elif factory is not MISSING:
+                value = factory()
+            else:
+                continue  # init=False and nothing to start with: left unset
+            values[name] = value
+        obj.__dict__.update(values)
+        if hasattr(self.cls, "__post_init__"):
+            obj.__post_init__()
+        return True
 
 
 def _make_init(cls: Any, fields: dict[str, Field]) -> Any:

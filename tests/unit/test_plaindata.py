@@ -1,6 +1,6 @@
-"""clp_alpm/plaindata.py: the light dataclass (its __init__ compiled when the first instance is
-made) and the light StrEnum of the records, which behave as `dataclasses` and `enum.StrEnum`
-do where clp uses them."""
+"""clp_alpm/plaindata.py: the light dataclass (its fields filled in by a loop for the first
+instances, then by an __init__ compiled for the class) and the light StrEnum of the records,
+which behave as `dataclasses` and `enum.StrEnum` do where clp uses them."""
 
 from __future__ import annotations
 
@@ -37,16 +37,57 @@ class Labelled(Point):  # not a dataclass itself: inherits Point's __init__
     pass
 
 
-def test_the_first_instance_compiles_init_and_every_one_after_uses_it():
+def test_the_first_instances_are_filled_in_and_then_init_is_compiled():
     stand_in = Point.__dict__["__init__"]
     first = Point(1, y=2)
-    assert Point.__dict__["__init__"] is not stand_in
+    assert Point.__dict__["__init__"] is stand_in  # no compiling for a few instances
     assert (first.x, first.y, first.tags) == (1, 2, [])
     assert Point(3) == Point(3, 0, []) and Point(3).tags is not Point(3).tags
     assert Counted(4).double == 8
     assert Labelled(5).x == 5 and type(Labelled(5)) is Labelled
     assert plaindata.replace(first, y=7) == Point(1, 7)
     assert dataclasses.replace(first, x=9) == Point(9, 2)
+    many = [Point(n) for n in range(plaindata.COMPILE_AFTER)]
+    assert Point.__dict__["__init__"] is not stand_in
+    assert [p.x for p in many] == list(range(plaindata.COMPILE_AFTER)) and many[-1].tags == []
+
+
+def _shape_class() -> type:
+    @plaindata.dataclass(frozen=True)
+    class Shape:
+        a: int
+        b: str = "x"
+        c: list[int] = plaindata.field(default_factory=list)
+        d: int = plaindata.field(default=5, init=False)
+        e: int = plaindata.field(init=False, default_factory=lambda: 7)
+        f: int = plaindata.field(init=False)
+
+        def __post_init__(self) -> None:
+            object.__setattr__(self, "f", self.a + self.d)
+
+    return Shape
+
+
+CALLS = [((1,), {}), ((1, "y"), {}), ((1, "y", [2]), {}), ((), {"a": 1, "c": [3]}),
+         ((1,), {"b": "z"}), ((1,), {"c": plaindata.MISSING}), ((), {}), ((1, "y", [], 4), {}),
+         ((1,), {"a": 2}), ((1,), {"d": 2}), ((1,), {"nope": 1}), ((), {"b": "y"})]  # fmt: skip
+
+
+def _made(cls: type, args: tuple, kwargs: dict) -> tuple:
+    try:
+        obj = cls(*args, **kwargs)
+    except TypeError as err:
+        return ("error", str(err))
+    return ("made", obj.__dict__, list(obj.__dict__))
+
+
+@pytest.mark.parametrize(("args", "kwargs"), CALLS)
+def test_the_filled_in_and_the_compiled_init_make_the_same(monkeypatch, args, kwargs):
+    filled = _made(_shape_class(), args, kwargs)
+    monkeypatch.setattr(plaindata, "COMPILE_AFTER", 0)
+    compiled = _made(_shape_class(), args, kwargs)
+    assert filled == compiled
+    assert ("Shape.__init__()" in filled[1]) if filled[0] == "error" else filled[1]["f"] == 6
 
 
 def test_a_bad_call_is_the_type_error_it_always_was():
