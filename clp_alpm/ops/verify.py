@@ -10,14 +10,13 @@ from __future__ import annotations
 import os
 import shutil
 import stat
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from clp_alpm.config import Config
 from clp_alpm.errors import ClpError, PatchFormatError, SignatureError, UsageError
-from clp_alpm.formats.archive import CHUNK_SIZE, CONTAINER_ZIP, DEFAULT_LIMITS, PatchArchive
+from clp_alpm.formats.archive import CONTAINER_ZIP, DEFAULT_LIMITS, PatchArchive
 from clp_alpm.formats.extract import Unpacker, extract_patch
 from clp_alpm.formats.inspect import inspect_patch
 from clp_alpm.formats.meta import PatchMeta
@@ -187,37 +186,31 @@ def _copy_signature(path: Path, signature: Path, staged_sig: Path, staging: Path
         raise ClpError(f"{path}: cannot copy the patch to {staging} ({err.strerror})") from None
 
 
-def _copy_body(source: IO[bytes], path: Path, staged: Path, staging: Path) -> None:
-    try:
-        with source, open(staged, "xb") as out:
-            while chunk := source.read(CHUNK_SIZE):
-                out.write(chunk)
-    except OSError as err:
-        raise ClpError(f"{path}: cannot copy the patch to {staging} ({err.strerror})") from None
-
-
-def stage_patch(path: Path, staging: Path) -> Path:
-    """A private copy of `path` (and `path.sig`), so that nobody can swap the file between
-    the checks and the extraction."""
-    source = _open_patch(path)
-    staged = staging / path.name
-    _copy_signature(path, Path(f"{path}.sig"), Path(f"{staged}.sig"), staging)
-    _copy_body(source, path, staged, staging)
-    return staged
-
-
 def describe_patch_file(config: Config, path: Path) -> dict[str, Any]:
-    """What `clp info FILE` shows: the archive and its metadata, and the signature's verdict.
+    """What `clp info FILE` shows: the archive and its metadata, and the signature's verdict,
+    from one read of the file as verify makes it (gpg checks the bytes the inspection reads;
+    nothing is copied, whatever the size of the patch).
 
     A bad signature does not hide the metadata here (info changes nothing); `verify` refuses.
     """
-    with tempfile.TemporaryDirectory(prefix="clp-info-") as staging:
-        staged = stage_patch(path, Path(staging))
-        archive = inspect_patch(staged)
-        signer, error = None, None
+    _open_patch(path).close()  # the one-line errors for a missing or special file
+    signature = Path(f"{path}.sig")
+    signer, error, verifier = None, None, None
+    try:
+        if signature_wanted(path.name, signature, config.siglevel):
+            verifier = StreamedVerification(path.name, signature, config.host_keyring)
+    except SignatureError as err:
+        error = str(err)
+    try:
+        archive = inspect_patch(path, tee=verifier)
+    except BaseException:
+        if verifier is not None:
+            verifier.abandon()
+        raise
+    if verifier is not None:
         try:
-            signer = check_signature(staged, config.siglevel, config.host_keyring)
+            signer = verifier.finish()
         except SignatureError as err:
             error = str(err)
-        report = signature_report(config.siglevel, signer, error, staged)
+    report = signature_report(config.siglevel, signer, error, path)
     return archive.to_dict() | {"path": str(path), "signature": report}
