@@ -6,8 +6,9 @@ Three measurements, each against a reference taken in the same run (medians of s
 1. `pacman -U` upgrading a typical package (300 files, 8 MiB, 5 under etc/) in a sandbox root
    with clp's hooks, against an identical root without them. Both roots are HookRoots (same
    namespace and bind mounts); the reference one has its hook files removed. Goal: <= 1.10x.
-2. `chroot ROOT /usr/bin/clp hook pre-transaction </dev/null` against `chroot ROOT python -c
-   pass`, many times from one mount namespace (its set-up is not counted). Goal: < 80 ms.
+2. `chroot ROOT /usr/bin/clp hook pre-transaction </dev/null` against `chroot ROOT python -S -c
+   pass` (Python as the launcher starts it, without site), many times from one mount namespace
+   (its set-up is not counted). Goal: < 80 ms.
 3. SnapshotStore.take of a 10,000-file /etc-like tree against `etckeeper commit` (git) of a copy:
    first run, second run on the unchanged tree, third after changing 10 files; time and bytes
    added. Goal: the second clp run takes < 10% of the first's time and adds < 1% of its bytes.
@@ -47,6 +48,7 @@ import random
 import resource
 import shutil
 import signal
+import site
 import statistics
 import subprocess
 import sys
@@ -58,6 +60,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import clp_alpm
 from bench import peers
 from clp_alpm.store.model import Snapshot
 from clp_alpm.store.observe import RACY_MARGIN_NS
@@ -309,14 +312,15 @@ def bench_pacman(work: Path, args: argparse.Namespace, report: Report) -> None:
 # Runs inside the HookRoot's namespace, so that its set-up is paid once and not counted.
 TIMING_SCRIPT = """\
 import json, os, resource, subprocess, sys, time
-root, runs, python = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+root, runs, python, dirs = sys.argv[1], int(sys.argv[2]), sys.argv[3], json.loads(sys.argv[4])
 cached = dict(os.environ)
 compiling = {k: v for k, v in cached.items() if k != "PYTHONPYCACHEPREFIX"}
 compiling["PYTHONDONTWRITEBYTECODE"] = "1"
 commands = {
-    "python": (["chroot", root, python, "-c", "pass"], cached),
-    "imports": (["chroot", root, python, "-c", "import clp_alpm.cli.entry, clp_alpm.ops.hooks"],
-                cached),
+    # Python as /usr/bin/clp starts it for a hook: without site, clp's directories on its path
+    "python": (["chroot", root, python, "-S", "-c", "pass"], cached),
+    "imports": (["chroot", root, python, "-S", "-c", f"import sys; sys.path.extend({dirs!r}); "
+                 "import clp_alpm.cli.entry, clp_alpm.ops.hooks"], cached),
     # `clp hook` without its argument: the real entry point started and the hook path
     # imported, then a usage warning and exit 0 (nothing recorded): the start-up alone
     "start-up": (["chroot", root, "/usr/bin/clp", "hook"], cached),
@@ -385,7 +389,8 @@ def bench_startup(work: Path, args: argparse.Namespace, report: Report) -> None:
     hroot = make_hook_root(work / "startup", with_hooks=True)
     script = work / "startup-timing.py"
     script.write_text(TIMING_SCRIPT)
-    argv = [sys.executable, script, hroot.root, str(args.starts), sys.executable]
+    dirs = [str(Path(clp_alpm.__file__).resolve().parent.parent), *site.getsitepackages()]
+    argv = [sys.executable, script, hroot.root, str(args.starts), sys.executable, json.dumps(dirs)]
     result = hroot.run(*argv, env=bytecode_cache(hroot), timeout=600)
     if result.returncode != 0:
         raise BenchError(f"start-up timing failed: {result.stderr.strip()}")
@@ -400,8 +405,8 @@ def bench_startup(work: Path, args: argparse.Namespace, report: Report) -> None:
         raise BenchError(f"{len(records)} transactions recorded by {2 * (args.starts + 2)} runs")
     print(f"   {'':<46} {'median':>11} {'min':>11} {'median CPU':>11}")
     labels = {
-        "python": "chroot R python -c pass",
-        "imports": "chroot R python -c 'import clp_alpm.ops.hooks'",
+        "python": "chroot R python -S -c pass",
+        "imports": "chroot R python -S -c 'import clp_alpm.ops.hooks'",
         "start-up": "chroot R clp hook (start-up: no argument)",
         "clp": "chroot R clp hook pre-transaction (recording)",
         "clp, no .pyc": "  the same, compiling clp_alpm (no .pyc)",
@@ -421,7 +426,7 @@ def bench_startup(work: Path, args: argparse.Namespace, report: Report) -> None:
     report.goal(
         f"clp hook start-up < {START_GOAL_MS:.0f} ms",
         passed,
-        f"{start_s * 1000:.1f} ms (python -c pass: {python_s * 1000:.1f} ms; a whole "
+        f"{start_s * 1000:.1f} ms (python -S -c pass: {python_s * 1000:.1f} ms; a whole "
         f"pre-transaction run with its recording: {clp_s * 1000:.1f} ms)",
     )
     if not passed or args.importtime:
