@@ -98,6 +98,7 @@ def _process(cls: Any, frozen: bool) -> Any:
             else:
                 setattr(cls, name, spec.default)
         fields[name] = spec
+    _check_field_order(cls, fields)
     cls.__dataclass_fields__ = fields
     cls.__init__ = _init_on_first_use(cls, fields)
     compared = [name for name, spec in fields.items() if spec.compare]
@@ -201,11 +202,15 @@ class _GenericInit:
         return True
 
 
+# The compiled __init__'s own names, which no field is called
+_SELF, _FIELDS, _MISSING = "_plaindata_self", "_plaindata_fields", "_plaindata_missing"
+
+
 def _make_init(cls: Any, fields: dict[str, Field]) -> Any:
     """__init__, compiled once: the records are made by the thousand in a snapshot."""
-    scope: dict[str, Any] = {"MISSING": MISSING}
+    scope: dict[str, Any] = {_MISSING: MISSING}
     parameters = []
-    body = ["    d = self.__dict__"]
+    body = [f"    {_FIELDS} = {_SELF}.__dict__"]
     for name, spec in fields.items():
         value = name
         if spec.default is not MISSING:
@@ -216,8 +221,8 @@ def _make_init(cls: Any, fields: dict[str, Field]) -> Any:
             if spec.default is not MISSING:
                 parameters.append(f"{name}=_d_{name}")
             elif spec.default_factory is not MISSING:
-                parameters.append(f"{name}=MISSING")
-                value = f"_f_{name}() if {name} is MISSING else {name}"
+                parameters.append(f"{name}={_MISSING}")
+                value = f"_f_{name}() if {name} is {_MISSING} else {name}"
             else:
                 parameters.append(name)
         elif spec.default is not MISSING:
@@ -226,14 +231,27 @@ def _make_init(cls: Any, fields: dict[str, Field]) -> Any:
             value = f"_f_{name}()"
         else:
             continue
-        body.append(f"    d[{name!r}] = {value}")
+        body.append(f"    {_FIELDS}[{name!r}] = {value}")
     if hasattr(cls, "__post_init__"):
-        body.append("    self.__post_init__()")
-    source = f"def __init__(self, {', '.join(parameters)}):\n" + "\n".join(body) + "\n"
+        body.append(f"    {_SELF}.__post_init__()")
+    source = f"def __init__({_SELF}, {', '.join(parameters)}):\n" + "\n".join(body) + "\n"
     exec(source, scope)  # noqa: S102 - our own field names, as dataclasses does
     init = scope["__init__"]
     init.__qualname__ = f"{cls.__qualname__}.__init__"
     return init
+
+
+def _check_field_order(cls: Any, fields: dict[str, Field]) -> None:
+    """As dataclasses refuses it when the class is made: a field that must be given after
+    one that need not (the compiled __init__ could not be written)."""
+    optional = None
+    for name, spec in fields.items():
+        if not spec.init:
+            continue
+        if spec.default is not MISSING or spec.default_factory is not MISSING:
+            optional = name
+        elif optional is not None:
+            raise TypeError(f"non-default argument {name!r} follows default argument")
 
 
 def _frozen_setattr(self: Any, name: str, value: Any) -> None:

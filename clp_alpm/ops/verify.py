@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -112,7 +113,7 @@ def verify_patch(
             if verifier is not None:
                 verifier.abandon()
             raise
-        signer = verifier.finish() if verifier is not None else None
+        signer = _finish(verifier) if verifier is not None else None
         if unpacked is not None and archive.container != CONTAINER_ZIP:
             extract_patch(archive, unpacked)
     except BaseException:
@@ -120,6 +121,17 @@ def verify_patch(
             shutil.rmtree(unpacked, ignore_errors=True)
         raise
     return VerifiedPatch(path, archive, signer, level, unpacked)
+
+
+def _finish(verifier: StreamedVerification) -> SignatureInfo:
+    """gpg's verdict; gpg is stopped if anything but the verdict ends the wait (an interrupt)."""
+    try:
+        return verifier.finish()
+    except SignatureError:
+        raise
+    except BaseException:
+        verifier.abandon()
+        raise
 
 
 def _unpack_dir(path: Path, staging: Path) -> Path:
@@ -188,29 +200,32 @@ def _copy_signature(path: Path, signature: Path, staged_sig: Path, staging: Path
 
 def describe_patch_file(config: Config, path: Path) -> dict[str, Any]:
     """What `clp info FILE` shows: the archive and its metadata, and the signature's verdict,
-    from one read of the file as verify makes it (gpg checks the bytes the inspection reads;
-    nothing is copied, whatever the size of the patch).
+    from one read of the file as verify makes it: gpg checks the bytes the inspection reads,
+    against a private copy of the signature (a regular file, as verify takes it; gpg never
+    opens what the user's directory holds). The patch itself is not copied, whatever its size.
 
     A bad signature does not hide the metadata here (info changes nothing); `verify` refuses.
     """
     _open_patch(path).close()  # the one-line errors for a missing or special file
-    signature = Path(f"{path}.sig")
-    signer, error, verifier = None, None, None
-    try:
-        if signature_wanted(path.name, signature, config.siglevel):
-            verifier = StreamedVerification(path.name, signature, config.host_keyring)
-    except SignatureError as err:
-        error = str(err)
-    try:
-        archive = inspect_patch(path, tee=verifier)
-    except BaseException:
-        if verifier is not None:
-            verifier.abandon()
-        raise
-    if verifier is not None:
+    with tempfile.TemporaryDirectory(prefix="clp-info-") as staging:
+        signature = Path(staging) / f"{path.name}.sig"
+        _copy_signature(path, Path(f"{path}.sig"), signature, Path(staging))
+        signer, error, verifier = None, None, None
         try:
-            signer = verifier.finish()
+            if signature_wanted(path.name, signature, config.siglevel):
+                verifier = StreamedVerification(path.name, signature, config.host_keyring)
         except SignatureError as err:
             error = str(err)
-    report = signature_report(config.siglevel, signer, error, path)
+        try:
+            archive = inspect_patch(path, tee=verifier)
+        except BaseException:
+            if verifier is not None:
+                verifier.abandon()
+            raise
+        if verifier is not None:
+            try:
+                signer = _finish(verifier)
+            except SignatureError as err:
+                error = str(err)
+        report = signature_report(config.siglevel, signer, error, Path(staging) / path.name)
     return archive.to_dict() | {"path": str(path), "signature": report}

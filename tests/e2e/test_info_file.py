@@ -65,3 +65,30 @@ def test_info_of_a_patch_larger_than_the_temporary_directory(tmp_path, sandbox, 
                              str(sandbox), "info", str(patch), "--json")  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["signature"]["status"] == "verified"
+
+
+@pytest.mark.parametrize("kind", ["directory", "fifo", "dangling symlink", "symlink to /dev/null"])
+@pytest.mark.parametrize(("level", "status"), [("Optional", "unsigned"), ("Required", "missing")])
+def test_a_signature_that_is_no_regular_file_is_none_as_verify_says(
+    tmp_path, sandbox, clp, kind, level, status
+):
+    """What stands where the .sig would be is not read (a FIFO would hang gpg): there is no
+    signature, as `clp verify` says, and the metadata is shown."""
+    with_siglevel(sandbox, level)
+    patch = make_patch(tmp_path, None, INSTALL_OK)
+    sig = Path(f"{patch}.sig")
+    if kind == "directory":
+        sig.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(sig)
+    else:
+        sig.symlink_to(tmp_path / "nowhere" if kind == "dangling symlink" else "/dev/null")
+    result = clp("--root", str(sandbox), "info", str(patch), "--json", timeout=60)
+    assert result.returncode == 0, result.stderr
+    shown = json.loads(result.stdout)
+    assert shown["meta"]["name"] == PATCH_ID and shown["signature"]["status"] == status
+    verify = clp("--root", str(sandbox), "verify", str(patch), timeout=60)
+    assert verify.returncode == (0 if level == "Optional" else 2), verify.stderr
+    if level == "Required":
+        assert "no signature" in shown["signature"]["message"]
+        assert "no signature" in verify.stderr

@@ -152,3 +152,31 @@ def test_replace_works_on_a_record() -> None:
                                origin="pacman", packages=(), paths=())  # type: ignore[arg-type]  # fmt: skip
     done = dataclasses.replace(record, status=TransactionStatus.DONE)
     assert (done.status, done.id, record.status) == ("done", 1, "open")
+
+
+def test_a_field_that_must_be_given_after_one_that_need_not_is_refused_at_once():
+    """As dataclasses refuses it, when the class is made, not at some later instance."""
+
+    @plaindata.dataclass
+    class Base:
+        a: int = 1
+
+    with pytest.raises(TypeError, match="non-default argument 'b' follows default argument"):
+
+        @plaindata.dataclass
+        class Sub(Base):
+            b: int
+
+
+@pytest.mark.parametrize("compile_after", [0, 64])
+def test_fields_may_have_any_name_the_compiled_init_uses_none(monkeypatch, compile_after):
+    monkeypatch.setattr(plaindata, "COMPILE_AFTER", compile_after)
+
+    @plaindata.dataclass
+    class Odd:
+        d: int
+        self: int = 2
+        MISSING: str = "m"
+
+    made = Odd(1, MISSING="x")
+    assert made.__dict__ == {"d": 1, "self": 2, "MISSING": "x"}
