@@ -55,6 +55,17 @@ CLPCTL_PAYLOAD = {
 _XML_ORDER = ("name", "version", "architecture", "description", "date", "packager", "severity")
 
 
+def listing(root: Path) -> list[str]:
+    """Every path under `root`, relative and sorted: what an extraction left."""
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+def private_dir(path: Path) -> Path:
+    """A new directory only its owner may enter, as clp's staging directories are."""
+    path.mkdir(mode=0o700)
+    return path
+
+
 def meta_xml(**fields: object) -> bytes:
     """PKGINFO.meta in the XML form. Keyword names are the element names in lower case
     (name, version, architecture, description, date, packager, severity) plus `files`, a list

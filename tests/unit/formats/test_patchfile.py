@@ -38,10 +38,12 @@ from tests.kits.patchkit import (
     ZipItem,
     good_tar_items,
     good_zip_items,
+    listing,
     make_targz,
     make_zip,
     meta_xml,
     patch_files,
+    private_dir,
     set_zip_field,
     sparse_stored_zip,
     tar_items,
@@ -51,15 +53,6 @@ from tests.kits.patchkit import (
     zip_bytes,
     zip_items,
 )
-
-
-def listing(root: Path) -> list[str]:
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
-
-
-def private_dir(path: Path) -> Path:
-    path.mkdir(mode=0o700)
-    return path
 
 
 def tree(root: Path) -> dict[str, tuple[str, int, bytes | None]]:

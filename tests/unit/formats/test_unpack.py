@@ -21,22 +21,15 @@ from tests.kits.patchkit import (
     ZipItem,
     good_tar_items,
     good_zip_items,
+    listing,
     make_targz,
     make_zip,
     patch_files,
+    private_dir,
     set_zip_field,
     zip_bytes,
     zip_items,
 )
-
-
-def listing(root: Path) -> list[str]:
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
-
-
-def private_dir(path: Path) -> Path:
-    path.mkdir(mode=0o700)
-    return path
 
 
 def tree(root: Path) -> dict[str, tuple[int, bytes | None]]:

@@ -20,18 +20,6 @@ from clp_alpm.store.observe import RACY_MARGIN_NS
 from clp_alpm.store.snapshots import SnapshotStore
 
 
-@pytest.fixture
-def root(tmp_path: Path) -> Path:
-    path = tmp_path / "root"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> SnapshotStore:
-    return SnapshotStore(tmp_path / "store")
-
-
 def walk_paths(root: Path) -> list[str]:
     """The paths under root/etc in a walk's order: each directory, then its files."""
     paths = []

@@ -85,24 +85,12 @@ def store_bytes(store: SnapshotStore) -> int:
 
 
 @pytest.fixture
-def root(tmp_path: Path) -> Path:
-    path = tmp_path / "root"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
 def outside(tmp_path: Path) -> Path:
     """A directory beside the root that nothing may ever write into."""
     path = tmp_path / "outside"
     path.mkdir()
     (path / "victim").write_bytes(b"do not touch\n")
     return path
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> SnapshotStore:
-    return SnapshotStore(tmp_path / "store")
 
 
 @pytest.fixture

@@ -188,16 +188,24 @@ def test_a_database_without_the_index_gets_it_keeping_its_schema_version(
     """As a clp before the index left it: the first writing open adds the index, and the
     schema version stays, so that the older clp still reads the file."""
     StateDB(tmp_path).close()
-    conn = sqlite3.connect(tmp_path / StateDB.FILENAME)
-    conn.execute("DROP INDEX transactions_by_status")
-    conn.commit()
-    conn.close()
+    _change(tmp_path, "DROP INDEX transactions_by_status")
     StateDB(tmp_path, readonly=True).close()
     assert _made_indexes(tmp_path) == ([], ("3",))
     state = StateDB(tmp_path)
     assert state.open_transactions() == []
     state.close()
     assert _made_indexes(tmp_path) == ([("transactions_by_status",)], ("3",))
+
+
+def _change(state_dir: Path, *statements: str) -> None:
+    """The database as another program (an older clp, a user) leaves it."""
+    conn = sqlite3.connect(state_dir / StateDB.FILENAME)
+    try:
+        for statement in statements:
+            conn.execute(statement)
+        conn.commit()
+    finally:
+        conn.close()
 
 
 def _made_indexes(state_dir: Path) -> tuple[list[tuple[str]], tuple[str]]:
@@ -216,11 +224,8 @@ def test_a_database_of_a_newer_clp_is_refused_before_anything_is_made_in_it(
     tmp_path: Path,
 ) -> None:
     StateDB(tmp_path).close()
-    conn = sqlite3.connect(tmp_path / StateDB.FILENAME)
-    conn.execute("DROP INDEX transactions_by_status")
-    conn.execute("UPDATE settings SET value = '9' WHERE key = 'schema'")
-    conn.commit()
-    conn.close()
+    _change(tmp_path, "DROP INDEX transactions_by_status",
+            "UPDATE settings SET value = '9' WHERE key = 'schema'")  # fmt: skip
     with pytest.raises(ClpError, match=r"written by a newer clp \(schema 9\)$"):
         StateDB(tmp_path)
     assert _made_indexes(tmp_path) == ([], ("9",))
@@ -228,11 +233,8 @@ def test_a_database_of_a_newer_clp_is_refused_before_anything_is_made_in_it(
 
 def test_a_name_the_index_would_take_does_not_stop_the_database_opening(tmp_path: Path) -> None:
     StateDB(tmp_path).close()
-    conn = sqlite3.connect(tmp_path / StateDB.FILENAME)
-    conn.execute("DROP INDEX transactions_by_status")
-    conn.execute("CREATE VIEW transactions_by_status AS SELECT id FROM transactions")
-    conn.commit()
-    conn.close()
+    _change(tmp_path, "DROP INDEX transactions_by_status",
+            "CREATE VIEW transactions_by_status AS SELECT id FROM transactions")  # fmt: skip
     for _ in range(2):
         state = StateDB(tmp_path)
         assert state.open_transactions() == [] and state.count_transactions() == 0
@@ -242,10 +244,7 @@ def test_a_name_the_index_would_take_does_not_stop_the_database_opening(tmp_path
 def test_an_immutable_database_is_a_database_clp_cannot_write(tmp_path: Path) -> None:
     """As with any write to it: the file is there and readable, clp cannot write it."""
     StateDB(tmp_path).close()
-    conn = sqlite3.connect(tmp_path / StateDB.FILENAME)
-    conn.execute("DROP INDEX transactions_by_status")  # so that opening it must write
-    conn.commit()
-    conn.close()
+    _change(tmp_path, "DROP INDEX transactions_by_status")  # so that opening it must write
     database = tmp_path / StateDB.FILENAME
     if subprocess.run(["chattr", "+i", str(database)], capture_output=True).returncode != 0:
         pytest.skip("this file system has no immutable files (chattr +i)")
