@@ -136,7 +136,8 @@ def _record(
     if lock is not None:
         lock.acquire()
     try:
-        state = StateDB(config.host_state_dir)
+        # the next other clp command checkpoints the log: a hook's close syncs nothing more
+        state = StateDB(config.host_state_dir, checkpoint_on_close=False)
         try:
             store = SnapshotStore(config.host_snapshot_dir, config.own_paths())
             recorder = Recorder(config, state, store)
