@@ -319,8 +319,11 @@ compiling["PYTHONDONTWRITEBYTECODE"] = "1"
 commands = {
     # Python as /usr/bin/clp starts it for a hook: without site, clp's directories on its path
     "python": (["chroot", root, python, "-S", "-c", "pass"], cached),
+    # ...and the hook path imported as clp_alpm/cli/entry.py imports it for a hook
     "imports": (["chroot", root, python, "-S", "-c", f"import sys; sys.path.extend({dirs!r}); "
-                 "import clp_alpm.cli.entry, clp_alpm.ops.hooks"], cached),
+                 "from clp_alpm.cli import entry; entry._pause_collection(); "
+                 "entry._import_lean_stdlib(); import clp_alpm.cli.hook, clp_alpm.ops.hooks"],
+                cached),
     # `clp hook` without its argument: the real entry point started and the hook path
     # imported, then a usage warning and exit 0 (nothing recorded): the start-up alone
     "start-up": (["chroot", root, "/usr/bin/clp", "hook"], cached),
