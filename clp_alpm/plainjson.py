@@ -93,7 +93,6 @@ class _Context:
     parse_float = float
     parse_int = int
     parse_constant = _CONSTANTS.__getitem__
-    memo: dict[object, object] = {}
 
 
 _made: list[Callable[[str, int], tuple[Any, int]]] = []

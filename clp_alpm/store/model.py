@@ -128,7 +128,7 @@ class FileState:
         get = data.get
         values = [get(name, 0) for name in _INT_FIELDS]
         if set(map(type, values)) != _ONLY_INT:  # not bool, which JSON never gives a number
-            name = next(n for n, v in zip(_INT_FIELDS, values, strict=True) if not _is_exact_int(v))
+            name = next(n for n, v in zip(_INT_FIELDS, values, strict=True) if type(v) is not int)
             raise bad(f"{name} is not an integer")
         numbers = dict(zip(_INT_FIELDS, values, strict=True))
         if not 0 <= numbers["mode"] <= 0o7777:
@@ -274,10 +274,6 @@ _INT_FIELDS = ("mode", "uid", "gid", "mtime_ns", "size", "ino", "ctime_ns")
 
 
 _ONLY_INT = {int}
-
-
-def _is_exact_int(value: object) -> bool:
-    return type(value) is int
 
 
 def _is_clean_record_path(path: str) -> bool:
