@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 from pathlib import Path
 
@@ -28,8 +27,10 @@ def write_atomically(target: Path, data: bytes, mode: int = 0o644) -> None:
             os.fsync(out.fileno())
         os.replace(temp_name, target)
     except BaseException:
-        with contextlib.suppress(OSError):
+        try:  # noqa: SIM105 - no contextlib on the hooks' path
             os.unlink(temp_name)
+        except OSError:
+            pass
         raise
     fsync_directory(target.parent)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from clp_alpm.errors import ConfigError, UsageError
@@ -15,6 +14,7 @@ from clp_alpm.paths import resolve_inside, target_of, under_root
 # checkers only (annotations are strings here)
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
     from dataclasses import dataclass, field, replace
     from typing import Any
 else:  # the pacman hook's path: no dataclasses, see clp_alpm/plaindata.py

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from clp_alpm.errors import ClpError
+
+TYPE_CHECKING = False  # the hooks' path: no collections at run time
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 def timestamp() -> str:

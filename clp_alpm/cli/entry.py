@@ -12,6 +12,7 @@ import sys
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from types import ModuleType
+    from typing import Any
 
 LISTINGS = ("list", "pins", "transactions", "status")  # clp_alpm.cli.listings runs them
 PATHLIB_COMPILES_PATTERNS = (3, 12)  # the Python whose pathlib needs re when it loads
@@ -29,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
             _import_lean_stdlib()
             from clp_alpm.cli.hook import run_hook_command
 
-            status = run_hook_command(*hook_call)
+            status = run_hook_command(*hook_call, process_ends=argv is None)
             if argv is None:  # this process is the hook: pacman waits for it to end
                 _exit_now(status)
             return status
@@ -104,10 +105,46 @@ def _import_lean_stdlib() -> None:
         return
     urllib_parse = type(sys)("urllib.parse")
     urllib_parse.quote_from_bytes = _quote_from_bytes  # type: ignore[attr-defined]
-    stand_ins = {"urllib.parse": urllib_parse}
+    stand_ins = {"urllib.parse": urllib_parse, "functools": _functools_stand_in()}
     if sys.version_info < PATHLIB_COMPILES_PATTERNS:
         stand_ins["re"] = _lazy_module("re")
-    _import_with_stand_ins("pathlib", stand_ins)
+    _import_with_stand_ins(("_sqlite3", "pathlib"), stand_ins)
+
+
+def _functools_stand_in() -> ModuleType:
+    """functools as SQLite's C module, pathlib and fnmatch (glob from 3.13) use it while they
+    load: lru_cache and cache, which are the C cache functools itself hands out. The real
+    module would import collections: 3 ms of each hook's start. Any other name of it loads
+    the real module."""
+    stand_in = _lazy_module("functools")
+    wrapper = getattr(sys.modules.get("_functools") or __import__("_functools"),
+                      "_lru_cache_wrapper", None)  # fmt: skip
+    if wrapper is None:
+        return stand_in
+
+    def cached(function: Any, maxsize: int | None, typed: bool) -> Any:
+        made = wrapper(function, maxsize, typed, _cache_info)
+        for name in ("__module__", "__name__", "__qualname__", "__doc__"):
+            if hasattr(function, name):
+                setattr(made, name, getattr(function, name))
+        made.__wrapped__ = function
+        return made
+
+    def lru_cache(maxsize: Any = 128, typed: bool = False) -> Any:
+        if callable(maxsize) and isinstance(typed, bool):  # @lru_cache without arguments
+            return cached(maxsize, 128, typed)
+        if isinstance(maxsize, int):
+            maxsize = max(maxsize, 0)
+        elif maxsize is not None:  # the real lru_cache says what is wrong
+            return stand_in.__getattr__("lru_cache")(maxsize, typed)
+        return lambda function: cached(function, maxsize, typed)
+
+    stand_in.__dict__.update(lru_cache=lru_cache, cache=lambda f: cached(f, None, False))
+    return stand_in
+
+
+def _cache_info(hits: int, misses: int, maxsize: int | None, size: int) -> tuple[int, ...]:
+    return (hits, misses, maxsize or 0, size)
 
 
 def _lazy_module(name: str) -> ModuleType:
@@ -124,15 +161,17 @@ def _lazy_module(name: str) -> ModuleType:
     return stand_in
 
 
-def _import_with_stand_ins(name: str, stand_ins: dict[str, ModuleType]) -> None:
-    """Import module `name` while `stand_ins` (module name: stand-in) take the places of
+def _import_with_stand_ins(names: tuple[str, ...], stand_ins: dict[str, ModuleType]) -> None:
+    """Import modules `names` while `stand_ins` (module name: stand-in) take the places of
     modules not yet loaded."""
     placed = {module: s for module, s in stand_ins.items() if module not in sys.modules}
     sys.modules.update(placed)
     try:
-        __import__(name)
-    except ImportError:
-        pass  # it asked for more: imported where it is used, with the real modules
+        for name in names:
+            try:  # noqa: SIM105 - contextlib is what this keeps off the hooks' path
+                __import__(name)
+            except ImportError:
+                pass  # it asked for more: imported where it is used, with the real modules
     finally:
         for module, stand_in in placed.items():
             if sys.modules.get(module) is stand_in:

@@ -23,9 +23,12 @@ def _warning(text: str) -> None:
     print(f"warning: {text}", file=sys.stderr, flush=True)
 
 
-def run_hook_command(args: list[str], values: dict[str, Any] | None = None) -> int:
+def run_hook_command(
+    args: list[str], values: dict[str, Any] | None = None, process_ends: bool = False
+) -> int:
     """`clp hook pre-transaction|post-transaction`, targets on stdin, with the global options'
-    `values` (as the option table names them). Always exits 0."""
+    `values` (as the option table names them). Always exits 0. `process_ends`: this process
+    is the hook, and ends with os._exit once this returns."""
     from clp_alpm.cli.argv import config_arguments
     from clp_alpm.ops.hooks import Output, run_hook
 
@@ -37,5 +40,5 @@ def run_hook_command(args: list[str], values: dict[str, Any] | None = None) -> i
     stdin = os.fsdecode(raw)
     root, config_file, overrides = config_arguments(values or {})
     output = Output(info=_info, warning=_warning, output=_info)
-    run_hook(args[0], stdin, output, Path(root), config_file, overrides)
+    run_hook(args[0], stdin, output, Path(root), config_file, overrides, process_ends)
     return 0

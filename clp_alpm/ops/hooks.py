@@ -13,9 +13,7 @@ done. An entry leaves the list only once its re-apply was tried.
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Callable
 from pathlib import Path
 
 from clp_alpm.config import Config, load_config
@@ -37,8 +35,11 @@ from clp_alpm.store.state import StateDB
 
 TYPE_CHECKING = False  # as in store/records.py: no typing import at run time
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from dataclasses import dataclass
     from typing import Any
+
+    Say = Callable[[str], None]
 else:  # the pacman hook's path: no dataclasses, see clp_alpm/plaindata.py
     from clp_alpm.plaindata import dataclass
 
@@ -46,8 +47,6 @@ WHEN = ("pre-transaction", "post-transaction")
 LOG_TAG = "CLP-HOOK"
 # pacman is waiting: a clp busy for longer (a long update) costs this transaction its record
 HOOK_LOCK_WAIT = 10.0
-
-Say = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -64,10 +63,13 @@ def run_hook(
     root: Path = Path("/"),
     config_file: str | None = None,
     overrides: dict[str, Any] | None = None,
+    process_ends: bool = False,
 ) -> None:
     """Record one side of a transaction; never raises (a failure is a warning). The
     configuration is read as every clp command reads it: clp.conf under `root` (or the host
-    path `config_file`), with the global options' `overrides`."""
+    path `config_file`), with the global options' `overrides`. With `process_ends` (the hook's
+    own process, which ends with os._exit) the state database is left for the next command
+    to checkpoint (StateDB.close)."""
     if when not in WHEN:
         out.warning(f"clp hook: unknown hook '{when}' (expected {' or '.join(WHEN)})")
         return
@@ -75,7 +77,8 @@ def run_hook(
     try:
         config = load_config(root, config_file, overrides)
         reentrant = _reentrant(config)
-        recorded = _record(config, when, parse_targets(stdin_text), reentrant, out)
+        targets = parse_targets(stdin_text)
+        recorded = _record(config, when, targets, reentrant, out, process_ends)
     except (Exception, KeyboardInterrupt) as err:  # noqa: BLE001 - never fail pacman
         _warn(out, config, f"clp could not record this transaction ({when}): {_reason(err)}")
         return
@@ -104,8 +107,16 @@ def _reason(err: BaseException) -> str:
 def _warn(out: Output, config: Config | None, message: str) -> None:
     out.warning(message)
     if config is not None:
-        with contextlib.suppress(OSError, ClpError):  # a log path leading out of the root
-            LogFile(config.host_log_file).write(LOG_TAG, message)
+        _log(config, message)
+
+
+def _log(config: Config, message: str) -> None:
+    """A line in clp's log; a log that cannot be written (a path leading out of the root)
+    loses the line, never the hook. (No contextlib: a millisecond of every hook's start.)"""
+    try:  # noqa: SIM105 - no contextlib on the hooks' path
+        LogFile(config.host_log_file).write(LOG_TAG, message)
+    except (OSError, ClpError):
+        pass
 
 
 def _reentrant(config: Config) -> bool:
@@ -130,14 +141,18 @@ class _Recorded:
 
 
 def _record(
-    config: Config, when: str, targets: HookTargets, reentrant: bool, out: Output
+    config: Config,
+    when: str,
+    targets: HookTargets,
+    reentrant: bool,
+    out: Output,
+    process_ends: bool,
 ) -> _Recorded:
     lock = None if reentrant else StateLock(config.host_state_dir, wait=_lock_wait())
     if lock is not None:
         lock.acquire()
     try:
-        # the next other clp command checkpoints the log: a hook's close syncs nothing more
-        state = StateDB(config.host_state_dir, checkpoint_on_close=False)
+        state = StateDB(config.host_state_dir)
         try:
             store = SnapshotStore(config.host_snapshot_dir, config.own_paths())
             recorder = Recorder(config, state, store)
@@ -161,7 +176,8 @@ def _record(
             _refresh_completion_index(config, state, out)
             return _Recorded(record, bool(pending(state)), bool(state.unfinished_operations()))
         finally:
-            state.close()
+            # the next other clp command checkpoints the log: a hook's close syncs nothing more
+            state.close(process_ends)
     finally:
         if lock is not None:
             lock.release()
@@ -211,8 +227,7 @@ def _lock_wait() -> float:
 def _report(config: Config, record: TransactionRecord, out: Output) -> None:
     files = len(record.changed)
     message = f"transaction {record.id} recorded ({record.origin}): {files} file(s) changed"
-    with contextlib.suppress(OSError, ClpError):
-        LogFile(config.host_log_file).write(LOG_TAG, message)
+    _log(config, message)
     if files:
         out.info(
             f"clp: transaction {record.id} changed {files} configuration file(s); "

@@ -11,7 +11,6 @@ pacman waits for this code on every transaction: it imports no lxml, no gpg, no 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
 
 from clp_alpm.config import Config
 from clp_alpm.errors import ClpError
@@ -29,6 +28,7 @@ from clp_alpm.system.localdb import installed_versions
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from dataclasses import dataclass, replace
 else:  # the pacman hook's path: no dataclasses, see clp_alpm/plaindata.py
     from clp_alpm.plaindata import dataclass, replace

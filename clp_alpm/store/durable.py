@@ -8,7 +8,6 @@ collection finds what a crash left behind. Directory fsyncs come from `clp_alpm.
 
 from __future__ import annotations
 
-import contextlib
 import os
 from pathlib import Path
 
@@ -78,11 +77,15 @@ def syncfs(directory: Path) -> None:
 
 def fsync_dir_quietly(directory: str | Path) -> None:
     """Make a rename or removal durable; a directory that vanished has nothing to sync."""
-    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+    try:  # noqa: SIM105 - no contextlib on the hooks' path
         fsync_directory(directory)
+    except (FileNotFoundError, NotADirectoryError):
+        pass
 
 
 def unlink_quietly(path: str | Path) -> None:
     """Remove a file if it is still there."""
-    with contextlib.suppress(FileNotFoundError):
+    try:  # noqa: SIM105 - no contextlib on the hooks' path
         os.unlink(path)
+    except FileNotFoundError:
+        pass

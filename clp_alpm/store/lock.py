@@ -5,10 +5,13 @@ from __future__ import annotations
 import fcntl
 import os
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from clp_alpm.errors import ClpError, LockError
+
+TYPE_CHECKING = False  # the hooks' path: no collections at run time
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 LOCK_NAME = "lock"
 DEFAULT_WAIT = 5.0

@@ -10,7 +10,6 @@ Nothing here touches the file system.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
 
 from clp_alpm.errors import CorruptStoreError, SnapshotError, UsageError
 from clp_alpm.paths import normalize_target_path
@@ -19,6 +18,7 @@ from clp_alpm.paths import normalize_target_path
 # checkers only (annotations are strings here)
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
     from dataclasses import dataclass, field
     from typing import TypeGuard
 else:  # the pacman hook's path: no dataclasses, see clp_alpm/plaindata.py

@@ -20,10 +20,8 @@ Not safe for concurrent writers: callers hold the lock.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from clp_alpm.atomicfile import fsync_directory
@@ -34,6 +32,7 @@ from clp_alpm.store.model import DIGEST_LENGTH, PACK_NAME_LENGTH, is_lower_hex
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
     from clp_alpm.store.model import FileState
@@ -186,17 +185,20 @@ class ObjectStore:
 
     # ----------------------------------------------------------------- writing
 
-    @contextlib.contextmanager
-    def batch(self, list_index: bool) -> Iterator[None]:
-        """Defer the syncs of new objects to `flush()`, which also runs on the way out (on
-        failure too: a later snapshot may reuse these objects by name). With `list_index`,
-        list the stored objects once (when many are looked up) instead of a stat per `has()`."""
+    def start_batch(self, list_index: bool) -> None:
+        """Defer the syncs of new objects to `flush()`, until `end_batch()` (which the caller
+        runs in a `finally`: on failure too, a later snapshot may reuse these objects by name).
+        With `list_index`, list the stored objects once (when many are looked up) instead of a
+        stat per `has()`. (No context manager: contextlib costs the pacman hooks a millisecond
+        to import.)"""
         self._index, self._index_wanted, self._lookups = None, list_index, 0
         self._batch = True
+
+    def end_batch(self) -> None:
+        """Sync and name what the batch stored (`flush()`); later objects are synced one by one."""
         try:
-            yield
-        finally:
             self.flush()
+        finally:
             self._batch = False
             self._index, self._index_wanted = None, False
 

@@ -15,10 +15,14 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from functools import partial
 from itertools import compress, groupby, repeat
 from operator import attrgetter, eq, is_not, itemgetter, not_
 from pathlib import Path
+
+try:  # the C function functools hands on: functools itself costs the hooks a millisecond
+    from _functools import partial  # type: ignore[import-not-found]
+except ImportError:
+    from functools import partial
 
 from clp_alpm.errors import (
     PathEscapeError,

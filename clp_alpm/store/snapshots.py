@@ -15,11 +15,9 @@ Store layout (all 0700 dirs, 0600 files, since config files such as /etc/shadow 
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from clp_alpm.atomicfile import fsync_directory
@@ -30,6 +28,10 @@ from clp_alpm.store.manifests import Manifests
 from clp_alpm.store.model import FileState, Snapshot
 from clp_alpm.store.objects import PACKED_MAX, ObjectStore
 from clp_alpm.store.observe import Observer, Resolver
+
+TYPE_CHECKING = False  # the hooks' path: no collections at run time
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping
 
 PROGRESS_EVERY = 500  # paths between progress reports: small snapshots report nothing
 INDEX_OBJECTS_ABOVE = 2000  # paths in one snapshot above which the objects are listed once
@@ -85,12 +87,15 @@ class SnapshotStore:
         collecting = gc.isenabled()
         gc.disable()
         try:
-            with self.objects.batch(list_index=len(paths) >= INDEX_OBJECTS_ABOVE):
+            self.objects.start_batch(list_index=len(paths) >= INDEX_OBJECTS_ABOVE)
+            try:
                 states = self._observer.observe_paths(
                     where, paths, previous, progress, PROGRESS_EVERY
                 )
                 snapshot = Snapshot(self.manifests.new_id(created), created, tuple(states))
                 self.manifests.write(snapshot, previous)
+            finally:
+                self.objects.end_batch()
         finally:
             if collecting:
                 gc.enable()
@@ -168,9 +173,11 @@ class SnapshotStore:
         stays until the next gc (which reads every manifest; the pacman hooks do not)."""
         removed = False
         for snapshot_id in snapshot_ids:
-            with contextlib.suppress(FileNotFoundError):
+            try:
                 os.unlink(self.manifests.path(snapshot_id))
                 removed = True
+            except FileNotFoundError:
+                pass
         if removed:
             fsync_directory(self.snapshots_dir)
 
@@ -232,6 +239,8 @@ class SnapshotStore:
             return
         for name in names:
             path = self.tmp_dir / name
-            with contextlib.suppress(FileNotFoundError):
+            try:
                 if os.lstat(path).st_mtime < cutoff:
                     os.unlink(path)
+            except FileNotFoundError:
+                pass

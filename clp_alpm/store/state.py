@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from clp_alpm.errors import ClpError, NotRootError, StateDamaged
@@ -33,6 +31,8 @@ from clp_alpm.store.records import (
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import sqlite3
+    from collections.abc import Callable
+    from types import TracebackType
     from typing import Any, TypeVar
 
     _T = TypeVar("_T")
@@ -178,14 +178,26 @@ def damaged(path: Path, err: BaseException | str) -> StateDamaged:
     )
 
 
-@contextmanager
-def _damage_as_error(path: Path) -> Iterator[None]:
-    try:
-        yield
-    except sqlite3.DatabaseError as err:
-        if is_damage(err):
-            raise damaged(path, err) from None
-        raise
+class _DamageAsError:
+    """`with _DamageAsError(path):` SQLite's damage leaves as StateDamaged naming `path`; any
+    other error as it was. (A class: a contextlib generator costs the hooks its import.)"""
+
+    __slots__ = ("path",)
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        if isinstance(error, sqlite3.DatabaseError) and is_damage(error):
+            raise damaged(self.path, error) from None
 
 
 def _rows(method: Callable[..., _T]) -> Callable[..., _T]:
@@ -209,25 +221,25 @@ class _Cursor(sqlite3.Cursor):
     state_path: Path = Path("clp.db")
 
     def execute(self, sql: str, parameters: Any = ()) -> _Cursor:
-        with _damage_as_error(self.state_path):
+        with _DamageAsError(self.state_path):
             super().execute(sql, parameters)
         return self
 
     def executescript(self, script: str) -> _Cursor:
-        with _damage_as_error(self.state_path):
+        with _DamageAsError(self.state_path):
             super().executescript(script)
         return self
 
     def fetchone(self) -> Any:
-        with _damage_as_error(self.state_path):
+        with _DamageAsError(self.state_path):
             return super().fetchone()
 
     def fetchall(self) -> list[Any]:
-        with _damage_as_error(self.state_path):
+        with _DamageAsError(self.state_path):
             return super().fetchall()
 
     def __next__(self) -> Any:
-        with _damage_as_error(self.state_path):
+        with _DamageAsError(self.state_path):
             return super().__next__()
 
 
@@ -254,11 +266,17 @@ def connect(path: Path | str, state_path: Path, **options: Any) -> _Connection:
     return conn
 
 
-def _leave_checkpoints_to_others(conn: sqlite3.Connection) -> None:
+_LEFT_OPEN_UNTIL_EXIT: list[sqlite3.Connection] = []
+
+
+def _close_without_checkpoint(conn: sqlite3.Connection) -> bool:
     option = getattr(sqlite3, "SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE", None)
     setconfig = getattr(conn, "setconfig", None)  # Python 3.12
-    if option is not None and setconfig is not None:
-        setconfig(option, True)
+    if option is None or setconfig is None:
+        return False
+    setconfig(option, True)
+    conn.close()
+    return True
 
 
 def _on_read_only_file_system(directory: Path) -> bool:
@@ -274,15 +292,7 @@ class StateDB:
 
     FILENAME = "clp.db"
 
-    def __init__(
-        self, state_dir: Path, readonly: bool = False, checkpoint_on_close: bool = True
-    ) -> None:
-        """The database in `state_dir`. Without `checkpoint_on_close` (the pacman hooks,
-        twice a transaction) closing it neither checkpoints nor deletes the write-ahead log
-        and its index: three syncs and two files fewer a hook. SQLite checkpoints as the log
-        grows (every 1,000 pages) and any other clp command's close does it too. Every commit
-        is synced to the log before it returns, as always: what is committed is durable.
-        (Python 3.12 and newer; an older one checkpoints on close as before.)"""
+    def __init__(self, state_dir: Path, readonly: bool = False) -> None:
         self.path = state_dir / self.FILENAME
         self.readonly = readonly
         self._depth = 0  # transactions open: the outer one, then its savepoints
@@ -296,8 +306,6 @@ class StateDB:
                 self._conn = connect(self.path, self.path, isolation_level=None, timeout=30)
                 self._conn.execute("PRAGMA journal_mode=WAL")
                 self._conn.execute("PRAGMA synchronous=FULL")
-                if not checkpoint_on_close:
-                    _leave_checkpoints_to_others(self._conn)
                 if not self._schema_is_current():
                     self._refuse_a_newer_schema()  # before making anything in it
                     self._conn.executescript(_SCHEMA)
@@ -380,47 +388,30 @@ class StateDB:
         row = self._conn.execute("SELECT value FROM settings WHERE key='schema'").fetchone()
         return None if row is None else int(row[0])
 
-    def close(self) -> None:
-        self._conn.close()
+    def close(self, process_ends: bool = False) -> None:
+        """Close the database. With `process_ends` (a pacman hook, which ends with os._exit
+        next; twice a transaction) SQLite neither checkpoints nor deletes the write-ahead log
+        and its index: three syncs and two files fewer a hook. SQLite checkpoints as the log
+        grows (every 1,000 pages) and any other clp command's close does it. Every commit is
+        synced to the log before it returns, as always: what is committed is durable, and the
+        next connection reads it from the log."""
+        if not process_ends:
+            self._conn.close()
+        elif not _close_without_checkpoint(self._conn):
+            # Python before 3.12 cannot ask SQLite for that: the connection stays open until
+            # the process ends, which to SQLite is a crash after the last commit
+            _LEFT_OPEN_UNTIL_EXIT.append(self._conn)
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One committed, fsynced SQLite transaction. Inside another it is a savepoint of it:
-        all or nothing as before, committed (and synced) with the outer one — a pacman hook
-        writes its whole record with one commit."""
-        if self._depth:
-            with self._savepoint():
-                yield self._conn
-            return
-        try:
-            self._conn.execute("BEGIN IMMEDIATE")
-            self._depth = 1
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            finally:
-                self._depth = 0
-            self._conn.execute("COMMIT")
-        except sqlite3.Error as err:
-            if is_damage(err):
-                raise damaged(self.path, err) from None
-            raise ClpError(f"{self.path}: cannot write the state database ({err})") from None
+    def transaction(self) -> _Transaction:
+        """One committed, fsynced SQLite transaction (`with state.transaction() as conn:`).
+        Inside another it is a savepoint of it: all or nothing as before, committed (and
+        synced) with the outer one — a pacman hook writes its whole record with one commit."""
+        return _Transaction(self)
 
-    @contextmanager
-    def _savepoint(self) -> Iterator[None]:
-        name = f"part{self._depth}"
-        self._conn.execute(f"SAVEPOINT {name}")
-        self._depth += 1
-        try:
-            yield
-        except BaseException:
-            self._conn.execute(f"ROLLBACK TO {name}")
-            raise
-        finally:
-            self._depth -= 1
-            self._conn.execute(f"RELEASE {name}")
+    def _write_error(self, err: sqlite3.Error) -> ClpError:
+        if is_damage(err):
+            return damaged(self.path, err)
+        return ClpError(f"{self.path}: cannot write the state database ({err})")
 
     # -- settings --------------------------------------------------------------
 
@@ -762,3 +753,53 @@ def _boot_from_row(row: sqlite3.Row) -> BootRecord:
     values["probation"] = bool(values["probation"])
     values["verdict"] = BootVerdict(values["verdict"])
     return BootRecord(**values)
+
+
+class _Transaction:
+    """What StateDB.transaction() enters. A class, not a contextlib generator: the pacman
+    hooks would pay a millisecond a start to import contextlib. The outermost one begins and
+    commits (or rolls back); a nested one is a savepoint. An SQLite error, in the body or in
+    the commit, leaves as the one ClpError for a state database that cannot be written."""
+
+    def __init__(self, db: StateDB) -> None:
+        self._db = db
+        self._savepoint: str | None = None
+
+    def __enter__(self) -> sqlite3.Connection:
+        db = self._db
+        if db._depth:
+            self._savepoint = f"part{db._depth}"
+            db._conn.execute(f"SAVEPOINT {self._savepoint}")
+            db._depth += 1
+            return db._conn
+        try:
+            db._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as err:
+            raise db._write_error(err) from None
+        db._depth = 1
+        return db._conn
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        db = self._db
+        if self._savepoint is not None:
+            try:
+                if error is not None:
+                    db._conn.execute(f"ROLLBACK TO {self._savepoint}")
+            finally:
+                db._depth -= 1
+                db._conn.execute(f"RELEASE {self._savepoint}")
+            return
+        try:
+            try:
+                db._conn.execute("COMMIT" if error is None else "ROLLBACK")
+            finally:
+                db._depth = 0
+        except sqlite3.Error as err:
+            raise db._write_error(err) from None
+        if isinstance(error, sqlite3.Error):
+            raise db._write_error(error) from None

@@ -11,10 +11,13 @@ dependencies) is read through libalpm (`libalpm.py`), loaded only when such a qu
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
 from pathlib import Path
 
 from clp_alpm.errors import ConfigError
+
+TYPE_CHECKING = False  # the hooks' path: no collections at run time
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 
 def installed_versions(dbpath: Path, names: Iterable[str]) -> dict[str, str | None]:

@@ -7,7 +7,6 @@ so a human reading the file sees the same pins as pacman and clp.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from clp_alpm.config import Config
@@ -16,6 +15,7 @@ from clp_alpm.paths import PACMAN_CONF
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
     from dataclasses import dataclass
 else:  # the pacman hook's path: no dataclasses, see clp_alpm/plaindata.py
     from clp_alpm.plaindata import dataclass

@@ -1,13 +1,17 @@
 """The lean imports of the listings and hooks (clp_alpm/cli/entry.py): pathlib without re
-(before Python 3.12) or urllib.parse, the state database without sqlite3's datetime; whoever
-imports those later gets the real modules, and pathlib, fnmatch and sqlite3 work with them as
-usual."""
+(before Python 3.12), urllib.parse or functools (nor collections with it), the state database
+without sqlite3's datetime; whoever imports those later gets the real modules, and pathlib,
+fnmatch and sqlite3 work with them as usual: SQLite's statement cache and fnmatch's pattern
+cache are functools' own C cache."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 
+import pytest
+
+from tests.kits import pythons
 from tests.kits.paths import REPO
 
 PROBE = """
@@ -15,7 +19,9 @@ import sys, warnings
 from clp_alpm.cli import entry
 entry._import_lean_stdlib()
 from clp_alpm.store import state
-patterns = ("re", "enum") if sys.version_info < entry.PATHLIB_COMPILES_PATTERNS else ()
+# from Python 3.12, pathlib's re and enum (and 3.13's glob) load functools and the others
+for_patterns = ("re", "enum", "functools", "collections", "contextlib")
+patterns = for_patterns if sys.version_info < entry.PATHLIB_COMPILES_PATTERNS else ()
 print(sorted(m for m in ("urllib.parse", "ipaddress", "datetime", "json", *patterns)
              if m in sys.modules))
 print(sorted(m for m in ("pathlib", "sqlite3") if m in sys.modules))
@@ -32,12 +38,24 @@ warnings.simplefilter("ignore", DeprecationWarning)
 connection = sqlite3.connect(":memory:")
 print(connection.execute("SELECT ?", (datetime.date(2020, 1, 2),)).fetchone()[0])
 print(sqlite3.Date is datetime.date)
+import functools, _functools
+print(sys.modules["functools"] is functools, functools.reduce(max, [3, 9, 4]),
+      type(fnmatch._compile_pattern) is _functools._lru_cache_wrapper)
+before = fnmatch._compile_pattern.cache_info()
+fnmatch.fnmatch("b.conf", "*.conf"); fnmatch.fnmatch("c.conf", "*.conf")
+after = fnmatch._compile_pattern.cache_info()
+print(after[0] - before[0], after[1] - before[1], fnmatch._compile_pattern.__name__)
+state_db = state.StateDB(__import__("pathlib").Path(sys.argv[1]))
+for _ in range(3):
+    state_db.set_setting("k", "v")
+print(state_db.get_setting("k"))
 """
 
 
-def test_pathlib_and_sqlite3_load_alone_and_the_others_stay_real():
+@pytest.mark.parametrize("python", pythons.each_version())
+def test_pathlib_and_sqlite3_load_alone_and_the_others_stay_real(python, tmp_path):
     env = {"PYTHONPATH": str(REPO)}  # -S: no site, as the launcher starts
-    result = subprocess.run([sys.executable, "-S", "-c", PROBE], capture_output=True,
+    result = subprocess.run([python, "-S", "-c", PROBE, str(tmp_path)], capture_output=True,
                             text=True, timeout=60, env=env)  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
@@ -50,6 +68,9 @@ def test_pathlib_and_sqlite3_load_alone_and_the_others_stay_real():
         "UTC True",
         "2020-01-02",
         "True",
+        "True 9 True",
+        "1 1 _compile_pattern",  # a hit and a miss
+        "v",
     ]
 
 

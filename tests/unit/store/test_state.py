@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import glob
 import json
-import os
-import shutil
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,6 +17,7 @@ from clp_alpm.formats.meta import (
 )
 from clp_alpm.store.records import PatchOrigin, PatchRecord, PatchState
 from clp_alpm.store.state import StateDB
+from tests.kits import pythons
 from tests.kits.patchkit import FULL_META
 from tests.kits.paths import REPO
 
@@ -262,37 +259,25 @@ def test_an_immutable_database_is_a_database_clp_cannot_write(tmp_path: Path) ->
         subprocess.run(["chattr", "-i", str(database)], check=True)
 
 
-def _newer_python() -> str | None:
-    """An interpreter of Python 3.12 or newer on this machine (which has setconfig), if any."""
-    candidates = [sys.executable] if sys.version_info >= (3, 12) else []
-    candidates += [found for name in ("python3.14", "python3.13", "python3.12")
-                   if (found := shutil.which(name))]  # fmt: skip
-    candidates += sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.1[2-9]*/bin/python3")))
-    for python in candidates:
-        check = "import sqlite3, sys; sys.exit(sys.version_info < (3, 12))"
-        probe = subprocess.run([python, "-c", check], capture_output=True, timeout=60)
-        if probe.returncode == 0:
-            return python
-    return None
-
-
 HOOK_WRITE = """
-import sys
+import os, sys
 from pathlib import Path
 from clp_alpm.store.state import StateDB
-state = StateDB(Path(sys.argv[1]), checkpoint_on_close=False)
+state = StateDB(Path(sys.argv[1]))
 with state.transaction():
     state.set_setting("written", "by a hook")
-state.close()
+state.close(process_ends=True)
+os._exit(0)  # as the hook's process ends
 """
 
 
-def test_a_hooks_close_leaves_the_checkpoint_to_the_next_command(tmp_path: Path) -> None:
-    """Python 3.12 and newer: the hook's close syncs nothing more and keeps the log, whose
-    commit every reader sees at once; the next other command's close checkpoints it."""
-    python = _newer_python()
-    if python is None:
-        pytest.skip("no Python 3.12 or newer here (Connection.setconfig)")
+@pytest.mark.parametrize("python", pythons.each_version())
+def test_a_hooks_close_leaves_the_checkpoint_to_the_next_command(
+    tmp_path: Path, python: str
+) -> None:
+    """Whatever the Python (3.12 has setconfig, an older one keeps the connection open until
+    os._exit): the hook's close syncs nothing more and keeps the log, whose commit every
+    reader sees at once; the next other command's close checkpoints it."""
     StateDB(tmp_path).close()
     wal = tmp_path / f"{StateDB.FILENAME}-wal"
     written = subprocess.run([python, "-S", "-c", HOOK_WRITE, str(tmp_path)], capture_output=True,
@@ -307,10 +292,10 @@ def test_a_hooks_close_leaves_the_checkpoint_to_the_next_command(tmp_path: Path)
     assert StateDB(tmp_path, readonly=True).get_setting("written") == "by a hook"
 
 
-def test_before_python_3_12_a_hooks_close_checkpoints_as_before(tmp_path: Path) -> None:
-    state = StateDB(tmp_path, checkpoint_on_close=False)
+def test_a_plain_close_checkpoints(tmp_path: Path) -> None:
+    state = StateDB(tmp_path)
     with state.transaction():
-        state.set_setting("written", "by a hook")
+        state.set_setting("written", "by a command")
     state.close()
-    wal = tmp_path / f"{StateDB.FILENAME}-wal"
-    assert wal.exists() == (sys.version_info >= (3, 12))
+    assert not (tmp_path / f"{StateDB.FILENAME}-wal").exists()
+    assert StateDB(tmp_path, readonly=True).get_setting("written") == "by a command"
