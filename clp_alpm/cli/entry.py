@@ -128,6 +128,7 @@ def _functools_stand_in() -> ModuleType:
             if hasattr(function, name):
                 setattr(made, name, getattr(function, name))
         made.__wrapped__ = function
+        made.cache_parameters = lambda: {"maxsize": maxsize, "typed": typed}
         return made
 
     def lru_cache(maxsize: Any = 128, typed: bool = False) -> Any:
@@ -143,8 +144,11 @@ def _functools_stand_in() -> ModuleType:
     return stand_in
 
 
-def _cache_info(hits: int, misses: int, maxsize: int | None, size: int) -> tuple[int, ...]:
-    return (hits, misses, maxsize or 0, size)
+def _cache_info(hits: int, misses: int, maxsize: int | None, size: int) -> Any:
+    """What cache_info() says: functools' CacheInfo once functools is loaded."""
+    from functools import _CacheInfo
+
+    return _CacheInfo(hits, misses, maxsize, size)
 
 
 def _lazy_module(name: str) -> ModuleType:

@@ -336,14 +336,38 @@ class StateDB:
         except sqlite3.OperationalError:  # WAL needs its -shm file written, even to read...
             if not _on_read_only_file_system(self.path.parent):
                 raise
-            conn.close()  # ...except where nothing can write: read the file as it is
-            conn = connect(f"{uri}&immutable=1", self.path, uri=True, isolation_level=None)
+            conn.close()  # ...except where nothing can write: read the file as it is,
+            conn = self._connect_immutable(uri)  # with what its log holds
             tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
         if "operations" not in tables:  # an empty database: nothing recorded yet, as if absent
             conn.close()
             conn = connect(":memory:", self.path, isolation_level=None)
             conn.executescript(_SCHEMA)
         return conn
+
+    def _connect_immutable(self, uri: str) -> _Connection:
+        """The database on a read-only file system without the log's index (-shm: a backup
+        that left it out, a rescue mount). SQLite reads such a file only as immutable, which
+        leaves out what its write-ahead log holds: the pacman hooks' last commits, whose
+        checkpoint they leave to the next command. With a log, the file and its log are
+        copied aside and read into memory, where SQLite reads the log as usual."""
+        wal = f"{self.path}-wal"
+        if not os.path.exists(wal) or os.path.getsize(wal) == 0:
+            return connect(f"{uri}&immutable=1", self.path, uri=True, isolation_level=None)
+        import shutil  # lazy: this rare case only
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="clp-state-") as aside:
+            copy = os.path.join(aside, self.FILENAME)
+            shutil.copyfile(self.path, copy)
+            shutil.copyfile(wal, f"{copy}-wal")
+            source = connect(copy, self.path, isolation_level=None)
+            memory = connect(":memory:", self.path, isolation_level=None)
+            try:
+                source.backup(memory)
+            finally:
+                source.close()
+        return memory
 
     def _refuse_a_newer_schema(self) -> None:
         try:
@@ -764,8 +788,12 @@ class _Transaction:
     def __init__(self, db: StateDB) -> None:
         self._db = db
         self._savepoint: str | None = None
+        self._entered = False
 
     def __enter__(self) -> sqlite3.Connection:
+        if self._entered:  # as a generator's: each `with` asks transaction() for its own
+            raise RuntimeError("a StateDB transaction is entered once")
+        self._entered = True
         db = self._db
         if db._depth:
             self._savepoint = f"part{db._depth}"

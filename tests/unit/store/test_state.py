@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import shlex
 import sqlite3
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -290,6 +292,50 @@ def test_a_hooks_close_leaves_the_checkpoint_to_the_next_command(
     StateDB(tmp_path).close()  # any other command
     assert not wal.exists()
     assert StateDB(tmp_path, readonly=True).get_setting("written") == "by a hook"
+
+
+READ_SETTING = """
+import sys
+from pathlib import Path
+from clp_alpm.store.state import StateDB
+print(StateDB(Path(sys.argv[1]), readonly=True).get_setting("written"))
+"""
+
+
+def test_a_read_only_file_system_without_the_logs_index_still_reads_the_log(
+    tmp_path: Path,
+) -> None:
+    """A hook's commit still in the log, the log's index (-shm) gone (a backup without it, a
+    rescue mount), the file system read-only: a reader still sees the commit."""
+    state_dir = tmp_path / "state"
+    StateDB(state_dir).close()
+    env = {"PYTHONPATH": str(REPO)}
+    written = subprocess.run([sys.executable, "-S", "-c", HOOK_WRITE, str(state_dir)],
+                             capture_output=True, text=True, timeout=60, env=env)  # fmt: skip
+    assert written.returncode == 0, written.stderr
+    assert (state_dir / f"{StateDB.FILENAME}-wal").stat().st_size > 0
+    (state_dir / f"{StateDB.FILENAME}-shm").unlink()
+    quoted = shlex.quote(str(state_dir))
+    python, code = shlex.quote(sys.executable), shlex.quote(READ_SETTING)
+    script = (f"mount --bind {quoted} {quoted} && mount -o remount,bind,ro {quoted} && "
+              f"exec {python} -S -c {code} {quoted}")  # fmt: skip
+    read = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+                          capture_output=True, text=True, timeout=60, env=env)  # fmt: skip
+    assert read.returncode == 0, read.stderr
+    assert read.stdout.strip() == "by a hook"
+    assert not (state_dir / f"{StateDB.FILENAME}-shm").exists()  # nothing written there
+
+
+def test_a_transaction_is_entered_once(tmp_path: Path) -> None:
+    state = StateDB(tmp_path)
+    transaction = state.transaction()
+    with transaction:
+        state.set_setting("k", "v")
+    with pytest.raises(RuntimeError), transaction:
+        pass
+    with state.transaction():  # nothing was left open
+        state.set_setting("k", "w")
+    assert state.get_setting("k") == "w"
 
 
 def test_a_plain_close_checkpoints(tmp_path: Path) -> None:
