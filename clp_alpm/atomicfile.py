@@ -15,16 +15,19 @@ def fsync_directory(directory: str | Path) -> None:
         os.close(fd)
 
 
-def write_atomically(target: Path, data: bytes, mode: int = 0o644) -> None:
+def write_atomically(target: Path, data: bytes, mode: int = 0o644, durable: bool = True) -> None:
     """Replace `target` with `data`: a temp file beside it, fsynced, renamed over it, and the
-    directory fsynced. On failure the temp file is removed and `target` is untouched."""
+    directory fsynced. On failure the temp file is removed and `target` is untouched. Without
+    `durable` (a cache that is written again anyway) nothing is synced: a reader sees the old
+    content or the new, and a crash may leave either, or an empty file."""
     fd, temp_name = _create_beside(target)
     try:
         with os.fdopen(fd, "wb") as out:
             out.write(data)
             out.flush()
             os.fchmod(out.fileno(), mode)
-            os.fsync(out.fileno())
+            if durable:
+                os.fsync(out.fileno())
         os.replace(temp_name, target)
     except BaseException:
         try:  # noqa: SIM105 - no contextlib on the hooks' path
@@ -32,7 +35,8 @@ def write_atomically(target: Path, data: bytes, mode: int = 0o644) -> None:
         except OSError:
             pass
         raise
-    fsync_directory(target.parent)
+    if durable:
+        fsync_directory(target.parent)
 
 
 def _create_beside(target: Path) -> tuple[int, str]:

@@ -58,7 +58,9 @@ def write_index(state: StateDB, target: Path) -> bool:
             return False  # a root without /var/cache (a bare chroot): no index
         target.parent.mkdir(mode=0o755)
         os.chmod(target.parent, 0o755)  # whatever the umask: the users' shells read it
-    write_atomically(target, text.encode(), mode=0o644)
+    # a cache the next writing command or transaction writes again: not worth three syncs
+    # of every transaction (a shell completes nothing from an index a crash emptied)
+    write_atomically(target, text.encode(), mode=0o644, durable=False)
     return True
 
 

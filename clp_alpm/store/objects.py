@@ -225,12 +225,18 @@ class ObjectStore:
                 unlink_quietly(temp_path)
         return digest, length
 
-    def add_small(self, data: bytes) -> tuple[str, tuple[str, int, int] | None]:
-        """Store a small file's content: its digest and where it lies in this batch's pack
-        (None when an object of that digest is stored already, or outside a batch)."""
+    def add_small(
+        self, data: bytes, stored: FileState | None = None
+    ) -> tuple[str, tuple[str, int, int] | None]:
+        """Store a small file's content: its digest and where it lies in a pack: this batch's,
+        or `stored`'s (a record of the same content whose pack is stored); None when an object
+        of that digest is stored already, or outside a batch."""
         digest = sha256_hex(data)
         if not self._batch:
             return self.add_bytes(data), None
+        reused = stored.packed if stored is not None and stored.digest == digest else None
+        if reused is not None and self.has_pack(reused[0]):
+            return digest, reused
         if self._pack is None:
             self._pack = _PackWriter(self.tmp_dir)
         where = self._pack.members.get(digest)

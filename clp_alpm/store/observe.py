@@ -243,7 +243,7 @@ class Observer:
                     xattrs=hint.xattrs,
                     packed=hint.packed,
                 )
-            state = self._read_regular_file(clean, host, st, keep)
+            state = self._read_regular_file(clean, host, st, keep, hint)
             if state is not None:
                 return state
         raise SnapshotError(
@@ -334,9 +334,11 @@ class Observer:
             return None
 
     def _read_regular_file(
-        self, clean: str, host: str, st: os.stat_result, keep: bool
+        self, clean: str, host: str, st: os.stat_result, keep: bool, hint: FileState | None = None
     ) -> FileState | None:
-        """Hash (and with `keep`, store) the file; None if it changed under us."""
+        """Hash (and with `keep`, store) the file; None if it changed under us. Content equal
+        to `hint`'s, whose pack is still stored, is not packed again: a file read again only
+        because it changed just before the previous snapshot (racy) costs no new pack."""
         try:
             fd = os.open(host, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError:
@@ -359,7 +361,7 @@ class Observer:
                 length = len(data)
                 if length > self.objects.packed_max:  # grew while we read it
                     return None
-                digest, packed = self.objects.add_small(data)
+                digest, packed = self.objects.add_small(data, hint)
             elif keep:
                 digest, length = self.objects.add_from(fd, self._count)
             else:

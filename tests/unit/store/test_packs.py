@@ -209,6 +209,26 @@ def test_a_lost_pack_is_written_again_by_the_next_snapshot(tmp_path: Path) -> No
     assert store.read_content(second.files[0]) == b"a\n"
 
 
+def test_a_file_read_again_only_because_it_was_racy_is_not_packed_again(tmp_path: Path) -> None:
+    """Written just before the first snapshot, the file is read again by the second (its stat
+    data cannot be trusted); its content is the same: the record points into the first
+    snapshot's pack, and no pack is written (the pacman hooks' pre snapshot, every time)."""
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc/a.conf").write_text("a\n")
+    store = SnapshotStore(tmp_path / "store")
+    first = store.take(root, ["/etc/a.conf"])
+    second = store.take(root, ["/etc/a.conf"], previous=first)
+    assert store.bytes_hashed == 4  # read both times: racy
+    assert second.files[0].packed == first.files[0].packed
+    assert len(list((store.directory / "packs").iterdir())) == 1
+    store.delete(first.id)
+    assert store.gc() == 0  # the pack is the second snapshot's too
+    (root / "etc/a.conf").write_text("b\n")
+    store.restore(root, store.load(second.id))
+    assert (root / "etc/a.conf").read_text() == "a\n"
+
+
 # --------------------------------------------------------------------------- the old format
 
 
