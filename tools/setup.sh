@@ -47,7 +47,15 @@ else
     exit 1
 fi
 
-python=${PYTHON:-python3}
+# The distribution's Python, which the package runs on (Arch's python, Debian's python3): the
+# venv's Python is what the pacman hooks and the benchmarks start, and a distribution's build
+# starts and loads its C modules faster than a locally built one (pyenv's: 9 ms a
+# transaction's hooks, bench/hooks.py). PYTHON=... picks another.
+python=${PYTHON:-}
+if [ -z "$python" ]; then
+    python=python3
+    [ -x /usr/bin/python3 ] && python=/usr/bin/python3
+fi
 if [ ! -x .venv/bin/python ]; then
     echo ":: Creating .venv"
     "$python" -m venv .venv

@@ -17,6 +17,7 @@ import shutil
 import site
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import clp_alpm
@@ -29,14 +30,40 @@ CLP = Path(sys.executable).parent / "clp"
 
 
 def _read_only_dirs() -> list[Path]:
-    """What Python and clp need inside the root, outermost first, without nested repeats."""
-    wanted = [Path("/usr/lib"), Path("/lib64"), Path(sys.base_prefix), Path(sys.prefix),
+    """What Python and clp need inside the root, outermost first, without nested repeats. A
+    distribution's Python (prefix /usr, as the package runs on) brings its library only: the
+    root's own /usr stays, and the interpreter is bound as a file (_interpreter_chain)."""
+    prefix = Path(sys.base_prefix)
+    shared = prefix.resolve() in (Path("/usr"), Path("/"))
+    wanted = [Path("/usr/lib"), Path("/lib64"), Path(sys.prefix),
               Path(clp_alpm.__file__).resolve().parent.parent]  # fmt: skip
+    wanted.append(Path(sysconfig.get_paths()["stdlib"]) if shared else prefix)
     result: list[Path] = []
     for path in sorted({p.resolve() for p in wanted if p.exists()}, key=lambda p: len(p.parts)):
         if not any(path == kept or kept in path.parents for kept in result):
             result.append(path)
     return result
+
+
+def _interpreter_chain() -> tuple[list[tuple[str, str]], str | None]:
+    """The links from this Python's executable to the interpreter that lie outside the
+    mounted directories (a venv's bin/python -> /usr/bin/python3 -> python3.11), and that
+    interpreter when it lies outside them too: made in the root as links and a file bind."""
+    mounted = _read_only_dirs()
+
+    def outside(path: str) -> bool:
+        return not any(Path(path) == d or d in Path(path).parents for d in mounted)
+
+    links: list[tuple[str, str]] = []
+    path = sys.executable
+    for _hop in range(40):
+        if not os.path.islink(path):
+            break
+        target = os.readlink(path)
+        if outside(path):
+            links.append((path, target))
+        path = os.path.join(os.path.dirname(path), target)
+    return links, (path if outside(path) else None)
 
 
 def _site_dirs() -> list[str]:
@@ -56,6 +83,17 @@ class HookRoot:
         # /usr/bin/clp as the package makes it (clp_alpm/cli/launcher.py), for this checkout
         # and this venv's Python
         launcher.write(str(root / "usr/bin/clp"), sys.executable, _site_dirs())
+        links, interpreter = _interpreter_chain()
+        for link, target in links:
+            inside = root / link.lstrip("/")
+            inside.parent.mkdir(parents=True, exist_ok=True)
+            if not os.path.lexists(inside):
+                inside.symlink_to(target)
+        if interpreter is not None:  # a mount point for the file bind (see _mounts)
+            inside = root / interpreter.lstrip("/")
+            inside.parent.mkdir(parents=True, exist_ok=True)
+            if not os.path.lexists(inside):
+                inside.touch(mode=0o755)
         for top in ("lib", "lib64"):  # as on the host: links into /usr (merged /usr) or dirs
             host = Path("/") / top
             if host.is_symlink() and not os.path.lexists(root / top):
@@ -75,6 +113,12 @@ class HookRoot:
                 continue
             target.mkdir(parents=True, exist_ok=True)
             quoted_source, quoted_target = shlex.quote(str(directory)), shlex.quote(str(target))
+            lines.append(f"mount --bind {quoted_source} {quoted_target}")
+            lines.append(f"mount -o remount,bind,ro {quoted_target}")
+        interpreter = _interpreter_chain()[1]
+        if interpreter is not None:
+            quoted_source = shlex.quote(interpreter)
+            quoted_target = shlex.quote(str(self.root / interpreter.lstrip("/")))
             lines.append(f"mount --bind {quoted_source} {quoted_target}")
             lines.append(f"mount -o remount,bind,ro {quoted_target}")
         lines.append(f"mount -t proc proc {shlex.quote(str(self.root / 'proc'))}")
