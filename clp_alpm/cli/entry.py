@@ -197,6 +197,7 @@ def _run_plain_revert(args: list[str]) -> int | None:
     call = parse_revert_command(split_pacman_options(args))
     if call is None:
         return None
+    _import_lean_stdlib()
     from clp_alpm.cli.options import use_options
     from clp_alpm.cli.outcome import handle_stop_signals, reported
     from clp_alpm.cli.reverts import run_revert

@@ -2,10 +2,11 @@
 
 pacman starts `clp hook` twice in every transaction and waits for it. The script a wheel
 installer writes imports `re` and runs Python's `site` (its .pth files, sitecustomize) before
-clp's first line; this one starts Python with -S and, for `clp hook`, the listings and
-`--help` (with whatever global options), only puts clp's own directories on sys.path. Every
-other command runs `site` first, as any Python program does. `clp_alpm.cli.entry` then takes
-their fast paths (no click).
+clp's first line; this one starts Python with -S and, for `clp hook`, the listings, `--help`
+and `clp revert` (with whatever global options), only puts clp's own directories on sys.path
+(the package's site-packages, which holds pyalpm, lxml and click as well). Every other
+command runs `site` first, as any Python program does. `clp_alpm.cli.entry` then takes their
+fast paths (no click).
 
     python -m clp_alpm.cli.launcher --python /usr/bin/python --site-dir DIR [...] OUTPUT
 """
@@ -18,15 +19,18 @@ import sys
 
 _TEMPLATE = """#!{python} -S
 # Core LivePatch: /usr/bin/clp, written by clp_alpm/cli/launcher.py. Python starts without
-# `site`: pacman waits for `clp hook` on every transaction, and the listings and --help should
-# answer as fast as pacman -Q; they need only clp's own directories. Every other command runs
-# `site` first, as any Python program does. The script's own directory (/usr/bin) leaves
-# sys.path: no module comes from there, and listing it costs each start a millisecond.
+# `site`: pacman waits for `clp hook` on every transaction, the listings and --help should
+# answer as fast as pacman -Q, and a revert as fast as downgrade; they need only clp's own
+# directories. Every other command runs `site` first, as any Python program does. The
+# script's own directory (/usr/bin) leaves sys.path: no module comes from there, and listing
+# it costs each start a millisecond.
 import sys
 
 if not getattr(sys.flags, "safe_path", False):
     del sys.path[0]
-if {{"hook", "list", "pins", "transactions", "status", "--help", "-h"}} & set(sys.argv[1:]):
+if {{"hook", "list", "pins", "transactions", "status", "revert", "--help", "-h"}} & set(
+    sys.argv[1:]
+):
     sys.path.extend({site_dirs!r})
 else:
     import site

@@ -16,6 +16,7 @@ import pytest
 import clp_alpm
 from clp_alpm.cli import launcher
 from clp_alpm.cli.entry import PATHLIB_COMPILES_PATTERNS
+from tests.kits.pkgkit import install_demo_versions, installed
 
 
 @pytest.fixture
@@ -110,6 +111,17 @@ def test_the_listings_and_help_start_without_site_or_click(installed_clp, sandbo
     assert result.returncode in (0, 2) and len(said) <= 1, said
     if "--json" in args:
         assert json.loads(result.stdout) == []
+
+
+def test_a_revert_starts_without_site_and_reverts(installed_clp, sandbox):
+    """pyalpm comes from the package's site-packages, which the launcher names: no `site`."""
+    root = install_demo_versions(sandbox)
+    result = run(installed_clp, "--root", str(root), "--noconfirm", "revert", "demo", "1.0-1",
+                 profile=True)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    modules = imported(result.stderr)
+    assert "pyalpm" in modules and {"site", "click"} & modules == set(), sorted(modules)
+    assert installed(root, "demo") == "1.0-1"
 
 
 def test_a_command_that_only_looks_like_a_hook_is_clicks(installed_clp, sandbox):
