@@ -6,12 +6,8 @@ _MAX_CHUNK_RECORDS records). Chunk boundaries depend only on the paths, so a sec
 of an unchanged tree reuses every chunk and adds only its small manifest; a change touches one
 chunk, not the whole list. Every object a manifest names is durable before the manifest is.
 
-Format 2 stores each chunk zlib-compressed and lets a file record name where in a pack its
-content lies; format 1 (earlier clp) stored chunks as plain JSON. Format 3 is a small
-snapshot's (at most INLINE_RECORDS records, a pacman transaction's): its records are in the
-manifest itself, which is written and synced anyway, and it has no chunks (a chunk object
-cost each pacman hook a file, a rename and two syncs). A larger snapshot is written in format
-2, as before. All three are read.
+Format 2 (this clp) stores each chunk zlib-compressed and lets a file record name where in a
+pack its content lies; format 1 (earlier clp) stored chunks as plain JSON. Both are read.
 """
 
 from __future__ import annotations
@@ -35,9 +31,7 @@ else:  # the pacman hook's path: no dataclasses, see clp_alpm/plaindata.py
     from clp_alpm.plaindata import dataclass
 
 MANIFEST_FORMAT = 2
-INLINE_FORMAT = 3
-_READABLE_FORMATS = (1, 2, 3)
-INLINE_RECORDS = 64  # above: chunks, which a later snapshot reuses without encoding them
+_READABLE_FORMATS = (1, 2)
 _CHUNK_LEVEL = 6
 # Chunk boundaries: after a path whose hash starts with a byte below this (1 in 64 on average).
 _BOUNDARY_BELOW = 4
@@ -54,7 +48,6 @@ class Manifest:
     created: float
     count: int
     chunks: tuple[str, ...]
-    inline: tuple[object, ...] = ()  # format 3: the records themselves, unchecked
 
 
 class Manifests:
@@ -92,19 +85,17 @@ class Manifests:
     def write(self, snapshot: Snapshot, previous: Snapshot | None = None) -> None:
         """Store the chunks of `snapshot`, make every object durable, then its manifest. A
         chunk of `previous` that holds these very records is reused as it is."""
-        inline = len(snapshot.files) <= INLINE_RECORDS
-        stored = [] if inline else self._store_chunks(snapshot.files, previous)
+        stored = self._store_chunks(snapshot.files, previous)
+        chunks = [digest for digest, _ in stored]
         self.objects.flush()  # every object the manifest names is durable before it is
-        doc: dict[str, object] = {
-            "format": INLINE_FORMAT if inline else MANIFEST_FORMAT,
+        doc = {
+            "format": MANIFEST_FORMAT,
             "id": snapshot.id,
             "created": snapshot.created,
             "count": len(snapshot.files),
-            "chunks": [digest for digest, _ in stored],
+            "chunks": chunks,
         }
-        if inline:
-            doc["files"] = [state.to_dict() for state in snapshot.files]
-        data = dumps(doc, separators=(",", ":")).encode("ascii")
+        data = dumps(doc).encode("ascii")
         temp_path = write_temp(self.objects.tmp_dir, data, "manifest-")
         os.replace(temp_path, self.path(snapshot.id))
         fsync_directory(self.snapshots_dir)
@@ -163,7 +154,6 @@ class Manifests:
         chunks = doc.get("chunks")
         created = doc.get("created")
         count = doc.get("count")
-        inline = doc.get("files", []) if doc["format"] == INLINE_FORMAT else []
         if (
             doc.get("id") != snapshot_id
             or not isinstance(created, (int, float))
@@ -171,18 +161,9 @@ class Manifests:
             or not isinstance(count, int)
             or not isinstance(chunks, list)
             or not all(is_digest(c) for c in chunks)
-            or not isinstance(inline, list)
-            or (inline and chunks)
         ):
             raise CorruptStoreError(f"{manifest}: has a missing or malformed field")
-        return Manifest(manifest, snapshot_id, float(created), count, tuple(chunks), tuple(inline))
-
-    def inline_records(self, manifest: Manifest) -> list[FileState]:
-        """The records a format 3 manifest holds itself (CorruptStoreError naming it)."""
-        try:
-            return [FileState.from_dict(item) for item in manifest.inline]
-        except CorruptStoreError as err:
-            raise CorruptStoreError(f"{manifest.path}: {err}") from None
+        return Manifest(manifest, snapshot_id, float(created), count, tuple(chunks))
 
     def read_chunk(self, manifest: Manifest, digest: str) -> list[FileState]:
         """The records of one chunk of `manifest` (CorruptStoreError naming the manifest)."""
@@ -204,7 +185,7 @@ class Manifests:
     def load(self, snapshot_id: str) -> Snapshot:
         """The snapshot `snapshot_id`, every record checked."""
         manifest = self.read(snapshot_id)
-        files: list[FileState] = self.inline_records(manifest)
+        files: list[FileState] = []
         chunks = []
         for digest in manifest.chunks:
             records = tuple(self.read_chunk(manifest, digest))

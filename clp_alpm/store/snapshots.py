@@ -202,14 +202,11 @@ class SnapshotStore:
         packs: set[str] = set()
         for snapshot_id in self.list_ids():
             manifest = self.manifests.read(snapshot_id)
-            groups = [self.manifests.inline_records(manifest)]
             for chunk in manifest.chunks:
                 if chunk in referenced:
                     continue  # shared with a snapshot already read
                 referenced.add(chunk)
-                groups.append(self.manifests.read_chunk(manifest, chunk))
-            for records in groups:
-                for record in records:
+                for record in self.manifests.read_chunk(manifest, chunk):
                     if record.packed is not None:
                         packs.add(record.packed[0])
                     elif record.digest:

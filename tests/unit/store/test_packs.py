@@ -299,9 +299,8 @@ def test_a_manifest_from_a_newer_clp_says_so(tmp_path: Path) -> None:
     store = SnapshotStore(tmp_path / "store")
     snapshot = store.take(root, ["/etc"])
     manifest = store.snapshots_dir / f"{snapshot.id}.json"
-    doc = json.loads(manifest.read_text())
-    manifest.write_text(json.dumps(doc | {"format": 4}))
-    with pytest.raises(CorruptStoreError, match="is a version 4 manifest, written by a newer"):
+    manifest.write_text(manifest.read_text().replace('"format": 2', '"format": 3'))
+    with pytest.raises(CorruptStoreError, match="is a version 3 manifest, written by a newer"):
         store.load(snapshot.id)
 
 

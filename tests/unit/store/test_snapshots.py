@@ -685,8 +685,7 @@ def test_damaged_manifest_is_reported(root: Path, store: SnapshotStore) -> None:
         store.load(snapshot.id)
     with pytest.raises(CorruptStoreError):
         store.gc()
-    stored = object_files(store) + list((store.directory / "packs").iterdir())
-    assert stored, "gc deleted nothing it could not account for"
+    assert object_files(store), "gc deleted nothing it could not account for"
 
 
 def test_snapshot_ids_sort_by_time(root: Path, store: SnapshotStore) -> None:
