@@ -229,14 +229,14 @@ class ObjectStore:
         self, data: bytes, stored: FileState | None = None
     ) -> tuple[str, tuple[str, int, int] | None]:
         """Store a small file's content: its digest and where it lies in a pack: this batch's,
-        or `stored`'s (a record of the same content whose pack is stored); None when an object
-        of that digest is stored already, or outside a batch."""
+        or `stored`'s (a record of the same content, whose pack holds it intact: read back and
+        checked, so that a damaged or deleted pack is written again); None when an object of
+        that digest is stored already, or outside a batch."""
         digest = sha256_hex(data)
         if not self._batch:
             return self.add_bytes(data), None
-        reused = stored.packed if stored is not None and stored.digest == digest else None
-        if reused is not None and self.has_pack(reused[0]):
-            return digest, reused
+        if stored is not None and stored.digest == digest and self._packed_intact(stored):
+            return digest, stored.packed
         if self._pack is None:
             self._pack = _PackWriter(self.tmp_dir)
         where = self._pack.members.get(digest)
@@ -350,8 +350,21 @@ class ObjectStore:
         else:
             self._read_packed(state)
 
+    def _packed_intact(self, state: FileState) -> bool:
+        if state.packed is None or not self.has_pack(state.packed[0]):
+            return False
+        try:
+            self._read_packed(state)
+        except (CorruptStoreError, OSError):
+            return False
+        return True
+
+    def forget_packs_present(self) -> None:
+        """After packs were deleted: has_pack looks at the directory again."""
+        self._packs_present.clear()
+
     def _read_packed(self, state: FileState) -> bytes:
-        import zlib  # lazy: the hooks' pre-transaction side never reads content back
+        import zlib  # lazy: read back only to restore, to check, or for a racy file's pack
 
         assert state.packed is not None
         name, offset, length = state.packed

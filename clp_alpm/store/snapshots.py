@@ -220,6 +220,7 @@ class SnapshotStore:
             if name not in packs:
                 os.unlink(pack_path)
                 removed += 1
+        self.objects.forget_packs_present()
         self._remove_stale_temp_files()
         return removed
 

@@ -33,11 +33,10 @@ def _read_only_dirs() -> list[Path]:
     """What Python and clp need inside the root, outermost first, without nested repeats. A
     distribution's Python (prefix /usr, as the package runs on) brings its library only: the
     root's own /usr stays, and the interpreter is bound as a file (_interpreter_chain)."""
-    prefix = Path(sys.base_prefix)
-    shared = prefix.resolve() in (Path("/usr"), Path("/"))
-    wanted = [Path("/usr/lib"), Path("/lib64"), Path(sys.prefix),
+    wanted = [Path("/usr/lib"), Path("/lib64"), Path(sysconfig.get_paths()["stdlib"]),
               Path(clp_alpm.__file__).resolve().parent.parent]  # fmt: skip
-    wanted.append(Path(sysconfig.get_paths()["stdlib"]) if shared else prefix)
+    wanted += [prefix for prefix in {Path(sys.base_prefix), Path(sys.prefix)}
+               if prefix.resolve() not in (Path("/usr"), Path("/"))]  # fmt: skip
     result: list[Path] = []
     for path in sorted({p.resolve() for p in wanted if p.exists()}, key=lambda p: len(p.parts)):
         if not any(path == kept or kept in path.parents for kept in result):

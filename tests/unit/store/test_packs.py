@@ -229,6 +229,31 @@ def test_a_file_read_again_only_because_it_was_racy_is_not_packed_again(tmp_path
     assert (root / "etc/a.conf").read_text() == "a\n"
 
 
+@pytest.mark.parametrize("harm", ["damaged", "deleted"])
+def test_a_racy_file_whose_pack_was_harmed_is_packed_again(tmp_path: Path, harm: str) -> None:
+    """The previous record's pack is reused only when it holds the content intact: a damaged
+    pack, or one gc deleted with its snapshot (in the same process), is written anew, and the
+    second snapshot restores."""
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc/a.conf").write_text("a\n")
+    store = SnapshotStore(tmp_path / "store")
+    first = store.take(root, ["/etc/a.conf"])
+    pack = store.directory / "packs" / first.files[0].packed[0]
+    if harm == "damaged":
+        data = bytearray(pack.read_bytes())
+        data[-1] ^= 0xFF
+        pack.write_bytes(bytes(data))
+    else:
+        store.delete(first.id)
+        assert not pack.exists()
+    second = store.take(root, ["/etc/a.conf"], previous=first)
+    assert second.files[0].packed != first.files[0].packed
+    (root / "etc/a.conf").write_text("b\n")
+    store.restore(root, store.load(second.id))
+    assert (root / "etc/a.conf").read_text() == "a\n"
+
+
 # --------------------------------------------------------------------------- the old format
 
 
