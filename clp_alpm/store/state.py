@@ -35,6 +35,9 @@ if TYPE_CHECKING:
     from types import TracebackType
     from typing import Any, TypeVar
 
+    _Kind = type[BaseException] | None  # what a `with` block's __exit__ is given
+    _Trace = TracebackType | None
+
     _T = TypeVar("_T")
 else:
     try:  # the C module under `sqlite3`, whose wrapper only adds the datetime adapters clp
@@ -190,12 +193,7 @@ class _DamageAsError:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
+    def __exit__(self, kind: _Kind, error: BaseException | None, trace: _Trace) -> None:
         if isinstance(error, sqlite3.DatabaseError) and is_damage(error):
             raise damaged(self.path, error) from None
 
@@ -807,12 +805,7 @@ class _Transaction:
         db._depth = 1
         return db._conn
 
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
+    def __exit__(self, kind: _Kind, error: BaseException | None, trace: _Trace) -> None:
         db = self._db
         if self._savepoint is not None:
             try:
