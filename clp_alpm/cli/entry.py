@@ -90,17 +90,20 @@ def _exit_now(status: int) -> None:
 
 
 def _import_lean_stdlib() -> None:
-    """pathlib without re (and enum with it) or urllib.parse: about 4 ms of a listing's 30 and
-    of each hook's start. pathlib and fnmatch call re only to match glob patterns, which
-    neither a hook nor a listing does, and pathlib takes one function from urllib.parse, for
-    `Path.as_uri`, which neither calls. While pathlib loads, stand-ins take those modules'
-    places in sys.modules: re's loads the real module on the first use of any of its names,
-    urllib.parse's holds that one function, which loads the real one when called. Both leave
-    sys.modules at once: whoever imports re or urllib.parse later gets the real module. A
-    Python whose pathlib wants more of them at load time is given the real modules then. From
+    """pathlib and SQLite's C module without re (and enum with it), urllib.parse or functools
+    (and collections with it): about 4 ms of a listing's 30 and 7 of each hook's start (for
+    the hooks, a revert and the listings). pathlib and fnmatch call re only to match glob
+    patterns, which none of them does, and pathlib takes one function from urllib.parse, for
+    `Path.as_uri`, which none calls; SQLite, pathlib and fnmatch take functools' lru_cache.
+    While they load, stand-ins take those modules' places in sys.modules: re's loads the real
+    module on the first use of any of its names, urllib.parse's holds that one function,
+    which loads the real one when called, functools' hands out functools' own C cache. All
+    leave sys.modules at once: whoever imports them later gets the real module. A Python
+    whose pathlib wants more of them at load time is given the real modules then. From
     Python 3.12 pathlib compiles patterns as it loads (3.12 through fnmatch, 3.13 through
-    glob), so there re has no stand-in. (SQLite needs no such help: store/state.py loads its
-    C module, without datetime; JSON neither: clp_alpm/plainjson.py.)"""
+    glob), so there re has no stand-in (and re loads functools). store/state.py loads
+    SQLite's C module without sqlite3's datetime; clp_alpm/plainjson.py is JSON without the
+    json package."""
     if "pathlib" in sys.modules:
         return
     urllib_parse = type(sys)("urllib.parse")
