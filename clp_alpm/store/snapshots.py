@@ -11,6 +11,7 @@ Store layout (all 0700 dirs, 0600 files, since config files such as /etc/shadow 
     packs/<32 hex>             small file contents, compressed, many to a pack (objects.py)
     snapshots/<id>.json        one manifest per snapshot: id, created, chunk digests
     tmp/                       temp files, renamed into place once fsynced
+    gc-clean                   empty: nothing was forgotten or failed since the last gc
 """
 
 from __future__ import annotations
@@ -36,6 +37,10 @@ if TYPE_CHECKING:
 PROGRESS_EVERY = 500  # paths between progress reports: small snapshots report nothing
 INDEX_OBJECTS_ABOVE = 2000  # paths in one snapshot above which the objects are listed once
 _STALE_TEMP_SECONDS = 3600  # a crash's leftovers are this old; a live writer's are seconds old
+# Written by a whole gc, removed before a manifest goes or when a take fails: prune (which
+# every writing command runs) reads the whole store only when something may be unreferenced.
+# Losing it costs one gc more; a stamp that outlived a removal costs disk until the next one.
+GC_CLEAN = "gc-clean"
 
 
 class SnapshotStore:
@@ -56,6 +61,7 @@ class SnapshotStore:
         self.objects_dir = self.objects.objects_dir
         self.snapshots_dir = self.manifests.snapshots_dir
         self.tmp_dir = self.objects.tmp_dir
+        self.gc_clean = self.directory / GC_CLEAN
         self._observer = Observer(self.objects)
 
     @property
@@ -96,6 +102,9 @@ class SnapshotStore:
                 self.manifests.write(snapshot, previous)
             finally:
                 self.objects.end_batch()
+        except BaseException:
+            self._gc_due()  # what it stored before failing is no snapshot's
+            raise
         finally:
             if collecting:
                 gc.enable()
@@ -161,6 +170,7 @@ class SnapshotStore:
     def delete(self, snapshot_id: str) -> None:
         """Remove a snapshot and every object no other snapshot references."""
         manifest = self.manifests.path(snapshot_id)
+        self._gc_due()
         try:
             os.unlink(manifest)
         except FileNotFoundError:
@@ -172,6 +182,8 @@ class SnapshotStore:
         """Remove these snapshots' manifests, not their objects: what only they referenced
         stays until the next gc (which reads every manifest; the pacman hooks do not)."""
         removed = False
+        if snapshot_ids:
+            self._gc_due()
         for snapshot_id in snapshot_ids:
             try:
                 os.unlink(self.manifests.path(snapshot_id))
@@ -183,8 +195,11 @@ class SnapshotStore:
 
     def prune(self, keep: set[str]) -> int:
         """Delete every snapshot not in `keep`, leftover temp files, and the objects no kept
-        snapshot references; return how many snapshots went. Callers hold the lock."""
+        snapshot references (a whole gc, unless GC_CLEAN says nothing can be unreferenced);
+        return how many snapshots went. Callers hold the lock."""
         doomed = [snapshot_id for snapshot_id in self.list_ids() if snapshot_id not in keep]
+        if doomed:
+            self._gc_due()
         for snapshot_id in doomed:
             os.unlink(self.manifests.path(snapshot_id))
         if doomed:
@@ -192,8 +207,20 @@ class SnapshotStore:
         if self.tmp_dir.is_dir():
             for leftover in self.tmp_dir.iterdir():
                 unlink_quietly(str(leftover))
-        self.gc()
+        if not self.gc_clean.is_file():
+            self.gc()
         return len(doomed)
+
+    def _gc_due(self) -> None:
+        unlink_quietly(str(self.gc_clean))
+
+    def _gc_done(self) -> None:
+        """The stamp of a whole gc: best effort (without it, the next prune collects)."""
+        flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:  # noqa: SIM105 - no contextlib on the hooks' path
+            os.close(os.open(self.gc_clean, flags, 0o600))
+        except OSError:
+            pass
 
     def gc(self) -> int:
         """Delete objects no snapshot references; return how many. A damaged manifest or chunk
@@ -221,6 +248,7 @@ class SnapshotStore:
                 os.unlink(pack_path)
                 removed += 1
         self.objects.forget_packs_present()
+        self._gc_done()
         self._remove_stale_temp_files()
         return removed
 

@@ -688,6 +688,59 @@ def test_damaged_manifest_is_reported(root: Path, store: SnapshotStore) -> None:
     assert object_files(store), "gc deleted nothing it could not account for"
 
 
+def plant_stray(store: SnapshotStore) -> Path:
+    """An object no snapshot names, as a take killed before its manifest leaves."""
+    stray = object_path(store, hashlib.sha256(b"stray").hexdigest())
+    stray.parent.mkdir(parents=True, exist_ok=True)
+    stray.write_bytes(b"stray")
+    return stray
+
+
+def test_prune_reads_the_whole_store_only_when_something_may_be_unreferenced(
+    root: Path, store: SnapshotStore
+) -> None:
+    """Every writing command prunes: after a whole gc, and until a snapshot is forgotten or
+    deleted or a take fails, nothing can be unreferenced and prune skips the gc."""
+    write(root, "/etc/a.conf", b"version 1\n")
+    first = store.take(root, ["/etc/a.conf"])
+    assert not store.gc_clean.exists()  # a store that never collected: the first prune does
+    stray = plant_stray(store)
+    assert store.prune({first.id}) == 0 and not stray.exists() and store.gc_clean.is_file()
+
+    stray = plant_stray(store)  # (a SIGKILLed take: nothing could mark it)
+    damaged = store.snapshots_dir / f"{first.id}.json"
+    saved = damaged.read_bytes()
+    damaged.write_text("{not json")  # a gc would refuse to go on: prune did not read it
+    assert store.prune({first.id}) == 0 and stray.exists()
+    damaged.write_bytes(saved)
+
+    write(root, "/etc/a.conf", b"version 2\n")
+    second = store.take(root, ["/etc/a.conf"])
+    store.forget([first.id])  # as the pacman hooks forget beyond HistoryLimit
+    assert not store.gc_clean.exists()
+    assert store.prune({second.id}) == 0
+    assert not stray.exists() and not object_path(store, first.files[0].digest).exists()
+    assert store.read_content(store.load(second.id).files[0]) == b"version 2\n"
+
+
+def test_a_failed_take_and_a_delete_leave_the_next_prune_a_whole_gc(
+    root: Path, store: SnapshotStore
+) -> None:
+    write(root, "/etc/a.conf")
+    kept = store.take(root, ["/etc/a.conf"])
+    store.prune({kept.id})
+    assert store.gc_clean.is_file()
+    os.mkfifo(root / "etc/fifo")
+    with pytest.raises(SnapshotError):
+        store.take(root, ["/etc/a.conf", "/etc/fifo"])
+    assert not store.gc_clean.exists()
+    store.prune({kept.id})
+    other = store.take(root, ["/etc/a.conf"])
+    assert store.gc_clean.is_file()
+    store.delete(other.id)  # its own whole gc, which stamps the store clean again
+    assert store.gc_clean.is_file() and store.load(kept.id).files == kept.files
+
+
 def test_snapshot_ids_sort_by_time(root: Path, store: SnapshotStore) -> None:
     write(root, "/etc/a.conf")
     ids = [store.take(root, ["/etc/a.conf"]).id for _ in range(5)]
