@@ -16,13 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 # What a refused command may still touch under the root: SQLite's files and clp's lock (opened
-# to read the records) and the log line saying what was refused.
+# to read the records), the snapshot store's gc stamp (a writing session collects garbage on
+# its way out, refused or not) and the log line saying what was refused.
 MAY_CHANGE = (
     "var/lib/clp/clp.db",
     "var/lib/clp/clp.db-wal",
     "var/lib/clp/clp.db-shm",
     "var/lib/clp/clp.db-journal",
     "var/lib/clp/lock",
+    "var/lib/clp/snapshots/gc-clean",  # the stamp of a whole gc, which every session may run
     "var/log/CLP.log",
     "etc/pacman.d/gnupg",
 )
