@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import gc
 import os
+import stat
 import time
 from pathlib import Path
 
@@ -41,6 +42,13 @@ _STALE_TEMP_SECONDS = 3600  # a crash's leftovers are this old; a live writer's 
 # every writing command runs) reads the whole store only when something may be unreferenced.
 # Losing it costs one gc more; a stamp that outlived a removal costs disk until the next one.
 GC_CLEAN = "gc-clean"
+
+
+def _lstat_mode(path: Path) -> int:
+    try:
+        return os.lstat(path).st_mode
+    except OSError:
+        return 0
 
 
 class SnapshotStore:
@@ -119,7 +127,11 @@ class SnapshotStore:
                 raise self.objects.missing(record.digest)
         self._ensure_layout()
         snapshot = Snapshot(self.manifests.new_id(time.time()), created, records)
-        self.manifests.write(snapshot)
+        try:
+            self.manifests.write(snapshot)
+        except BaseException:
+            self._gc_due()  # chunks it stored before failing are no snapshot's
+            raise
         return snapshot
 
     def load(self, snapshot_id: str) -> Snapshot:
@@ -207,16 +219,22 @@ class SnapshotStore:
         if self.tmp_dir.is_dir():
             for leftover in self.tmp_dir.iterdir():
                 unlink_quietly(str(leftover))
-        if not self.gc_clean.is_file():
+        if not stat.S_ISREG(_lstat_mode(self.gc_clean)):
             self.gc()
         return len(doomed)
 
     def _gc_due(self) -> None:
-        unlink_quietly(str(self.gc_clean))
+        """Before something may become unreferenced. Never raises: whatever stands at the
+        stamp's path and cannot be removed is no regular file, and prune then collects."""
+        try:  # noqa: SIM105 - no contextlib on the hooks' path
+            os.unlink(self.gc_clean)
+        except OSError:
+            pass
 
     def _gc_done(self) -> None:
-        """The stamp of a whole gc: best effort (without it, the next prune collects)."""
-        flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        """The stamp of a whole gc: best effort (without it, the next prune collects). Never
+        waits: a FIFO there is not opened for a reader (O_NONBLOCK), nor a link followed."""
+        flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
         try:  # noqa: SIM105 - no contextlib on the hooks' path
             os.close(os.open(self.gc_clean, flags, 0o600))
         except OSError:

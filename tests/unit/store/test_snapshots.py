@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
 import shutil
 import stat
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -28,6 +31,7 @@ from clp_alpm.errors import (
 from clp_alpm.store.model import FileState, Snapshot
 from clp_alpm.store.observe import RACY_MARGIN_NS
 from clp_alpm.store.snapshots import SnapshotStore
+from tests.kits.paths import REPO
 
 OLD_MTIME = 1_600_000_000_123_456_789
 
@@ -739,6 +743,55 @@ def test_a_failed_take_and_a_delete_leave_the_next_prune_a_whole_gc(
     assert store.gc_clean.is_file()
     store.delete(other.id)  # its own whole gc, which stamps the store clean again
     assert store.gc_clean.is_file() and store.load(kept.id).files == kept.files
+
+
+PRUNE_ALL = """
+import sys
+from pathlib import Path
+from clp_alpm.store.snapshots import SnapshotStore
+store = SnapshotStore(Path(sys.argv[1]))
+print(store.prune(set(store.list_ids())))
+"""
+
+
+@pytest.mark.parametrize("what", ["fifo", "directory", "symlink"])
+def test_something_else_at_the_stamps_path_never_hangs_or_stops_a_prune(
+    root: Path, store: SnapshotStore, what: str
+) -> None:
+    """A FIFO is not opened for a reader that never comes, a directory that cannot be
+    removed stops no forget, and neither (nor a link) counts as the stamp: prune collects."""
+    write(root, "/etc/a.conf")
+    first = store.take(root, ["/etc/a.conf"])
+    second = store.take(root, ["/etc/a.conf"])
+    {"fifo": os.mkfifo, "directory": os.mkdir,
+     "symlink": lambda path: os.symlink("/etc/passwd", path)}[what](store.gc_clean)  # fmt: skip
+    stray = plant_stray(store)
+    store.forget([first.id])
+    assert not (store.snapshots_dir / f"{first.id}.json").exists()
+    pruned = subprocess.run([sys.executable, "-c", PRUNE_ALL, str(store.directory)],
+                            capture_output=True, text=True, timeout=60,
+                            env={"PYTHONPATH": str(REPO)})  # fmt: skip
+    assert pruned.returncode == 0 and pruned.stdout.strip() == "0", pruned.stderr
+    assert not stray.exists() and store.load(second.id).files == second.files
+
+
+def test_a_compose_that_fails_leaves_the_next_prune_a_whole_gc(
+    root: Path, store: SnapshotStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(root, "/etc/a.conf")
+    kept = store.take(root, ["/etc/a.conf"])
+    store.prune({kept.id})
+    assert store.gc_clean.is_file()
+
+    def full_disk(*_args: object, **_kwargs: object) -> str:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("clp_alpm.store.manifests.write_temp", full_disk)  # the manifest's turn
+    with pytest.raises(OSError):
+        store.compose(kept.files, kept.created)
+    monkeypatch.undo()
+    assert not store.gc_clean.exists()
+    assert store.prune({kept.id}) == 0 and store.gc_clean.is_file()
 
 
 def test_snapshot_ids_sort_by_time(root: Path, store: SnapshotStore) -> None:
