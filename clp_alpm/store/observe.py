@@ -37,7 +37,7 @@ from clp_alpm.store.objects import ObjectStore, digest_stream
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Iterable, Mapping
     from dataclasses import dataclass
 
     from clp_alpm.store.model import Snapshot
@@ -45,9 +45,16 @@ else:  # the pacman hook's path: no dataclasses, see clp_alpm/plaindata.py
     from clp_alpm.plaindata import dataclass
 
 # A file whose ctime is this close to the time the previous snapshot started may have been
-# written again within the same timestamp tick (or the 1-2 s granularity of some filesystems)
-# without its stat data changing, so its recorded digest is not trusted ("racy git" problem).
+# written again within the same timestamp tick without its stat data changing, so its recorded
+# digest is not trusted ("racy git" problem). The tick is the file system's: a ctime in whole
+# hundredths of a second comes from one that keeps them no finer (FAT, exFAT, ext4 with small
+# inodes: whole seconds), and RACY_MARGIN_NS covers their 1-2 s. Any other ctime was taken
+# from the kernel's coarse clock, which lags the time a snapshot starts by less than a timer
+# tick (10 ms at HZ=100, the slowest): FINE_RACY_MARGIN_NS is two of them. A write after the
+# previous snapshot started then always gets a later ctime than a trusted record holds.
 RACY_MARGIN_NS = 2_000_000_000
+FINE_RACY_MARGIN_NS = 20_000_000
+_COARSE_TICK_NS = 10_000_000
 _OBSERVE_ATTEMPTS = 3
 _PARENT_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _NO_XATTRS = (errno.ENOTSUP, errno.EOPNOTSUPP)
@@ -198,8 +205,8 @@ class Observer:
         keep: bool,
     ) -> FileState:
         """What `clean` (at `host`) holds now. `hint` is its previous record, trusted for a
-        regular file whose stat data match and whose ctime is older than `trust_before_ns`
-        minus RACY_MARGIN_NS (and, with `keep`, whose object is still stored)."""
+        regular file whose stat data match and whose ctime is `trusted_ctime` against
+        `trust_before_ns` (and, with `keep`, whose object is still stored)."""
         for _attempt in range(_OBSERVE_ATTEMPTS):
             try:
                 st = os.lstat(host)
@@ -263,9 +270,10 @@ class Observer:
         A path `previous` holds is normalised already (its record was checked when read), and
         the quick test of a second snapshot needs one lstat of it, by name in its parent
         directory: a regular file whose stat data (mtime, ctime, inode, size, mode, owner)
-        match its record, whose ctime is older than `previous` less RACY_MARGIN_NS and whose
+        match its record, whose ctime `trusted_ctime` trusts before `previous` and whose
         content is still stored keeps that very record (so its chunk is reused unencoded),
-        as does such a directory. Anything else is observed in full. `progress` hears the
+        as does such a directory, and an absent path whose parent directory existed then and
+        still has nothing by that name. Anything else is observed in full. `progress` hears the
         number of paths done each time another `progress_every` are, and at the end.
         """
         taking = _Taking(self, where, previous)
@@ -382,6 +390,7 @@ _FIRST = itemgetter(0)
 _THIRD = itemgetter(2)
 _SECOND = itemgetter(1)
 _QUICK_KEY = attrgetter("quick_key")
+_KIND = attrgetter("kind")
 _CTIME = attrgetter("ctime_ns")
 _PACKED = attrgetter("packed")
 # FileState.quick_key's two parts from an os.stat_result: st_mode, st_ino, st_uid, st_gid,
@@ -402,7 +411,7 @@ class _Taking:
         self.seen: set[str] = set()
         self.trust_before_ns = previous.created_ns if previous is not None else None
         self.hint_of = previous.by_path().get if previous is not None else None
-        self.trusted_until_ns = (self.trust_before_ns or 0) - RACY_MARGIN_NS
+        self.trusted_until_ns = (self.trust_before_ns or 0) - FINE_RACY_MARGIN_NS
         self.parent_fds: dict[str, int] = {}
         self.packs_found: set[str] = set()
 
@@ -439,8 +448,15 @@ class _Taking:
         fd = self.parent_fd(parent, run[0])
         if fd < 0:
             return False
+        names = list(map(_THIRD, splits[start:end]))
+        gone = list(map(eq, map(_KIND, records), repeat("absent")))
+        if any(gone):  # a package's .pacnew and .pacsave: absent in nearly every run
+            if not _still_absent(fd, compress(records, gone), compress(names, gone)):
+                return False
+            present = list(map(not_, gone))
+            records, names = list(compress(records, present)), list(compress(names, present))
         try:
-            found = list(map(partial(os.lstat, dir_fd=fd), map(_THIRD, splits[start:end])))
+            found = list(map(partial(os.lstat, dir_fd=fd), names))
         except OSError:
             return False
         # a regular file's whole stat data; a directory (no quick key) by itself
@@ -456,7 +472,7 @@ class _Taking:
             and all(map(eq, map(_FIRST, keys), map(_STAT_IDS, found)))
         ):
             return False
-        if max(map(_CTIME, records)) > self.trusted_until_ns:
+        if records and not self._ctimes_trusted(list(map(_CTIME, records))):
             return False  # changed too close to the previous snapshot to trust its stat data
         if not self._contents_stored(records):
             return False
@@ -465,8 +481,18 @@ class _Taking:
         if len(self.seen) != before + len(run):  # a path twice in the run
             self.seen.difference_update(run)
             return False
-        self.states.extend(records)  # type: ignore[arg-type]  # none is None, checked above
+        self.states.extend(hints[start:end])  # type: ignore[arg-type]  # none is None
         return True
+
+    def _ctimes_trusted(self, ctimes: list[int]) -> bool:
+        """`trusted_ctime` of each: at once while they are all older than the coarse margin."""
+        newest = max(ctimes)
+        if newest > self.trusted_until_ns:
+            return False
+        if newest <= self.trusted_until_ns + FINE_RACY_MARGIN_NS - RACY_MARGIN_NS:
+            return True
+        before = self.trust_before_ns or 0
+        return all(trusted_ctime(ctime, before) for ctime in ctimes)
 
     def _contents_stored(self, records: list[FileState | None]) -> bool:
         """Every file record's content is still in the store (a lost one is made again): its
@@ -509,12 +535,14 @@ class _Taking:
     def _unchanged(self, path: str, hint: FileState) -> bool:
         """The quick test of one path (see observe_paths); a chmod, chown or xattr change
         moves the ctime too."""
-        if hint.ctime_ns > self.trusted_until_ns:
+        if not trusted_ctime(hint.ctime_ns, self.trust_before_ns or 0):
             return False
         parent, _, name = path.rpartition("/")
         fd = self.parent_fd(parent, path)
         if fd < 0:
             return False
+        if hint.kind == "absent":
+            return _still_absent(fd, (hint,), (name,))
         try:
             st = os.lstat(name, dir_fd=fd)
         except OSError:
@@ -523,6 +551,22 @@ class _Taking:
         if key is not None:
             return key == (_STAT_IDS(st), _STAT_TIMES(st)) and self._contents_stored([hint])
         return _dir_unchanged(hint, st)
+
+
+def _still_absent(fd: int, records: Iterable[FileState | None], names: Iterable[str]) -> bool:
+    """Each absent record still holds: nothing is at its name in the open parent directory
+    `fd` (which exists, so a record that found missing directories above it does not)."""
+    for record, name in zip(records, names, strict=True):
+        if record is None or record.created_dirs:
+            return False
+        try:
+            os.lstat(name, dir_fd=fd)
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return False
+        return False  # something is there now
+    return True
 
 
 def _dir_unchanged(record: FileState | None, st: os.stat_result) -> bool:
@@ -620,8 +664,16 @@ def _stat_matches(hint: FileState | None, st: os.stat_result, trust_before_ns: i
         and hint.kind == "file"
         and hint.digest is not None
         and _stat_key(st) == (hint.size, hint.mtime_ns, hint.ino, hint.ctime_ns)
-        and hint.ctime_ns <= trust_before_ns - RACY_MARGIN_NS
+        and trusted_ctime(hint.ctime_ns, trust_before_ns)
     )
+
+
+def trusted_ctime(ctime_ns: int, trust_before_ns: int) -> bool:
+    """A record with this ctime, taken by a snapshot that started at `trust_before_ns`, may be
+    trusted by its stat data: no write after that start can have left the ctime as it was
+    (see RACY_MARGIN_NS)."""
+    coarse = ctime_ns % _COARSE_TICK_NS == 0
+    return ctime_ns <= trust_before_ns - (RACY_MARGIN_NS if coarse else FINE_RACY_MARGIN_NS)
 
 
 def _state_from_stat(

@@ -14,10 +14,18 @@ from pathlib import Path
 
 import pytest
 
-from clp_alpm.errors import UnsafePathError
+from clp_alpm.errors import SpecialFileError, UnsafePathError
 from clp_alpm.store.model import Snapshot
-from clp_alpm.store.observe import RACY_MARGIN_NS
+from clp_alpm.store.observe import (
+    FINE_RACY_MARGIN_NS,
+    RACY_MARGIN_NS,
+    Observer,
+    trusted_ctime,
+)
 from clp_alpm.store.snapshots import SnapshotStore
+
+# a snapshot's start in ns, in whole seconds
+START = 1_796_000_000_000_000_000
 
 
 def walk_paths(root: Path) -> list[str]:
@@ -120,15 +128,42 @@ def test_a_file_changed_close_to_the_previous_snapshot_is_read_again(
 ) -> None:
     """The racy-file rule holds in a run of trusted files: only that one is read again."""
     paths = make_tree(root)
-    time.sleep(RACY_MARGIN_NS / 1e9 + 0.1)
+    time.sleep(FINE_RACY_MARGIN_NS / 1e9 + 0.05)
     fresh = root / "etc/b/f03.conf"
     fresh.write_text("written just before the snapshot\n")
-    first = store.take(root, paths)
+    taken = store.take(root, paths)
+    # started just after the write, within the margin (however slow the machine is)
+    first = Snapshot(taken.id, (fresh.stat().st_ctime_ns + FINE_RACY_MARGIN_NS // 2) / 1e9,
+                     taken.files)  # fmt: skip
     hashed = store.bytes_hashed
     second = store.take(root, paths, previous=first)
     assert store.bytes_hashed - hashed == fresh.stat().st_size
     changed = [b.path for a, b in zip(first.files, second.files, strict=True) if a is not b]
     assert changed == ["/etc/b/f03.conf"]
+    # a snapshot started past the margin trusts it
+    later = Snapshot(taken.id, (fresh.stat().st_ctime_ns + 2 * FINE_RACY_MARGIN_NS) / 1e9,
+                     second.files)  # fmt: skip
+    third = store.take(root, paths, previous=later)
+    assert store.bytes_hashed - hashed == fresh.stat().st_size
+    assert all(a is b for a, b in zip(third.files, second.files, strict=True))
+
+
+@pytest.mark.parametrize(
+    ("ctime_ns", "trusted"),
+    [
+        (START - FINE_RACY_MARGIN_NS - 123, True),
+        (START - FINE_RACY_MARGIN_NS + 123, False),
+        (START + 123, False),
+        # whole hundredths of a second: a coarse file system's stamp, trusted 2 s later only
+        (START - 1_000_000_000, False),
+        (START - 10_000_000, False),
+        (START - RACY_MARGIN_NS + 10_000_000, False),
+        (START - RACY_MARGIN_NS, True),
+        (START - RACY_MARGIN_NS - 1_000_000_000, True),
+    ],
+)
+def test_a_ctime_is_trusted_past_its_file_systems_margin(ctime_ns: int, trusted: bool) -> None:
+    assert trusted_ctime(ctime_ns, START) is trusted
 
 
 def test_a_path_twice_or_spelled_twice_is_recorded_once(root: Path, store: SnapshotStore) -> None:
@@ -194,3 +229,96 @@ def test_a_parent_turned_into_a_symlink_inside_the_root_is_followed(
     assert second.get("/etc/a/sub").kind == "symlink"  # type: ignore[union-attr]
     inner = second.get("/etc/a/sub/inner.conf")
     assert inner is not None and store.read_content(inner) == b"inner\n"
+
+
+def with_absent(paths: list[str]) -> list[str]:
+    """`paths` with a .pacnew and a .pacsave beside each file of etc/a, as the hooks record
+    every configuration file of a package: absent nearly always."""
+    extra = [
+        f"{p}.{suffix}"
+        for p in paths
+        if p.startswith("/etc/a/f")
+        for suffix in ("pacnew", "pacsave")
+    ]
+    return sorted(paths + extra)
+
+
+def test_absent_paths_among_unchanged_files_keep_their_records_and_read_nothing(
+    root: Path, store: SnapshotStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paths = with_absent(make_tree(root))
+    first = trusted(store.take(root, paths))
+    assert sum(r.kind == "absent" for r in first.files) == 60
+    observed: list[str] = []
+    observe = Observer.observe
+
+    def counting(
+        self: Observer, where: object, clean: str, *rest: object, **named: object
+    ) -> object:
+        observed.append(clean)
+        return observe(self, where, clean, *rest, **named)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Observer, "observe", counting)
+    hashed = store.bytes_hashed
+    second = store.take(root, paths, previous=first)
+    assert all(a is b for a, b in zip(second.files, first.files, strict=True))
+    assert store.bytes_hashed == hashed and observed == []
+
+
+APPEARING: dict[str, Callable[[Path], object]] = {
+    "file": lambda path: path.write_text("new\n"),
+    "empty file": lambda path: path.write_bytes(b""),
+    "directory": lambda path: path.mkdir(),
+    "symlink": lambda path: path.symlink_to("f01.conf"),
+    "dangling symlink": lambda path: path.symlink_to("nowhere"),
+}
+
+
+@pytest.mark.parametrize("appear", APPEARING.values(), ids=APPEARING.keys())
+def test_something_at_an_absent_path_is_found(
+    root: Path, store: SnapshotStore, appear: Callable[[Path], object]
+) -> None:
+    paths = with_absent(make_tree(root))
+    first = trusted(store.take(root, paths))
+    victim = "/etc/a/f07.conf.pacnew"
+    appear(root / victim.lstrip("/"))
+    second = store.take(root, paths, previous=first)
+    record = second.get(victim)
+    assert record is not None and record.kind != "absent"
+    changed = [b.path for a, b in zip(first.files, second.files, strict=True) if a is not b]
+    assert changed == ["/etc/a", victim]  # the directory's mtime moved too
+    assert store.changed_paths(root, first) == [victim]
+
+
+def test_a_special_file_at_an_absent_path_is_refused(root: Path, store: SnapshotStore) -> None:
+    paths = with_absent(make_tree(root))
+    first = trusted(store.take(root, paths))
+    os.mkfifo(root / "etc/a/f07.conf.pacsave")
+    with pytest.raises(SpecialFileError, match="fifo"):
+        store.take(root, paths, previous=first)
+
+
+def test_an_absent_path_whose_missing_directories_now_exist_is_recorded_again(
+    root: Path, store: SnapshotStore
+) -> None:
+    paths = make_tree(root)
+    wanted = sorted([*paths, "/etc/c/d/new.conf"])
+    first = trusted(store.take(root, wanted))
+    assert first.get("/etc/c/d/new.conf").created_dirs == ("/etc/c", "/etc/c/d")  # type: ignore[union-attr]
+    (root / "etc/c/d").mkdir(parents=True)
+    second = store.take(root, wanted, previous=first)
+    record = second.get("/etc/c/d/new.conf")
+    assert record is not None and record.kind == "absent" and record.created_dirs == ()
+    assert store.load(second.id) == second
+
+
+def test_a_lone_absent_path_keeps_its_record(root: Path, store: SnapshotStore) -> None:
+    """One path of its directory (looked at by itself, not as a run)."""
+    make_tree(root)
+    paths = ["/etc/a/f01.conf", "/etc/b/gone.conf", "/etc/a/f02.conf"]
+    first = trusted(store.take(root, paths))
+    second = store.take(root, paths, previous=first)
+    assert all(a is b for a, b in zip(second.files, first.files, strict=True))
+    (root / "etc/b/gone.conf").write_text("here\n")
+    third = store.take(root, paths, previous=trusted(second))
+    assert third.get("/etc/b/gone.conf").kind == "file"  # type: ignore[union-attr]
