@@ -109,8 +109,15 @@ class FileState:
     @classmethod
     def from_dict(cls, data: object) -> FileState:
         """Parse a record written by to_dict; raise CorruptStoreError on anything malformed.
-        (A loaded snapshot parses one a path: the checks of a well-formed record are string
-        and type tests, the slower ones only find out what is wrong with a bad one.)"""
+        (A loaded snapshot parses one a path, and a pacman hook loads one: a record as clp
+        writes it is taken by type and string tests alone; anything else goes through every
+        check, which accepts what they accept and finds out what is wrong with a bad one.)"""
+        record = _as_written(cls, data)
+        return record if record is not None else cls.from_dict_checked(data)
+
+    @classmethod
+    def from_dict_checked(cls, data: object) -> FileState:
+        """`from_dict` by every check, one at a time: the error names the first that fails."""
         if not isinstance(data, dict):
             raise CorruptStoreError("snapshot record is not an object")
         path = data.get("path")
@@ -271,6 +278,69 @@ def describe_change(then: FileState | None, now: FileState) -> str:
 
 
 _INT_FIELDS = ("mode", "uid", "gid", "mtime_ns", "size", "ino", "ctime_ns")
+_SEVEN_INTS = (int,) * len(_INT_FIELDS)
+_KIND_NAMES = frozenset(KINDS)
+_NONE: list[object] = []  # what to_dict writes for no created directories and no xattrs
+
+
+def _as_written(cls: type[FileState], data: object) -> FileState | None:
+    """The record `data` holds if it is one as to_dict writes it (JSON types exactly, no
+    created directories and no extended attributes) and passes every check of
+    `from_dict_checked`, made as that makes it, field for field; None for any other `data`,
+    malformed or not."""
+    if type(data) is not dict:
+        return None
+    get = data.get
+    path, kind, digest, target, pack = (
+        get("path"), get("kind"), get("digest"), get("target"), get("pack"),
+    )  # fmt: skip
+    numbers = mode, uid, gid, mtime_ns, size, ino, ctime_ns = (
+        get("mode", 0), get("uid", 0), get("gid", 0), get("mtime_ns", 0), get("size", 0),
+        get("ino", 0), get("ctime_ns", 0),
+    )  # fmt: skip
+    if not (
+        type(path) is str
+        and type(kind) is str
+        and kind in _KIND_NAMES
+        and tuple(map(type, numbers)) == _SEVEN_INTS
+        and 0 <= mode <= 0o7777
+        and min(uid, gid, size, ino) >= 0
+        and get("created_dirs", _NONE) == _NONE == get("xattrs", _NONE)
+        and (is_digest(digest) if kind == "file" else digest is None)
+        and (
+            type(target) is str and target != "" and "\0" not in target
+            if kind == "symlink"
+            else target is None
+        )
+        and _is_clean_record_path(path)
+    ):
+        return None
+    packed = None
+    if pack is not None:
+        if not (
+            kind == "file"
+            and type(pack) is list
+            and len(pack) == 3
+            and type(pack[0]) is str
+            and is_lower_hex(pack[0], PACK_NAME_LENGTH)
+            and type(pack[1]) is int
+            and type(pack[2]) is int
+            and min(pack[1], pack[2]) >= 0
+        ):
+            return None
+        packed = (pack[0], pack[1], pack[2])
+    quick_key = None
+    if kind == "file":  # FileState.stat_key, made at once
+        quick_key = ((_S_IFREG | mode, ino, uid, gid, size), (mtime_ns, ctime_ns))
+    record = cls.__new__(cls)
+    # the fields in their order, as __init__ sets them (no __post_init__): a hook makes a
+    # record a path, and a call to __init__ with keywords costs as much as these checks
+    record.__dict__.update(
+        path=path, kind=kind, mode=mode, uid=uid, gid=gid, mtime_ns=mtime_ns, size=size,
+        digest=digest, target=target, created_dirs=(), xattrs=(), ino=ino, ctime_ns=ctime_ns,
+        packed=packed, quick_key=quick_key,
+    )  # fmt: skip
+    return record
 
 
 _ONLY_INT = {int}

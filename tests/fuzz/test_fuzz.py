@@ -3,7 +3,8 @@ valid input (bytes flipped, cut, inserted, repeated) given to the archive reader
 metadata parser, the feed index parser and the two configuration parsers. Each may accept
 the input or refuse it with one of clp's own errors (errors.ClpError: a one-line message for
 the user); any other exception is a bug. An archive the readers accept is extracted into a
-staging directory, and nothing may be written beside it.
+staging directory, and nothing may be written beside it. The snapshot record reader's quick
+path and its every-check path must agree on every record, changed a field at a time.
 
 Profiles and the count of cases: tests/fuzz/conftest.py.
 """
@@ -26,6 +27,7 @@ from clp_alpm.formats.feed import FeedEntry, FeedIndex, parse_index, render_inde
 from clp_alpm.formats.inspect import inspect_patch
 from clp_alpm.formats.meta import check_target_path, parse_constraint
 from clp_alpm.formats.pkginfo import parse_meta
+from clp_alpm.store.model import FileState
 from clp_alpm.system.pacmanconf import pacman_settings, read_pacman_conf
 from tests.kits.fuzzkit import count
 from tests.kits.hostilekit import fingerprint
@@ -195,3 +197,101 @@ def test_the_seeds_are_accepted() -> None:
             path = Path(top) / name
             path.write_bytes(seed)
             assert inspect_patch(path).meta.name == "CLPR261125"
+
+
+RECORD_SEEDS = [
+    FileState("/etc/app.conf", "file", 0o644, 0, 0, 1_796_000_000_123_456_789, 12,
+              "ab" * 32, ino=77, ctime_ns=1_796_000_000_123_456_789,
+              packed=("cd" * 16, 100, 20)).to_dict(),
+    FileState("/etc/big.conf", "file", 0o600, 5, 6, 1, 1 << 40, "ef" * 32, ino=1, ctime_ns=2)
+    .to_dict(),
+    FileState("/etc/link", "symlink", 0o777, target="../x", mtime_ns=3, ino=4).to_dict(),
+    FileState("/etc/app.d", "dir", 0o755, 0, 0, 5, ino=6, ctime_ns=7).to_dict(),
+    FileState("/etc/app.conf.pacnew", "absent").to_dict(),
+    FileState("/etc/a/b/c.conf", "absent", created_dirs=("/etc/a", "/etc/a/b")).to_dict(),
+    FileState("/etc/cap", "file", 0o755, digest="01" * 32, xattrs=(("security.capability",
+              "0102"),)).to_dict(),
+]  # fmt: skip
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-(1 << 64), 1 << 64) | st.floats()
+    | st.text(max_size=70) | st.sampled_from(["", "file", "dir", "symlink", "absent", "/etc/x",
+                                              "ab" * 32, "cd" * 16, "/etc//x", "/"]),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
+                                                                 max_size=3),
+    max_leaves=8,
+)  # fmt: skip
+
+
+# values at the edges of what a record's fields take, and of the other JSON types
+EDGES = [-1, 0, 1, 0o7777, 0o10000, -(1 << 63), 1 << 64, True, False, None, 0.0, 1.5, "", "0",
+         [], [[]], [""], ["/etc"], [["user.x", "00"]], {}, "/etc/x", "ab" * 32, "AB" * 32,
+         "ab" * 31, "cd" * 16, "x\0y", "../x", "/etc/a/../b"]  # fmt: skip
+EDGE_VALUES = st.sampled_from(EDGES)
+
+
+@st.composite
+def record_dicts(draw: st.DrawFn) -> dict[str, object]:
+    """A record as to_dict writes it, a few of its fields (or its pack's) replaced, removed
+    or added."""
+    record = dict(draw(st.sampled_from(RECORD_SEEDS)))
+    values = st.one_of(EDGE_VALUES, JSON_VALUES)
+    for _ in range(draw(st.integers(0, 3))):
+        name = draw(st.sampled_from([*RECORD_SEEDS[0], "pack", "extra"]))
+        edit = draw(st.sampled_from(["remove", "replace", "pack"]))
+        if edit == "remove":
+            record.pop(name, None)
+        elif edit == "replace":
+            record[name] = draw(values)
+        else:
+            pack = record.get("pack")
+            pack = list(pack) if isinstance(pack, list) and pack else ["cd" * 16, 100, 20]
+            pack[draw(st.integers(0, len(pack) - 1))] = draw(values)
+            record["pack"] = pack
+    return record
+
+
+def _read_record(read: Callable[[object], FileState], data: object) -> object:
+    try:
+        record = read(data)
+    except ClpError as err:
+        return ("refused", type(err), str(err))
+    return ("read", list(record.__dict__.items()))
+
+
+@given(record_dicts())
+def test_snapshot_record_readers_agree(data: dict[str, object]) -> None:
+    count("snapshot record")
+    assert _read_record(FileState.from_dict, data) == _read_record(
+        FileState.from_dict_checked, data
+    )
+
+
+def test_every_record_seed_is_read_alike() -> None:
+    for seed in RECORD_SEEDS:
+        record = FileState.from_dict(seed)
+        assert _read_record(FileState.from_dict, seed) == _read_record(
+            FileState.from_dict_checked, seed
+        )
+        assert record.to_dict() == seed
+
+
+def test_snapshot_record_readers_agree_on_every_single_edge() -> None:
+    """Every field of every seed (and each place of its pack) removed or set to each edge
+    value: the cases a random draw may miss."""
+    cases = 0
+    for seed in RECORD_SEEDS:
+        for name in [*RECORD_SEEDS[0], "pack", "extra"]:
+            edits: list[dict[str, object]] = [{k: v for k, v in seed.items() if k != name}]
+            edits += [seed | {name: value} for value in EDGES]
+            if name == "pack":
+                for place in range(3):
+                    for value in EDGES:
+                        pack: list[object] = ["cd" * 16, 100, 20]
+                        pack[place] = value
+                        edits.append(seed | {"pack": pack})
+            for data in edits:
+                cases += 1
+                assert _read_record(FileState.from_dict, data) == _read_record(
+                    FileState.from_dict_checked, data
+                ), data
+    assert cases > 3000
