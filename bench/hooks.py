@@ -614,7 +614,7 @@ def bench_snapshots(work: Path, args: argparse.Namespace, report: Report) -> Non
     runs["clp"][f"{CHANGED_FILES} changed"], _ = clp_snapshot(root, store, second)
     runs["etckeeper"][f"{CHANGED_FILES} changed"] = etckeeper(copy, "changed")
 
-    # The same tree, snapshotted right after it was written: its newest files are not trusted.
+    # The same tree, snapshotted right after it was written: nothing can be trusted yet.
     fresh = work / "snap/fresh"
     subprocess.run(["cp", "-a", str(root), str(fresh)], check=True)
     fresh_store = SnapshotStore(work / "snap/fresh-store")
@@ -642,9 +642,8 @@ def bench_snapshots(work: Path, args: argparse.Namespace, report: Report) -> Non
         f"{mib(fresh_second.apparent):>14} {mib(fresh_second.hashed or 0):>11}"
     )
     print(
-        "   (racy: a second copy snapshotted twice right after it was written: what was "
-        "written within the racy margin before the first snapshot started is read again; "
-        "20 ms for nanosecond ctimes, 2 s for whole-second ones)"
+        "   (racy: a second copy snapshotted twice right after it was written, its ctimes "
+        "within RACY_MARGIN of the first snapshot, so every file is read again)"
     )
     print(f"   etckeeper's repository: {git_objects(copy)}")
     clp_first, git_first = runs["clp"]["first"], runs["etckeeper"]["first"]

@@ -45,16 +45,11 @@ else:  # the pacman hook's path: no dataclasses, see clp_alpm/plaindata.py
     from clp_alpm.plaindata import dataclass
 
 # A file whose ctime is this close to the time the previous snapshot started may have been
-# written again within the same timestamp tick without its stat data changing, so its recorded
-# digest is not trusted ("racy git" problem). The tick is the file system's: a ctime in whole
-# hundredths of a second comes from one that keeps them no finer (FAT, exFAT, ext4 with small
-# inodes: whole seconds), and RACY_MARGIN_NS covers their 1-2 s. Any other ctime was taken
-# from the kernel's coarse clock, which lags the time a snapshot starts by less than a timer
-# tick (10 ms at HZ=100, the slowest): FINE_RACY_MARGIN_NS is two of them. A write after the
-# previous snapshot started then always gets a later ctime than a trusted record holds.
+# written again within the same timestamp tick (or the 1-2 s granularity of some filesystems)
+# without its stat data changing, so its recorded digest is not trusted ("racy git" problem).
+# Not a clock tick only: write(2) stamps the file before it copies the data, and a copy that
+# stalls (a page fault, reclaim) lands unstamped; nor a local clock only (NFS, a clock step).
 RACY_MARGIN_NS = 2_000_000_000
-FINE_RACY_MARGIN_NS = 20_000_000
-_COARSE_TICK_NS = 10_000_000
 _OBSERVE_ATTEMPTS = 3
 _PARENT_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _NO_XATTRS = (errno.ENOTSUP, errno.EOPNOTSUPP)
@@ -205,8 +200,8 @@ class Observer:
         keep: bool,
     ) -> FileState:
         """What `clean` (at `host`) holds now. `hint` is its previous record, trusted for a
-        regular file whose stat data match and whose ctime is `trusted_ctime` against
-        `trust_before_ns` (and, with `keep`, whose object is still stored)."""
+        regular file whose stat data match and whose ctime is older than `trust_before_ns`
+        minus RACY_MARGIN_NS (and, with `keep`, whose object is still stored)."""
         for _attempt in range(_OBSERVE_ATTEMPTS):
             try:
                 st = os.lstat(host)
@@ -270,7 +265,7 @@ class Observer:
         A path `previous` holds is normalised already (its record was checked when read), and
         the quick test of a second snapshot needs one lstat of it, by name in its parent
         directory: a regular file whose stat data (mtime, ctime, inode, size, mode, owner)
-        match its record, whose ctime `trusted_ctime` trusts before `previous` and whose
+        match its record, whose ctime is older than `previous` less RACY_MARGIN_NS and whose
         content is still stored keeps that very record (so its chunk is reused unencoded),
         as does such a directory, and an absent path whose parent directory existed then and
         still has nothing by that name. Anything else is observed in full. `progress` hears the
@@ -411,7 +406,7 @@ class _Taking:
         self.seen: set[str] = set()
         self.trust_before_ns = previous.created_ns if previous is not None else None
         self.hint_of = previous.by_path().get if previous is not None else None
-        self.trusted_until_ns = (self.trust_before_ns or 0) - FINE_RACY_MARGIN_NS
+        self.trusted_until_ns = (self.trust_before_ns or 0) - RACY_MARGIN_NS
         self.parent_fds: dict[str, int] = {}
         self.packs_found: set[str] = set()
 
@@ -472,7 +467,7 @@ class _Taking:
             and all(map(eq, map(_FIRST, keys), map(_STAT_IDS, found)))
         ):
             return False
-        if records and not self._ctimes_trusted(list(map(_CTIME, records))):
+        if records and max(map(_CTIME, records)) > self.trusted_until_ns:
             return False  # changed too close to the previous snapshot to trust its stat data
         if not self._contents_stored(records):
             return False
@@ -483,16 +478,6 @@ class _Taking:
             return False
         self.states.extend(hints[start:end])  # type: ignore[arg-type]  # none is None
         return True
-
-    def _ctimes_trusted(self, ctimes: list[int]) -> bool:
-        """`trusted_ctime` of each: at once while they are all older than the coarse margin."""
-        newest = max(ctimes)
-        if newest > self.trusted_until_ns:
-            return False
-        if newest <= self.trusted_until_ns + FINE_RACY_MARGIN_NS - RACY_MARGIN_NS:
-            return True
-        before = self.trust_before_ns or 0
-        return all(trusted_ctime(ctime, before) for ctime in ctimes)
 
     def _contents_stored(self, records: list[FileState | None]) -> bool:
         """Every file record's content is still in the store (a lost one is made again): its
@@ -535,7 +520,7 @@ class _Taking:
     def _unchanged(self, path: str, hint: FileState) -> bool:
         """The quick test of one path (see observe_paths); a chmod, chown or xattr change
         moves the ctime too."""
-        if not trusted_ctime(hint.ctime_ns, self.trust_before_ns or 0):
+        if hint.ctime_ns > self.trusted_until_ns:
             return False
         parent, _, name = path.rpartition("/")
         fd = self.parent_fd(parent, path)
@@ -664,16 +649,8 @@ def _stat_matches(hint: FileState | None, st: os.stat_result, trust_before_ns: i
         and hint.kind == "file"
         and hint.digest is not None
         and _stat_key(st) == (hint.size, hint.mtime_ns, hint.ino, hint.ctime_ns)
-        and trusted_ctime(hint.ctime_ns, trust_before_ns)
+        and hint.ctime_ns <= trust_before_ns - RACY_MARGIN_NS
     )
-
-
-def trusted_ctime(ctime_ns: int, trust_before_ns: int) -> bool:
-    """A record with this ctime, taken by a snapshot that started at `trust_before_ns`, may be
-    trusted by its stat data: no write after that start can have left the ctime as it was
-    (see RACY_MARGIN_NS)."""
-    coarse = ctime_ns % _COARSE_TICK_NS == 0
-    return ctime_ns <= trust_before_ns - (RACY_MARGIN_NS if coarse else FINE_RACY_MARGIN_NS)
 
 
 def _state_from_stat(

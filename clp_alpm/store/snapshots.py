@@ -88,7 +88,7 @@ class SnapshotStore:
         """Record every path under `root`.
 
         With `previous`, a file whose size, mtime, inode and ctime equal its record there is
-        not read again (unless its ctime was too close to that snapshot: observe.trusted_ctime).
+        not read again (unless its ctime was within RACY_MARGIN_NS of that snapshot).
         `progress` hears the number of paths done, every PROGRESS_EVERY paths and at the end.
         """
         created = time.time()

@@ -1,9 +1,8 @@
 """The racy-file rule on a file system that keeps whole seconds (ext4 with 128-byte inodes).
 
 A file rewritten within the second in which the previous snapshot read it keeps its ctime, and
-with its size and mtime put back, every stat field its record holds. Only the coarse margin
-(observe.RACY_MARGIN_NS) makes the next snapshot read it again: a whole-second ctime must not
-be judged by the fine margin of file systems with nanosecond timestamps.
+with its size and mtime put back, every stat field its record holds. Only the racy margin
+(observe.RACY_MARGIN_NS) makes the next snapshot read it again.
 """
 
 from __future__ import annotations
