@@ -280,7 +280,12 @@ def describe_change(then: FileState | None, now: FileState) -> str:
 _INT_FIELDS = ("mode", "uid", "gid", "mtime_ns", "size", "ino", "ctime_ns")
 _SEVEN_INTS = (int,) * len(_INT_FIELDS)
 _KIND_NAMES = frozenset(KINDS)
-_NONE: list[object] = []  # what to_dict writes for no created directories and no xattrs
+_NO_LIST: list[object] = []  # a record without created_dirs or xattrs: none (never changed)
+
+
+def _empty_list(value: object) -> bool:
+    """What to_dict writes for no created directories and no extended attributes."""
+    return type(value) is list and not value
 
 
 def _as_written(cls: type[FileState], data: object) -> FileState | None:
@@ -305,7 +310,8 @@ def _as_written(cls: type[FileState], data: object) -> FileState | None:
         and tuple(map(type, numbers)) == _SEVEN_INTS
         and 0 <= mode <= 0o7777
         and min(uid, gid, size, ino) >= 0
-        and get("created_dirs", _NONE) == _NONE == get("xattrs", _NONE)
+        and _empty_list(get("created_dirs", _NO_LIST))
+        and _empty_list(get("xattrs", _NO_LIST))
         and (is_digest(digest) if kind == "file" else digest is None)
         and (
             type(target) is str and target != "" and "\0" not in target
