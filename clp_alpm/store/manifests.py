@@ -4,7 +4,10 @@ A manifest holds the snapshot's id, when it was taken, how many records it has, 
 digests of the chunks that list them; each chunk is an object of the store (JSON of up to
 _MAX_CHUNK_RECORDS records). Chunk boundaries depend only on the paths, so a second snapshot
 of an unchanged tree reuses every chunk and adds only its small manifest; a change touches one
-chunk, not the whole list. Every object a manifest names is durable before the manifest is.
+chunk, not the whole list. A chunk holds at least _MIN_CHUNK_RECORDS records (but the last):
+a pacman hook's snapshot, three paths a configuration file, is one chunk, each more costing a
+file, an fsync and a rename. Only writers cut chunks: any cut reads back alike. Every object a
+manifest names is durable before the manifest is.
 
 Format 2 (this clp) stores each chunk zlib-compressed and lets a file record name where in a
 pack its content lies; format 1 (earlier clp) stored chunks as plain JSON. Both are read.
@@ -22,7 +25,7 @@ from clp_alpm.errors import CorruptStoreError, SnapshotError, UsageError
 from clp_alpm.plainjson import dumps, loads
 from clp_alpm.store.durable import write_temp
 from clp_alpm.store.model import FileState, Snapshot, is_digest, is_lower_hex
-from clp_alpm.store.objects import ObjectStore, new_sha256
+from clp_alpm.store.objects import ObjectStore
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -33,8 +36,10 @@ else:  # the pacman hook's path: no dataclasses, see clp_alpm/plaindata.py
 MANIFEST_FORMAT = 2
 _READABLE_FORMATS = (1, 2)
 _CHUNK_LEVEL = 6
-# Chunk boundaries: after a path whose hash starts with a byte below this (1 in 64 on average).
+# Chunk boundaries: after a path whose hash (crc32) has its low byte below this (1 in 64 on
+# average), once a chunk holds _MIN_CHUNK_RECORDS; and at _MAX_CHUNK_RECORDS.
 _BOUNDARY_BELOW = 4
+_MIN_CHUNK_RECORDS = 256
 _MAX_CHUNK_RECORDS = 1024
 _ID_LENGTH = len("20261204T183412.343058-897eb991")  # see is_snapshot_id
 
@@ -105,21 +110,23 @@ class Manifests:
         self, files: tuple[FileState, ...], previous: Snapshot | None
     ) -> list[tuple[str, tuple[FileState, ...]]]:
         """Cut `files` into chunks and store each; where a chunk of `previous` starts, holds
-        these very records and ends where the cut would (a few comparisons, no hashing of its
-        paths), it is reused as it is."""
+        these records (the same objects or equal ones) and ends where the cut would (a few
+        comparisons, no hashing of its paths), it is reused as it is."""
         starts = {
-            id(records[0]): (digest, records)
+            records[0].path: (digest, records)
             for digest, records in (previous.chunks or () if previous is not None else ())
             if records
         }
         stored: list[tuple[str, tuple[FileState, ...]]] = []
         at, count = 0, len(files)
         while at < count:
-            old = starts.get(id(files[at]))
+            old = starts.get(files[at].path)
             if old is not None:
                 digest, records = old
                 end = at + len(records)
-                # compared item by item, identity first: reused records are the same objects
+                # compared item by item, identity first: records the quick test kept are the
+                # same objects, a racy file read again makes an equal one (equal records
+                # encode alike)
                 if (
                     files[at:end] == records
                     and (end == count or _ends_chunk(records[-1], len(records)))
@@ -212,13 +219,15 @@ def is_snapshot_id(text: object) -> bool:
 
 
 def _ends_chunk(state: FileState, records: int) -> bool:
-    """A chunk of `records` records is cut after `state`: its path's hash is small, or the
-    chunk is full. Boundaries move only where paths change."""
+    """A chunk of `records` records is cut after `state`: it holds enough and its path's hash
+    is small, or it is full. Boundaries move only where paths change. (crc32, not sha256: a
+    cut decides no more than how many chunks a change touches, and every record of every
+    snapshot is hashed for it.)"""
     if records >= _MAX_CHUNK_RECORDS:
         return True
-    sha = new_sha256(0)  # a few bytes a path: not counted against the small hashing
-    sha.update(state.path.encode("utf-8", "surrogateescape"))
-    return bool(sha.digest()[0] < _BOUNDARY_BELOW)
+    if records < _MIN_CHUNK_RECORDS:
+        return False
+    return zlib.crc32(state.path.encode("utf-8", "surrogateescape")) & 0xFF < _BOUNDARY_BELOW
 
 
 def _next_chunk(files: tuple[FileState, ...], start: int) -> tuple[FileState, ...]:

@@ -210,7 +210,7 @@ class Snapshot:
         default=None, init=False, repr=False, compare=False
     )
     # The chunks this snapshot was stored in, as (digest, records), once written or read:
-    # the next snapshot reuses a chunk whose records are these very objects, unencoded.
+    # the next snapshot reuses a chunk that would hold these records again, unencoded.
     chunks: tuple[tuple[str, tuple[FileState, ...]], ...] | None = field(
         default=None, init=False, repr=False, compare=False
     )
