@@ -4,10 +4,10 @@ A manifest holds the snapshot's id, when it was taken, how many records it has, 
 digests of the chunks that list them; each chunk is an object of the store (JSON of up to
 _MAX_CHUNK_RECORDS records). Chunk boundaries depend only on the paths, so a second snapshot
 of an unchanged tree reuses every chunk and adds only its small manifest; a change touches one
-chunk, not the whole list. A chunk holds at least _MIN_CHUNK_RECORDS records (but the last):
-a pacman hook's snapshot, three paths a configuration file, is one chunk, each more costing a
-file, an fsync and a rename. Only writers cut chunks: any cut reads back alike. Every object a
-manifest names is durable before the manifest is.
+chunk, not the whole list. A snapshot of up to _ONE_CHUNK_RECORDS records is not cut at all:
+a pacman hook's snapshot (three paths a configuration file) is one chunk, where each more
+cost a file, an fsync and a rename. Only writers cut chunks: any cut reads back alike. Every
+object a manifest names is durable before the manifest is.
 
 Format 2 (this clp) stores each chunk zlib-compressed and lets a file record name where in a
 pack its content lies; format 1 (earlier clp) stored chunks as plain JSON. Both are read.
@@ -37,9 +37,11 @@ MANIFEST_FORMAT = 2
 _READABLE_FORMATS = (1, 2)
 _CHUNK_LEVEL = 6
 # Chunk boundaries: after a path whose hash (crc32) has its low byte below this (1 in 64 on
-# average), once a chunk holds _MIN_CHUNK_RECORDS; and at _MAX_CHUNK_RECORDS.
+# average), and at _MAX_CHUNK_RECORDS; none in a snapshot of up to _ONE_CHUNK_RECORDS. (A
+# least chunk size instead would make each cut depend on where its chunk began: one path
+# added could move every later cut.)
 _BOUNDARY_BELOW = 4
-_MIN_CHUNK_RECORDS = 256
+_ONE_CHUNK_RECORDS = 256
 _MAX_CHUNK_RECORDS = 1024
 _ID_LENGTH = len("20261204T183412.343058-897eb991")  # see is_snapshot_id
 
@@ -89,7 +91,7 @@ class Manifests:
 
     def write(self, snapshot: Snapshot, previous: Snapshot | None = None) -> None:
         """Store the chunks of `snapshot`, make every object durable, then its manifest. A
-        chunk of `previous` that holds these very records is reused as it is."""
+        chunk of `previous` that holds these records is reused as it is."""
         stored = self._store_chunks(snapshot.files, previous)
         chunks = [digest for digest, _ in stored]
         self.objects.flush()  # every object the manifest names is durable before it is
@@ -129,7 +131,7 @@ class Manifests:
                 # encode alike)
                 if (
                     files[at:end] == records
-                    and (end == count or _ends_chunk(records[-1], len(records)))
+                    and (end == count or _ends_chunk(records[-1], len(records), count))
                     and self.objects.has(digest)
                 ):
                     stored.append(old)
@@ -218,15 +220,15 @@ def is_snapshot_id(text: object) -> bool:
     return marks == "T.-" and stamp.isdigit() and is_lower_hex(text[23:], 8)
 
 
-def _ends_chunk(state: FileState, records: int) -> bool:
-    """A chunk of `records` records is cut after `state`: it holds enough and its path's hash
-    is small, or it is full. Boundaries move only where paths change. (crc32, not sha256: a
-    cut decides no more than how many chunks a change touches, and every record of every
-    snapshot is hashed for it.)"""
+def _ends_chunk(state: FileState, records: int, total: int) -> bool:
+    """A chunk of `records` records of a snapshot of `total` is cut after `state`: its path's
+    hash is small, or the chunk is full; never in a snapshot of up to _ONE_CHUNK_RECORDS.
+    Boundaries move only where paths change. (crc32, not sha256: a cut decides no more than
+    how many chunks a change touches, and every record of a large snapshot is hashed for it.)"""
+    if total <= _ONE_CHUNK_RECORDS:
+        return False
     if records >= _MAX_CHUNK_RECORDS:
         return True
-    if records < _MIN_CHUNK_RECORDS:
-        return False
     return zlib.crc32(state.path.encode("utf-8", "surrogateescape")) & 0xFF < _BOUNDARY_BELOW
 
 
@@ -235,7 +237,7 @@ def _next_chunk(files: tuple[FileState, ...], start: int) -> tuple[FileState, ..
     end = start
     while end < len(files):
         end += 1
-        if _ends_chunk(files[end - 1], end - start):
+        if _ends_chunk(files[end - 1], end - start, len(files)):
             break
     return files[start:end]
 

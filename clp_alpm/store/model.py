@@ -62,7 +62,8 @@ class FileState:
     # extended attributes of files and directories (file capabilities, ACLs, SELinux labels):
     # sorted (name, hex value) pairs
     xattrs: tuple[tuple[str, str], ...] = ()
-    # Only for the stat shortcut of the next snapshot; never compared.
+    # For the stat shortcut of the next snapshot: `same_content_as` ignores them, `==` does
+    # not (a chunk is reused for equal records: equality must cover all that to_dict writes).
     ino: int = 0
     ctime_ns: int = 0
     # Where a small file's content is stored: (pack name, offset, stored length) in the

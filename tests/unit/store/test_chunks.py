@@ -1,18 +1,19 @@
-"""How a snapshot's records are cut into chunks (manifests.py): few chunks for a pacman hook's
-snapshot, one new chunk for one change, and no chunk encoded again for records that did not
-change, however they were found out."""
+"""How a snapshot's records are cut into chunks (manifests.py): one chunk for a pacman hook's
+snapshot, one new chunk for one change or one path more or less, and no chunk encoded again for
+records that did not change, however they were found out."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
 from clp_alpm.store import manifests
-from clp_alpm.store.model import Snapshot
+from clp_alpm.store.model import FileState, Snapshot
 from clp_alpm.store.snapshots import SnapshotStore
 
-MIN, MAX = manifests._MIN_CHUNK_RECORDS, manifests._MAX_CHUNK_RECORDS
+ONE, MAX = manifests._ONE_CHUNK_RECORDS, manifests._MAX_CHUNK_RECORDS
 
 
 def write_files(root: Path, count: int, start: int = 0) -> list[str]:
@@ -49,28 +50,50 @@ def store(tmp_path: Path) -> SnapshotStore:
     return SnapshotStore(tmp_path / "store")
 
 
-def test_a_hook_snapshot_of_a_large_upgrade_is_one_chunk(
-    tmp_path: Path, store: SnapshotStore
-) -> None:
+@pytest.mark.parametrize("files", [1, ONE // 3])  # 3 and 255 paths
+def test_a_hook_snapshot_is_one_chunk(tmp_path: Path, store: SnapshotStore, files: int) -> None:
     root = tmp_path / "root"
-    paths = hook_paths(write_files(root, MIN // 3))  # 85 configuration files, 255 paths
-    snapshot = store.take(root, paths)
+    snapshot = store.take(root, hook_paths(write_files(root, files)))
     assert len(store.manifests.read(snapshot.id).chunks) == 1
     assert len(chunk_objects(store)) == 1  # the small files went into one pack
     assert store.load(snapshot.id) == snapshot
 
 
-def test_every_chunk_but_the_last_holds_from_the_least_to_the_most_records(
-    tmp_path: Path, store: SnapshotStore
-) -> None:
-    root = tmp_path / "root"
-    snapshot = store.take(root, write_files(root, 6000))
-    assert snapshot.chunks is not None
-    sizes = [len(records) for _, records in snapshot.chunks]
-    assert len(sizes) > 6
-    assert all(MIN <= size <= MAX for size in sizes[:-1]), sizes
-    assert sum(sizes) == 6000
-    assert store.load(snapshot.id) == snapshot
+def records(paths: list[str]) -> tuple[FileState, ...]:
+    return tuple(FileState(path, "absent") for path in paths)
+
+
+def cut(files: tuple[FileState, ...]) -> list[tuple[FileState, ...]]:
+    """The chunks a writer cuts `files` into."""
+    chunks, at = [], 0
+    while at < len(files):
+        chunks.append(manifests._next_chunk(files, at))
+        at += len(chunks[-1])
+    return chunks
+
+
+def test_a_large_snapshot_is_cut_after_paths_whose_hash_is_small() -> None:
+    paths = [f"/etc/d{n % 7}/f{n:05d}.conf" for n in range(6000)]
+    chunks = cut(records(sorted(paths)))
+    assert sum(map(len, chunks)) == 6000
+    assert 40 < len(chunks) < 160  # about one in 64
+    assert all(manifests._ends_chunk(chunk[-1], len(chunk), 6000) for chunk in chunks[:-1])
+    assert all(len(chunk) <= MAX for chunk in chunks)
+    assert len(cut(records(paths[:ONE]))) == 1
+    assert len(cut(records(paths[: ONE + 1]))) > 1
+
+
+@pytest.mark.parametrize("change", ["insert", "delete"])
+def test_a_path_more_or_less_anywhere_changes_at_most_two_chunks(change: str) -> None:
+    paths = sorted(f"/etc/d{n % 7}/f{n:05d}.conf" for n in range(6000))
+    before = {tuple(r.path for r in chunk) for chunk in cut(records(paths))}
+    for at in range(0, len(paths), 17):
+        if change == "insert":
+            changed = sorted([*paths, paths[at] + ".new"])
+        else:
+            changed = paths[:at] + paths[at + 1 :]
+        after = [tuple(r.path for r in chunk) for chunk in cut(records(changed))]
+        assert len([chunk for chunk in after if chunk not in before]) <= 2, at
 
 
 def test_files_read_again_as_racy_keep_their_chunks_unencoded(
@@ -121,3 +144,33 @@ def test_a_new_path_changes_few_chunks(tmp_path: Path, store: SnapshotStore, at:
     assert len(chunks_after) > 6
     assert len(set(chunks_after) - chunks_before) <= 2
     assert second.get(added) is not None
+
+
+def test_a_chunk_gc_removed_is_stored_again(tmp_path: Path, store: SnapshotStore) -> None:
+    root = tmp_path / "root"
+    paths = write_files(root, 2000)
+    first = store.take(root, paths)
+    store.delete(first.id)  # and with it every chunk only it named
+    assert chunk_objects(store) == set()
+    second = store.take(root, paths, previous=trusted(first))
+    assert store.load(second.id) == second
+
+
+FIELDS = {
+    "mode": 0o600, "uid": 7, "gid": 8, "mtime_ns": 1, "size": 1, "digest": "0" * 64,
+    "ino": 1, "ctime_ns": 1, "packed": ("0" * 32, 0, 1), "xattrs": (("user.a", "00"),),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", FIELDS)
+def test_a_record_changed_in_any_field_is_not_stored_as_its_old_chunk(
+    tmp_path: Path, store: SnapshotStore, name: str
+) -> None:
+    root = tmp_path / "root"
+    first = store.take(root, write_files(root, 300))
+    changed = list(first.files)
+    changed[150] = dataclasses.replace(changed[150], **{name: FIELDS[name]})
+    second = Snapshot(store.manifests.new_id(first.created), first.created, tuple(changed))
+    store.manifests.write(second, first)
+    loaded = store.manifests.load(second.id)
+    assert [r.to_dict() for r in loaded.files] == [r.to_dict() for r in second.files]
