@@ -2,12 +2,13 @@
 
 A manifest holds the snapshot's id, when it was taken, how many records it has, and the
 digests of the chunks that list them; each chunk is an object of the store (JSON of up to
-_MAX_CHUNK_RECORDS records). Chunk boundaries depend only on the paths, so a second snapshot
-of an unchanged tree reuses every chunk and adds only its small manifest; a change touches one
-chunk, not the whole list. A snapshot of up to _ONE_CHUNK_RECORDS records is not cut at all:
-a pacman hook's snapshot (three paths a configuration file) is one chunk, where each more
-cost a file, an fsync and a rename. Only writers cut chunks: any cut reads back alike. Every
-object a manifest names is durable before the manifest is.
+_MAX_CHUNK_RECORDS records). Chunk boundaries depend only on the paths (and whether there are
+more than _ONE_CHUNK_RECORDS), so a second snapshot of an unchanged tree reuses every chunk and
+adds only its small manifest; a change touches one chunk or two, not the whole list. A
+snapshot of up to _ONE_CHUNK_RECORDS records is not cut at all: a pacman hook's snapshot (three
+paths a configuration file) is one chunk, where each more cost a file, an fsync and a rename.
+Only writers cut chunks: any cut reads back alike. Every object a manifest names is durable
+before the manifest is.
 
 Format 2 (this clp) stores each chunk zlib-compressed and lets a file record name where in a
 pack its content lies; format 1 (earlier clp) stored chunks as plain JSON. Both are read.
@@ -114,13 +115,13 @@ class Manifests:
         """Cut `files` into chunks and store each; where a chunk of `previous` starts, holds
         these records (the same objects or equal ones) and ends where the cut would (a few
         comparisons, no hashing of its paths), it is reused as it is."""
-        starts = {
-            records[0].path: (digest, records)
-            for digest, records in (previous.chunks or () if previous is not None else ())
-            if records
-        }
+        count = len(files)
+        chunks = previous.chunks if previous is not None else None
+        if previous is not None and len(previous.files) <= _ONE_CHUNK_RECORDS < count:
+            chunks = None  # an uncut chunk of a small snapshot is no chunk of a large one
+        starts = {records[0].path: (digest, records) for digest, records in chunks or () if records}
         stored: list[tuple[str, tuple[FileState, ...]]] = []
-        at, count = 0, len(files)
+        at = 0
         while at < count:
             old = starts.get(files[at].path)
             if old is not None:

@@ -1,10 +1,11 @@
 """How a snapshot's records are cut into chunks (manifests.py): one chunk for a pacman hook's
-snapshot, one new chunk for one change or one path more or less, and no chunk encoded again for
-records that did not change, however they were found out."""
+snapshot, one new chunk for one change and at most two for one path more or less, and no chunk
+encoded again for records that did not change, however they were found out."""
 
 from __future__ import annotations
 
 import dataclasses
+import zlib
 from pathlib import Path
 
 import pytest
@@ -83,6 +84,11 @@ def test_a_large_snapshot_is_cut_after_paths_whose_hash_is_small() -> None:
     assert len(cut(records(paths[: ONE + 1]))) > 1
 
 
+def test_a_chunk_is_full_at_the_most_records() -> None:
+    uncut = [path for n in range(5000) if not cut_after(path := f"/etc/f{n:05d}.conf")][:1100]
+    assert [len(chunk) for chunk in cut(records(uncut))] == [MAX, 1100 - MAX]
+
+
 @pytest.mark.parametrize("change", ["insert", "delete"])
 def test_a_path_more_or_less_anywhere_changes_at_most_two_chunks(change: str) -> None:
     paths = sorted(f"/etc/d{n % 7}/f{n:05d}.conf" for n in range(6000))
@@ -156,20 +162,57 @@ def test_a_chunk_gc_removed_is_stored_again(tmp_path: Path, store: SnapshotStore
     assert store.load(second.id) == second
 
 
-FIELDS = {
+def cut_after(path: str) -> bool:
+    """A chunk of a large snapshot ends after `path` (unless it is full)."""
+    return zlib.crc32(path.encode()) & 0xFF < manifests._BOUNDARY_BELOW
+
+
+@pytest.mark.parametrize("grown", [True, False])
+def test_a_snapshot_grown_or_shrunk_past_one_chunk_is_cut_as_a_new_one(
+    tmp_path: Path, store: SnapshotStore, grown: bool
+) -> None:
+    root = tmp_path / "root"
+    paths = write_files(root, 300)
+    # the small one ends where a large one's chunk could: its one chunk must not be reused
+    small = next(n for n in range(ONE, 100, -1) if cut_after(paths[n - 1]))
+    first, then = (small, 300) if grown else (300, small)
+    before = store.take(root, paths[:first])
+    after = store.take(root, paths[:then], previous=trusted(before))
+    assert after.chunks is not None
+    assert [records for _, records in after.chunks] == cut(after.files)
+    assert (len(after.chunks) > 1) == (then > ONE)
+    assert store.load(after.id) == after
+
+
+FILE_FIELDS = {
     "mode": 0o600, "uid": 7, "gid": 8, "mtime_ns": 1, "size": 1, "digest": "0" * 64,
     "ino": 1, "ctime_ns": 1, "packed": ("0" * 32, 0, 1), "xattrs": (("user.a", "00"),),
 }  # fmt: skip
+# a record of another kind at the same place, and the field changed in it
+OTHER_KINDS = {
+    "target": (FileState("/etc/d3/f00150.conf", "symlink", target="a"), "b"),
+    "created_dirs": (FileState("/etc/d3/f00150.conf", "absent"), ("/etc/d3",)),
+    "kind": (FileState("/etc/d3/f00150.conf", "absent"), "dir"),
+}
 
 
-@pytest.mark.parametrize("name", FIELDS)
+@pytest.mark.parametrize("name", [*FILE_FIELDS, *OTHER_KINDS])
 def test_a_record_changed_in_any_field_is_not_stored_as_its_old_chunk(
     tmp_path: Path, store: SnapshotStore, name: str
 ) -> None:
     root = tmp_path / "root"
     first = store.take(root, write_files(root, 300))
+    at = first.paths.index("/etc/d3/f00150.conf")
+    if name in OTHER_KINDS:
+        other, value = OTHER_KINDS[name]
+        files = list(first.files)
+        files[at] = other
+        first = Snapshot(store.manifests.new_id(first.created), first.created, tuple(files))
+        store.manifests.write(first)
+    else:
+        value = FILE_FIELDS[name]
     changed = list(first.files)
-    changed[150] = dataclasses.replace(changed[150], **{name: FIELDS[name]})
+    changed[at] = dataclasses.replace(changed[at], **{name: value})
     second = Snapshot(store.manifests.new_id(first.created), first.created, tuple(changed))
     store.manifests.write(second, first)
     loaded = store.manifests.load(second.id)
