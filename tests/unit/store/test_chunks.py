@@ -17,10 +17,10 @@ from clp_alpm.store.snapshots import SnapshotStore
 ONE, MAX = manifests._ONE_CHUNK_RECORDS, manifests._MAX_CHUNK_RECORDS
 
 
-def write_files(root: Path, count: int, start: int = 0) -> list[str]:
+def write_files(root: Path, count: int) -> list[str]:
     """`count` small configuration files in a few directories; their paths."""
     paths = []
-    for number in range(start, start + count):
+    for number in range(count):
         path = f"/etc/d{number % 7}/f{number:05d}.conf"
         target = root / path.lstrip("/")
         target.parent.mkdir(parents=True, exist_ok=True)
