@@ -322,7 +322,7 @@ commands = {
     # ...and the hook path imported as clp_alpm/cli/entry.py imports it for a hook
     "imports": (["chroot", root, python, "-S", "-c", f"import sys; sys.path.extend({dirs!r}); "
                  "from clp_alpm.cli import entry; entry._pause_collection(); "
-                 "entry._import_lean_stdlib(); import clp_alpm.cli.hook, clp_alpm.ops.hooks"],
+                 "entry._import_lean_sqlite(); import clp_alpm.cli.hook, clp_alpm.ops.hooks"],
                 cached),
     # `clp hook` without its argument: the real entry point started and the hook path
     # imported, then a usage warning and exit 0 (nothing recorded): the start-up alone
@@ -496,7 +496,7 @@ def clp_snapshot(
 ) -> tuple[Run, Snapshot]:
     """SnapshotStore.take of every file and directory under root/etc (the walk counts too:
     etckeeper walks the tree itself)."""
-    before = usage(store.directory) if store.directory.exists() else (0, 0)
+    before = usage(store.directory) if Path(store.directory).exists() else (0, 0)
     hashed = store.bytes_hashed
     os.sync()  # take() ends with syncfs(): it must not pay for the tree's own unwritten pages
     cpu = time.process_time()

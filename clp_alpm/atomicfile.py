@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
+
+TYPE_CHECKING = False  # the hooks' path: paths are str, no pathlib
+if TYPE_CHECKING:
+    from _typeshed import StrPath
 
 
-def fsync_directory(directory: str | Path) -> None:
+def fsync_directory(directory: StrPath) -> None:
     """Make a rename or creation in `directory` durable."""
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
@@ -15,7 +18,7 @@ def fsync_directory(directory: str | Path) -> None:
         os.close(fd)
 
 
-def write_atomically(target: Path, data: bytes, mode: int = 0o644, durable: bool = True) -> None:
+def write_atomically(target: StrPath, data: bytes, mode: int = 0o644, durable: bool = True) -> None:
     """Replace `target` with `data`: a temp file beside it, fsynced, renamed over it, and the
     directory fsynced. On failure the temp file is removed and `target` is untouched. Without
     `durable` (a cache that is written again anyway) nothing is synced: a reader sees the old
@@ -36,15 +39,16 @@ def write_atomically(target: Path, data: bytes, mode: int = 0o644, durable: bool
             pass
         raise
     if durable:
-        fsync_directory(target.parent)
+        fsync_directory(os.path.dirname(target) or ".")
 
 
-def _create_beside(target: Path) -> tuple[int, str]:
+def _create_beside(target: StrPath) -> tuple[int, str]:
     """A new file `.<name>.<16 hex>.tmp` beside `target`, mode 0600, never an existing one
     (tempfile.mkstemp's promise, without importing tempfile on the pacman hook's path)."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     while True:
-        name = os.path.join(target.parent, f".{target.name}.{os.urandom(8).hex()}.tmp")
+        directory, base = os.path.split(target)
+        name = os.path.join(directory, f".{base}.{os.urandom(8).hex()}.tmp")
         try:
             return os.open(name, flags, 0o600), name
         except FileExistsError:

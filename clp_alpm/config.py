@@ -5,10 +5,17 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from pathlib import Path
 
 from clp_alpm.errors import ConfigError, UsageError
-from clp_alpm.paths import resolve_inside, target_of, under_root
+from clp_alpm.paths import (
+    clean_host_path,
+    exists,
+    is_dir,
+    is_file,
+    resolve_inside,
+    target_of,
+    under_root,
+)
 
 # typing costs ~4 ms to import and the hooks start on every transaction: names for type
 # checkers only (annotations are strings here)
@@ -17,6 +24,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
     from dataclasses import dataclass, field, replace
     from typing import Any
+
+    from _typeshed import StrPath
 else:  # the pacman hook's path: no dataclasses, see clp_alpm/plaindata.py
     from clp_alpm.plaindata import dataclass, field, replace
 
@@ -60,10 +69,11 @@ _OPTIONS: dict[str, tuple[str, str]] = {
 
 @dataclass(frozen=True)
 class Config:
-    """Settings of one clp run. Paths are paths of the target system unless named host_*."""
+    """Settings of one clp run. Paths are paths of the target system unless named host_*; all
+    are str (no pathlib on the hooks' path), and `root` is absolute and clean."""
 
-    root: Path = Path("/")
-    config_file: Path | None = None
+    root: str = "/"
+    config_file: str | None = None
     patch_dir: str = "/opt/CLP"
     state_dir: str = "/var/lib/clp"
     log_file: str = "/var/log/CLP.log"
@@ -88,53 +98,53 @@ class Config:
     archive_servers: tuple[str, ...] | None = None
     servers: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
-    dbpath_override: Path | None = None  # pacman's --dbpath: a host path, not under the root
-    pacman_conf: Path | None = None  # --pacman-conf: a host path (default: pacman.conf in root)
-    extra_cache_dirs: tuple[Path, ...] = ()  # --cachedir: host paths, searched first
-    keyring_override: Path | None = None  # --gpgdir: a host path
-    extra_hook_dirs: tuple[Path, ...] = ()  # --hookdir: host paths, for the pacman clp runs
-    log_file_override: Path | None = None  # --logfile: a host path
+    dbpath_override: str | None = None  # pacman's --dbpath: a host path, not under the root
+    pacman_conf: str | None = None  # --pacman-conf: a host path (default: pacman.conf in root)
+    extra_cache_dirs: tuple[str, ...] = ()  # --cachedir: host paths, searched first
+    keyring_override: str | None = None  # --gpgdir: a host path
+    extra_hook_dirs: tuple[str, ...] = ()  # --hookdir: host paths, for the pacman clp runs
+    log_file_override: str | None = None  # --logfile: a host path
 
-    def host(self, target_path: str, follow_last: bool = True) -> Path:
+    def host(self, target_path: str, follow_last: bool = True) -> str:
         """Where the target path lives on the machine clp runs on: resolved inside the root
         (PathEscapeError for a symbolic link on the way that leads out of it, or dangles;
         with `follow_last=False`, for a link as the last component too)."""
         return resolve_inside(self.root, target_path, follow_last=follow_last)
 
     @property
-    def host_patch_dir(self) -> Path:
+    def host_patch_dir(self) -> str:
         return self.host(self.patch_dir)
 
     @property
-    def host_state_dir(self) -> Path:
+    def host_state_dir(self) -> str:
         return self.host(self.state_dir)
 
     @property
-    def host_snapshot_dir(self) -> Path:
+    def host_snapshot_dir(self) -> str:
         """StateDir/snapshots, the snapshot store."""
         return self.host_in_state_dir("snapshots")
 
-    def host_in_state_dir(self, name: str) -> Path:
+    def host_in_state_dir(self, name: str) -> str:
         """A directory clp keeps in StateDir (written through by name): never a link."""
         return self.host(f"{self.state_dir.rstrip('/')}/{name}", follow_last=False)
 
     @property
-    def host_log_file(self) -> Path:
+    def host_log_file(self) -> str:
         return self.log_file_override or self.host(self.log_file)
 
     @property
-    def host_completion_index(self) -> Path:
+    def host_completion_index(self) -> str:
         return self.host(COMPLETION_INDEX)
 
     @property
-    def host_dbpath(self) -> Path:
+    def host_dbpath(self) -> str:
         return self.dbpath_override or self.host(self.dbpath)
 
     @property
-    def host_keyring(self) -> Path:
+    def host_keyring(self) -> str:
         return self.keyring_override or self.host(self.keyring)
 
-    def own_paths(self) -> dict[str, Path]:
+    def own_paths(self) -> dict[str, str]:
         """clp's own files and directories, and pacman's database (with its lock), as host
         paths resolved inside the root: nothing a patch declares may resolve to them."""
         return {
@@ -143,7 +153,7 @@ class Config:
             "LogFile": self.host_log_file,
             "Keyring": self.host_keyring,
             "DBPath": self.host_dbpath,
-            "the completion index": self.host_completion_index.parent,
+            "the completion index": os.path.dirname(self.host_completion_index),
         }
 
     @property
@@ -157,7 +167,7 @@ class Config:
 
     @property
     def chrooted(self) -> bool:
-        return self.root.resolve() != Path("/")
+        return os.path.realpath(self.root) != "/"
 
     @property
     def feed_level(self) -> str:
@@ -170,31 +180,33 @@ class Config:
 
 
 def load_config(
-    root: Path | str = "/",
-    config_file: Path | str | None = None,
+    root: StrPath = "/",
+    config_file: StrPath | None = None,
     overrides: Mapping[str, Any] | None = None,
 ) -> Config:
     """Read clp.conf for the system at `root`. A missing default file means defaults.
 
     `config_file` is a host path, as pacman's --config; the default lives inside the root.
     """
-    root_path = Path(root).absolute()
+    root_path = clean_host_path(root)
     try:
-        is_dir = root_path.is_dir()
+        root_is_dir = is_dir(root_path)
     except OSError as err:  # a root this user may not enter
         raise ConfigError(f"{root_path}: cannot use the root directory ({err.strerror})") from None
-    if not is_dir:
+    if not root_is_dir:
         raise ConfigError(f"{root_path}: root directory does not exist")
     explicit = config_file is not None
     path = (
-        Path(config_file) if config_file is not None else resolve_inside(root_path, DEFAULT_CONFIG)
+        clean_host_path(config_file)
+        if config_file is not None
+        else resolve_inside(root_path, DEFAULT_CONFIG)
     )
     config = Config(root=root_path, config_file=path)
-    if path.exists() or explicit:
+    if exists(path) or explicit:
         values, warnings = _read_options(path, root_path)
         config = replace(config, **values, warnings=tuple(warnings))
     mirrors = resolve_inside(root_path, DEFAULT_MIRRORS)
-    if not config.servers and mirrors.is_file():
+    if not config.servers and is_file(mirrors):
         # clpctl's package ships /etc/CLP/mirrors and no clp.conf: its servers still count
         values, warnings = _read_options(mirrors, root_path, section="options")
         config = replace(config, servers=tuple(values.get("servers", ())),
@@ -205,7 +217,7 @@ def load_config(
 
 
 def _read_options(
-    path: Path, root: Path, section: str | None = None
+    path: str, root: str, section: str | None = None
 ) -> tuple[dict[str, Any], list[str]]:
     values: dict[str, Any] = {}
     lists: dict[str, list[str]] = {}
@@ -269,7 +281,7 @@ def _convert(source: str, key: str, value: str, kind: str) -> object:
 
 
 def _iter_lines(
-    path: Path, root: Path, depth: int, section: str | None = None
+    path: str, root: str, depth: int, section: str | None = None
 ) -> Iterator[tuple[str, str, str]]:
     """Yield (file:line, key, value) of [options], following Include lines under root.
 
@@ -308,7 +320,7 @@ def _iter_lines(
         yield source, key, value
 
 
-def read_config_bytes(path: Path) -> bytes:
+def read_config_bytes(path: StrPath) -> bytes:
     """The bytes of a configuration file, which must be a regular file (a fifo would block, a
     device never end) of at most MAX_CONFIG_BYTES, holding no NUL byte. Raises ConfigError, or
     the OSError of opening or reading it."""
@@ -351,17 +363,17 @@ def refuse_special_include(source: str, pattern: str) -> None:
 
 
 def _iter_include(
-    source: str, pattern: str, root: Path, depth: int, section: str | None
+    source: str, pattern: str, root: str, depth: int, section: str | None
 ) -> Iterator[tuple[str, str, str]]:
     if not pattern.startswith("/"):
         raise ConfigError(f"{source}: Include needs an absolute path")
     refuse_special_include(source, pattern)
     import glob  # only for an Include
 
-    for match in sorted(glob.glob(str(under_root(root, pattern)))):
+    for match in sorted(glob.glob(under_root(root, pattern))):
         target = target_of(root, match)
         try:  # the match's name is inside the root: what it resolves to must be too
-            host = resolve_inside(root, target) if target is not None else Path(match)
+            host = resolve_inside(root, target) if target is not None else match
         except UsageError as err:
             raise ConfigError(f"{source}: Include {pattern}: {err}") from None
         yield from _iter_lines(host, root, depth + 1, section)

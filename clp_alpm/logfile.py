@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 
 from clp_alpm.errors import ClpError
 
 TYPE_CHECKING = False  # the hooks' path: no collections at run time
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    from _typeshed import StrPath
 
 
 def timestamp() -> str:
@@ -23,7 +24,7 @@ class LogFile:
     With `locate`, the path is found again before every line (a patch's script may have turned
     a directory on the way into a link since: `Config.host` refuses one leading out)."""
 
-    def __init__(self, path: Path | None, locate: Callable[[], Path] | None = None) -> None:
+    def __init__(self, path: StrPath | None, locate: Callable[[], StrPath] | None = None) -> None:
         self.path = path
         self.locate = locate
         self.failed = False
@@ -34,7 +35,7 @@ class LogFile:
         line = f"[{timestamp()}] [{tag}] {message.rstrip()}\n"
         try:
             path = self.locate() if self.locate is not None else self.path
-            path.parent.mkdir(parents=True, exist_ok=True)
+            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
             try:
                 os.write(fd, line.encode("utf-8", "replace"))

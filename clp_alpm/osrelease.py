@@ -9,10 +9,13 @@ ArchiveServer.
 from __future__ import annotations
 
 import shlex
-from pathlib import Path
 
 from clp_alpm.errors import ConfigError
 from clp_alpm.paths import resolve_in_root
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from _typeshed import StrPath
 
 OS_RELEASE_FILES = ("/etc/os-release", "/usr/lib/os-release")
 MAX_OS_RELEASE_BYTES = 64 * 1024
@@ -23,10 +26,10 @@ MAX_OS_RELEASE_BYTES = 64 * 1024
 DISTRIBUTION_ARCHIVES = {"arch": "https://archive.archlinux.org"}
 
 
-def read_os_release(root: Path) -> str | None:
+def read_os_release(root: StrPath) -> str | None:
     """The text of the system's os-release at `root`; None when neither file exists."""
     for target in OS_RELEASE_FILES:
-        host = resolve_in_root(Path(root), target)
+        host = resolve_in_root(root, target)
         if host is None:
             continue
         try:
@@ -59,7 +62,7 @@ def os_release_value(text: str, key: str) -> str | None:
     return value or None
 
 
-def distribution_archives(root: Path) -> tuple[str, ...]:
+def distribution_archives(root: StrPath) -> tuple[str, ...]:
     """The archive servers of the distribution at `root`: the one of its `ID`, else of the
     first `ID_LIKE` word that has one; none when os-release names no such distribution."""
     text = read_os_release(root)

@@ -7,12 +7,16 @@ lives below both.
 
 from __future__ import annotations
 
+import errno
 import os
 import posixpath
 import stat
-from pathlib import Path
 
 from clp_alpm.errors import PathEscapeError, UsageError
+
+TYPE_CHECKING = False  # the hooks' path: paths are str here, no pathlib (see docs/ARCHITECTURE.md)
+if TYPE_CHECKING:
+    from _typeshed import StrPath
 
 # Set in the environment of everything clp runs while it holds its lock (pacman -U and so the
 # hooks it fires) to clp's pid: a clp started there must not wait for the lock its own parent
@@ -35,13 +39,62 @@ def normalize_target_path(path: str) -> str:
     return clean
 
 
-def under_root(root: Path, path: str) -> Path:
+# What pathlib's exists(), is_dir() and is_file() read as "not there"; any other error of the
+# look-up (EACCES: a user in root's state directory) is raised, not taken for absence as
+# os.path's are.
+_ABSENT = (errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP)
+
+
+def _mode_of(path: StrPath, follow: bool = True) -> int | None:
+    try:
+        return os.stat(path, follow_symlinks=follow).st_mode
+    except OSError as err:
+        if err.errno in _ABSENT:
+            return None
+        raise
+
+
+def exists(path: StrPath) -> bool:
+    """`path` exists (a link: its target does), as `Path.exists`."""
+    return _mode_of(path) is not None
+
+
+def is_dir(path: StrPath) -> bool:
+    """`path` is a directory (or a link to one), as `Path.is_dir`."""
+    mode = _mode_of(path)
+    return mode is not None and stat.S_ISDIR(mode)
+
+
+def is_file(path: StrPath) -> bool:
+    """`path` is a regular file (or a link to one), as `Path.is_file`."""
+    mode = _mode_of(path)
+    return mode is not None and stat.S_ISREG(mode)
+
+
+def is_symlink(path: StrPath) -> bool:
+    """`path` is a symbolic link, as `Path.is_symlink`."""
+    mode = _mode_of(path, follow=False)
+    return mode is not None and stat.S_ISLNK(mode)
+
+
+def clean_host_path(path: StrPath) -> str:
+    """`path` made absolute (from the working directory) with empty and `.` components dropped,
+    as pathlib spells it; `..` stays, for the kernel to resolve (a link before it may lead
+    anywhere)."""
+    text = os.fspath(path)
+    if not text.startswith("/"):
+        text = os.getcwd() + "/" + text
+    return "/" + "/".join(part for part in text.split("/") if part not in ("", "."))
+
+
+def under_root(root: StrPath, path: str) -> str:
     """Host path of the target path `path` when the target system is mounted at `root`."""
     clean = normalize_target_path(path)
-    return Path(root) / clean.lstrip("/") if clean != "/" else Path(root)
+    base = os.fspath(root).rstrip("/")
+    return base + clean if clean != "/" else base or "/"
 
 
-def refuse_symlink(host: Path | str) -> None:
+def refuse_symlink(host: StrPath) -> None:
     """PathEscapeError if `host` is a symbolic link: for clp's own files, which it opens by
     name through APIs that follow a link at the end (SQLite's database and its companions)."""
     try:
@@ -54,10 +107,10 @@ def refuse_symlink(host: Path | str) -> None:
         )
 
 
-def target_of(root: Path, host: Path | str) -> str | None:
+def target_of(root: StrPath, host: StrPath) -> str | None:
     """The target path a host path under `root` names (None if it is not under the root)."""
-    base, text = str(root).rstrip("/"), str(host)
-    if text == base or text == str(root):
+    base, text = os.fspath(root).rstrip("/"), os.fspath(host)
+    if text == base or text == os.fspath(root):
         return "/"
     return text[len(base) :] if text.startswith(base + "/") else None
 
@@ -65,19 +118,19 @@ def target_of(root: Path, host: Path | str) -> str | None:
 MAX_SYMLINK_HOPS = 40  # as Linux's own path walk
 
 
-def resolve_in_root(root: Path, target: str) -> Path | None:
+def resolve_in_root(root: StrPath, target: str) -> str | None:
     """Host path of `target` with symbolic links followed as a process chrooted into `root`
     would (an absolute link or a `..` never leaves `root`); None if a component is missing or
     the links loop."""
     try:
-        return _walk(str(root), target, chrooted=True)
+        return _walk(os.fspath(root), target, chrooted=True)
     except PathEscapeError:
         return None
 
 
 def resolve_inside(
-    root: Path, target: str, *, follow_last: bool = True, dangling_ok: bool = False
-) -> Path:
+    root: StrPath, target: str, *, follow_last: bool = True, dangling_ok: bool = False
+) -> str:
     """Host path of the target path `target` under `root`, resolved component by component:
     a symbolic link is followed only when, read as clp (outside the chroot) reads it, it stays
     inside `root` — a relative link that does not climb out, or an absolute one into the root's
@@ -87,7 +140,7 @@ def resolve_inside(
     yet are appended as they are: creating them creates them inside the root. A few lstat calls
     (one per component), no imports: the hooks pay for it on every transaction."""
     return _walk(
-        str(root),
+        os.fspath(root),
         normalize_target_path(target),
         follow_last=follow_last,
         dangling_ok=dangling_ok,
@@ -97,7 +150,7 @@ def resolve_inside(
 _PATH_FLAGS = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-def open_dir_inside(root: Path, target: str) -> int:
+def open_dir_inside(root: StrPath, target: str) -> int:
     """A descriptor (O_PATH) of the existing directory `target` under `root`, reached from the
     root's by openat, one component at a time and never letting the kernel follow a link: the
     walk of resolve_inside, on descriptors, so that a link swapped in after it cannot redirect
@@ -105,7 +158,7 @@ def open_dir_inside(root: Path, target: str) -> int:
     NotADirectoryError if it is no directory; the caller closes it."""
     fds = [os.open(root, _PATH_FLAGS | os.O_DIRECTORY)]
     try:
-        _walk(str(root), normalize_target_path(target), fds=fds)
+        _walk(os.fspath(root), normalize_target_path(target), fds=fds)
         if not stat.S_ISDIR(os.fstat(fds[-1]).st_mode):
             raise NotADirectoryError(20, "Not a directory", target)
         return fds.pop()
@@ -122,7 +175,7 @@ def _walk(
     follow_last: bool = True,
     dangling_ok: bool = False,
     fds: list[int] | None = None,
-) -> Path:
+) -> str:
     """The one path walk under a root (see resolve_inside; `chrooted`: as resolve_in_root).
     With `fds` (the root's descriptor first), it walks by openat and keeps the descriptor of
     each resolved directory there; a missing component is then an error."""
@@ -169,7 +222,7 @@ def _walk(
                 ) from None
             resolved.append(part)
             resolved.extend(rest for rest, _ in reversed(pending) if rest not in ("", "."))
-            return Path(base + "/" + "/".join(resolved))
+            return base + "/" + "/".join(resolved)
         if not stat.S_ISLNK(mode):
             resolved.append(part)
             continue
@@ -189,7 +242,7 @@ def _walk(
                 os.close(fds.pop())
             text = text if chrooted or inner is None else inner
         pending.extend((piece, came_from) for piece in reversed(text.split("/")) if piece)
-    return Path(base + "/" + "/".join(resolved)) if resolved else Path(root)
+    return base + "/" + "/".join(resolved) if resolved else base or "/"
 
 
 _REAL_ROOTS: dict[str, str] = {}

@@ -194,14 +194,14 @@ def _take_option(arg: str, rest: list[str], values: dict[str, Any]) -> None:
 def config_arguments(values: dict[str, Any]) -> tuple[str, str | None, dict[str, Any]]:
     """What load_config takes for these option values: the root, the clp.conf given, and the
     host paths that override what the files say."""
-    from pathlib import Path
+    from clp_alpm.paths import clean_host_path
 
-    def host(dest: str) -> Path | None:
+    def host(dest: str) -> str | None:
         value = values.get(dest)
-        return Path(value).absolute() if value else None
+        return clean_host_path(value) if value else None
 
-    def hosts(dest: str) -> tuple[Path, ...] | None:
-        return tuple(Path(value).absolute() for value in values.get(dest) or ()) or None
+    def hosts(dest: str) -> tuple[str, ...] | None:
+        return tuple(clean_host_path(value) for value in values.get(dest) or ()) or None
 
     overrides = {
         "dbpath_override": host("dbpath"),

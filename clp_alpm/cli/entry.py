@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
         if hook_call is not None:
             if argv is None:
                 _pause_collection()
-            _import_lean_stdlib()
+            _import_lean_sqlite()
             from clp_alpm.cli.hook import run_hook_command
 
             status = run_hook_command(*hook_call, process_ends=argv is None)
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run_listing(name: str, values: dict[str, object]) -> int:
-    _import_lean_stdlib()
+    _import_lean_sqlite()
     from clp_alpm.cli.listings import LISTINGS as SHOW
     from clp_alpm.cli.options import use_options
     from clp_alpm.cli.outcome import handle_stop_signals, reported
@@ -89,21 +89,25 @@ def _exit_now(status: int) -> None:
     os._exit(status)
 
 
+def _import_lean_sqlite() -> None:
+    """SQLite's C module without functools (and collections with it), for the hooks and the
+    listings, which need no pathlib (their modules hold paths as strings): 3 ms of each
+    hook's start. store/state.py loads it without sqlite3's datetime; clp_alpm/plainjson.py
+    is JSON without the json package."""
+    _import_with_stand_ins(("_sqlite3",), {"functools": _functools_stand_in()})
+
+
 def _import_lean_stdlib() -> None:
-    """pathlib and SQLite's C module without re (and enum with it), urllib.parse or functools
-    (and collections with it): about 4 ms of a listing's 30 and 7 of each hook's start (for
-    the hooks, a revert and the listings). pathlib and fnmatch call re only to match glob
-    patterns, which none of them does, and pathlib takes one function from urllib.parse, for
-    `Path.as_uri`, which none calls; SQLite, pathlib and fnmatch take functools' lru_cache.
-    While they load, stand-ins take those modules' places in sys.modules: re's loads the real
-    module on the first use of any of its names, urllib.parse's holds that one function,
-    which loads the real one when called, functools' hands out functools' own C cache. All
-    leave sys.modules at once: whoever imports them later gets the real module. A Python
-    whose pathlib wants more of them at load time is given the real modules then. From
-    Python 3.12 pathlib compiles patterns as it loads (3.12 through fnmatch, 3.13 through
-    glob), so there re has no stand-in (and re loads functools). store/state.py loads
-    SQLite's C module without sqlite3's datetime; clp_alpm/plainjson.py is JSON without the
-    json package."""
+    """pathlib too, for `clp revert` (whose modules take pathlib's paths), without urllib.parse
+    or re (and enum with it): pathlib and fnmatch call re only to match glob patterns, which
+    no revert does, and pathlib takes one function from urllib.parse, for `Path.as_uri`,
+    which none calls. While they load, stand-ins take those modules' places in sys.modules:
+    re's loads the real module on the first use of any of its names, urllib.parse's holds
+    that one function, which loads the real one when called, functools' hands out functools'
+    own C cache. All leave sys.modules at once: whoever imports them later gets the real
+    module. A Python whose pathlib wants more of them at load time is given the real modules
+    then. From Python 3.12 pathlib compiles patterns as it loads (3.12 through fnmatch, 3.13
+    through glob), so there re has no stand-in (and re loads functools)."""
     if "pathlib" in sys.modules:
         return
     urllib_parse = type(sys)("urllib.parse")

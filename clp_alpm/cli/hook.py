@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 TYPE_CHECKING = False  # pacman waits for this process: no typing import at run time
 if TYPE_CHECKING:
@@ -40,5 +39,5 @@ def run_hook_command(
     stdin = os.fsdecode(raw)
     root, config_file, overrides = config_arguments(values or {})
     output = Output(info=_info, warning=_warning, output=_info)
-    run_hook(args[0], stdin, output, Path(root), config_file, overrides, process_ends)
+    run_hook(args[0], stdin, output, root, config_file, overrides, process_ends)
     return 0

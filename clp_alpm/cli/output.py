@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import functools
 import sys
-from pathlib import Path
 
 from clp_alpm.cli.options import Options
 from clp_alpm.errors import ClpError
@@ -199,9 +198,9 @@ def _pacman_wants_color(root: str, pacman_conf: str | None) -> bool:
     from clp_alpm.paths import under_root
     from clp_alpm.system.pacmanconf import read_pacman_conf
 
-    conf = Path(pacman_conf) if pacman_conf else under_root(Path(root), "/etc/pacman.conf")
+    conf = pacman_conf or under_root(root, "/etc/pacman.conf")
     try:
-        entries = read_pacman_conf(Path(root), conf, strict=False)
+        entries = read_pacman_conf(root, conf, strict=False)
     except (ClpError, OSError):
         return False
     return any(entry.section == "options" and entry.key == "Color" for entry in entries)

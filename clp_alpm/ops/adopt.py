@@ -10,7 +10,7 @@ and staging dirs are), holds a pair of scripts, and no applied record claims it.
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 
 from clp_alpm.errors import ClpError
 from clp_alpm.ops.session import LOG_TAG, Session
@@ -22,6 +22,7 @@ from clp_alpm.store.records import PatchOrigin, PatchRecord, PatchState
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from dataclasses import dataclass
+    from pathlib import Path
     from typing import Any
 
     from clp_alpm.formats.meta import PatchMeta
@@ -53,21 +54,27 @@ def _unclaimed(session: Session) -> tuple[set[str], list[tuple[Path, str]]]:
     that none of them claims; hidden ones are clp's own (trash, staging)."""
     config = session.config
     top = config.host_patch_dir
-    if not top.is_dir():
+    try:
+        with os.scandir(top) as listing:  # strings: every listing and transaction asks
+            names = sorted(
+                entry.name
+                for entry in listing
+                if not entry.name.startswith(".") and entry.is_dir(follow_symlinks=False)
+            )
+    except (FileNotFoundError, NotADirectoryError):
         return set(), []
     from clp_alpm.ops.records import record_patch_dir  # not for `clp transactions`, `status`
 
     records = session.state.list_patches()
     claimed = {record_patch_dir(config, r) for r in records if r.state == PatchState.APPLIED}
     applied = {r.id for r in records if r.state == PatchState.APPLIED}
-    unclaimed = []
-    for entry in sorted(top.iterdir(), key=lambda p: p.name):
-        target = f"{config.patch_dir.rstrip('/')}/{entry.name}"
-        if entry.name.startswith(".") or entry.is_symlink() or not entry.is_dir():
-            continue
-        if target not in claimed:
-            unclaimed.append((entry, target))
-    return applied, unclaimed
+    targets = {name: f"{config.patch_dir.rstrip('/')}/{name}" for name in names}
+    unclaimed = [(name, target) for name, target in targets.items() if target not in claimed]
+    if not unclaimed:
+        return applied, []
+    from pathlib import Path
+
+    return applied, [(Path(top, name), target) for name, target in unclaimed]
 
 
 def find_leftovers(session: Session) -> tuple[list[Leftover], list[str]]:

@@ -24,7 +24,7 @@ from clp_alpm.ops.revert import Request, plan_revert
 from clp_alpm.ops.session import LOG_TAG, Session
 from clp_alpm.ops.steps import OperationKind
 from clp_alpm.ops.verify import VerifiedPatch, verify_patch
-from clp_alpm.paths import resolve_inside, target_of
+from clp_alpm.paths import exists, is_dir, is_symlink, resolve_inside, target_of
 from clp_alpm.store.journal import Step
 from clp_alpm.store.records import PatchOrigin, PatchRecord, PatchState
 from clp_alpm.system import scripts
@@ -71,7 +71,7 @@ def plan_apply(
     metadata before anything else is looked at (the feed checks the file is the one listed);
     a patch `from_feed` is held to FeedSigLevel."""
     config = session.config
-    patch = verify_patch(config, path, session.incoming(), from_feed=from_feed, unpack=True)
+    patch = verify_patch(config, path, Path(session.incoming()), from_feed=from_feed, unpack=True)
     meta = patch.meta
     for warning in meta.warnings:
         session.events.warning(warning)
@@ -80,12 +80,12 @@ def plan_apply(
     check_applicable(session, meta)
     patch_dir = config.patch_path(meta.name)
     host_patch_dir = config.host(patch_dir, follow_last=False)
-    if host_patch_dir.exists():
+    if exists(host_patch_dir):
         raise NotApplicableError(
             f"{host_patch_dir} already exists and holds no patch clp could adopt "
             f"(no Install or Remove script); move it away first"
         )
-    scripts.find_interpreter(config.root, config.interpreter)
+    scripts.find_interpreter(Path(config.root), config.interpreter)
     archive = patch.archive
     files = list(meta.files)
     record = applied_record(patch)
@@ -140,7 +140,7 @@ def restart_services(session: Session, record: PatchRecord) -> list[RestartResul
     units = list(record.meta.restart)
     if not units:
         return []
-    results = try_restart(units, session.config.root)
+    results = try_restart(units, Path(session.config.root))
     for result in results:
         session.log.write(LOG_TAG, f"{record.id}: {result.unit} {result.status}: {result.message}")
     return results
@@ -285,7 +285,7 @@ def _beside_patch_dirs(session: Session, meta: PatchMeta, path: str) -> bool:
     if name == meta.name or session.state.get_patch(name) is not None:
         return False
     host = config.host(path)
-    return not (host.is_dir() and not host.is_symlink())
+    return not (is_dir(host) and not is_symlink(host))
 
 
 def _revert_steps(session: Session, meta: PatchMeta) -> tuple[Step, ...]:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from clp_alpm.bootid import current_boot_id
@@ -35,6 +36,7 @@ from clp_alpm.ops.session import LOG_TAG, Session
 from clp_alpm.ops.step_health import MOTD_DIRS
 from clp_alpm.ops.steps import OperationKind
 from clp_alpm.ops.undo import UndoPlan, plan_undo
+from clp_alpm.paths import is_dir
 from clp_alpm.store.journal import Step
 from clp_alpm.store.records import (
     BootRecord,
@@ -103,7 +105,7 @@ def boot_check(session: Session, early: bool) -> BootReport:
     """`clp boot-check [--early]`: refuses a hostile boot id or health directory before
     recording anything."""
     boot_id = current_boot_id()
-    health.check_health_dirs(session.config.root)
+    health.check_health_dirs(Path(session.config.root))
     if early:
         return _early(session, boot_id)
     return _late(session, boot_id)
@@ -421,9 +423,9 @@ def _record_message(transaction: int, row: int, why: str, back: dict[str, str]) 
 def _motd_path(session: Session) -> str | None:
     """/run/motd.d (or /etc/motd.d) as the system has it; None where neither can be."""
     for directory in MOTD_DIRS:
-        if session.config.host(directory).is_dir():
+        if is_dir(session.config.host(directory)):
             return f"{directory}/{MOTD_NAME}"
-    if session.config.host("/run").is_dir():
+    if is_dir(session.config.host("/run")):
         return f"{MOTD_DIRS[0]}/{MOTD_NAME}"
     return None
 

@@ -14,7 +14,6 @@ done. An entry leaves the list only once its re-apply was tried.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from clp_alpm.config import Config, load_config
 from clp_alpm.errors import ClpError
@@ -60,7 +59,7 @@ def run_hook(
     when: str,
     stdin_text: str,
     out: Output,
-    root: Path = Path("/"),
+    root: str = "/",
     config_file: str | None = None,
     overrides: dict[str, Any] | None = None,
     process_ends: bool = False,

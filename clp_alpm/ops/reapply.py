@@ -17,6 +17,7 @@ from clp_alpm.ops.records import known_record, record_patch_dir
 from clp_alpm.ops.session import Session
 from clp_alpm.ops.step_records import rebased_before
 from clp_alpm.ops.steps import OperationKind
+from clp_alpm.paths import is_dir
 from clp_alpm.store.journal import Step
 from clp_alpm.store.records import PatchRecord, PatchState
 
@@ -37,7 +38,7 @@ def plan_reapply(
     config = session.config
     patch_dir = record_patch_dir(config, record)
     host_patch_dir = config.host(patch_dir, follow_last=False)
-    if not host_patch_dir.is_dir():
+    if not is_dir(host_patch_dir):
         raise ClpError(f"{host_patch_dir} is missing: {patch_id}'s Install script cannot run again")
     files = list(record.meta.files)
     plan = [

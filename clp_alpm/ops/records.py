@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from clp_alpm.config import Config
 from clp_alpm.errors import UsageError
 from clp_alpm.ops.pending import pending
@@ -24,7 +22,7 @@ def known_record(session: Session, patch_id: str) -> PatchRecord:
         return record
     hint = "see 'clp list'"
     if patch_id.endswith(".clp"):
-        hint = f"patches are named by their ID, e.g. '{Path(patch_id).name[:-4]}'"
+        hint = f"patches are named by their ID, e.g. '{patch_id.rpartition('/')[2][:-4]}'"
     raise UsageError(f"patch '{patch_id}' is not known to clp ({hint})")
 
 

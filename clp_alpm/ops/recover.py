@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from clp_alpm.atomicfile import fsync_directory
@@ -24,6 +25,7 @@ from clp_alpm.logfile import LogFile
 from clp_alpm.ops.commit import journal
 from clp_alpm.ops.session import LOG_TAG, Events, Session, require_root
 from clp_alpm.ops.steps import OperationKind
+from clp_alpm.paths import is_dir
 from clp_alpm.store.lock import StateLock
 from clp_alpm.store.records import Operation, OperationStatus, TransactionStatus
 from clp_alpm.store.state import StateDB
@@ -77,7 +79,7 @@ def close_interrupted_transactions(session: Session) -> list[int]:
 
 
 def _pacman_at_work(session: Session, pids: list[int | None]) -> bool:
-    lock = session.config.host_dbpath / PACMAN_LOCK
+    lock = Path(session.config.host_dbpath, PACMAN_LOCK)
     return bool(lock_holders(lock)) or any(pid is not None and is_pacman(pid) for pid in pids)
 
 
@@ -192,7 +194,7 @@ def rebuild_state(config: Config, events: Events) -> Rebuild:
     from clp_alpm.store.snapshots import SnapshotStore
 
     require_root()
-    state_dir = config.host_state_dir
+    state_dir = Path(config.host_state_dir)
     path = state_dir / StateDB.FILENAME
     lock = StateLock(state_dir, on_wait=events.waiting)
     lock.acquire()
@@ -208,7 +210,7 @@ def rebuild_state(config: Config, events: Events) -> Rebuild:
             fsync_directory(state_dir)
             found = salvage(aside)
             store = SnapshotStore(state_dir / "snapshots")
-            snapshots = store.list_ids() if store.snapshots_dir.is_dir() else []
+            snapshots = store.list_ids() if is_dir(store.snapshots_dir) else []
             shutil.rmtree(work, ignore_errors=True)
             work.mkdir(mode=0o700)
             kept = write_salvaged(work, found, snapshots)

@@ -349,7 +349,7 @@ def _fetch_checked(
     remote = available.source in ("archive", "url")
     name = available.location.rsplit("/", 1)[-1]
     report = (lambda done, total: progress(name, done, total)) if progress else None
-    where = session.incoming() if remote else settings.cache_dirs[0]
+    where = Path(session.incoming()) if remote else settings.cache_dirs[0]
     path = pkgsource.fetch(available, where, report, timeouts_of(session.config))
     # pacman merges SigLevel, then the file-specific line, word by word from left to right
     specific = settings.remote_file_siglevel if remote else settings.local_file_siglevel

@@ -8,7 +8,6 @@ opening one (taking the lock, recovering, re-applying what is pending) and closi
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from clp_alpm.config import Config
 from clp_alpm.errors import NotRootError, PathEscapeError
@@ -72,7 +71,7 @@ class Session:
         self.recovering = False  # inside recovery: a script that runs is news, even in --json
         self._pacman: PacmanSettings | None = None
 
-    def _resolve_own_paths(self, store_only: bool = False) -> dict[str, Path]:
+    def _resolve_own_paths(self, store_only: bool = False) -> dict[str, str]:
         store = {
             "StateDir": self.config.host_state_dir,
             "the snapshot store": self.config.host_snapshot_dir,
@@ -106,13 +105,13 @@ class Session:
     def locked(self) -> bool:
         return self.lock is not None
 
-    def incoming(self) -> Path:
+    def incoming(self) -> str:
         """A fresh private dir under StateDir for staged patch copies (emptied at the end)."""
         base = self.config.host_in_state_dir("incoming")
-        base.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.makedirs(base, 0o700, exist_ok=True)
         import tempfile  # (and random with it) not for a listing
 
-        return Path(tempfile.mkdtemp(dir=base))
+        return tempfile.mkdtemp(dir=base)
 
     def pacman(self) -> PacmanSettings:
         """pacman's settings for this root (read once per session)."""

@@ -71,7 +71,7 @@ class ExtractStep(Handler):
 
     def do(self, run: StepRun) -> None:
         unpacked = Path(run.args["unpacked"])
-        final = self.config.host(run.args["patch_dir"], follow_last=False)
+        final = Path(self.config.host(run.args["patch_dir"], follow_last=False))
         final.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
         if final.exists():
             raise ClpError(f"{final} already exists")
@@ -109,7 +109,7 @@ class RetirePatchDirStep(Handler):
 
     def do(self, run: StepRun) -> None:
         config = self.config
-        source = config.host(run.args["patch_dir"], follow_last=False)
+        source = Path(config.host(run.args["patch_dir"], follow_last=False))
         trash = trash_dir(config)
         trash.mkdir(parents=True, exist_ok=True, mode=0o700)
         target = trash / f"{int(time.time() * 1000)}-{source.name}"
@@ -180,7 +180,7 @@ def restore_exactly(session: Session, snapshot: Snapshot) -> None:
 def trash_dir(config: Config) -> Path:
     """PatchDir/.trash, resolved inside the root (PathEscapeError if it or PatchDir is a link
     that leads out, or it is a link at all: a rename into it must stay in PatchDir)."""
-    return config.host(config.patch_dir.rstrip("/") + "/.trash", follow_last=False)
+    return Path(config.host(config.patch_dir.rstrip("/") + "/.trash", follow_last=False))
 
 
 def empty_trash(config: Config) -> None:
@@ -192,8 +192,9 @@ def empty_trash(config: Config) -> None:
     except PathEscapeError:
         return
     found = [trash] if os.path.lexists(trash) else []
-    if config.host_patch_dir.is_dir():
-        found += config.host_patch_dir.glob(".staging-*")
+    patch_dir = Path(config.host_patch_dir)
+    if patch_dir.is_dir():
+        found += patch_dir.glob(".staging-*")
     if found:  # shutil (and bz2, lzma) only then: every recovery calls this
         import shutil
 

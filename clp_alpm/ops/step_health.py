@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
+from pathlib import Path
 
 from clp_alpm.atomicfile import write_atomically
 from clp_alpm.errors import ClpError
@@ -22,7 +23,7 @@ MOTD_DIRS = ("/run/motd.d", "/etc/motd.d")  # pam_motd(8) reads both
 class MotdStep(Handler):
     def do(self, run: StepRun) -> None:
         path = normalize_target_path(run.args["path"])
-        host = self.config.host(path)
+        host = Path(self.config.host(path))
         parent = host.parent
         _check_not_a_link(self.config.host(os.path.dirname(os.path.dirname(path))))
         made_dir = not parent.exists()
@@ -45,7 +46,7 @@ class MotdStep(Handler):
     def undo(self, run: StepRun) -> None:
         if "made_dir" not in run.data:
             return
-        host = self.config.host(normalize_target_path(run.args["path"]))
+        host = Path(self.config.host(normalize_target_path(run.args["path"])))
         previous = run.data["previous"]
         if previous is not None:
             write_atomically(host, previous.encode("utf-8"))

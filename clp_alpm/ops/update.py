@@ -240,7 +240,7 @@ def decide(session: Session, index: FeedIndex) -> list[Decision]:
     """A verdict for every patch. A patch only supersedes another when it is applied or will be
     applied itself: one that cannot apply here must not hide the older fix."""
     config = session.config
-    variant = read_variant_id(config.root)
+    variant = read_variant_id(Path(config.root))
     entries = _for_this_edition(
         sorted(index.entries, key=lambda e: (e.date or "", e.name)), variant
     )
@@ -329,7 +329,7 @@ def run_update(
     if plan.to_apply:
         refuse_if_pacman_runs(session.config.host_dbpath)  # exit 3 before any download
     report = UpdateReport(plan)
-    downloads = session.config.host_in_state_dir("downloads")
+    downloads = Path(session.config.host_in_state_dir("downloads"))
     downloads.mkdir(parents=True, exist_ok=True, mode=0o700)
     for entry in plan.to_apply:
         try:

@@ -20,9 +20,9 @@ outside INDEX_CHARACTERS is left out, so that a shell never reads anything but a
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from clp_alpm.atomicfile import write_atomically
+from clp_alpm.paths import is_dir
 from clp_alpm.store.state import StateDB
 
 HEADER = (
@@ -43,7 +43,7 @@ def render_index(state: StateDB) -> str:
     return HEADER + "".join(line + "\n" for line in lines)
 
 
-def write_index(state: StateDB, target: Path) -> bool:
+def write_index(state: StateDB, target: str) -> bool:
     """Rewrite `target` when what it should say changed; True if it was written."""
     text = render_index(state)
     try:
@@ -53,11 +53,12 @@ def write_index(state: StateDB, target: Path) -> bool:
                 return False
     except (OSError, UnicodeDecodeError):
         pass  # absent, a link or unreadable: written anew
-    if not target.parent.is_dir():
-        if not os.path.lexists(target.parent.parent):
+    parent = os.path.dirname(target)
+    if not is_dir(parent):
+        if not os.path.lexists(os.path.dirname(parent)):
             return False  # a root without /var/cache (a bare chroot): no index
-        target.parent.mkdir(mode=0o755)
-        os.chmod(target.parent, 0o755)  # whatever the umask: the users' shells read it
+        os.mkdir(parent, 0o755)
+        os.chmod(parent, 0o755)  # whatever the umask: the users' shells read it
     # a cache the next writing command or transaction writes again: not worth three syncs
     # of every transaction (a shell completes nothing from an index a crash emptied)
     write_atomically(target, text.encode(), mode=0o644, durable=False)

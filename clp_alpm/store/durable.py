@@ -9,12 +9,15 @@ collection finds what a crash left behind. Directory fsyncs come from `clp_alpm.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from clp_alpm.atomicfile import fsync_directory
 
+TYPE_CHECKING = False  # the hooks' path: paths are str, no pathlib
+if TYPE_CHECKING:
+    from _typeshed import StrPath
 
-def create_temp(directory: str | Path, prefix: str) -> tuple[int, str]:
+
+def create_temp(directory: StrPath, prefix: str) -> tuple[int, str]:
     """A new empty file `prefix<16 hex>` in `directory`, mode 0600, opened for writing:
     its fd and path. Never follows or reuses an existing name."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -34,7 +37,7 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
-def write_temp(directory: Path, data: bytes, prefix: str) -> str:
+def write_temp(directory: StrPath, data: bytes, prefix: str) -> str:
     """`data` in a new fsynced temp file in `directory`; its path (removed on failure)."""
     temp_fd, temp_path = create_temp(directory, prefix)
     try:
@@ -57,7 +60,7 @@ def fsync_path(path: str) -> None:
         os.close(fd)
 
 
-def syncfs(directory: Path) -> None:
+def syncfs(directory: StrPath) -> None:
     """syncfs(2) on the file system holding `directory` (data, inodes and directory entries);
     os.sync() where libc has no syncfs."""
     import ctypes  # only a large snapshot needs it: the hook's start-up does not pay for it
@@ -70,12 +73,12 @@ def syncfs(directory: Path) -> None:
     try:
         if libc.syncfs(fd) != 0:
             code = ctypes.get_errno()
-            raise OSError(code, f"syncfs failed: {os.strerror(code)}", str(directory))
+            raise OSError(code, f"syncfs failed: {os.strerror(code)}", os.fspath(directory))
     finally:
         os.close(fd)
 
 
-def fsync_dir_quietly(directory: str | Path) -> None:
+def fsync_dir_quietly(directory: StrPath) -> None:
     """Make a rename or removal durable; a directory that vanished has nothing to sync."""
     try:  # noqa: SIM105 - no contextlib on the hooks' path
         fsync_directory(directory)
@@ -83,7 +86,7 @@ def fsync_dir_quietly(directory: str | Path) -> None:
         pass
 
 
-def unlink_quietly(path: str | Path) -> None:
+def unlink_quietly(path: StrPath) -> None:
     """Remove a file if it is still there."""
     try:  # noqa: SIM105 - no contextlib on the hooks' path
         os.unlink(path)

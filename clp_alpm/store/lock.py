@@ -5,13 +5,14 @@ from __future__ import annotations
 import fcntl
 import os
 import time
-from pathlib import Path
 
 from clp_alpm.errors import ClpError, LockError
 
 TYPE_CHECKING = False  # the hooks' path: no collections at run time
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    from _typeshed import StrPath
 
 LOCK_NAME = "lock"
 DEFAULT_WAIT = 5.0
@@ -22,11 +23,11 @@ class StateLock:
 
     def __init__(
         self,
-        state_dir: Path,
+        state_dir: StrPath,
         wait: float = DEFAULT_WAIT,
         on_wait: Callable[[str], None] | None = None,
     ) -> None:
-        self.path = state_dir / LOCK_NAME
+        self.path = os.path.join(state_dir, LOCK_NAME)
         self.wait = wait
         self.on_wait = on_wait
         self._fd: int | None = None
@@ -64,7 +65,7 @@ class StateLock:
 
     def _open(self) -> int:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
             return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         except OSError as err:
             where = err.filename or self.path
@@ -93,10 +94,10 @@ def _read_holder(fd: int) -> int | None:
         return None
 
 
-def lock_holder(state_dir: Path) -> int | None:
+def lock_holder(state_dir: StrPath) -> int | None:
     """The pid that holds the lock right now, or None when no process holds it."""
     try:
-        fd = os.open(state_dir / LOCK_NAME, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = os.open(os.path.join(state_dir, LOCK_NAME), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError:
         return None
     try:

@@ -19,10 +19,10 @@ from __future__ import annotations
 import os
 import time
 import zlib
-from pathlib import Path
 
 from clp_alpm.atomicfile import fsync_directory
 from clp_alpm.errors import CorruptStoreError, SnapshotError, UsageError
+from clp_alpm.paths import exists
 from clp_alpm.plainjson import dumps, loads
 from clp_alpm.store.durable import write_temp
 from clp_alpm.store.model import FileState, Snapshot, is_digest, is_lower_hex
@@ -31,6 +31,8 @@ from clp_alpm.store.objects import ObjectStore
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from dataclasses import dataclass
+
+    from _typeshed import StrPath
 else:  # the pacman hook's path: no dataclasses, see clp_alpm/plaindata.py
     from clp_alpm.plaindata import dataclass
 
@@ -51,7 +53,7 @@ _ID_LENGTH = len("20261204T183412.343058-897eb991")  # see is_snapshot_id
 class Manifest:
     """A manifest as read and checked: where it is and what it lists."""
 
-    path: Path
+    path: str
     id: str
     created: float
     count: int
@@ -61,9 +63,9 @@ class Manifest:
 class Manifests:
     """The manifests of the snapshot store at `directory`; their chunks are in `objects`."""
 
-    def __init__(self, directory: Path, objects: ObjectStore) -> None:
-        self.directory = Path(directory)
-        self.snapshots_dir = self.directory / "snapshots"
+    def __init__(self, directory: StrPath, objects: ObjectStore) -> None:
+        self.directory = os.fspath(directory)
+        self.snapshots_dir = f"{self.directory}/snapshots"
         self.objects = objects
 
     def list_ids(self) -> list[str]:
@@ -75,11 +77,11 @@ class Manifests:
         ids = [name[: -len(".json")] for name in names if name.endswith(".json")]
         return sorted(i for i in ids if is_snapshot_id(i))
 
-    def path(self, snapshot_id: str) -> Path:
+    def path(self, snapshot_id: str) -> str:
         """The manifest file of `snapshot_id` (UsageError for what is not a snapshot id)."""
         if not is_snapshot_id(snapshot_id):
             raise UsageError(f"{snapshot_id!r} is not a snapshot id")
-        return self.snapshots_dir / f"{snapshot_id}.json"
+        return f"{self.snapshots_dir}/{snapshot_id}.json"
 
     def new_id(self, created: float) -> str:
         """A fresh id, `<UTC time of created>-<8 random hex>`: ids sort by time."""
@@ -87,7 +89,7 @@ class Manifests:
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(seconds)) + f".{micros:06d}"
         while True:
             snapshot_id = f"{stamp}-{os.urandom(4).hex()}"
-            if not (self.snapshots_dir / f"{snapshot_id}.json").exists():
+            if not exists(f"{self.snapshots_dir}/{snapshot_id}.json"):
                 return snapshot_id
 
     def write(self, snapshot: Snapshot, previous: Snapshot | None = None) -> None:
@@ -148,7 +150,8 @@ class Manifests:
         if it is not a well-formed manifest of that id."""
         manifest = self.path(snapshot_id)
         try:
-            raw = manifest.read_bytes()
+            with open(manifest, "rb") as file:
+                raw = file.read()
         except FileNotFoundError:
             raise SnapshotError(f"no snapshot {snapshot_id} in {self.directory}") from None
         try:

@@ -22,11 +22,10 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 from clp_alpm.atomicfile import fsync_directory
 from clp_alpm.errors import CorruptStoreError
-from clp_alpm.paths import refuse_symlink
+from clp_alpm.paths import is_dir, refuse_symlink
 from clp_alpm.store.durable import create_temp, fsync_path, syncfs, unlink_quietly, write_all
 from clp_alpm.store.model import DIGEST_LENGTH, PACK_NAME_LENGTH, is_lower_hex
 
@@ -34,6 +33,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
+
+    from _typeshed import StrPath
 
     from clp_alpm.store.model import FileState
 
@@ -90,14 +91,14 @@ def digest_stream(fd: int, each: Callable[[bytes], None] | None = None) -> tuple
 class ObjectStore:
     """The objects of the snapshot store at `directory` (its `objects/` and `tmp/`)."""
 
-    def __init__(self, directory: Path, packed_max: int = PACKED_MAX) -> None:
-        self.directory = Path(directory)
+    def __init__(self, directory: StrPath, packed_max: int = PACKED_MAX) -> None:
+        self.directory = os.fspath(directory)
         self.packed_max = packed_max  # files up to this size are packed (-1: none)
-        self.objects_dir = self.directory / "objects"
-        self.packs_dir = self.directory / "packs"
-        self.tmp_dir = self.directory / "tmp"
+        self.objects_dir = f"{self.directory}/objects"
+        self.packs_dir = f"{self.directory}/packs"
+        self.tmp_dir = f"{self.directory}/tmp"
         self._objects_prefix = f"{self.objects_dir}/"
-        self._dirs_to_sync: set[Path] = set()
+        self._dirs_to_sync: set[str] = set()
         self._batch = False
         self._staged: dict[str, str] = {}  # digest -> temp path, durable and named at flush
         # In a large batch, the objects present, listed once instead of a stat per file (on
@@ -111,9 +112,9 @@ class ObjectStore:
 
     # ----------------------------------------------------------------- names
 
-    def path(self, digest: str) -> Path:
+    def path(self, digest: str) -> str:
         """Where the object named `digest` lives (whether or not it is there)."""
-        return self.objects_dir / digest[:2] / digest[2:]
+        return f"{self._objects_prefix}{digest[:2]}/{digest[2:]}"
 
     def has(self, digest: str) -> bool:
         """The object is stored (or staged in the current batch)."""
@@ -125,8 +126,7 @@ class ObjectStore:
                 self._index = self._list_names()
         if self._index is not None:
             return digest in self._index
-        # Plain strings: this runs once per unchanged file, pathlib would dominate the cost.
-        return os.path.isfile(f"{self._objects_prefix}{digest[:2]}/{digest[2:]}")
+        return os.path.isfile(self.path(digest))
 
     def has_content(self, state: FileState) -> bool:
         """The content a file record names is stored: its pack, or its object."""
@@ -148,7 +148,7 @@ class ObjectStore:
         """The error for an object a snapshot needs and the store lacks."""
         return CorruptStoreError(f"snapshot store {self.directory}: object {digest} is missing")
 
-    def stored(self) -> list[tuple[str, Path]]:
+    def stored(self) -> list[tuple[str, str]]:
         """Every object in the store: its digest and path."""
         found = []
         try:
@@ -158,18 +158,18 @@ class ObjectStore:
         for prefix in prefixes:
             if not is_lower_hex(prefix, 2):
                 continue
-            for rest in os.listdir(self.objects_dir / prefix):
+            for rest in os.listdir(f"{self._objects_prefix}{prefix}"):
                 if is_lower_hex(rest, DIGEST_LENGTH - 2):
-                    found.append((prefix + rest, self.objects_dir / prefix / rest))
+                    found.append((prefix + rest, f"{self._objects_prefix}{prefix}/{rest}"))
         return found
 
-    def stored_packs(self) -> list[tuple[str, Path]]:
+    def stored_packs(self) -> list[tuple[str, str]]:
         """Every pack in the store: its name and path."""
         try:
             names = os.listdir(self.packs_dir)
         except FileNotFoundError:
             return []
-        return [(n, self.packs_dir / n) for n in names if is_lower_hex(n, PACK_NAME_LENGTH)]
+        return [(n, f"{self.packs_dir}/{n}") for n in names if is_lower_hex(n, PACK_NAME_LENGTH)]
 
     def _list_names(self) -> set[str]:
         """Names of the stored objects (strings only: this lists every object)."""
@@ -283,11 +283,11 @@ class ObjectStore:
             if self._index is not None:
                 self._index.add(digest)
         if pack is not None:
-            if not self.packs_dir.is_dir():
-                self.packs_dir.mkdir(mode=0o700)
+            if not is_dir(self.packs_dir):
+                os.mkdir(self.packs_dir, 0o700)
                 self._dirs_to_sync.add(self.directory)
             pack.close()
-            os.replace(pack.temp_path, self.packs_dir / pack.name)
+            os.replace(pack.temp_path, f"{self.packs_dir}/{pack.name}")
             self._packs_present[pack.name] = True
             self._dirs_to_sync.add(self.packs_dir)
         for directory in sorted(self._dirs_to_sync):
@@ -321,12 +321,13 @@ class ObjectStore:
         if self._intact(digest, length):
             unlink_quietly(temp_path)
             return
-        refuse_symlink(final.parent)  # a fan-out directory: written through by name
-        if not final.parent.is_dir():
-            final.parent.mkdir(mode=0o700)
+        fan_out = os.path.dirname(final)
+        refuse_symlink(fan_out)  # written through by name
+        if not is_dir(fan_out):
+            os.mkdir(fan_out, 0o700)
             self._dirs_to_sync.add(self.objects_dir)
         os.replace(temp_path, final)
-        self._dirs_to_sync.add(final.parent)
+        self._dirs_to_sync.add(fan_out)
 
     # ----------------------------------------------------------------- reading
 
@@ -368,7 +369,7 @@ class ObjectStore:
 
         assert state.packed is not None
         name, offset, length = state.packed
-        path = self.packs_dir / name
+        path = f"{self.packs_dir}/{name}"
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except FileNotFoundError:
@@ -426,7 +427,7 @@ class _PackWriter:
     """The pack one batch writes: small files' contents, each compressed, one after another,
     in a temp file that flush() makes durable and names."""
 
-    def __init__(self, tmp_dir: Path) -> None:
+    def __init__(self, tmp_dir: str) -> None:
         self.name = os.urandom(16).hex()
         self.fd, self.temp_path = create_temp(tmp_dir, "pack-")
         self.size = 0

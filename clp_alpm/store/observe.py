@@ -17,7 +17,6 @@ import os
 import stat
 from itertools import compress, groupby, repeat
 from operator import attrgetter, eq, is_not, itemgetter, not_
-from pathlib import Path
 
 try:  # the C function functools hands on: functools itself costs the hooks a millisecond
     from _functools import partial  # type: ignore[import-not-found]
@@ -31,7 +30,7 @@ from clp_alpm.errors import (
     UnsafePathError,
     UsageError,
 )
-from clp_alpm.paths import normalize_target_path, resolve_inside, under_root
+from clp_alpm.paths import clean_host_path, normalize_target_path, resolve_inside, under_root
 from clp_alpm.store.model import FileState, ancestors, depth
 from clp_alpm.store.objects import ObjectStore, digest_stream
 
@@ -39,6 +38,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
     from dataclasses import dataclass
+
+    from _typeshed import StrPath
 
     from clp_alpm.store.model import Snapshot
 else:  # the pacman hook's path: no dataclasses, see clp_alpm/plaindata.py
@@ -67,17 +68,18 @@ class Resolver:
     resolver once directories may have been replaced.
     """
 
-    def __init__(self, root: Path, protected: Mapping[str, Path] | None = None) -> None:
+    def __init__(self, root: StrPath, protected: Mapping[str, StrPath] | None = None) -> None:
         if not os.path.isdir(root):
             raise UsageError(f"{root}: the root directory does not exist")
-        self.root = Path(root)
+        self.root = clean_host_path(root)
         self.real_root = os.path.realpath(root)
         self._real_parents: dict[str, str] = {}
         # resolved parents of which some entry may be one of the protected paths or lie below
         # one: each path there is checked by itself; below any other parent none can be
         self._guarded: set[str] = set()
         self._protected = tuple(
-            (setting, str(path).rstrip("/") or "/") for setting, path in (protected or {}).items()
+            (setting, os.fspath(path).rstrip("/") or "/")
+            for setting, path in (protected or {}).items()
         )
 
     def locate(self, path: str) -> tuple[str, str]:
@@ -91,7 +93,7 @@ class Resolver:
             real_parent = self._below_resolved(parent)
             if real_parent is None:
                 try:
-                    real_parent = str(resolve_inside(self.root, parent or "/", dangling_ok=True))
+                    real_parent = resolve_inside(self.root, parent or "/", dangling_ok=True)
                 except PathEscapeError:
                     message = _escape_message(self.root, clean, self.real_root)
                     raise UnsafePathError(message) from None
@@ -598,10 +600,10 @@ def read_xattrs(where: str | int) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(pairs))
 
 
-def _missing_ancestors(root: Path, clean: str) -> tuple[str, ...]:
+def _missing_ancestors(root: str, clean: str) -> tuple[str, ...]:
     """Ancestors of an absent path that do not exist either, outermost first."""
     missing = []
-    base = str(root).rstrip("/")  # the ancestors of a clean path are clean and never '/'
+    base = root.rstrip("/")  # the ancestors of a clean path are clean and never '/'
     for ancestor in ancestors(clean):
         try:
             os.lstat(base + ancestor)
@@ -627,7 +629,7 @@ def _is_within(path: str, base: str) -> bool:
     return path == base or path.startswith(base.rstrip("/") + "/")
 
 
-def _escape_message(root: Path, clean: str, real_root: str) -> str:
+def _escape_message(root: str, clean: str, real_root: str) -> str:
     for ancestor in reversed(ancestors(clean)):
         host = under_root(root, ancestor)
         if os.path.islink(host) and not _is_within(os.path.realpath(host), real_root):

@@ -18,7 +18,6 @@ import errno
 import os
 import stat
 from collections.abc import Iterable, Iterator, Mapping
-from pathlib import Path
 
 from clp_alpm.errors import ClpError, SnapshotError, UnsafePathError
 from clp_alpm.paths import under_root
@@ -27,15 +26,19 @@ from clp_alpm.store.model import FileState, Snapshot, ancestors, depth
 from clp_alpm.store.objects import ObjectStore
 from clp_alpm.store.observe import Observer, PresentView, Resolver, kind_of, read_xattrs
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from _typeshed import StrPath
+
 _TEMP_PREFIX = ".clp-restore-"
 
 
 def restore_snapshot(
     observer: Observer,
-    root: Path,
+    root: StrPath,
     snapshot: Snapshot,
     paths: Iterable[str] | None,
-    protected: Mapping[str, Path] | None = None,
+    protected: Mapping[str, StrPath] | None = None,
 ) -> list[str]:
     """Put back what `snapshot` recorded (all paths, or only `paths`) under `root`, from the
     objects of `observer`; the paths that differed and were restored. A path that resolves
@@ -140,11 +143,11 @@ def _same_file(now: FileState | None, record: FileState) -> bool:
 
 def _apply(
     objects: ObjectStore,
-    root: Path,
+    root: StrPath,
     records: list[FileState],
     plan: list[FileState],
     view: PresentView,
-    protected: Mapping[str, Path] | None,
+    protected: Mapping[str, StrPath] | None,
 ) -> list[str]:
     planned = {r.path for r in plan}
     dir_records = [r for r in records if r.kind == "dir"]

@@ -20,11 +20,10 @@ import gc
 import os
 import stat
 import time
-from pathlib import Path
 
 from clp_alpm.atomicfile import fsync_directory
 from clp_alpm.errors import SnapshotError
-from clp_alpm.paths import refuse_symlink
+from clp_alpm.paths import is_dir, refuse_symlink
 from clp_alpm.store.durable import unlink_quietly
 from clp_alpm.store.manifests import Manifests
 from clp_alpm.store.model import FileState, Snapshot
@@ -35,6 +34,8 @@ TYPE_CHECKING = False  # the hooks' path: no collections at run time
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
 
+    from _typeshed import StrPath
+
 PROGRESS_EVERY = 500  # paths between progress reports: small snapshots report nothing
 INDEX_OBJECTS_ABOVE = 2000  # paths in one snapshot above which the objects are listed once
 _STALE_TEMP_SECONDS = 3600  # a crash's leftovers are this old; a live writer's are seconds old
@@ -44,7 +45,7 @@ _STALE_TEMP_SECONDS = 3600  # a crash's leftovers are this old; a live writer's 
 GC_CLEAN = "gc-clean"
 
 
-def _lstat_mode(path: Path) -> int:
+def _lstat_mode(path: str) -> int:
     try:
         return os.lstat(path).st_mode
     except OSError:
@@ -56,20 +57,23 @@ class SnapshotStore:
 
     def __init__(
         self,
-        directory: Path,
-        protected: Mapping[str, Path] | None = None,
+        directory: StrPath,
+        protected: Mapping[str, StrPath] | None = None,
         packed_max: int = PACKED_MAX,
     ) -> None:
-        self.directory = Path(directory)
+        self.directory = os.fspath(directory)
         # what no snapshotted or restored path may resolve to: the store itself, and clp's
         # other own paths its owner names (Config.own_paths)
-        self.protected = {"the snapshot store": self.directory, **(protected or {})}
+        self.protected = {
+            "the snapshot store": self.directory,
+            **{what: os.fspath(path) for what, path in (protected or {}).items()},
+        }
         self.objects = ObjectStore(self.directory, packed_max)
         self.manifests = Manifests(self.directory, self.objects)
         self.objects_dir = self.objects.objects_dir
         self.snapshots_dir = self.manifests.snapshots_dir
         self.tmp_dir = self.objects.tmp_dir
-        self.gc_clean = self.directory / GC_CLEAN
+        self.gc_clean = f"{self.directory}/{GC_CLEAN}"
         self._observer = Observer(self.objects)
 
     @property
@@ -80,7 +84,7 @@ class SnapshotStore:
 
     def take(
         self,
-        root: Path,
+        root: StrPath,
         paths: Iterable[str],
         previous: Snapshot | None = None,
         progress: Callable[[int], None] | None = None,
@@ -142,13 +146,13 @@ class SnapshotStore:
         """Ids of the stored snapshots, oldest first."""
         return self.manifests.list_ids()
 
-    def current_state(self, root: Path, path: str) -> FileState:
+    def current_state(self, root: StrPath, path: str) -> FileState:
         """What `path` holds now (stat and hash; nothing is written to the store)."""
         where = Resolver(root, self.protected)
         clean, host = where.locate(path)
         return self._observer.observe(where, clean, host, None, None, keep=False)
 
-    def changed_paths(self, root: Path, snapshot: Snapshot) -> list[str]:
+    def changed_paths(self, root: StrPath, snapshot: Snapshot) -> list[str]:
         """Paths whose kind, content, mode or owner differ from `snapshot` (timestamps ignored)."""
         where = Resolver(root, self.protected)
         view = self._observer.observe_all(where, list(snapshot.files), snapshot.created_ns)
@@ -159,7 +163,7 @@ class SnapshotStore:
         ]
 
     def restore(
-        self, root: Path, snapshot: Snapshot, paths: Iterable[str] | None = None
+        self, root: StrPath, snapshot: Snapshot, paths: Iterable[str] | None = None
     ) -> list[str]:
         """Put back exactly what `snapshot` recorded (all paths, or only `paths`).
 
@@ -216,9 +220,9 @@ class SnapshotStore:
             os.unlink(self.manifests.path(snapshot_id))
         if doomed:
             fsync_directory(self.snapshots_dir)
-        if self.tmp_dir.is_dir():
-            for leftover in self.tmp_dir.iterdir():
-                unlink_quietly(str(leftover))
+        if is_dir(self.tmp_dir):
+            for leftover in os.listdir(self.tmp_dir):
+                unlink_quietly(f"{self.tmp_dir}/{leftover}")
         if not stat.S_ISREG(_lstat_mode(self.gc_clean)):
             self.gc()
         return len(doomed)
@@ -273,8 +277,8 @@ class SnapshotStore:
     def _ensure_layout(self) -> None:
         for directory in (self.directory, self.objects_dir, self.snapshots_dir, self.tmp_dir):
             refuse_symlink(directory)  # the store writes by name below it
-            if not directory.is_dir():
-                directory.mkdir(mode=0o700, parents=True)
+            if not is_dir(directory):
+                os.makedirs(directory, 0o700)
                 os.chmod(directory, 0o700)
 
     def _remove_stale_temp_files(self) -> None:
@@ -285,7 +289,7 @@ class SnapshotStore:
         except FileNotFoundError:
             return
         for name in names:
-            path = self.tmp_dir / name
+            path = f"{self.tmp_dir}/{name}"
             try:
                 if os.lstat(path).st_mtime < cutoff:
                     os.unlink(path)

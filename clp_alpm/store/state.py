@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 
 from clp_alpm.errors import ClpError, NotRootError, StateDamaged
-from clp_alpm.paths import refuse_symlink
+from clp_alpm.paths import exists, refuse_symlink
 from clp_alpm.plainjson import dumps, loads
 from clp_alpm.store.records import (
     UNFINISHED,
@@ -34,6 +33,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from types import TracebackType
     from typing import Any, TypeVar
+
+    from _typeshed import StrPath
 
     _Kind = type[BaseException] | None  # what a `with` block's __exit__ is given
     _Trace = TracebackType | None
@@ -156,7 +157,7 @@ _DAMAGE_CODES = ("SQLITE_CORRUPT", "SQLITE_NOTADB")
 _DAMAGE_WORDS = ("malformed", "not a database", "database corruption")
 
 
-def _newer_schema(path: Path, version: int) -> ClpError:
+def _newer_schema(path: str, version: int) -> ClpError:
     return ClpError(f"{path}: state database was written by a newer clp (schema {version})")
 
 
@@ -173,7 +174,7 @@ def is_damage(err: BaseException) -> bool:
     return name.startswith(_DAMAGE_CODES) or any(w in str(err).lower() for w in _DAMAGE_WORDS)
 
 
-def damaged(path: Path, err: BaseException | str) -> StateDamaged:
+def damaged(path: StrPath, err: BaseException | str) -> StateDamaged:
     """The one line for a damaged state database: what is wrong, and what to run."""
     return StateDamaged(
         f"{path}: clp's state database is damaged ({err}); run '{REBUILD_COMMAND}' to "
@@ -187,7 +188,7 @@ class _DamageAsError:
 
     __slots__ = ("path",)
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: str) -> None:
         self.path = path
 
     def __enter__(self) -> None:
@@ -216,7 +217,7 @@ class _Cursor(sqlite3.Cursor):
     """A cursor whose every step turns SQLite's "malformed" into StateDamaged: a torn page
     shows when a query reaches it, at any step."""
 
-    state_path: Path = Path("clp.db")
+    state_path: str = "clp.db"
 
     def execute(self, sql: str, parameters: Any = ()) -> _Cursor:
         with _DamageAsError(self.state_path):
@@ -242,7 +243,7 @@ class _Cursor(sqlite3.Cursor):
 
 
 class _Connection(sqlite3.Connection):
-    state_path: Path = Path("clp.db")
+    state_path: str = "clp.db"
 
     def cursor(self, factory: Any = None) -> _Cursor:  # type: ignore[override]
         cursor = super().cursor(_Cursor)
@@ -256,11 +257,11 @@ class _Connection(sqlite3.Connection):
         return self.cursor().executescript(script)
 
 
-def connect(path: Path | str, state_path: Path, **options: Any) -> _Connection:
+def connect(path: StrPath, state_path: StrPath, **options: Any) -> _Connection:
     """sqlite3.connect, with damage reported as StateDamaged naming `state_path`."""
     conn = sqlite3.connect(path, factory=_Connection, **options)
     assert isinstance(conn, _Connection)
-    conn.state_path = state_path
+    conn.state_path = os.fspath(state_path)
     return conn
 
 
@@ -277,7 +278,7 @@ def _close_without_checkpoint(conn: sqlite3.Connection) -> bool:
     return True
 
 
-def _on_read_only_file_system(directory: Path) -> bool:
+def _on_read_only_file_system(directory: str) -> bool:
     try:
         return bool(os.statvfs(directory).f_flag & os.ST_RDONLY)
     except OSError:
@@ -290,8 +291,8 @@ class StateDB:
 
     FILENAME = "clp.db"
 
-    def __init__(self, state_dir: Path, readonly: bool = False) -> None:
-        self.path = state_dir / self.FILENAME
+    def __init__(self, state_dir: StrPath, readonly: bool = False) -> None:
+        self.path = os.path.join(state_dir, self.FILENAME)
         self.readonly = readonly
         self._depth = 0  # transactions open: the outer one, then its savepoints
         for suffix in ("", "-wal", "-shm", "-journal"):  # SQLite follows a link to any of them
@@ -300,7 +301,7 @@ class StateDB:
             if readonly:
                 self._conn = self._connect_readonly()
             else:
-                state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+                os.makedirs(state_dir, 0o700, exist_ok=True)
                 self._conn = connect(self.path, self.path, isolation_level=None, timeout=30)
                 self._conn.execute("PRAGMA journal_mode=WAL")
                 self._conn.execute("PRAGMA synchronous=FULL")
@@ -323,7 +324,7 @@ class StateDB:
         self._conn.row_factory = sqlite3.Row
 
     def _connect_readonly(self) -> sqlite3.Connection:
-        if not self.path.exists():
+        if not exists(self.path):
             conn = connect(":memory:", self.path, isolation_level=None)
             conn.executescript(_SCHEMA)
             return conn
@@ -332,7 +333,7 @@ class StateDB:
         try:  # damage fails here, as StateDamaged
             tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
         except sqlite3.OperationalError:  # WAL needs its -shm file written, even to read...
-            if not _on_read_only_file_system(self.path.parent):
+            if not _on_read_only_file_system(os.path.dirname(self.path)):
                 raise
             conn.close()  # ...except where nothing can write: read the file as it is,
             conn = self._connect_immutable(uri)  # with what its log holds

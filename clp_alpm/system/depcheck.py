@@ -16,6 +16,7 @@ from typing import Any
 
 from clp_alpm.config import Config
 from clp_alpm.errors import ConfigError, UsageError
+from clp_alpm.paths import is_dir
 from clp_alpm.system.libalpm import alpm_handle
 
 TYPE_CHECKING = False  # no dataclasses (inspect, ast) at run time: see clp_alpm/plaindata.py
@@ -200,7 +201,7 @@ def check_revert_set(config: Config, files: Sequence[Path]) -> list[DependencyPr
     if not files:
         return []
     dbpath = config.host_dbpath
-    if not dbpath.is_dir():
+    if not is_dir(dbpath):
         raise ConfigError(f"{dbpath}: no pacman database here")
     installed: dict[str, _Facts] = {}
 

@@ -24,6 +24,10 @@ from clp_alpm.logfile import LogFile
 from clp_alpm.paths import under_root
 from clp_alpm.system.scripts import SCRIPT_PATH, run_process
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from _typeshed import StrPath
+
 HEALTH_DIR = "/etc/CLP/health.d"
 PHASES = ("required", "wanted", "green", "red")
 LOG_TAG = "CLP-HEALTH"
@@ -63,13 +67,13 @@ def phase_dir(phase: str) -> str:
     return f"{HEALTH_DIR}/{phase}.d"
 
 
-def check_health_dirs(root: Path) -> None:
+def check_health_dirs(root: StrPath) -> None:
     """Refuse a health directory reached through a symbolic link (UsageError): listing it
     would read outside the root. Missing directories are fine: no checks there."""
     for phase in PHASES:
         host = under_root(root, phase_dir(phase))
         path = Path(root)
-        for part in host.relative_to(root).parts:
+        for part in Path(host).relative_to(root).parts:
             path = path / part
             try:
                 mode = os.lstat(path).st_mode
@@ -92,7 +96,7 @@ def _is_check_name(name: str) -> bool:
     return not name.startswith(".") and not name.endswith(_NOT_CHECKS)
 
 
-def list_checks(root: Path, phase: str) -> list[str]:
+def list_checks(root: StrPath, phase: str) -> list[str]:
     """The names of the entries of the phase's directory that are checks, in name order."""
     host = under_root(root, phase_dir(phase))
     try:
@@ -105,7 +109,7 @@ def list_checks(root: Path, phase: str) -> list[str]:
 
 
 def run_phase(
-    root: Path,
+    root: StrPath,
     phase: str,
     env: Mapping[str, str],
     timeout: float,

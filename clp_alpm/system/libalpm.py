@@ -6,15 +6,18 @@ read versions from the listing (`localdb.py`).
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 from typing import Any
 
 from clp_alpm.config import Config
 from clp_alpm.errors import ConfigError
+from clp_alpm.paths import is_dir
 
 TYPE_CHECKING = False  # no dataclasses (inspect, ast) at run time: see clp_alpm/plaindata.py
 if TYPE_CHECKING:
     from dataclasses import dataclass
+
+    from _typeshed import StrPath
 else:
     from clp_alpm.plaindata import dataclass
 
@@ -28,7 +31,7 @@ class InstalledPackage:
     required_by: tuple[str, ...]
 
 
-def alpm_handle(root: Path, dbpath: Path) -> Any:
+def alpm_handle(root: StrPath, dbpath: StrPath) -> Any:
     """A libalpm handle on `root` and its database (a `pyalpm.Handle`: pyalpm has no types).
 
     Raises ConfigError when libalpm cannot open the database.
@@ -36,7 +39,7 @@ def alpm_handle(root: Path, dbpath: Path) -> Any:
     import pyalpm  # lazy: libalpm is only loaded when a package question is asked
 
     try:
-        return pyalpm.Handle(str(root), str(dbpath))
+        return pyalpm.Handle(os.fspath(root), os.fspath(dbpath))
     except pyalpm.error as err:
         raise ConfigError(f"{dbpath}: cannot open the pacman database ({err.args[0]})") from None
 
@@ -44,7 +47,7 @@ def alpm_handle(root: Path, dbpath: Path) -> Any:
 def installed_package(config: Config, name: str) -> InstalledPackage | None:
     """The installed package `name`, or None."""
     dbpath = config.host_dbpath
-    if not (dbpath / "local").is_dir():
+    if not is_dir(os.path.join(dbpath, "local")):
         return None
     package = alpm_handle(config.root, dbpath).get_localdb().get_pkg(name)
     if package is None:

@@ -11,7 +11,6 @@ dependencies) is read through libalpm (`libalpm.py`), loaded only when such a qu
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from clp_alpm.errors import ConfigError
 
@@ -19,14 +18,16 @@ TYPE_CHECKING = False  # the hooks' path: no collections at run time
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
+    from _typeshed import StrPath
 
-def installed_versions(dbpath: Path, names: Iterable[str]) -> dict[str, str | None]:
+
+def installed_versions(dbpath: StrPath, names: Iterable[str]) -> dict[str, str | None]:
     """Installed version of each name (None when not installed), from the local db at `dbpath`
     (a host path: `Config.host_dbpath`)."""
     wanted = list(names)
     versions: dict[str, str] = {}
     try:
-        with os.scandir(Path(dbpath) / "local") as entries:
+        with os.scandir(os.path.join(dbpath, "local")) as entries:
             for entry in entries:  # as libalpm: directories only, the first of a name wins
                 parts = entry.name.rsplit("-", 2)
                 if len(parts) == 3 and all(parts) and entry.is_dir(follow_symlinks=False):

@@ -22,6 +22,10 @@ from clp_alpm.errors import LockError, OperationFailed, UsageError
 from clp_alpm.paths import HELD_ENV
 from clp_alpm.system.pacmanconf import PacmanSettings
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from _typeshed import StrPath
+
 PACMAN_LOCK = "db.lck"  # in DBPath, held by whichever pacman (or libalpm user) runs
 MAX_DETAIL_LINES = 5
 
@@ -123,7 +127,7 @@ def clear_stale_lock(dbpath: Path) -> bool:
     return True
 
 
-def refuse_if_pacman_runs(dbpath: Path) -> None:
+def refuse_if_pacman_runs(dbpath: StrPath) -> None:
     """Raise LockError when pacman's lock `dbpath/db.lck` exists: a package transaction is in
     progress (or a killed one left the file behind), and changing packages or patching files
     under it would race it.

@@ -15,6 +15,7 @@ fails). Errors name the file and line.
 from __future__ import annotations
 
 import glob
+import os
 from pathlib import Path
 
 from clp_alpm.config import Config, read_config_bytes, refuse_special_include
@@ -25,6 +26,8 @@ TYPE_CHECKING = False  # no typing at run time: see clp_alpm.cli.entry
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from dataclasses import dataclass
+
+    from _typeshed import StrPath
 else:  # the listings start without dataclasses (inspect, ast), see clp_alpm/plaindata.py
     from clp_alpm.plaindata import dataclass
 
@@ -53,7 +56,7 @@ LIST_OPTIONS = frozenset({
 })  # fmt: skip
 
 
-def read_pacman_conf(root: Path, conf: Path, strict: bool = True) -> list[ConfEntry]:
+def read_pacman_conf(root: StrPath, conf: StrPath, strict: bool = True) -> list[ConfEntry]:
     """Every directive of pacman.conf at host path `conf`, Include globs resolved under `root`.
 
     Include entries are kept (before the entries they bring in). With strict=False an Include
@@ -139,18 +142,18 @@ def _include_matches(root: Path, pattern: str, source: str, strict: bool) -> lis
     return matches
 
 
-def glob_under_root(root: Path, pattern: str) -> list[Path]:
+def glob_under_root(root: StrPath, pattern: str) -> list[Path]:
     """Host paths matching the target glob `pattern`, sorted; the root itself is never a glob."""
     try:
         clean = under_root(Path("/"), pattern)
     except UsageError as err:
         raise ConfigError(f"Include {pattern}: {err}") from None
-    prefix = glob.escape(str(root).rstrip("/"))
+    prefix = glob.escape(os.fspath(root).rstrip("/"))
     found = []
     for match in sorted(glob.glob(prefix + str(clean))):
         target = target_of(root, match)
         try:  # the match's name is inside the root: what it resolves to must be too
-            found.append(resolve_inside(root, target) if target is not None else Path(match))
+            found.append(Path(resolve_inside(root, target) if target is not None else match))
         except UsageError as err:
             raise ConfigError(f"Include {pattern}: {err}") from None
     return found
@@ -178,13 +181,13 @@ class PacmanSettings:
 
 
 def pacman_settings(
-    config: Config, pacman_conf: Path | None = None, extra_cache_dirs: Sequence[Path] = ()
+    config: Config, pacman_conf: StrPath | None = None, extra_cache_dirs: Sequence[StrPath] = ()
 ) -> PacmanSettings:
     """Read the target's pacman.conf (or the host path given, as pacman's --config).
 
     A missing default pacman.conf means pacman's defaults; a missing explicit one is an error.
     """
-    conf = Path(pacman_conf) if pacman_conf is not None else config.host(PACMAN_CONF)
+    conf = Path(pacman_conf if pacman_conf is not None else config.host(PACMAN_CONF))
     if pacman_conf is not None or conf.exists():
         entries = read_pacman_conf(config.root, conf)
     else:
@@ -196,14 +199,16 @@ def pacman_settings(
     cache_dirs += _host_paths(config, lists.get("CacheDir", [DEFAULT_CACHE_DIR]), "CacheDir")
     hook_dirs = _host_paths(config, lists.get("HookDir", [DEFAULT_HOOK_DIR]), "HookDir")
     gpgdir = (
-        config.keyring_override
-        or _host_paths(config, [singles.get("GPGDir") or DEFAULT_GPG_DIR], "GPGDir")[0]
+        Path(config.keyring_override)
+        if config.keyring_override
+        else _host_paths(config, [singles.get("GPGDir") or DEFAULT_GPG_DIR], "GPGDir")[0]
     )
     log_file = singles.get("LogFile")
+    extra_hook_dirs = tuple(Path(path) for path in config.extra_hook_dirs)
     return PacmanSettings(
         conf=conf,
-        root=config.root,
-        dbpath=config.host_dbpath,
+        root=Path(config.root),
+        dbpath=Path(config.host_dbpath),
         cache_dirs=tuple(dict.fromkeys(cache_dirs)),
         gpgdir=gpgdir,
         local_file_siglevel=_joined(options, "LocalFileSigLevel"),
@@ -212,8 +217,8 @@ def pacman_settings(
         includes=tuple(e.value or "" for e in options if e.key == "Include"),
         siglevel=_joined(options, "SigLevel"),
         repos=_repositories(entries),
-        hook_dirs=tuple(dict.fromkeys([*hook_dirs, *config.extra_hook_dirs])),
-        extra_hook_dirs=config.extra_hook_dirs,
+        hook_dirs=tuple(dict.fromkeys([*hook_dirs, *extra_hook_dirs])),
+        extra_hook_dirs=extra_hook_dirs,
         log_file=_host_paths(config, [log_file], "LogFile")[0] if log_file else None,
         entries=tuple(entries),
     )
@@ -242,7 +247,7 @@ def _host_paths(config: Config, target_paths: list[str], key: str) -> list[Path]
     paths = []
     for target in target_paths:
         try:
-            paths.append(config.host(target))
+            paths.append(Path(config.host(target)))
         except UsageError as err:
             raise ConfigError(f"pacman.conf: {key}: {err}") from None
     return paths

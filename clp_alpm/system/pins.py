@@ -7,16 +7,17 @@ so a human reading the file sees the same pins as pacman and clp.
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 
 from clp_alpm.config import Config
 from clp_alpm.errors import ConfigError, UsageError
-from clp_alpm.paths import PACMAN_CONF
+from clp_alpm.paths import PACMAN_CONF, is_file
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from dataclasses import dataclass
+    from pathlib import Path
 else:  # the pacman hook's path: no dataclasses, see clp_alpm/plaindata.py
     from clp_alpm.plaindata import dataclass
 
@@ -61,7 +62,7 @@ def read_pins(config: Config) -> list[Pin]:
     """The pins pacman applies: every IgnorePkg name of the file, with its `# clp:` details."""
     path = config.host(PINS_FILE)
     try:
-        text = path.read_bytes().decode("utf-8")
+        text = _read(path).decode("utf-8")
     except FileNotFoundError:
         return []
     except UnicodeDecodeError:
@@ -101,14 +102,14 @@ def write_pins(config: Config, pins: Sequence[Pin]) -> None:
 
     path = config.host(PINS_FILE)
     text = render_pins(pins, _foreign_lines(path))
-    path.parent.mkdir(parents=True, exist_ok=True)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
     write_atomically(path, text.encode("utf-8"))
 
 
 def read_pins_file(config: Config) -> str | None:
     """The pins file's text as it is (None: there is none), for putting it back exactly."""
     try:
-        return config.host(PINS_FILE).read_bytes().decode("utf-8")
+        return _read(config.host(PINS_FILE)).decode("utf-8")
     except FileNotFoundError:
         return None
     except UnicodeDecodeError:
@@ -123,14 +124,22 @@ def restore_pins_file(config: Config, text: str | None) -> None:
 
     path = config.host(PINS_FILE)
     if text is None:
-        path.unlink(missing_ok=True)
+        try:  # noqa: SIM105 - no contextlib on the hooks' path
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
         return
     write_atomically(path, text.encode("utf-8"))
 
 
-def _foreign_lines(path: Path) -> list[str]:
+def _read(path: str) -> bytes:
+    with open(path, "rb") as file:
+        return file.read()
+
+
+def _foreign_lines(path: str) -> list[str]:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = _read(path).decode("utf-8")
     except (FileNotFoundError, UnicodeDecodeError):
         return []
     header = set(HEADER.splitlines())
@@ -183,7 +192,7 @@ def _check_pin(pin: Pin) -> None:
         raise UsageError(f"{pin.name}: the reason holds control characters")
 
 
-def pins_included(config: Config, pacman_conf: Path | None = None) -> bool:
+def pins_included(config: Config, pacman_conf: str | None = None) -> bool:
     """Does pacman.conf include the pins file from [options]?
 
     pacman-conf cannot answer for a root other than `/`: it globs Include on the host. So the
@@ -195,8 +204,8 @@ def pins_included(config: Config, pacman_conf: Path | None = None) -> bool:
         read_pacman_conf,  # lazy: the post hook reads pins on every transaction
     )
 
-    conf = Path(pacman_conf) if pacman_conf is not None else config.host(PACMAN_CONF)
-    if not conf.is_file():
+    conf = pacman_conf if pacman_conf is not None else config.host(PACMAN_CONF)
+    if not is_file(conf):
         return False
     pins_path = config.host(PINS_FILE)
     for entry in read_pacman_conf(config.root, conf, strict=False):
@@ -204,12 +213,12 @@ def pins_included(config: Config, pacman_conf: Path | None = None) -> bool:
             continue
         if entry.value.strip() == PINS_FILE:
             return True
-        if pins_path in _matches(config.root, entry.value):
+        if pins_path in map(str, _matches(config.root, entry.value)):
             return True
     return False
 
 
-def _matches(root: Path, pattern: str) -> list[Path]:
+def _matches(root: str, pattern: str) -> list[Path]:
     from clp_alpm.system.pacmanconf import glob_under_root
 
     try:

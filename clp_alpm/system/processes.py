@@ -39,7 +39,6 @@ be restarted. For a process of a user's service manager this is the user unit's 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from clp_alpm.system.services import unit_name_is_valid
 
@@ -47,6 +46,8 @@ TYPE_CHECKING = False  # no typing at run time: see clp_alpm.cli.entry
 if TYPE_CHECKING:
     from collections.abc import Iterable
     from dataclasses import dataclass
+
+    from _typeshed import StrPath
 else:  # the listings start without dataclasses (inspect, ast), see clp_alpm/plaindata.py
     from clp_alpm.plaindata import dataclass
 
@@ -85,9 +86,9 @@ class StaleProcess:
         }
 
 
-def find_stale_processes(root: Path = Path("/"), proc: Path = Path("/proc")) -> list[StaleProcess]:
+def find_stale_processes(root: StrPath = "/", proc: StrPath = "/proc") -> list[StaleProcess]:
     """Processes that map or run a deleted or replaced file under `root`, sorted by pid."""
-    return _Scanner(Path(root), Path(proc)).scan()
+    return _Scanner(root, proc).scan()
 
 
 def group_by_unit(processes: Iterable[StaleProcess]) -> dict[str | None, list[StaleProcess]]:
@@ -175,8 +176,8 @@ def _parse_mapping(device: bytes, inode: bytes, raw_path: bytes) -> _Mapping | N
 class _Scanner:
     """One scan of `proc`; remembers what each path is, per file-system view."""
 
-    def __init__(self, root: Path, proc: Path) -> None:
-        self.root = os.fspath(root.resolve())
+    def __init__(self, root: StrPath, proc: StrPath) -> None:
+        self.root = os.path.realpath(root)
         self.proc = os.fspath(proc)  # /proc/PID/... as strings: a scan reads hundreds
         self.own_mount_ns = _readlink("/proc/self/ns/mnt")
         # only mappings under the root count: the others are not parsed (the kernel writes a

@@ -32,6 +32,10 @@ from typing import IO
 from clp_alpm.errors import UsageError
 from clp_alpm.paths import resolve_in_root
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from _typeshed import StrPath
+
 EXTENSION = ".pkg.tar.xz"
 
 # %KEY% of the local db's desc -> .PKGINFO key (the ones a package file carries)
@@ -74,7 +78,7 @@ class Installed:
         return f"{self.name}-{self.version}-{self.arch}{EXTENSION}"
 
 
-def installed_package(root: Path, dbpath: Path, name: str, version: str) -> Installed:
+def installed_package(root: StrPath, dbpath: StrPath, name: str, version: str) -> Installed:
     """The local db's entry of `name` `version`, every one of its paths present under `root`;
     UsageError saying what stands in the way of a rebuild."""
     what = f"{name} {version}"
@@ -101,7 +105,7 @@ def installed_package(root: Path, dbpath: Path, name: str, version: str) -> Inst
     return Installed(name, version, arch, entry, desc, files, tuple(backup), tuple(changed))
 
 
-def write_package(root: Path, installed: Installed, out: IO[bytes]) -> None:
+def write_package(root: StrPath, installed: Installed, out: IO[bytes]) -> None:
     """Write the package file of `installed` to `out`."""
     with tarfile.open(fileobj=out, mode="w:xz", format=tarfile.PAX_FORMAT) as archive:
         now = int(time.time())
@@ -159,7 +163,7 @@ def _md5_of(path: Path) -> str | None:
     return digest.hexdigest()
 
 
-def _host_path(root: Path, relpath: str, what: str) -> Path:
+def _host_path(root: StrPath, relpath: str, what: str) -> Path:
     """The host path of a package path: its directory resolved as a chrooted process would,
     the last component itself not followed."""
     clean = relpath.rstrip("/")
@@ -167,7 +171,7 @@ def _host_path(root: Path, relpath: str, what: str) -> Path:
         raise UsageError(f"{what}: the local database lists a bad path '{relpath}'")
     parent, _, base = clean.rpartition("/")
     directory = resolve_in_root(root, "/" + parent)
-    path = None if directory is None else directory / base
+    path = None if directory is None else Path(directory, base)
     if path is None or not os.path.lexists(path):
         raise UsageError(f"{what}: /{clean} is missing")
     mode = os.lstat(path).st_mode
@@ -187,7 +191,7 @@ def _add_bytes(archive: tarfile.TarFile, member: str, data: bytes, mtime: int) -
     archive.addfile(info, io.BytesIO(data))
 
 
-def _add_path(archive: tarfile.TarFile, root: Path, relpath: str, installed: Installed) -> None:
+def _add_path(archive: tarfile.TarFile, root: StrPath, relpath: str, installed: Installed) -> None:
     what = f"{installed.name} {installed.version}"
     path = _host_path(root, relpath, what)
     info = archive.gettarinfo(name=str(path), arcname=relpath.rstrip("/"))

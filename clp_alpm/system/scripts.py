@@ -32,9 +32,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from clp_alpm.errors import OperationFailed, UsageError
-from clp_alpm.paths import normalize_target_path, resolve_in_root
+from clp_alpm.paths import is_dir, is_file, normalize_target_path, resolve_in_root
 
 if TYPE_CHECKING:
+    from _typeshed import StrPath
+
     from clp_alpm.logfile import LogFile
 
 SCRIPT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/bin:/usr/sbin:/bin:/sbin"
@@ -92,7 +94,7 @@ def script_argv(interpreter: str, script: str) -> list[str]:
     return [interpreter, "-NoProfile", "-NonInteractive", "-File", script]
 
 
-def find_interpreter(root: Path, interpreter: str) -> Path:
+def find_interpreter(root: StrPath, interpreter: str) -> Path:
     """Host path of `interpreter` as the chrooted script will see it (symlinks resolved in root)."""
     if not interpreter.startswith("/"):
         raise UsageError(
@@ -101,18 +103,18 @@ def find_interpreter(root: Path, interpreter: str) -> Path:
         )
     host_root = Path(root).resolve()
     found = resolve_in_root(host_root, normalize_target_path(interpreter))
-    if found is None or not found.is_file() or not os.access(found, os.X_OK):
+    if found is None or not is_file(found) or not os.access(found, os.X_OK):
         raise UsageError(
             f"interpreter {interpreter} not found in {host_root} "
             "(set Interpreter= in /etc/CLP/clp.conf)"
         )
-    return found
+    return Path(found)
 
 
 def script_environment(
     patch_id: str,
     patch_dir: str,
-    root: Path,
+    root: StrPath,
     action: str,
     extra: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
@@ -393,7 +395,7 @@ class _Watcher:
 def run_process(
     argv: Sequence[str],
     *,
-    root: Path,
+    root: StrPath,
     cwd: str,
     env: Mapping[str, str],
     timeout: float,
@@ -519,7 +521,7 @@ def _check_arguments(argv: tuple[str, ...], cwd: str, timeout: float) -> None:
 
 def _check_workdir(host_root: Path, cwd: str) -> None:
     found = resolve_in_root(host_root, normalize_target_path(cwd))
-    if found is None or not found.is_dir():
+    if found is None or not is_dir(found):
         raise OperationFailed(f"{cwd}: working directory does not exist in {host_root}")
 
 
@@ -552,7 +554,7 @@ def run_script(
     interpreter: str,
     script: str,
     *,
-    root: Path,
+    root: StrPath,
     cwd: str,
     env: Mapping[str, str],
     timeout: float,
@@ -580,7 +582,7 @@ def run_script(
 def run_health_check(
     command: str,
     *,
-    root: Path,
+    root: StrPath,
     env: Mapping[str, str],
     timeout: float,
     on_output: Callable[[str], None] | None = None,

@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
+
+from clp_alpm.paths import is_symlink
 
 TYPE_CHECKING = False  # no typing at run time: see clp_alpm.cli.entry
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from dataclasses import dataclass
+
+    from _typeshed import StrPath
 else:  # the listings start without dataclasses (inspect, ast), see clp_alpm/plaindata.py
     from clp_alpm.plaindata import dataclass
 
@@ -98,13 +101,13 @@ def systemctl_path(systemctl: str | None = None) -> str:
     return systemctl or os.environ.get(SYSTEMCTL_ENV) or SYSTEMCTL
 
 
-def why_not_running_system(root: Path, systemd_running: bool | None = None) -> str | None:
+def why_not_running_system(root: StrPath, systemd_running: bool | None = None) -> str | None:
     """Why units cannot be restarted for `root`, or None when they can.
 
     `systemd_running` None checks this machine; True or False says so (tests, and callers
     that already know).
     """
-    if Path(root).resolve() != Path("/"):
+    if os.path.realpath(root) != "/":
         return f"not restarted: the target root {root} is not the running system"
     if systemd_running is None:
         if not os.path.isdir("/run/systemd/system"):
@@ -118,7 +121,7 @@ def why_not_running_system(root: Path, systemd_running: bool | None = None) -> s
 
 def try_restart(
     units: Sequence[str],
-    root: Path,
+    root: StrPath,
     systemctl: str | None = None,
     *,
     systemd_running: bool | None = None,
@@ -237,23 +240,24 @@ class ShadowedUnit:
                 "lines": list(self.lines), "message": self.describe(), "fix": self.fix}  # fmt: skip
 
 
-def shadowed_units(root: Path | str) -> list[ShadowedUnit]:
+def shadowed_units(root: StrPath) -> list[ShadowedUnit]:
     """clp's units that a file of the same name in /etc/systemd/system overrides. A link
     to clp's own file is not an override; drop-ins (`systemctl edit`, UNIT.d/) are kept
     customizations and not reported."""
     found = []
     for unit in CLP_UNITS:
-        path = Path(root) / ADMIN_UNIT_DIR.lstrip("/") / unit
+        path = os.path.join(root, ADMIN_UNIT_DIR.lstrip("/"), unit)
         if not os.path.lexists(path):
             continue
-        target = os.readlink(path) if path.is_symlink() else None
+        target = os.readlink(path) if is_symlink(path) else None
         if target == f"{VENDOR_UNIT_DIR}/{unit}":
             continue
         masked = target == "/dev/null"
         lines: tuple[str, ...] = ()
         if not masked:
             try:
-                text = path.read_text(errors="replace")
+                with open(path, encoding="utf-8", errors="replace") as file:
+                    text = file.read()
             except OSError:
                 text = ""
             lines = tuple(

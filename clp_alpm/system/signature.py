@@ -27,6 +27,10 @@ from typing import IO
 from clp_alpm.atomicfile import write_atomically
 from clp_alpm.errors import ConfigError, SignatureError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from _typeshed import StrPath
+
 SIGLEVELS = ("Required", "Optional", "Never")
 
 # pacman's keyring on the target system (under --root); clp.conf `Keyring =` overrides it.
@@ -75,7 +79,7 @@ class _GpgRun:
 def check_signature(
     data: Path,
     siglevel: str,
-    keyring: Path,
+    keyring: StrPath,
     sig: Path | None = None,
     *,
     setting: str = "SigLevel",
@@ -121,7 +125,7 @@ class StreamedVerification:
     who signed). gpg stopping early (a signature it cannot use) does not stop the feeding:
     its verdict comes at `finish()`."""
 
-    def __init__(self, name: str, sig: Path, keyring: Path, timeout: float = 60) -> None:
+    def __init__(self, name: str, sig: Path, keyring: StrPath, timeout: float = 60) -> None:
         self._name = Path(name)
         self._sig = Path(sig)
         self._keyring = Path(keyring)
@@ -174,7 +178,7 @@ class StreamedVerification:
         self._close_feed()
 
 
-def verify_detached(data: Path, sig: Path, keyring: Path, timeout: float = 60) -> SignatureInfo:
+def verify_detached(data: Path, sig: Path, keyring: StrPath, timeout: float = 60) -> SignatureInfo:
     """Verify `sig`, a detached signature of `data`, against the gpg homedir `keyring`."""
     data, sig, keyring = Path(data), Path(sig), Path(keyring)
     _require_keyring(keyring)
@@ -582,7 +586,7 @@ def _gpg_reason(stderr: str, returncode: int) -> str:
 # Judging gpg's verdict
 
 
-def _judge_verification(run: _GpgRun, data: Path, sig: Path, keyring: Path) -> SignatureInfo:
+def _judge_verification(run: _GpgRun, data: Path, sig: Path, keyring: StrPath) -> SignatureInfo:
     status: dict[str, list[str]] = {}
     for keyword, args in run.status:
         status.setdefault(keyword, args)
@@ -617,7 +621,7 @@ def _judge_verification(run: _GpgRun, data: Path, sig: Path, keyring: Path) -> S
     return SignatureInfo(fingerprint=primary_fpr, uid=uid, trust=trust)
 
 
-def _refuse_disabled_key(fpr: str, sig: Path, keyring: Path, timeout: float) -> None:
+def _refuse_disabled_key(fpr: str, sig: Path, keyring: StrPath, timeout: float) -> None:
     """pacman-key --populate disables the keys a distribution revoked; libalpm refuses them
     (ALPM_SIGSTATUS_KEY_DISABLED) although gpg --verify still says TRUST_FULLY."""
     run = _run_gpg(
@@ -642,7 +646,7 @@ def _refuse_disabled_key(fpr: str, sig: Path, keyring: Path, timeout: float) -> 
 
 
 def _refuse_problems(
-    status: dict[str, list[str]], data: Path, sig: Path, keyring: Path, run: _GpgRun
+    status: dict[str, list[str]], data: Path, sig: Path, keyring: StrPath, run: _GpgRun
 ) -> None:
     key = _signing_key(status)
     if "NO_PUBKEY" in status:

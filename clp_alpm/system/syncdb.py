@@ -73,7 +73,7 @@ def sort_versions(versions: Sequence[str]) -> list[str]:
 
 def private_dbpath(config: Config) -> Path:
     """The DBPath of clp's private copy of the sync databases (host path)."""
-    return config.host_in_state_dir(PRIVATE_DBPATH)
+    return Path(config.host_in_state_dir(PRIVATE_DBPATH))
 
 
 def refresh_private_copy(

@@ -15,7 +15,6 @@ import pytest
 
 import clp_alpm
 from clp_alpm.cli import launcher
-from clp_alpm.cli.entry import PATHLIB_COMPILES_PATTERNS
 from tests.kits.pkgkit import install_demo_versions, installed
 
 
@@ -40,13 +39,11 @@ def imported(stderr: str) -> set[str]:
             if line.startswith("import time:") and "|" in line}  # fmt: skip
 
 
-# re and enum, which pathlib itself loads from Python 3.12 (clp_alpm/cli/entry.py), and the
-# functools, collections and contextlib they (and 3.13's glob) load
-PATTERN_MODULES = (
-    ("re", "enum", "functools", "collections", "contextlib")
-    if sys.version_info < PATHLIB_COMPILES_PATTERNS
-    else ()
-)
+# pathlib, which the hooks' and listings' modules do without (paths are strings there), and
+# what it would load: re and enum (from Python 3.12 at once, clp_alpm/cli/entry.py), the
+# functools, collections and contextlib they (and 3.13's glob) load, urllib.parse
+PATHLIB_MODULES = ("pathlib", "fnmatch", "re", "enum", "functools", "collections", "contextlib",
+                   "urllib.parse", "ipaddress")  # fmt: skip
 
 SPELLINGS = [
     ["--root", "{root}", "--config", "{conf}", "hook", "{when}"],
@@ -75,7 +72,7 @@ def test_the_hook_takes_the_fast_path_whatever_options_come_first(
         assert "clp_alpm.ops.hooks" in modules
         unwanted = {"click", "site", "clp_alpm.cli.main", "dataclasses", "inspect", "tempfile",
                     "lxml", "tarfile", "ssl", "http.client", "_hashlib", "json",
-                    *PATTERN_MODULES} & modules  # fmt: skip
+                    *PATHLIB_MODULES} & modules  # fmt: skip
         assert unwanted == set(), f"{' '.join(args)} imported {sorted(unwanted)}"
         said = [line for line in result.stderr.splitlines() if not line.startswith("import time")]
         assert said == [], said
@@ -104,7 +101,7 @@ def test_the_listings_and_help_start_without_site_or_click(installed_clp, sandbo
     if args == ["--help"]:
         result = run(installed_clp, "--help", profile=True)
     modules = imported(result.stderr)
-    assert {"site", "click", "typing", "dataclasses"} & modules == set(), sorted(modules)
+    assert {"site", "click", "typing", "dataclasses", "pathlib"} & modules == set(), sorted(modules)
     said = [line for line in result.stderr.splitlines() if not line.startswith("import time")]
     if args[0] == "status" and os.geteuid() == 0:
         assert result.returncode == 0, said

@@ -85,3 +85,31 @@ def test_nothing_is_stood_in_for_once_it_is_loaded():
                             timeout=60)  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["True", "False"]
+
+
+HOOK_PROBE = """
+import sys
+from clp_alpm.cli import entry
+entry._import_lean_sqlite()
+import clp_alpm.cli.argv, clp_alpm.cli.hook, clp_alpm.ops.hooks, clp_alpm.store.completion
+from clp_alpm.store import state
+print(sorted(m for m in ("pathlib", "fnmatch", "re", "enum", "functools", "collections",
+                         "contextlib", "urllib.parse", "ipaddress", "datetime", "json",
+                         "typing", "dataclasses", "sqlite3") if m in sys.modules))
+state_db = state.StateDB(sys.argv[1])
+for _ in range(3):
+    state_db.set_setting("k", "v")
+print(state_db.get_setting("k"))
+import functools, sqlite3
+print(sys.modules["functools"] is functools, functools.reduce(max, [3, 9, 4]),
+      sqlite3.connect(":memory:").execute("SELECT 2").fetchone()[0])
+"""
+
+
+@pytest.mark.parametrize("python", pythons.each_version())
+def test_the_hooks_path_loads_sqlite_alone_and_no_pathlib(python, tmp_path):
+    env = {"PYTHONPATH": str(REPO)}  # -S: no site, as the launcher starts
+    result = subprocess.run([python, "-S", "-c", HOOK_PROBE, str(tmp_path)], capture_output=True,
+                            text=True, timeout=60, env=env)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["[]", "v", "True 9 2"]

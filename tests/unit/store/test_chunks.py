@@ -35,7 +35,7 @@ def hook_paths(files: list[str]) -> list[str]:
 
 
 def chunk_objects(store: SnapshotStore) -> set[Path]:
-    return {path for path in store.objects_dir.rglob("*") if path.is_file()}
+    return {path for path in Path(store.objects_dir).rglob("*") if path.is_file()}
 
 
 def trusted(snapshot: Snapshot) -> Snapshot:

@@ -57,7 +57,7 @@ def test_the_kernel_frees_the_lock_of_a_killed_holder(tmp_path, holder):
     assert lock_holder(tmp_path / "state") is None
     with StateLock(tmp_path / "state", wait=1.0) as lock:
         assert lock_holder(tmp_path / "state") == os.getpid()
-        assert lock.path.read_text() == f"{os.getpid()}\n"
+        assert Path(lock.path).read_text() == f"{os.getpid()}\n"
     assert lock_holder(tmp_path / "state") is None
 
 

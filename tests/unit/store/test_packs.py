@@ -120,15 +120,15 @@ def test_a_pack_and_its_chunks_are_compressed_and_few(tmp_path: Path) -> None:
         paths.append(f"/etc/{number}.conf")
     store = SnapshotStore(tmp_path / "store")
     snapshot = store.take(root, paths)
-    packs = list((store.directory / "packs").iterdir())
+    packs = list((Path(store.directory) / "packs").iterdir())
     assert len(packs) == 1
     raw = sum((root / p.lstrip("/")).stat().st_size for p in paths)
     assert packs[0].stat().st_size < raw / 5
-    objects = [p for p in store.objects_dir.rglob("*") if p.is_file()]
+    objects = [p for p in Path(store.objects_dir).rglob("*") if p.is_file()]
     assert len(objects) == len(store.manifests.read(snapshot.id).chunks) < 20
     for chunk in objects:
         assert json.loads(zlib.decompress(chunk.read_bytes()))["files"]
-    assert not list(store.tmp_dir.iterdir())
+    assert not list(Path(store.tmp_dir).iterdir())
 
 
 def test_a_second_snapshot_of_an_unchanged_tree_adds_only_its_manifest(tmp_path: Path) -> None:
@@ -136,12 +136,14 @@ def test_a_second_snapshot_of_an_unchanged_tree_adds_only_its_manifest(tmp_path:
     paths = tree(root)
     store = SnapshotStore(tmp_path / "store")
     first = store.take(root, paths)
-    files_before = sorted(p for p in store.directory.rglob("*") if p.is_file())
+    files_before = sorted(p for p in Path(store.directory).rglob("*") if p.is_file())
     trusted = store.load(first.id)
     object.__setattr__(trusted, "created", first.created + 10)  # old enough to trust its stat
     second = store.take(root, paths, previous=trusted)
-    added = sorted(set(p for p in store.directory.rglob("*") if p.is_file()) - set(files_before))
-    assert added == [store.snapshots_dir / f"{second.id}.json"]
+    added = sorted(
+        set(p for p in Path(store.directory).rglob("*") if p.is_file()) - set(files_before)
+    )
+    assert added == [Path(store.snapshots_dir) / f"{second.id}.json"]
     assert store.load(second.id).files == first.files
     assert store.bytes_hashed == sum(s.size for s in first.files if s.kind == "file"), (
         "nothing was read twice"
@@ -158,7 +160,7 @@ def test_a_damaged_or_missing_pack_is_refused_before_anything_is_written(tmp_pat
     (root / "etc/a.conf").write_bytes(b"a changed\n")
     (root / "etc/b.conf").write_bytes(b"b changed\n")
     name, offset, length = snapshot.get("/etc/b.conf").packed or ("", 0, 0)
-    pack = store.directory / "packs" / name
+    pack = Path(store.directory) / "packs" / name
     good = pack.read_bytes()
     other = zlib.compress(b"b 0riginal\n", 6)
     assert len(other) == length
@@ -185,7 +187,7 @@ def test_gc_keeps_packs_in_use_and_removes_the_others(tmp_path: Path) -> None:
     store = SnapshotStore(tmp_path / "store")
     (root / "etc/a.conf").write_bytes(b"version 2\n")
     second = store.take(root, ["/etc/a.conf"])
-    packs = store.directory / "packs"
+    packs = Path(store.directory) / "packs"
     assert len(list(packs.iterdir())) == 2 and store.gc() == 0
     (packs / ("0" * 32)).write_bytes(b"stray")
     assert store.gc() == 1
@@ -202,7 +204,7 @@ def test_a_lost_pack_is_written_again_by_the_next_snapshot(tmp_path: Path) -> No
     (root / "etc/a.conf").write_text("a\n")
     store = SnapshotStore(tmp_path / "store")
     first = store.take(root, ["/etc/a.conf"])
-    (store.directory / "packs" / first.files[0].packed[0]).unlink()
+    (Path(store.directory) / "packs" / first.files[0].packed[0]).unlink()
     trusted = Snapshot(first.id, first.created + 10, first.files)
     second = SnapshotStore(store.directory).take(root, ["/etc/a.conf"], previous=trusted)
     assert second.files[0].packed != first.files[0].packed
@@ -221,7 +223,7 @@ def test_a_file_read_again_only_because_it_was_racy_is_not_packed_again(tmp_path
     second = store.take(root, ["/etc/a.conf"], previous=first)
     assert store.bytes_hashed == 4  # read both times: racy
     assert second.files[0].packed == first.files[0].packed
-    assert len(list((store.directory / "packs").iterdir())) == 1
+    assert len(list((Path(store.directory) / "packs").iterdir())) == 1
     store.delete(first.id)
     assert store.gc() == 0  # the pack is the second snapshot's too
     (root / "etc/a.conf").write_text("b\n")
@@ -239,7 +241,7 @@ def test_a_racy_file_whose_pack_was_harmed_is_packed_again(tmp_path: Path, harm:
     (root / "etc/a.conf").write_text("a\n")
     store = SnapshotStore(tmp_path / "store")
     first = store.take(root, ["/etc/a.conf"])
-    pack = store.directory / "packs" / first.files[0].packed[0]
+    pack = Path(store.directory) / "packs" / first.files[0].packed[0]
     if harm == "damaged":
         data = bytearray(pack.read_bytes())
         data[-1] ^= 0xFF
@@ -323,7 +325,7 @@ def test_a_manifest_from_a_newer_clp_says_so(tmp_path: Path) -> None:
     (root / "etc").mkdir(parents=True)
     store = SnapshotStore(tmp_path / "store")
     snapshot = store.take(root, ["/etc"])
-    manifest = store.snapshots_dir / f"{snapshot.id}.json"
+    manifest = Path(store.snapshots_dir) / f"{snapshot.id}.json"
     manifest.write_text(manifest.read_text().replace('"format": 2', '"format": 3'))
     with pytest.raises(CorruptStoreError, match="is a version 3 manifest, written by a newer"):
         store.load(snapshot.id)
@@ -350,7 +352,7 @@ def assert_whole(store: SnapshotStore) -> None:
     """Every named object matches its name; every manifest loads and every file it records
     reads back (its pack or object is whole)."""
     for digest, path in store.objects.stored():
-        assert hashlib.sha256(path.read_bytes()).hexdigest() == digest, path
+        assert hashlib.sha256(Path(path).read_bytes()).hexdigest() == digest, path
     for snapshot_id in store.list_ids():
         for state in store.load(snapshot_id).files:
             if state.kind == "file":

@@ -160,7 +160,7 @@ def test_a_lost_pack_is_stored_again(root: Path, store: SnapshotStore) -> None:
     paths = make_tree(root)
     first = trusted(store.take(root, paths))
     for _name, pack in store.objects.stored_packs():
-        pack.unlink()
+        os.unlink(pack)
     fresh = SnapshotStore(store.directory)  # knows nothing of the pack it had written
     second = fresh.take(root, paths, previous=first)
     for record in second.files:

@@ -76,16 +76,16 @@ def tree(root: Path, dir_mtimes: bool = True) -> dict[str, tuple]:
 
 
 def object_files(store: SnapshotStore) -> list[Path]:
-    return [p for p in store.objects_dir.rglob("*") if p.is_file()]
+    return [p for p in Path(store.objects_dir).rglob("*") if p.is_file()]
 
 
 def object_path(store: SnapshotStore, digest: str | None) -> Path:
     assert digest is not None
-    return store.directory / "objects" / digest[:2] / digest[2:]
+    return Path(store.directory) / "objects" / digest[:2] / digest[2:]
 
 
 def store_bytes(store: SnapshotStore) -> int:
-    return sum(p.stat().st_size for p in store.directory.rglob("*") if p.is_file())
+    return sum(p.stat().st_size for p in Path(store.directory).rglob("*") if p.is_file())
 
 
 @pytest.fixture
@@ -563,7 +563,7 @@ def test_current_state_matches_take_and_writes_nothing(root: Path, store: Snapsh
     state = store.current_state(root, "/etc//a.conf")
     assert state.path == "/etc/a.conf" and state.kind == "file"
     assert state.digest == hashlib.sha256(b"hello").hexdigest() and state.size == 5
-    assert not store.directory.exists()
+    assert not Path(store.directory).exists()
     assert store.current_state(root, "/etc/none/x").created_dirs == ("/etc/none",)
     assert state.same_content_as(store.take(root, ["/etc/a.conf"]).files[0])
 
@@ -628,7 +628,7 @@ def test_identical_content_is_stored_once(root: Path, loose_store: SnapshotStore
 def test_store_is_private(root: Path, store: SnapshotStore) -> None:
     write(root, "/etc/shadow", b"root:$6$secret:::\n", 0o600)
     store.take(root, ["/etc/shadow"])
-    for path in [store.directory, *store.directory.rglob("*")]:
+    for path in [Path(store.directory), *Path(store.directory).rglob("*")]:
         expected = 0o700 if path.is_dir() else 0o600
         assert stat.S_IMODE(path.stat().st_mode) == expected, path
 
@@ -683,7 +683,7 @@ def test_load_round_trip_and_hostile_ids(root: Path, store: SnapshotStore) -> No
 def test_damaged_manifest_is_reported(root: Path, store: SnapshotStore) -> None:
     write(root, "/etc/a.conf")
     snapshot = store.take(root, ["/etc/a.conf"])
-    manifest = store.snapshots_dir / f"{snapshot.id}.json"
+    manifest = Path(store.snapshots_dir) / f"{snapshot.id}.json"
     manifest.write_text("{not json")
     with pytest.raises(CorruptStoreError, match=f"{snapshot.id}.json: is not valid JSON"):
         store.load(snapshot.id)
@@ -707,12 +707,12 @@ def test_prune_reads_the_whole_store_only_when_something_may_be_unreferenced(
     deleted or a take fails, nothing can be unreferenced and prune skips the gc."""
     write(root, "/etc/a.conf", b"version 1\n")
     first = store.take(root, ["/etc/a.conf"])
-    assert not store.gc_clean.exists()  # a store that never collected: the first prune does
+    assert not Path(store.gc_clean).exists()  # a store that never collected: the first prune does
     stray = plant_stray(store)
-    assert store.prune({first.id}) == 0 and not stray.exists() and store.gc_clean.is_file()
+    assert store.prune({first.id}) == 0 and not stray.exists() and Path(store.gc_clean).is_file()
 
     stray = plant_stray(store)  # (a SIGKILLed take: nothing could mark it)
-    damaged = store.snapshots_dir / f"{first.id}.json"
+    damaged = Path(store.snapshots_dir) / f"{first.id}.json"
     saved = damaged.read_bytes()
     damaged.write_text("{not json")  # a gc would refuse to go on: prune did not read it
     assert store.prune({first.id}) == 0 and stray.exists()
@@ -721,7 +721,7 @@ def test_prune_reads_the_whole_store_only_when_something_may_be_unreferenced(
     write(root, "/etc/a.conf", b"version 2\n")
     second = store.take(root, ["/etc/a.conf"])
     store.forget([first.id])  # as the pacman hooks forget beyond HistoryLimit
-    assert not store.gc_clean.exists()
+    assert not Path(store.gc_clean).exists()
     assert store.prune({second.id}) == 0
     assert not stray.exists() and not object_path(store, first.files[0].digest).exists()
     assert store.read_content(store.load(second.id).files[0]) == b"version 2\n"
@@ -733,16 +733,16 @@ def test_a_failed_take_and_a_delete_leave_the_next_prune_a_whole_gc(
     write(root, "/etc/a.conf")
     kept = store.take(root, ["/etc/a.conf"])
     store.prune({kept.id})
-    assert store.gc_clean.is_file()
+    assert Path(store.gc_clean).is_file()
     os.mkfifo(root / "etc/fifo")
     with pytest.raises(SnapshotError):
         store.take(root, ["/etc/a.conf", "/etc/fifo"])
-    assert not store.gc_clean.exists()
+    assert not Path(store.gc_clean).exists()
     store.prune({kept.id})
     other = store.take(root, ["/etc/a.conf"])
-    assert store.gc_clean.is_file()
+    assert Path(store.gc_clean).is_file()
     store.delete(other.id)  # its own whole gc, which stamps the store clean again
-    assert store.gc_clean.is_file() and store.load(kept.id).files == kept.files
+    assert Path(store.gc_clean).is_file() and store.load(kept.id).files == kept.files
 
 
 PRUNE_ALL = """
@@ -767,7 +767,7 @@ def test_something_else_at_the_stamps_path_never_hangs_or_stops_a_prune(
      "symlink": lambda path: os.symlink("/etc/passwd", path)}[what](store.gc_clean)  # fmt: skip
     stray = plant_stray(store)
     store.forget([first.id])
-    assert not (store.snapshots_dir / f"{first.id}.json").exists()
+    assert not (Path(store.snapshots_dir) / f"{first.id}.json").exists()
     pruned = subprocess.run([sys.executable, "-c", PRUNE_ALL, str(store.directory)],
                             capture_output=True, text=True, timeout=60,
                             env={"PYTHONPATH": str(REPO)})  # fmt: skip
@@ -781,7 +781,7 @@ def test_a_compose_that_fails_leaves_the_next_prune_a_whole_gc(
     write(root, "/etc/a.conf")
     kept = store.take(root, ["/etc/a.conf"])
     store.prune({kept.id})
-    assert store.gc_clean.is_file()
+    assert Path(store.gc_clean).is_file()
 
     def full_disk(*_args: object, **_kwargs: object) -> str:
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -790,8 +790,8 @@ def test_a_compose_that_fails_leaves_the_next_prune_a_whole_gc(
     with pytest.raises(OSError):
         store.compose(kept.files, kept.created)
     monkeypatch.undo()
-    assert not store.gc_clean.exists()
-    assert store.prune({kept.id}) == 0 and store.gc_clean.is_file()
+    assert not Path(store.gc_clean).exists()
+    assert store.prune({kept.id}) == 0 and Path(store.gc_clean).is_file()
 
 
 def test_snapshot_ids_sort_by_time(root: Path, store: SnapshotStore) -> None:
@@ -1045,7 +1045,7 @@ def test_a_lost_object_is_stored_again_by_the_next_snapshot(
     (root / "etc/a.conf").write_text("a\n")
     first = loose_store.take(root, ["/etc/a.conf"])
     digest = first.get("/etc/a.conf").digest
-    loose_store.objects.path(digest).unlink()
+    os.unlink(loose_store.objects.path(digest))
     # a record old enough to be trusted: only the missing object makes clp read the file
     trusted = Snapshot(first.id, first.created + 10, first.files)
     hashed = loose_store.bytes_hashed
@@ -1066,4 +1066,4 @@ def test_a_large_snapshot_lists_the_objects_once(root: Path, store: SnapshotStor
     for state in second.files:
         number = int(Path(state.path).stem)
         assert store.read_content(state) == f"{number % 7}\n".encode()
-    assert not list(store.tmp_dir.iterdir())  # every staged temp file was named or dropped
+    assert not list(Path(store.tmp_dir).iterdir())  # every staged temp file was named or dropped

@@ -461,7 +461,7 @@ def test_a_file_conflict_fails_with_pacmans_words(
     assert "\n" not in message
     assert query(root) == {"libfoo": "2-1", "other": "1-1"}
     assert (root / "usr/lib/other").read_bytes() == b"o"
-    assert not (config.host_dbpath / "db.lck").exists()
+    assert not (Path(config.host_dbpath) / "db.lck").exists()
 
 
 def test_a_missing_dependency_fails_and_keeps_the_installed_version(
