@@ -16,16 +16,16 @@ from __future__ import annotations
 
 import glob
 import os
-from pathlib import Path
 
 from clp_alpm.config import Config, read_config_bytes, refuse_special_include
 from clp_alpm.errors import ConfigError, UsageError
-from clp_alpm.paths import PACMAN_CONF, resolve_inside, target_of, under_root
+from clp_alpm.paths import PACMAN_CONF, is_file, resolve_inside, target_of, under_root
 
 TYPE_CHECKING = False  # no typing at run time: see clp_alpm.cli.entry
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from dataclasses import dataclass
+    from pathlib import Path
 
     from _typeshed import StrPath
 else:  # the listings start without dataclasses (inspect, ast), see clp_alpm/plaindata.py
@@ -63,12 +63,12 @@ def read_pacman_conf(root: StrPath, conf: StrPath, strict: bool = True) -> list[
     that matches nothing or cannot be read is skipped instead of raising ConfigError.
     """
     entries: list[ConfEntry] = []
-    _read_conf_file(Path(root), Path(conf), entries, [None], depth=0, strict=strict)
+    _read_conf_file(os.fspath(root), os.fspath(conf), entries, [None], depth=0, strict=strict)
     return entries
 
 
 def _read_conf_file(
-    root: Path, path: Path, out: list[ConfEntry], section: list[str | None], depth: int,
+    root: str, path: str, out: list[ConfEntry], section: list[str | None], depth: int,
     strict: bool,
 ) -> None:  # fmt: skip
     if depth > MAX_INCLUDE_DEPTH:
@@ -99,17 +99,17 @@ def _read_conf_file(
 
 
 def _read_included(
-    root: Path, path: Path, out: list[ConfEntry], section: list[str | None], depth: int,
+    root: str, path: str, out: list[ConfEntry], section: list[str | None], depth: int,
     strict: bool,
 ) -> None:  # fmt: skip
     try:
         _read_conf_file(root, path, out, section, depth + 1, strict)
     except ConfigError:
-        if strict or path.is_file():
+        if strict or is_file(path):
             raise  # a file that exists but is broken is an error even for a lenient reader
 
 
-def _read_conf_text(path: Path) -> str:
+def _read_conf_text(path: str) -> str:
     try:
         return read_config_bytes(path).decode("utf-8")
     except FileNotFoundError:
@@ -120,7 +120,7 @@ def _read_conf_text(path: Path) -> str:
         raise ConfigError(f"{path}: cannot read ({err.strerror})") from None
 
 
-def _include_matches(root: Path, pattern: str, source: str, strict: bool) -> list[Path]:
+def _include_matches(root: str, pattern: str, source: str, strict: bool) -> list[str]:
     if not pattern.startswith("/"):
         if strict:
             raise ConfigError(f"{source}: Include needs an absolute path, got '{pattern}'")
@@ -142,18 +142,18 @@ def _include_matches(root: Path, pattern: str, source: str, strict: bool) -> lis
     return matches
 
 
-def glob_under_root(root: StrPath, pattern: str) -> list[Path]:
+def glob_under_root(root: StrPath, pattern: str) -> list[str]:
     """Host paths matching the target glob `pattern`, sorted; the root itself is never a glob."""
     try:
-        clean = under_root(Path("/"), pattern)
+        clean = under_root("/", pattern)
     except UsageError as err:
         raise ConfigError(f"Include {pattern}: {err}") from None
     prefix = glob.escape(os.fspath(root).rstrip("/"))
     found = []
-    for match in sorted(glob.glob(prefix + str(clean))):
+    for match in sorted(glob.glob(prefix + clean)):
         target = target_of(root, match)
         try:  # the match's name is inside the root: what it resolves to must be too
-            found.append(Path(resolve_inside(root, target) if target is not None else match))
+            found.append(resolve_inside(root, target) if target is not None else match)
         except UsageError as err:
             raise ConfigError(f"Include {pattern}: {err}") from None
     return found
@@ -187,6 +187,8 @@ def pacman_settings(
 
     A missing default pacman.conf means pacman's defaults; a missing explicit one is an error.
     """
+    from pathlib import Path  # the settings' paths: not for reading pacman.conf (`clp pins`)
+
     conf = Path(pacman_conf if pacman_conf is not None else config.host(PACMAN_CONF))
     if pacman_conf is not None or conf.exists():
         entries = read_pacman_conf(config.root, conf)
@@ -244,6 +246,8 @@ def _joined(options: list[ConfEntry], key: str) -> str:
 
 
 def _host_paths(config: Config, target_paths: list[str], key: str) -> list[Path]:
+    from pathlib import Path
+
     paths = []
     for target in target_paths:
         try:

@@ -17,7 +17,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from dataclasses import dataclass
-    from pathlib import Path
 else:  # the pacman hook's path: no dataclasses, see clp_alpm/plaindata.py
     from clp_alpm.plaindata import dataclass
 
@@ -213,12 +212,12 @@ def pins_included(config: Config, pacman_conf: str | None = None) -> bool:
             continue
         if entry.value.strip() == PINS_FILE:
             return True
-        if pins_path in map(str, _matches(config.root, entry.value)):
+        if pins_path in _matches(config.root, entry.value):
             return True
     return False
 
 
-def _matches(root: str, pattern: str) -> list[Path]:
+def _matches(root: str, pattern: str) -> list[str]:
     from clp_alpm.system.pacmanconf import glob_under_root
 
     try:

@@ -16,7 +16,6 @@ FORBIDDEN = {
                      "clp_alpm.formats.inspect", "clp_alpm.formats.extract", "zipfile", "tarfile"),
     "XML": ("lxml", "clp_alpm.formats.meta", "clp_alpm.formats.pkginfo"),
     "download code": ("clp_alpm.system.download", "http", "ssl", "email", "urllib.request"),
-    "pathlib": ("pathlib",),  # their modules hold paths as strings: 2-3 ms of each start
 }  # fmt: skip
 
 # The modules of the command groups (clp_alpm/cli/main.py's COMMANDS point into them).
