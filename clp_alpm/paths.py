@@ -39,9 +39,9 @@ def normalize_target_path(path: str) -> str:
     return clean
 
 
-# What pathlib's exists(), is_dir() and is_file() read as "not there"; any other error of the
-# look-up (EACCES: a user in root's state directory) is raised, not taken for absence as
-# os.path's are.
+# What pathlib's exists(), is_dir() and is_file() (up to Python 3.13) read as "not there"; any
+# other error of the look-up (EACCES: a user in root's state directory) is raised, not taken
+# for absence as os.path's are: "cannot read clp's state; run as root", not an empty state.
 _ABSENT = (errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP)
 
 
@@ -79,8 +79,8 @@ def is_symlink(path: StrPath) -> bool:
 
 def clean_host_path(path: StrPath) -> str:
     """`path` made absolute (from the working directory) with empty and `.` components dropped,
-    as pathlib spells it; `..` stays, for the kernel to resolve (a link before it may lead
-    anywhere)."""
+    as pathlib spells it (but for one leading slash where pathlib keeps two); `..` stays, for
+    the kernel to resolve (a link before it may lead anywhere)."""
     text = os.fspath(path)
     if not text.startswith("/"):
         text = os.getcwd() + "/" + text
