@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -52,13 +53,17 @@ print(state_db.get_setting("k"))
 """
 
 
+def run_probe(python: str, probe: str, state_dir: Path) -> list[str]:
+    """What `probe` prints, run by `python` without site (as the launcher starts it)."""
+    result = subprocess.run([python, "-S", "-c", probe, str(state_dir)], capture_output=True,
+                            text=True, timeout=60, env={"PYTHONPATH": str(REPO)})  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return result.stdout.splitlines()
+
+
 @pytest.mark.parametrize("python", pythons.each_version())
 def test_pathlib_and_sqlite3_load_alone_and_the_others_stay_real(python, tmp_path):
-    env = {"PYTHONPATH": str(REPO)}  # -S: no site, as the launcher starts
-    result = subprocess.run([python, "-S", "-c", PROBE, str(tmp_path)], capture_output=True,
-                            text=True, timeout=60, env=env)  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == [
+    assert run_probe(python, PROBE, tmp_path) == [
         "[]",
         "['pathlib']",
         "file:///a%20b/c",
@@ -108,8 +113,4 @@ print(sys.modules["functools"] is functools, functools.reduce(max, [3, 9, 4]),
 
 @pytest.mark.parametrize("python", pythons.each_version())
 def test_the_hooks_path_loads_sqlite_alone_and_no_pathlib(python, tmp_path):
-    env = {"PYTHONPATH": str(REPO)}  # -S: no site, as the launcher starts
-    result = subprocess.run([python, "-S", "-c", HOOK_PROBE, str(tmp_path)], capture_output=True,
-                            text=True, timeout=60, env=env)  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == ["[]", "v", "True 9 2"]
+    assert run_probe(python, HOOK_PROBE, tmp_path) == ["[]", "v", "True 9 2"]
