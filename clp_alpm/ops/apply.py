@@ -85,7 +85,7 @@ def plan_apply(
             f"{host_patch_dir} already exists and holds no patch clp could adopt "
             f"(no Install or Remove script); move it away first"
         )
-    scripts.find_interpreter(Path(config.root), config.interpreter)
+    scripts.find_interpreter(config.root, config.interpreter)
     archive = patch.archive
     files = list(meta.files)
     record = applied_record(patch)
@@ -140,7 +140,7 @@ def restart_services(session: Session, record: PatchRecord) -> list[RestartResul
     units = list(record.meta.restart)
     if not units:
         return []
-    results = try_restart(units, Path(session.config.root))
+    results = try_restart(units, session.config.root)
     for result in results:
         session.log.write(LOG_TAG, f"{record.id}: {result.unit} {result.status}: {result.message}")
     return results

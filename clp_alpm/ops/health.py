@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 from clp_alpm.bootid import current_boot_id
@@ -105,7 +104,7 @@ def boot_check(session: Session, early: bool) -> BootReport:
     """`clp boot-check [--early]`: refuses a hostile boot id or health directory before
     recording anything."""
     boot_id = current_boot_id()
-    health.check_health_dirs(Path(session.config.root))
+    health.check_health_dirs(session.config.root)
     if early:
         return _early(session, boot_id)
     return _late(session, boot_id)

@@ -147,8 +147,8 @@ class RebuildPackageStep(Handler):
 
         dest = Path(run.args["dest"])
         installed = repackage.installed_package(
-            Path(self.config.root),
-            Path(self.config.host_dbpath),
+            self.config.root,
+            self.config.host_dbpath,
             run.args["name"],
             run.args["version"],
         )
@@ -156,9 +156,7 @@ class RebuildPackageStep(Handler):
             raise UsageError(f"{dest} already exists: move it away first")
         dest.parent.mkdir(parents=True, exist_ok=True)
         run.save(created=[str(dest)])
-        _write_new(
-            dest, lambda out: repackage.write_package(Path(self.config.root), installed, out)
-        )
+        _write_new(dest, lambda out: repackage.write_package(self.config.root, installed, out))
 
     def undo(self, run: StepRun) -> None:
         _remove_created(run)

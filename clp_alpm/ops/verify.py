@@ -99,7 +99,7 @@ def verify_patch(
     _copy_signature(path, Path(f"{path}.sig"), staged_sig, staging)
     verifier = None
     if signature_wanted(path.name, staged_sig, level, setting=setting, hint=hint):
-        verifier = StreamedVerification(path.name, staged_sig, Path(config.host_keyring))
+        verifier = StreamedVerification(path.name, staged_sig, config.host_keyring)
     unpacked = _unpack_dir(path, staging) if unpack else None
     try:
         try:
@@ -163,7 +163,7 @@ def _signature_first(
     """The archive was refused: when its signature is bad too, say that instead (as a
     signature is checked before anything else is believed). Nothing is extracted after
     this, so the file itself is verified, read once more."""
-    check_signature(path, level, Path(config.host_keyring), staged_sig, setting=setting, hint=hint)
+    check_signature(path, level, config.host_keyring, staged_sig, setting=setting, hint=hint)
 
 
 def _open_patch(path: Path) -> IO[bytes]:
@@ -213,7 +213,7 @@ def describe_patch_file(config: Config, path: Path) -> dict[str, Any]:
         signer, error, verifier = None, None, None
         try:
             if signature_wanted(path.name, signature, config.siglevel):
-                verifier = StreamedVerification(path.name, signature, Path(config.host_keyring))
+                verifier = StreamedVerification(path.name, signature, config.host_keyring)
         except SignatureError as err:
             error = str(err)
         try:
